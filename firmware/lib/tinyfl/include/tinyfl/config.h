@@ -1,0 +1,36 @@
+// Compile-time capacities of the node core. Every static buffer is sized from these; override any
+// of them with -D in platformio.ini (build_flags) to fit a board.
+#pragma once
+
+#ifndef TINYFL_MAX_DIM
+#define TINYFL_MAX_DIM 64  // embedding size d
+#endif
+#ifndef TINYFL_MAX_CLASSES
+#define TINYFL_MAX_CLASSES 12  // classes k
+#endif
+#ifndef TINYFL_CACHE_CAPACITY
+#define TINYFL_CACHE_CAPACITY 512  // embeddings kept in the ring buffer
+#endif
+#ifndef TINYFL_MAX_EPOCHS
+#define TINYFL_MAX_EPOCHS 64  // local epochs per round (docs/WIRE.md: 1..64)
+#endif
+#ifndef TINYFL_MAX_NODE_ID
+#define TINYFL_MAX_NODE_ID 32  // bytes in a node id
+#endif
+#ifndef TINYFL_MQTT_RX_BUFFER
+#define TINYFL_MQTT_RX_BUFFER 4096  // largest incoming MQTT packet; bigger ones are dropped
+#endif
+#ifndef TINYFL_MQTT_TX_BUFFER
+#define TINYFL_MQTT_TX_BUFFER 4096  // outgoing MQTT bytes not yet written to the pipe
+#endif
+
+namespace tinyfl {
+constexpr unsigned kMaxDim = TINYFL_MAX_DIM;
+constexpr unsigned kMaxClasses = TINYFL_MAX_CLASSES;
+constexpr unsigned kHeadValues = kMaxClasses * (kMaxDim + 1);  // weights plus bias column
+constexpr unsigned kCacheCapacity = TINYFL_CACHE_CAPACITY;
+constexpr unsigned kMaxEpochs = TINYFL_MAX_EPOCHS;
+constexpr unsigned kMaxNodeId = TINYFL_MAX_NODE_ID;
+constexpr unsigned kMqttRxBuffer = TINYFL_MQTT_RX_BUFFER;
+constexpr unsigned kMqttTxBuffer = TINYFL_MQTT_TX_BUFFER;
+}  // namespace tinyfl
