@@ -40,6 +40,16 @@ env.Append(
 )
 # PlatformIO itself passes the board's build.ldscript to the linker (-T).
 elf = env.BuildProgram()
+# Every link prints flash and RAM per component (tools/firmware_size.py reads the map file).
+size_script = os.path.join("$PROJECT_DIR", "tools", "firmware_size.py")
+if os.path.isfile(os.path.join(env.subst("$PROJECT_DIR"), "tools", "firmware_size.py")):
+    env.AddPostAction(
+        elf,
+        env.VerboseAction(
+            '"$PYTHONEXE" "%s" "%s"' % (size_script, os.path.join("$BUILD_DIR", "firmware.map")),
+            "Flash and RAM per component",
+        ),
+    )
 AlwaysBuild(env.Alias("size", elf, env.VerboseAction("$SIZETOOL -A -d $SOURCES", "Program size")))
 
 # `pio run -e <env> -t upload`: the emulated board's "flash" is booting the ELF in QEMU.

@@ -1,0 +1,48 @@
+# TinyFL: `make demo` runs the main job, `make test` the whole test suite. Both set up what is
+# missing first (Debian packages, the Python package with its extras, offline PlatformIO).
+PYTHON ?= python3
+PIO ?= pio
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm mosquitto clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 30
+
+.PHONY: setup setup-apt setup-python setup-pio firmware test test-firmware test-fuzz test-python demo clean
+
+setup: setup-apt setup-python setup-pio
+
+# Installs only what is missing, so a set-up machine does no network work at all.
+setup-apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+setup-python:
+	@$(PYTHON) -c "import tinyfl, paho.mqtt, serial, platformio, SCons, pytest, hypothesis" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q -e '.[firmware,test]'
+
+setup-pio:
+	@$(PYTHON) tools/setup_platformio.py
+
+firmware: setup
+	$(PIO) run -e native -e qemu_cortex_m4
+
+test-firmware: setup
+	$(PIO) test -e native
+	$(PIO) run -e native -e qemu_cortex_m4
+	$(PYTHON) tools/firmware_size.py .pio/build/qemu_cortex_m4/firmware.map --check
+
+test-fuzz: setup
+	tools/fuzz.sh $(FUZZ_SECONDS)
+
+test-python: setup
+	$(PYTHON) -m pytest -q
+
+test: test-firmware test-fuzz test-python
+
+demo: firmware
+	$(PYTHON) tools/node_demo.py
+
+clean:
+	rm -rf .pio runs fuzz-out

@@ -1,0 +1,44 @@
+// The node's labelled samples, kept as int8 embeddings in a fixed ring buffer: when it is full the
+// oldest sample makes room for the newest, as a sensor node's recent history should.
+#pragma once
+#include <stdint.h>
+
+#include "tinyfl/config.h"
+#include "tinyfl/head.h"
+#include "tinyfl/status.h"
+
+namespace tinyfl {
+
+class EmbeddingCache final : public SampleSource {
+ public:
+  // Sets the embedding layout and empties the cache. value = (q - zero_point) * scale.
+  [[nodiscard]] Status configure(uint16_t dim, uint16_t n_classes, float scale, int32_t zero_point);
+  // Copies one embedding of `dim` values; overwrites the oldest sample when full.
+  [[nodiscard]] Status add(const int8_t* values, uint8_t label);
+  void clear() { count_ = next_ = 0; }
+
+  uint32_t size() const override { return count_; }
+  uint8_t label(uint32_t i) const override { return labels_[slot(i)]; }
+  void embedding(uint32_t i, float* x) const override;
+
+  uint16_t dim() const { return dim_; }
+  uint16_t n_classes() const { return n_classes_; }
+  static constexpr uint32_t capacity() { return kCacheCapacity; }
+
+ private:
+  // Sample i counts from the oldest one still held.
+  uint32_t slot(uint32_t i) const {
+    return count_ < kCacheCapacity ? i : (next_ + i) % kCacheCapacity;
+  }
+
+  int8_t values_[kCacheCapacity * kMaxDim] = {};
+  uint8_t labels_[kCacheCapacity] = {};
+  uint32_t count_ = 0;
+  uint32_t next_ = 0;
+  uint16_t dim_ = 0;
+  uint16_t n_classes_ = 0;
+  float scale_ = 1.0f;
+  int32_t zero_point_ = 0;
+};
+
+}  // namespace tinyfl

@@ -1,0 +1,115 @@
+// The node state machine: keeps an MQTT session to the broker over the port's byte pipe, announces
+// itself, and serves federated rounds (docs/WIRE.md, "Node behaviour on GLOBAL").
+//
+//   offline --pipe_open + CONNECT--> connecting --CONNACK--> online --GLOBAL--> train, publish UPDATE
+//      ^                                 |                      |
+//      +------ backoff (1 s .. 60 s) ----+---- pipe error, ping or CONNACK timeout, protocol error
+//
+// Everything runs from poll(): feed it time, it moves bytes and returns how long the caller may
+// sleep. Training runs inside poll() to completion; a round of a small head takes milliseconds.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tinyfl/cache.h"
+#include "tinyfl/config.h"
+#include "tinyfl/head.h"
+#include "tinyfl/mqtt.h"
+#include "tinyfl/port.h"
+#include "tinyfl/status.h"
+
+namespace tinyfl {
+
+constexpr uint32_t kFirmwareVersion = (0u << 16) | (1u << 8) | 0u;  // 0.1.0
+constexpr size_t kMaxTopicPrefix = 96;
+constexpr size_t kMaxTopic = kMaxTopicPrefix + kMaxNodeId + 16;
+// Largest UPDATE frame: float32 delta plus header, per-epoch losses and the node id.
+constexpr size_t kMaxUpdateFrame = 64 + kMaxNodeId + 4 * kMaxEpochs + 4 * kMaxClasses + 4 * kHeadValues;
+
+enum class Board : uint8_t { Native = 0, QemuCortexM4 = 1, Esp32Dev = 2, Nano33Ble = 3 };
+
+struct NodeConfig {
+  const char* node_id;       // 1..32 of [A-Za-z0-9_-]
+  const char* topic_prefix;  // e.g. "tinyfl/demo"
+  uint8_t model_hash[8];     // of the model (or feature specification) the samples come from
+  Board board;
+  uint16_t keep_alive_s;     // MQTT keep-alive; 0 picks 30 s
+  const char* username;      // nullable
+  const char* password;      // nullable
+};
+
+struct NodeCounters {
+  uint32_t connects;
+  uint32_t rounds_served;
+  uint32_t globals_rejected;
+  uint32_t oversized_dropped;
+  uint32_t protocol_errors;
+};
+
+class Node {
+ public:
+  // The node keeps references to `port` and `cache`; both must outlive it.
+  Node(Port& port, EmbeddingCache& cache);
+
+  // Checks the configuration and builds the topics. Call once before poll().
+  [[nodiscard]] Status begin(const NodeConfig& config);
+  // One step: (re)connect when due, move bytes both ways, handle packets and timers.
+  // Returns the milliseconds the caller may sleep (Port::wait) before the next step.
+  uint32_t poll();
+  // Runs poll() and Port::wait() forever: the main loop of a target with nothing else to do.
+  [[noreturn]] void run();
+
+  bool online() const { return state_ == State::Online; }
+  uint32_t last_round() const { return last_round_; }
+  const NodeCounters& counters() const { return counters_; }
+
+ private:
+  enum class State : uint8_t { Offline, Connecting, Online };
+
+  void start_connect(uint32_t now);
+  void drop_connection(const char* why, Status status);
+  void on_connected();
+  void handle_event(const mqtt::Event& ev);
+  void handle_global(const uint8_t* payload, size_t len);
+  [[nodiscard]] Status serve_round(const uint8_t* payload, size_t len, uint32_t* round_out);
+  [[nodiscard]] Status publish_hello();
+  void publish_pending_update();
+  void flush_tx();
+  void log_status(const char* what, Status s);
+
+  Port& port_;
+  EmbeddingCache& cache_;
+  NodeConfig config_{};
+  State state_ = State::Offline;
+  uint32_t next_attempt_ms_ = 0;
+  uint32_t backoff_ms_ = 0;
+  uint32_t connect_started_ms_ = 0;
+  uint32_t last_round_ = 0;
+  NodeCounters counters_{};
+
+  char topic_hello_[kMaxTopic] = {};
+  char topic_status_[kMaxTopic] = {};
+  char topic_update_[kMaxTopic] = {};
+  char topic_global_[kMaxTopic] = {};
+  char client_id_[kMaxNodeId + 10] = {};
+
+  uint8_t mqtt_rx_[kMqttRxBuffer] = {};
+  uint8_t mqtt_tx_[kMqttTxBuffer] = {};
+  mqtt::Client mqtt_;
+
+  // One round's working memory: the head being trained and the global head it started from.
+  float head_[kHeadValues] = {};
+  float global_head_[kHeadValues] = {};
+  int8_t codes_[kHeadValues] = {};
+  float scales_[kMaxClasses] = {};
+  HeadTrainer trainer_;
+
+  // The last UPDATE stays here until the broker acknowledges it, and is sent again after a
+  // reconnect (its round is still current: GLOBAL is retained and a new one supersedes it).
+  uint8_t update_frame_[kMaxUpdateFrame] = {};
+  size_t update_len_ = 0;
+  uint16_t update_packet_id_ = 0;
+  bool update_unacked_ = false;
+};
+
+}  // namespace tinyfl

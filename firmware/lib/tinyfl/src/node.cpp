@@ -1,0 +1,345 @@
+#include "tinyfl/node.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "tinyfl/logline.h"
+#include "tinyfl/quant.h"
+#include "tinyfl/rng.h"
+#include "tinyfl/wire.h"
+
+namespace tinyfl {
+
+namespace {
+
+constexpr uint32_t kBackoffMinMs = 1000;
+constexpr uint32_t kBackoffMaxMs = 60000;
+constexpr uint32_t kConnackTimeoutMs = 10000;
+constexpr uint32_t kIdleSleepMs = 1000;
+constexpr uint16_t kDefaultKeepAliveS = 30;
+constexpr uint8_t kUplinkBitsSupported = 0x0F;  // 8, 4, 2 bits and float32
+
+bool valid_node_id(const char* id) {
+  const size_t n = id != nullptr ? strlen(id) : 0;
+  if (n == 0 || n > kMaxNodeId) return false;
+  for (size_t i = 0; i < n; ++i) {
+    const char c = id[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// dst = a + b + c (+ d), or false when it does not fit.
+bool join(char* dst, size_t cap, const char* a, const char* b, const char* c, const char* d = "") {
+  const char* parts[] = {a, b, c, d};
+  size_t n = 0;
+  for (const char* p : parts) {
+    const size_t len = strlen(p);
+    if (n + len + 1 > cap) return false;
+    memcpy(dst + n, p, len);
+    n += len;
+  }
+  dst[n] = 0;
+  return true;
+}
+
+// Milliseconds from `now` until `deadline`, 0 when it has passed (wrap-safe).
+uint32_t ms_until(uint32_t deadline, uint32_t now) {
+  const int32_t left = static_cast<int32_t>(deadline - now);
+  return left > 0 ? static_cast<uint32_t>(left) : 0;
+}
+
+bool topic_equals(const char* topic, const char* t, uint16_t len) {
+  return strlen(topic) == len && memcmp(topic, t, len) == 0;
+}
+
+}  // namespace
+
+Node::Node(Port& port, EmbeddingCache& cache)
+    : port_(port), cache_(cache), mqtt_(mqtt_rx_, sizeof mqtt_rx_, mqtt_tx_, sizeof mqtt_tx_) {}
+
+Status Node::begin(const NodeConfig& config) {
+  if (!valid_node_id(config.node_id)) return Status::BadValue;
+  if (config.topic_prefix == nullptr || strlen(config.topic_prefix) == 0 ||
+      strlen(config.topic_prefix) > kMaxTopicPrefix)
+    return Status::BadValue;
+  if (cache_.dim() == 0) return Status::NoData;
+  config_ = config;
+  if (config_.keep_alive_s == 0) config_.keep_alive_s = kDefaultKeepAliveS;
+  const char* p = config.topic_prefix;
+  const char* id = config.node_id;
+  if (!join(topic_hello_, sizeof topic_hello_, p, "/nodes/", id, "/hello") ||
+      !join(topic_status_, sizeof topic_status_, p, "/nodes/", id, "/status") ||
+      !join(topic_update_, sizeof topic_update_, p, "/nodes/", id, "/update") ||
+      !join(topic_global_, sizeof topic_global_, p, "/global", ""))
+    return Status::TooLarge;
+  // A fixed client id per node: a reconnect replaces a stale session of the same node at once.
+  if (!join(client_id_, sizeof client_id_, "tinyfl-", id, "")) return Status::TooLarge;
+  LogLine line;
+  line.str("node ").str(id).str(" ready: ").u32(cache_.size()).str(" samples, d=").u32(cache_.dim())
+      .str(" k=").u32(cache_.n_classes());
+  port_.log(line.c_str());
+  return Status::Ok;
+}
+
+void Node::log_status(const char* what, Status s) {
+  LogLine line;
+  line.str(what).str(": ").str(status_name(s));
+  port_.log(line.c_str());
+}
+
+void Node::start_connect(uint32_t now) {
+  if (!port_.pipe_open()) {
+    drop_connection("broker unreachable", Status::PipeError);
+    return;
+  }
+  static const uint8_t kOffline[] = {'o', 'f', 'f', 'l', 'i', 'n', 'e'};
+  mqtt::ConnectOptions opts{};
+  opts.client_id = client_id_;
+  opts.will_topic = topic_status_;
+  opts.will_payload = kOffline;
+  opts.will_len = sizeof kOffline;
+  opts.will_qos = 1;
+  opts.will_retain = true;
+  opts.keep_alive_s = config_.keep_alive_s;
+  opts.clean_session = true;
+  opts.username = config_.username;
+  opts.password = config_.password;
+  const Status s = mqtt_.connect(opts, now);
+  if (s != Status::Ok) {
+    drop_connection("connect", s);
+    return;
+  }
+  state_ = State::Connecting;
+  connect_started_ms_ = now;
+  ++counters_.connects;
+}
+
+void Node::drop_connection(const char* why, Status status) {
+  if (state_ != State::Offline || status != Status::PipeError) log_status(why, status);
+  mqtt_.reset();
+  port_.pipe_close();
+  state_ = State::Offline;
+  // Exponential backoff with jitter so a fleet does not reconnect in lockstep after a broker restart.
+  backoff_ms_ = backoff_ms_ == 0 ? kBackoffMinMs : (backoff_ms_ * 2 > kBackoffMaxMs ? kBackoffMaxMs : backoff_ms_ * 2);
+  next_attempt_ms_ = port_.millis() + backoff_ms_ / 2 + port_.entropy() % (backoff_ms_ / 2 + 1);
+}
+
+Status Node::publish_hello() {
+  HelloFields hello{};
+  hello.node_id = config_.node_id;
+  hello.node_id_len = static_cast<uint8_t>(strlen(config_.node_id));
+  hello.fw_version = kFirmwareVersion;
+  memcpy(hello.model_hash, config_.model_hash, sizeof hello.model_hash);
+  hello.n_samples = cache_.size();
+  hello.free_ram = 0;
+  hello.max_payload = static_cast<uint32_t>(kMqttRxBuffer) - static_cast<uint32_t>(strlen(topic_global_)) - 8;
+  hello.embed_dim = cache_.dim();
+  hello.n_classes = cache_.n_classes();
+  hello.uplink_bits = kUplinkBitsSupported;
+  hello.board = static_cast<uint8_t>(config_.board);
+  uint8_t frame[128];
+  size_t len = 0;
+  Status s = encode_hello(hello, frame, sizeof frame, &len);
+  if (s != Status::Ok) return s;
+  uint16_t pid = 0;
+  static const uint8_t kOnline[] = {'o', 'n', 'l', 'i', 'n', 'e'};
+  s = mqtt_.publish(topic_status_, kOnline, sizeof kOnline, 1, true, &pid);
+  if (s != Status::Ok) return s;
+  return mqtt_.publish(topic_hello_, frame, len, 1, true, &pid);
+}
+
+void Node::on_connected() {
+  state_ = State::Online;
+  backoff_ms_ = 0;
+  Status s = publish_hello();
+  uint16_t pid = 0;
+  if (s == Status::Ok) s = mqtt_.subscribe(topic_global_, 1, &pid);
+  if (s != Status::Ok) {
+    drop_connection("announce", s);
+    return;
+  }
+  port_.log("online");
+  publish_pending_update();
+}
+
+void Node::publish_pending_update() {
+  if (!update_unacked_ || state_ != State::Online) return;
+  const Status s = mqtt_.publish(topic_update_, update_frame_, update_len_, 1, false, &update_packet_id_);
+  if (s != Status::Ok) log_status("publish update", s);
+}
+
+void Node::handle_event(const mqtt::Event& ev) {
+  switch (ev.type) {
+    case mqtt::EventType::Connected:
+      on_connected();
+      break;
+    case mqtt::EventType::ConnectRefused: {
+      LogLine line;
+      line.str("broker refused connection, code ").u32(ev.code);
+      port_.log(line.c_str());
+      drop_connection("connect refused", Status::Protocol);
+      break;
+    }
+    case mqtt::EventType::SubAck:
+      if (ev.code == 0x80) drop_connection("subscribe refused", Status::Protocol);
+      break;
+    case mqtt::EventType::PubAck:
+      if (update_unacked_ && ev.packet_id == update_packet_id_) update_unacked_ = false;
+      break;
+    case mqtt::EventType::Message:
+      if (topic_equals(topic_global_, ev.topic, ev.topic_len)) handle_global(ev.payload, ev.payload_len);
+      break;
+    case mqtt::EventType::OversizedDropped:
+      ++counters_.oversized_dropped;
+      log_status("dropped a message larger than the receive buffer", Status::TooLarge);
+      break;
+    case mqtt::EventType::PingTimeout:
+      drop_connection("broker silent", Status::Timeout);
+      break;
+    case mqtt::EventType::ProtocolError:
+      ++counters_.protocol_errors;
+      drop_connection("mqtt", Status::Protocol);
+      break;
+    case mqtt::EventType::None:
+      break;
+  }
+}
+
+void Node::handle_global(const uint8_t* payload, size_t len) {
+  uint32_t round = 0;
+  const Status s = serve_round(payload, len, &round);
+  if (s == Status::Ok) return;
+  // The retained GLOBAL comes back after every reconnect: an already served round is routine.
+  if (s == Status::StaleRound) {
+    publish_pending_update();
+    return;
+  }
+  ++counters_.globals_rejected;
+  LogLine line;
+  line.str("round ").u32(round).str(" rejected: ").str(status_name(s));
+  port_.log(line.c_str());
+}
+
+Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out) {
+  GlobalView g{};
+  Status s = decode_global_frame(payload, len, &g);
+  if (s != Status::Ok) return s;
+  *round_out = g.round_id;
+  if (g.round_id <= last_round_) return Status::StaleRound;
+  if (!g.selects(config_.node_id, strlen(config_.node_id))) {
+    last_round_ = g.round_id;  // not ours: nothing to do until the next round
+    return Status::NotSelected;
+  }
+  if (memcmp(g.model_hash, config_.model_hash, sizeof g.model_hash) != 0) return Status::WrongModel;
+  const uint16_t d = cache_.dim(), k = cache_.n_classes();
+  if (g.embed_dim != d || g.n_classes != k || g.head.rows != k || g.head.cols != d + 1u)
+    return Status::WrongShape;
+  if (g.epochs > kMaxEpochs) return Status::Unsupported;
+  if (cache_.size() == 0) return Status::NoData;
+  const size_t n = static_cast<size_t>(k) * (d + 1u);
+  for (size_t i = 0; i < n; ++i) {
+    global_head_[i] = g.head.value(i);
+    if (!isfinite(global_head_[i])) return Status::NonFinite;
+  }
+
+  TrainConfig tc{};
+  tc.epochs = g.epochs;
+  tc.batch_size = g.batch_size;
+  tc.lr = g.lr;
+  tc.prox_mu = g.prox_mu;
+  tc.clip_norm = g.clip_norm;
+  Rng rng = round_rng(g.seed, config_.node_id, g.round_id);
+  TrainResult result{};
+  s = trainer_.train_local(global_head_, head_, d, k, cache_, tc, rng, &result);
+  if (s != Status::Ok) return s;
+
+  UpdateFields u{};
+  u.round_id = g.round_id;
+  u.node_id = config_.node_id;
+  u.node_id_len = static_cast<uint8_t>(strlen(config_.node_id));
+  memcpy(u.model_hash, config_.model_hash, sizeof u.model_hash);
+  u.n_samples = result.n_samples;
+  u.epochs = result.epochs;
+  u.epoch_loss = result.epoch_loss;
+  u.accuracy = result.accuracy;
+  u.update_norm = result.update_norm;
+  u.delta.bits = g.uplink_bits;
+  u.delta.scale_mode = g.uplink_bits == 32 ? 0 : g.uplink_scale_mode;
+  u.delta.rows = k;
+  u.delta.cols = static_cast<uint16_t>(d + 1u);
+  if (g.uplink_bits == 32) {
+    u.delta.values = head_;  // train_local leaves the (clipped) delta in head_
+  } else {
+    s = quantize(head_, k, static_cast<uint16_t>(d + 1u), g.uplink_bits, u.delta.scale_mode, rng, codes_, scales_);
+    if (s != Status::Ok) return s;
+    u.delta.codes = codes_;
+    u.delta.scales = scales_;
+  }
+  s = encode_update(u, update_frame_, sizeof update_frame_, &update_len_);
+  if (s != Status::Ok) return s;
+
+  last_round_ = g.round_id;
+  update_unacked_ = true;
+  ++counters_.rounds_served;
+  publish_pending_update();
+  LogLine line;
+  line.str("round ").u32(g.round_id).str(": ").u32(result.n_samples).str(" samples, ").u32(result.epochs)
+      .str(" epochs, loss ").f32(result.epoch_loss[0]).str(" -> ").f32(result.epoch_loss[result.epochs - 1])
+      .str(", acc ").f32(result.accuracy).str(", |delta| ").f32(result.update_norm).str(", ")
+      .u32(static_cast<uint32_t>(update_len_)).str(" B up");
+  port_.log(line.c_str());
+  return Status::Ok;
+}
+
+void Node::flush_tx() {
+  while (mqtt_.tx_size() > 0) {
+    const int32_t n = port_.pipe_write(mqtt_.tx_data(), mqtt_.tx_size());
+    if (n < 0) {
+      drop_connection("pipe write", Status::PipeError);
+      return;
+    }
+    if (n == 0) return;  // the socket is full; the rest goes on the next poll
+    mqtt_.tx_consume(static_cast<size_t>(n));
+  }
+}
+
+uint32_t Node::poll() {
+  const uint32_t now = port_.millis();
+  if (state_ == State::Offline) {
+    if (ms_until(next_attempt_ms_, now) > 0) return ms_until(next_attempt_ms_, now);
+    start_connect(now);
+    if (state_ == State::Offline) return ms_until(next_attempt_ms_, port_.millis());
+  }
+  uint8_t chunk[256];
+  for (;;) {
+    const int32_t n = port_.pipe_read(chunk, sizeof chunk);
+    if (n < 0) {
+      drop_connection("pipe closed", Status::PipeError);
+      return ms_until(next_attempt_ms_, port_.millis());
+    }
+    if (n == 0) break;
+    size_t used = 0;
+    while (used < static_cast<size_t>(n) && state_ != State::Offline) {
+      mqtt::Event ev{};
+      used += mqtt_.feed(chunk + used, static_cast<size_t>(n) - used, port_.millis(), &ev);
+      handle_event(ev);
+      flush_tx();
+    }
+    if (state_ == State::Offline) return ms_until(next_attempt_ms_, port_.millis());
+  }
+  handle_event(mqtt_.poll(port_.millis()));
+  if (state_ == State::Connecting && port_.millis() - connect_started_ms_ > kConnackTimeoutMs)
+    drop_connection("no CONNACK", Status::Timeout);
+  if (state_ == State::Offline) return ms_until(next_attempt_ms_, port_.millis());
+  flush_tx();
+  return mqtt_.tx_size() > 0 ? 10 : kIdleSleepMs;
+}
+
+void Node::run() {
+  for (;;) port_.wait(poll());
+}
+
+}  // namespace tinyfl

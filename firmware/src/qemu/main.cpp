@@ -1,0 +1,47 @@
+// qemu_cortex_m4: a TinyFL node on QEMU mps2-an386. UART0 is the MQTT byte pipe (wired to the
+// broker by `-serial tcp:HOST:PORT`), UART1 the log; the node's config record and data blob are put
+// in PSRAM by QEMU's generic loader (see port_qemu.h for the addresses).
+#include "port_qemu.h"
+#include "tinyfl/blob.h"
+#include "tinyfl/logline.h"
+#include "tinyfl/node.h"
+#include "tinyfl/node_config.h"
+
+namespace {
+
+port_qemu::QemuPort port;
+tinyfl::EmbeddingCache sample_cache;
+tinyfl::Node node(port, sample_cache);
+
+[[noreturn]] void halt(const char* what, tinyfl::Status s) {
+  tinyfl::LogLine line;
+  line.str("fatal: ").str(what).str(": ").str(tinyfl::status_name(s));
+  port.log(line.c_str());
+  for (;;) port.wait(60000);
+}
+
+}  // namespace
+
+int main() {
+  port.begin();
+  tinyfl::NodeConfigRecord record;
+  tinyfl::Status s = tinyfl::parse_node_config(
+      reinterpret_cast<const uint8_t*>(port_qemu::kNodeConfigAddress), port_qemu::kNodeConfigMaxBytes, &record);
+  if (s != tinyfl::Status::Ok) halt("node config record at 0x21F00000", s);
+  tinyfl::BlobView blob;
+  s = tinyfl::parse_blob(reinterpret_cast<const uint8_t*>(port_qemu::kDataBlobAddress),
+                         port_qemu::kDataBlobMaxBytes, &blob);
+  if (s != tinyfl::Status::Ok) halt("data blob at 0x21000000", s);
+  s = tinyfl::load_samples(blob, sample_cache);
+  if (s != tinyfl::Status::Ok) halt("samples", s);
+
+  tinyfl::NodeConfig config{};
+  config.node_id = record.node_id;
+  config.topic_prefix = record.topic_prefix;
+  config.keep_alive_s = record.keep_alive_s;
+  config.board = tinyfl::Board::QemuCortexM4;
+  blob.copy_model_hash(config.model_hash);
+  s = node.begin(config);
+  if (s != tinyfl::Status::Ok) halt("node config", s);
+  node.run();
+}

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Flash and RAM per component of a firmware image, read from the GNU ld map file.
+
+The PlatformIO build of `qemu_cortex_m4` runs this after linking, so every build prints where the
+bytes go. With --check it also enforces the node's budgets and fails the build when an allocator
+(malloc/free/operator new/_sbrk) got linked into the image:
+
+  core (trainer, quantizer, codec, MQTT client, node): at most 24 KiB flash and 16 KiB RAM,
+  not counting the sample cache, the model and the stack.
+
+Usage: firmware_size.py MAP [--check] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FLASH_OUTPUT_SECTIONS = {".isr_vector", ".text", ".ARM.exidx", ".init_array", ".rodata"}
+RAM_OUTPUT_SECTIONS = {".data", ".bss"}
+CORE_COMPONENTS = ("trainer", "quantizer", "codec", "mqtt", "node")
+CORE_FLASH_BUDGET = 24 * 1024
+CORE_RAM_BUDGET = 16 * 1024
+ALLOCATOR_SYMBOLS = ("malloc", "free", "calloc", "realloc", "_sbrk", "_sbrk_r", "_malloc_r",
+                     "_Znwj", "_Znaj", "_Znwm", "_Znam", "_ZdlPv", "_ZdaPv")
+
+# Object file (archive member) -> component. Unlisted objects of the core count as "node".
+COMPONENT_OF_OBJECT = {
+    "head.o": "trainer",
+    "quant.o": "quantizer",
+    "rng.o": "quantizer",
+    "wire.o": "codec",
+    "crc32.o": "codec",
+    "blob.o": "codec",
+    "mqtt.o": "mqtt",
+}
+
+INPUT_LINE = re.compile(r"^\s+(\S+)?\s*0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
+OUTPUT_LINE = re.compile(r"^(\.\S+)\s+0x([0-9a-f]+)")
+
+
+@dataclass
+class Usage:
+    flash: int = 0
+    ram: int = 0
+    objects: dict[str, int] = field(default_factory=dict)
+
+
+def component_of(path: str, section: str) -> str:
+    """Which part of the node an input section belongs to."""
+    if "cache" in section:
+        return "sample cache"
+    if "model" in section:
+        return "model"
+    if ".stack" in section:
+        return "stack"
+    member = re.search(r"\(([^)]+)\)$", path)
+    obj = member.group(1) if member else Path(path).name
+    if "libtinyfl" in path:
+        return COMPONENT_OF_OBJECT.get(obj, "node")
+    if "port_" in path or "/src/" in path and "/lib" not in path:
+        return "port + main"
+    if obj.startswith("lib_a-") or "libc" in path or "libm" in path or "libgcc" in path or "crt" in obj:
+        return "C library"
+    return "port + main"
+
+
+def parse_map(text: str) -> dict[str, Usage]:
+    """Sums input-section sizes per component and memory (flash/RAM) from a GNU ld map."""
+    usage: dict[str, Usage] = {}
+    lines = text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("Linker script and memory map"))
+    except StopIteration:
+        raise SystemExit("error: not a GNU ld map file (no 'Linker script and memory map')")
+    output = ""
+    pending_name = ""
+    for line in lines[start:]:
+        out = OUTPUT_LINE.match(line)
+        if out:
+            output = out.group(1)
+            continue
+        if line.startswith(" ") and line.strip().startswith(".") and len(line.split()) == 1:
+            pending_name = line.strip()  # long input-section names wrap onto the next line
+            continue
+        m = INPUT_LINE.match(line)
+        if not m or not output:
+            pending_name = ""
+            continue
+        name = m.group(1) or pending_name
+        pending_name = ""
+        size = int(m.group(3), 16)
+        path = m.group(4).strip()
+        if size == 0 or not name or not name.startswith(".") or "load address" in path:
+            continue
+        in_flash = output in FLASH_OUTPUT_SECTIONS or output == ".data"
+        in_ram = output in RAM_OUTPUT_SECTIONS or output == ".stack"
+        if not (in_flash or in_ram):
+            continue
+        comp = component_of(path, name if output != ".stack" else ".stack")
+        u = usage.setdefault(comp, Usage())
+        if in_flash:
+            u.flash += size
+        if in_ram:
+            u.ram += size
+        u.objects[path] = u.objects.get(path, 0) + size
+    return usage
+
+
+def allocator_symbols(text: str) -> list[str]:
+    """Allocator functions that made it into the image (defined in a kept input section)."""
+    found = []
+    for sym in ALLOCATOR_SYMBOLS:
+        if re.search(rf"^\s+0x[0-9a-f]+\s+{re.escape(sym)}$", text, re.MULTILINE):
+            found.append(sym)
+    return found
+
+
+def report(usage: dict[str, Usage]) -> str:
+    rows = [f"{'component':<14} {'flash':>8} {'RAM':>8}"]
+    order = list(CORE_COMPONENTS) + sorted(k for k in usage if k not in CORE_COMPONENTS)
+    for comp in order:
+        if comp in usage:
+            rows.append(f"{comp:<14} {usage[comp].flash:>8} {usage[comp].ram:>8}")
+    core_flash = sum(usage[c].flash for c in CORE_COMPONENTS if c in usage)
+    core_ram = sum(usage[c].ram for c in CORE_COMPONENTS if c in usage)
+    rows.append(f"{'core total':<14} {core_flash:>8} {core_ram:>8}"
+                f"   (budget {CORE_FLASH_BUDGET} / {CORE_RAM_BUDGET})")
+    total_flash = sum(u.flash for u in usage.values())
+    total_ram = sum(u.ram for u in usage.values())
+    rows.append(f"{'image total':<14} {total_flash:>8} {total_ram:>8}")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("map", type=Path)
+    parser.add_argument("--check", action="store_true", help="fail when a budget is exceeded")
+    parser.add_argument("--json", type=Path, help="also write the numbers as JSON")
+    args = parser.parse_args()
+    text = args.map.read_text()
+    usage = parse_map(text)
+    print(report(usage))
+    allocators = allocator_symbols(text)
+    core_flash = sum(usage[c].flash for c in CORE_COMPONENTS if c in usage)
+    core_ram = sum(usage[c].ram for c in CORE_COMPONENTS if c in usage)
+    if args.json:
+        args.json.write_text(json.dumps({
+            "components": {k: {"flash": v.flash, "ram": v.ram} for k, v in usage.items()},
+            "core": {"flash": core_flash, "ram": core_ram},
+            "allocators": allocators,
+        }, indent=2) + "\n")
+    failures = []
+    if allocators:
+        failures.append(f"allocator linked: {', '.join(allocators)}")
+    if core_flash > CORE_FLASH_BUDGET:
+        failures.append(f"core flash {core_flash} > {CORE_FLASH_BUDGET}")
+    if core_ram > CORE_RAM_BUDGET:
+        failures.append(f"core RAM {core_ram} > {CORE_RAM_BUDGET}")
+    for f in failures:
+        print(f"error: {f}", file=sys.stderr)
+    if not allocators:
+        print("no allocator linked (malloc/free/operator new/_sbrk absent)")
+    return 1 if args.check and failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

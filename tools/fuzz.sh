@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds every libFuzzer target in firmware/fuzz/ with clang (ASan + UBSan) and runs each for a
+# bounded time, seeded with the golden vectors; then runs the Python decoder's atheris target.
+# Usage: tools/fuzz.sh [SECONDS_PER_TARGET]   (default 30). Exits non-zero on any finding.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-30}"
+out="fuzz-out"
+mkdir -p "$out"
+core_sources=(firmware/lib/tinyfl/src/*.cpp)
+for target in firmware/fuzz/fuzz_*.cpp; do
+  name="$(basename "$target" .cpp)"
+  echo "== $name: building"
+  clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+    -Ifirmware/lib/tinyfl/include "$target" "${core_sources[@]}" -o "$out/$name"
+  corpus="$out/corpus-$name"
+  mkdir -p "$corpus"
+  find testvectors -name '*.bin' -size -8k -exec cp {} "$corpus/" \; 2>/dev/null || true
+  echo "== $name: fuzzing for ${seconds}s"
+  (cd "$out" && "./$name" -max_total_time="$seconds" -print_final_stats=1 "corpus-$name" 2>"$name.log") || {
+    tail -n 40 "$out/$name.log"
+    echo "FAIL: $name found a crash; reproducer in $out/"
+    exit 1
+  }
+  grep -E "stat::number_of_executed_units|cov:" "$out/$name.log" | tail -n 2
+done
+if [ -f tests/fuzz/fuzz_wire.py ]; then
+  echo "== atheris: Python wire decoder for ${seconds}s"
+  python3 tests/fuzz/fuzz_wire.py -max_total_time="$seconds" >"$out/atheris.log" 2>&1 || {
+    tail -n 40 "$out/atheris.log"
+    echo "FAIL: the Python decoder raised something other than WireError"
+    exit 1
+  }
+  tail -n 2 "$out/atheris.log"
+fi
+echo "fuzzing done"
