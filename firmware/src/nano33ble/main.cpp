@@ -1,0 +1,42 @@
+// nano33ble: a TinyFL node on an Arduino Nano 33 BLE. The USB serial line is the MQTT byte pipe;
+// `tinyfl bridge --port /dev/ttyACM0 --broker mqtt://HOST:1883` connects it to the broker. Logs go
+// to the hardware UART (pins 0/1) so they never mix with MQTT bytes. Not buildable offline.
+#include <Arduino.h>
+
+#include "port_arduino.h"
+#include "tinyfl/node.h"
+
+#ifndef TINYFL_NODE_ID
+#define TINYFL_NODE_ID "nano-01"
+#endif
+#ifndef TINYFL_TOPIC_PREFIX
+#define TINYFL_TOPIC_PREFIX "tinyfl/default"
+#endif
+
+namespace {
+
+class SerialOpener final : public port_arduino::PipeOpener {
+ public:
+  bool open() override { return static_cast<bool>(Serial); }
+  void close() override {}
+  bool is_open() override { return static_cast<bool>(Serial); }
+} opener;
+
+port_arduino::ArduinoPort port(Serial, opener, Serial1);
+tinyfl::EmbeddingCache sample_cache;
+tinyfl::Node node(port, sample_cache);
+
+}  // namespace
+
+void setup() {
+  Serial.begin(115200);
+  Serial1.begin(115200);
+  if (sample_cache.configure(64, 5, 1.0f / 255.0f, -128) != tinyfl::Status::Ok) port.log("cache config failed");
+  tinyfl::NodeConfig config{};
+  config.node_id = TINYFL_NODE_ID;
+  config.topic_prefix = TINYFL_TOPIC_PREFIX;
+  config.board = tinyfl::Board::Nano33Ble;
+  if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
+}
+
+void loop() { port.wait(node.poll()); }
