@@ -1,0 +1,80 @@
+"""`tinyfl bridge`: connect a serial-only board's MQTT byte stream to a broker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from tinyfl.cli import Subparsers
+from tinyfl.errors import UsageError
+from tinyfl.transport.serial_bridge import (
+    BridgeConfig,
+    SerialBridge,
+    check_port_url,
+    parse_broker_url,
+)
+
+SUMMARY = "pipe a serial-only board's MQTT byte stream to a broker"
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "bridge",
+        help=SUMMARY,
+        description=(
+            "Move bytes between a board that speaks MQTT 3.1.1 over its serial line and a "
+            "broker's TCP port. Reconnects either side with backoff; stop with Ctrl-C or SIGTERM."
+        ),
+    )
+    parser.add_argument(
+        "--port",
+        required=True,
+        help="serial device or pyserial URL: /dev/ttyACM0, socket://HOST:PORT, loop://",
+    )
+    parser.add_argument(
+        "--broker",
+        default="mqtt://localhost:1883",
+        help="broker as mqtt://HOST[:PORT] (default: %(default)s)",
+    )
+    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default: %(default)s)")
+    parser.add_argument(
+        "--max-backoff",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="longest wait between reconnect attempts (default: %(default)s)",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> BridgeConfig:
+    """Validate everything up front so a typo exits with code 2 instead of retrying forever."""
+    if args.baud <= 0:
+        raise UsageError(f"--baud must be positive, got {args.baud}")
+    if args.max_backoff <= 0:
+        raise UsageError(f"--max-backoff must be positive, got {args.max_backoff}")
+    check_port_url(args.port)
+    return BridgeConfig(
+        port_url=args.port,
+        broker=parse_broker_url(args.broker),
+        baudrate=args.baud,
+        backoff_initial=min(0.25, args.max_backoff),
+        backoff_max=args.max_backoff,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    bridge = SerialBridge(config_from_args(args))
+    asyncio.run(_run_until_terminated(bridge))
+    return 0
+
+
+async def _run_until_terminated(bridge: SerialBridge) -> None:
+    """SIGTERM (systemd, docker stop) ends the bridge as cleanly as Ctrl-C does."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await bridge.run(stop)
