@@ -103,7 +103,7 @@ class Writer {
  private:
   void put(const uint8_t* p, size_t n) {
     uint8_t* dst = reserve(n);
-    if (dst != nullptr) memcpy(dst, p, n);
+    if (dst != nullptr && n > 0) memcpy(dst, p, n);  // memcpy from null is undefined even for 0
   }
   void advance(size_t n) {
     if (buf_ != nullptr && (status_ != Status::Ok || n > cap_ - pos_)) {

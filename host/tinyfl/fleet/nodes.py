@@ -1,0 +1,143 @@
+"""Start and stop emulated nodes: the native firmware as a Linux process, or the Cortex-M4 image
+in QEMU `mps2-an386` with UART0 wired to the broker as a TCP byte pipe.
+
+Each node gets a folder with its data blob, its config record (QEMU) and its log.
+"""
+
+from __future__ import annotations
+
+import enum
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinyfl.errors import TinyFLError, UsageError
+from tinyfl.fleet.config_record import encode_node_config
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+QEMU_MACHINE = "mps2-an386"
+QEMU_BLOB_ADDRESS = 0x21000000
+QEMU_CONFIG_ADDRESS = 0x21F00000
+
+
+class Emulator(enum.Enum):
+    NATIVE = "native"
+    QEMU = "qemu"
+
+    @property
+    def pio_env(self) -> str:
+        return "native" if self is Emulator.NATIVE else "qemu_cortex_m4"
+
+
+class FirmwareError(TinyFLError):
+    """The node firmware is missing or failed to build."""
+
+    exit_code = 6
+
+
+def firmware_image(emulator: Emulator, project_root: Path = PROJECT_ROOT) -> Path:
+    name = "program" if emulator is Emulator.NATIVE else "program.elf"
+    return project_root / ".pio" / "build" / emulator.pio_env / name
+
+
+def build_firmware(emulator: Emulator, project_root: Path = PROJECT_ROOT) -> Path:
+    """Runs `pio run -e <env>` (incremental, so cheap when up to date); returns the image path."""
+    pio = shutil.which("pio") or shutil.which("platformio")
+    if pio is None:
+        raise FirmwareError("PlatformIO (`pio`) not found; run `make setup`")
+    result = subprocess.run(
+        [pio, "run", "-s", "-e", emulator.pio_env],
+        cwd=project_root, capture_output=True, text=True, check=False,
+    )
+    image = firmware_image(emulator, project_root)
+    if result.returncode != 0 or not image.is_file():
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+        raise FirmwareError(f"`pio run -e {emulator.pio_env}` failed:\n{tail}")
+    return image
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    node_id: str
+    blob: Path
+    workdir: Path
+    emulator: Emulator = Emulator.NATIVE
+    keep_alive_s: int = 0
+
+
+class NodeProcess:
+    """One running node; `stop()` ends exactly the process it started."""
+
+    def __init__(self, spec: NodeSpec, image: Path, broker_host: str, broker_port: int,
+                 topic_prefix: str) -> None:
+        self.spec = spec
+        self.image = image
+        self.broker_host = broker_host
+        self.broker_port = broker_port
+        self.topic_prefix = topic_prefix
+        self.log_path = spec.workdir / f"{spec.node_id}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        s = self.spec
+        if s.emulator is Emulator.NATIVE:
+            cmd = [str(self.image), "--id", s.node_id,
+                   "--broker", f"{self.broker_host}:{self.broker_port}",
+                   "--data", str(s.blob), "--prefix", self.topic_prefix]
+            if s.keep_alive_s:
+                cmd += ["--keepalive", str(s.keep_alive_s)]
+            return cmd
+        config = s.workdir / f"{s.node_id}.cfg"
+        config.write_bytes(encode_node_config(s.node_id, self.topic_prefix, s.keep_alive_s))
+        return [
+            "qemu-system-arm", "-machine", QEMU_MACHINE, "-nographic", "-monitor", "none",
+            "-serial", f"tcp:{self.broker_host}:{self.broker_port},reconnect=1,nodelay=on",
+            "-serial", f"file:{self.log_path}",
+            "-device", f"loader,file={config},addr={QEMU_CONFIG_ADDRESS:#x},force-raw=on",
+            "-device", f"loader,file={s.blob},addr={QEMU_BLOB_ADDRESS:#x},force-raw=on",
+            "-kernel", str(self.image),
+        ]
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        if self.spec.emulator is Emulator.QEMU and shutil.which("qemu-system-arm") is None:
+            raise UsageError("qemu-system-arm not found; run `make setup`")
+        self.spec.workdir.mkdir(parents=True, exist_ok=True)
+        cmd = self.command()
+        if self.spec.emulator is Emulator.NATIVE:
+            log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL)
+            log.close()
+        else:
+            self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          stdin=subprocess.DEVNULL)
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """Abrupt death (power loss): no MQTT DISCONNECT, so the broker sends the last will."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=timeout)
