@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,17 @@ COMPONENT_OF_OBJECT = {
     "mqtt.o": "mqtt",
 }
 
+# Members of tinyfl::Node -> component, for splitting the one static Node object of a main.
+COMPONENT_OF_NODE_MEMBER = {
+    "mqtt_rx_": "mqtt", "mqtt_tx_": "mqtt", "mqtt_": "mqtt",
+    "trainer_": "trainer", "head_": "trainer", "global_head_": "trainer", "result_": "trainer",
+    "codes_": "quantizer", "scales_": "quantizer",
+}
+# `ptype /o` rows of direct members: "/* offset | size */    type name[N];" or, for a member of
+# class type, "/* offset | size */    class X {" ... "                               } name;"
+NODE_MEMBER_LINE = re.compile(r"^/\*\s+\d+\s+\|\s+(\d+) \*/    (\S.*)$")
+NODE_NESTED_END = re.compile(r"^ {31}} (\w+);$")
+
 INPUT_LINE = re.compile(r"^\s+(\S+)?\s*0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
 OUTPUT_LINE = re.compile(r"^(\.\S+)\s+0x([0-9a-f]+)")
 
@@ -51,9 +64,9 @@ class Usage:
 
 def component_of(path: str, section: str) -> str:
     """Which part of the node an input section belongs to."""
-    if "cache" in section:
+    if "sample_cache" in section or "sample_storage" in section:
         return "sample cache"
-    if "model" in section:
+    if "model_blob" in section:  # the backbone's weights, when a target compiles one in
         return "model"
     if ".stack" in section:
         return "stack"
@@ -68,7 +81,39 @@ def component_of(path: str, section: str) -> str:
     return "port + main"
 
 
-def parse_map(text: str) -> dict[str, Usage]:
+def node_layout(elf: Path) -> dict[str, int] | None:
+    """RAM of a tinyfl::Node per component, from the ELF's debug info (gdb's `ptype /o`)."""
+    gdb = shutil.which("gdb-multiarch") or shutil.which("gdb") or shutil.which("arm-none-eabi-gdb")
+    if gdb is None or not elf.is_file():
+        return None
+    out = subprocess.run([gdb, "-batch", "-ex", "ptype /o tinyfl::Node", str(elf)],
+                         capture_output=True, text=True, timeout=60, check=False).stdout
+    sizes: dict[str, int] = {}
+    nested_size = 0
+
+    def add(member: str, size: int) -> None:
+        comp = COMPONENT_OF_NODE_MEMBER.get(member, "node")
+        sizes[comp] = sizes.get(comp, 0) + size
+
+    for line in out.splitlines():
+        m = NODE_MEMBER_LINE.match(line)
+        if m and m.group(2).endswith("{"):
+            nested_size = int(m.group(1))
+        elif m:
+            name = re.search(r"(\w+)(\[\d+\])*;$", m.group(2))
+            if name:
+                add(name.group(1), int(m.group(1)))
+        elif nested_size and (end := NODE_NESTED_END.match(line)):
+            add(end.group(1), nested_size)
+            nested_size = 0
+    total = re.search(r"total size \(bytes\):\s+(\d+) \*/\s*\n\s*}\s*$", out)
+    if not sizes or total is None:
+        return None
+    sizes["node"] = sizes.get("node", 0) + int(total.group(1)) - sum(sizes.values())  # padding
+    return sizes
+
+
+def parse_map(text: str, node_split: dict[str, int] | None = None) -> dict[str, Usage]:
     """Sums input-section sizes per component and memory (flash/RAM) from a GNU ld map."""
     usage: dict[str, Usage] = {}
     lines = text.splitlines()
@@ -101,6 +146,11 @@ def parse_map(text: str) -> dict[str, Usage]:
         if not (in_flash or in_ram):
             continue
         comp = component_of(path, name if output != ".stack" else ".stack")
+        if node_split and output == ".bss" and re.search(r"4nodeE$", name):
+            # The one static Node object: its members belong to different components.
+            for member_comp, member_size in node_split.items():
+                usage.setdefault(member_comp, Usage()).ram += member_size
+            continue
         u = usage.setdefault(comp, Usage())
         if in_flash:
             u.flash += size
@@ -142,7 +192,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON")
     args = parser.parse_args()
     text = args.map.read_text()
-    usage = parse_map(text)
+    elf = args.map.with_name("program.elf")
+    usage = parse_map(text, node_layout(elf))
     print(report(usage))
     allocators = allocator_symbols(text)
     core_flash = sum(usage[c].flash for c in CORE_COMPONENTS if c in usage)

@@ -27,7 +27,8 @@ class WifiOpener final : public port_arduino::PipeOpener {
 } opener;
 
 port_arduino::ArduinoPort port(client, opener, Serial);
-tinyfl::EmbeddingCache sample_cache;
+tinyfl::CacheStorage<> sample_storage;
+tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::Node node(port, sample_cache);
 
 }  // namespace

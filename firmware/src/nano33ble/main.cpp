@@ -23,7 +23,8 @@ class SerialOpener final : public port_arduino::PipeOpener {
 } opener;
 
 port_arduino::ArduinoPort port(Serial, opener, Serial1);
-tinyfl::EmbeddingCache sample_cache;
+tinyfl::CacheStorage<> sample_storage;
+tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::Node node(port, sample_cache);
 
 }  // namespace

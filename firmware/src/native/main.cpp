@@ -13,7 +13,8 @@ namespace {
 
 constexpr size_t kMaxBlobBytes = 16u << 20;
 uint8_t blob_bytes[kMaxBlobBytes];
-tinyfl::EmbeddingCache sample_cache;
+tinyfl::CacheStorage<> sample_storage;
+tinyfl::EmbeddingCache sample_cache(sample_storage);
 
 struct Args {
   const char* id = nullptr;

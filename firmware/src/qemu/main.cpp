@@ -10,7 +10,8 @@
 namespace {
 
 port_qemu::QemuPort port;
-tinyfl::EmbeddingCache sample_cache;
+tinyfl::CacheStorage<> sample_storage;
+tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::Node node(port, sample_cache);
 
 [[noreturn]] void halt(const char* what, tinyfl::Status s) {

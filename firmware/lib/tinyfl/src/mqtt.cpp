@@ -158,9 +158,10 @@ Status encode_subscribe(Writer& w, uint16_t packet_id, const char* filter, uint8
   return w.status();
 }
 
-Status encode_publish(Writer& w, const char* topic, const uint8_t* payload, size_t len, uint8_t qos,
-                      bool retain, bool dup, uint16_t packet_id) {
-  if (topic == nullptr || (payload == nullptr && len != 0) || qos > 2) return Status::BadValue;
+// Everything of a PUBLISH but its payload bytes (the remaining length counts `len` of them).
+static Status encode_publish_header(Writer& w, const char* topic, size_t len, uint8_t qos, bool retain,
+                                    bool dup, uint16_t packet_id) {
+  if (topic == nullptr || qos > 2) return Status::BadValue;
   if (qos == 2) return Status::Unsupported;
   if ((qos == 0 && (dup || packet_id != 0)) || (qos == 1 && packet_id == 0)) return Status::BadValue;
   const size_t topic_len = strlen(topic);
@@ -174,6 +175,14 @@ Status encode_publish(Writer& w, const char* topic, const uint8_t* payload, size
   if (s != Status::Ok) return s;
   put_string(w, topic, topic_len);
   if (qos != 0) put_u16be(w, packet_id);
+  return w.status();
+}
+
+Status encode_publish(Writer& w, const char* topic, const uint8_t* payload, size_t len, uint8_t qos,
+                      bool retain, bool dup, uint16_t packet_id) {
+  if (payload == nullptr && len != 0) return Status::BadValue;
+  Status s = encode_publish_header(w, topic, len, qos, retain, dup, packet_id);
+  if (s != Status::Ok) return s;
   if (len != 0) w.bytes(payload, len);  // memcpy from null is UB even for 0 bytes
   return w.status();
 }
@@ -319,6 +328,39 @@ Status Client::publish(const char* topic, const uint8_t* payload, size_t len, ui
   if (qos != 0) next_id_ = id;
   if (packet_id != nullptr) *packet_id = id;
   return Status::Ok;
+}
+
+Status Client::reserve_publish(const char* topic, size_t len, uint8_t qos, bool retain, uint8_t** payload) {
+  if (state_ != State::Connected) return Status::NotConnected;
+  if (qos > 2) return Status::BadValue;
+  if (qos == 2) return Status::Unsupported;
+  flush_acks();
+  const uint16_t id = qos != 0 ? peek_packet_id() : 0;
+  Writer sizing(nullptr, 0);
+  Status s = encode_publish_header(sizing, topic, len, qos, retain, false, id);
+  if (s != Status::Ok) return s;
+  s = make_room(sizing.size() + len);
+  if (s != Status::Ok) return s;
+  reserved_at_ = tx_end_;
+  Writer w(tx_buf_ + tx_end_, sizing.size());
+  s = encode_publish_header(w, topic, len, qos, retain, false, id);
+  if (s != Status::Ok) return s;
+  tx_end_ += w.size() + len;
+  *payload = tx_buf_ + tx_end_ - len;
+  return Status::Ok;
+}
+
+Status Client::commit_publish(uint8_t qos, uint16_t* packet_id) {
+  const uint16_t id = qos != 0 ? peek_packet_id() : 0;
+  if (qos != 0) next_id_ = id;
+  if (packet_id != nullptr) *packet_id = id;
+  tx_unstamped_ = true;
+  return Status::Ok;
+}
+
+void Client::cancel_publish() {
+  tx_end_ = reserved_at_;
+  if (tx_head_ == tx_end_) tx_head_ = tx_end_ = 0;
 }
 
 Status Client::disconnect() {

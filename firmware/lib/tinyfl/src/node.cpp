@@ -14,22 +14,9 @@ namespace {
 
 constexpr uint32_t kBackoffMinMs = 1000;
 constexpr uint32_t kBackoffMaxMs = 60000;
-constexpr uint32_t kConnackTimeoutMs = 10000;
 constexpr uint32_t kIdleSleepMs = 1000;
 constexpr uint16_t kDefaultKeepAliveS = 30;
-constexpr uint8_t kUplinkBitsSupported = 0x0F;  // 8, 4, 2 bits and float32
-
-bool valid_node_id(const char* id) {
-  const size_t n = id != nullptr ? strlen(id) : 0;
-  if (n == 0 || n > kMaxNodeId) return false;
-  for (size_t i = 0; i < n; ++i) {
-    const char c = id[i];
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
+constexpr uint8_t kUplink8 = 1, kUplink4 = 2, kUplink2 = 4, kUplinkFloat = 8;  // HELLO uplink_bits
 
 // dst = a + b + c (+ d), or false when it does not fit.
 bool join(char* dst, size_t cap, const char* a, const char* b, const char* c, const char* d = "") {
@@ -61,7 +48,7 @@ Node::Node(Port& port, EmbeddingCache& cache)
     : port_(port), cache_(cache), mqtt_(mqtt_rx_, sizeof mqtt_rx_, mqtt_tx_, sizeof mqtt_tx_) {}
 
 Status Node::begin(const NodeConfig& config) {
-  if (!valid_node_id(config.node_id)) return Status::BadValue;
+  if (config.node_id == nullptr || !valid_node_id(config.node_id, strlen(config.node_id))) return Status::BadValue;
   if (config.topic_prefix == nullptr || strlen(config.topic_prefix) == 0 ||
       strlen(config.topic_prefix) > kMaxTopicPrefix)
     return Status::BadValue;
@@ -75,6 +62,27 @@ Status Node::begin(const NodeConfig& config) {
       !join(topic_update_, sizeof topic_update_, p, "/nodes/", id, "/update") ||
       !join(topic_global_, sizeof topic_global_, p, "/global", ""))
     return Status::TooLarge;
+  // An uplink is offered when its largest UPDATE (all epochs) fits the MQTT tx buffer whole.
+  uplink_bits_supported_ = 0;
+  const uint8_t bits_of[] = {8, 4, 2, 32};
+  const uint8_t flag_of[] = {kUplink8, kUplink4, kUplink2, kUplinkFloat};
+  for (int i = 0; i < 4; ++i) {
+    UpdateFields u{};
+    u.node_id = id;
+    u.node_id_len = static_cast<uint8_t>(strlen(id));
+    u.epochs = kMaxEpochs;
+    u.epoch_loss = result_.epoch_loss;  // the size pass reads every field, so all must point somewhere
+    u.delta.codes = codes_;
+    u.delta.scales = scales_;
+    u.delta.values = head_;
+    u.delta.bits = bits_of[i];
+    u.delta.scale_mode = bits_of[i] == 32 ? 0 : 1;
+    u.delta.rows = cache_.n_classes();
+    u.delta.cols = static_cast<uint16_t>(cache_.dim() + 1u);
+    const size_t packet = 5 + 2 + strlen(topic_update_) + 2 + encoded_size_update(u);
+    if (packet <= sizeof mqtt_tx_) uplink_bits_supported_ |= flag_of[i];
+  }
+  if (uplink_bits_supported_ == 0) return Status::TooLarge;
   // A fixed client id per node: a reconnect replaces a stale session of the same node at once.
   if (!join(client_id_, sizeof client_id_, "tinyfl-", id, "")) return Status::TooLarge;
   LogLine line;
@@ -113,7 +121,6 @@ void Node::start_connect(uint32_t now) {
     return;
   }
   state_ = State::Connecting;
-  connect_started_ms_ = now;
   ++counters_.connects;
 }
 
@@ -134,11 +141,11 @@ Status Node::publish_hello() {
   hello.fw_version = kFirmwareVersion;
   memcpy(hello.model_hash, config_.model_hash, sizeof hello.model_hash);
   hello.n_samples = cache_.size();
-  hello.free_ram = 0;
-  hello.max_payload = static_cast<uint32_t>(kMqttRxBuffer) - static_cast<uint32_t>(strlen(topic_global_)) - 8;
+  hello.free_ram = port_.free_ram();
+  hello.max_payload = static_cast<uint32_t>(mqtt::max_incoming_payload(sizeof mqtt_rx_, strlen(topic_global_)));
   hello.embed_dim = cache_.dim();
   hello.n_classes = cache_.n_classes();
-  hello.uplink_bits = kUplinkBitsSupported;
+  hello.uplink_bits = uplink_bits_supported_;
   hello.board = static_cast<uint8_t>(config_.board);
   uint8_t frame[128];
   size_t len = 0;
@@ -165,9 +172,45 @@ void Node::on_connected() {
   publish_pending_update();
 }
 
+void Node::describe_update(UpdateFields* u) const {
+  const uint16_t k = cache_.n_classes();
+  *u = UpdateFields{};
+  u->round_id = update_round_;
+  u->node_id = config_.node_id;
+  u->node_id_len = static_cast<uint8_t>(strlen(config_.node_id));
+  memcpy(u->model_hash, config_.model_hash, sizeof u->model_hash);
+  u->n_samples = result_.n_samples;
+  u->epochs = result_.epochs;
+  u->epoch_loss = result_.epoch_loss;
+  u->accuracy = result_.accuracy;
+  u->update_norm = result_.update_norm;
+  u->delta.bits = update_bits_;
+  u->delta.scale_mode = update_scale_mode_;
+  u->delta.rows = k;
+  u->delta.cols = static_cast<uint16_t>(cache_.dim() + 1u);
+  if (update_bits_ == 32) {
+    u->delta.values = head_;  // train_local leaves the (clipped) delta in head_
+  } else {
+    u->delta.codes = codes_;
+    u->delta.scales = scales_;
+  }
+}
+
+Status Node::encode_pending_update(uint8_t* dst, size_t len) const {
+  UpdateFields u{};
+  describe_update(&u);
+  size_t written = 0;
+  const Status s = encode_update(u, dst, len, &written);
+  if (s != Status::Ok) return s;
+  return written == len ? Status::Ok : Status::BadLength;
+}
+
 void Node::publish_pending_update() {
   if (!update_unacked_ || state_ != State::Online) return;
-  const Status s = mqtt_.publish(topic_update_, update_frame_, update_len_, 1, false, &update_packet_id_);
+  UpdateFields u{};
+  describe_update(&u);
+  const Status s = mqtt_.publish_in_place(topic_update_, encoded_size_update(u), 1, false, &update_packet_id_,
+                                          [this](uint8_t* dst, size_t len) { return encode_pending_update(dst, len); });
   if (s != Status::Ok) log_status("publish update", s);
 }
 
@@ -197,7 +240,7 @@ void Node::handle_event(const mqtt::Event& ev) {
       log_status("dropped a message larger than the receive buffer", Status::TooLarge);
       break;
     case mqtt::EventType::PingTimeout:
-      drop_connection("broker silent", Status::Timeout);
+      drop_connection(ev.code == mqtt::kTimeoutConnect ? "no CONNACK" : "broker silent", Status::Timeout);
       break;
     case mqtt::EventType::ProtocolError:
       ++counters_.protocol_errors;
@@ -245,6 +288,9 @@ Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out
     if (!isfinite(global_head_[i])) return Status::NonFinite;
   }
 
+  if (g.uplink_bits != 32 && !(uplink_bits_supported_ & (g.uplink_bits == 8 ? 1 : g.uplink_bits == 4 ? 2 : 4)))
+    return Status::Unsupported;
+  if (g.uplink_bits == 32 && !(uplink_bits_supported_ & 8)) return Status::Unsupported;
   TrainConfig tc{};
   tc.epochs = g.epochs;
   tc.batch_size = g.batch_size;
@@ -252,45 +298,27 @@ Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out
   tc.prox_mu = g.prox_mu;
   tc.clip_norm = g.clip_norm;
   Rng rng = round_rng(g.seed, config_.node_id, g.round_id);
-  TrainResult result{};
-  s = trainer_.train_local(global_head_, head_, d, k, cache_, tc, rng, &result);
+  s = trainer_.train_local(global_head_, head_, d, k, cache_, tc, rng, &result_);
   if (s != Status::Ok) return s;
-
-  UpdateFields u{};
-  u.round_id = g.round_id;
-  u.node_id = config_.node_id;
-  u.node_id_len = static_cast<uint8_t>(strlen(config_.node_id));
-  memcpy(u.model_hash, config_.model_hash, sizeof u.model_hash);
-  u.n_samples = result.n_samples;
-  u.epochs = result.epochs;
-  u.epoch_loss = result.epoch_loss;
-  u.accuracy = result.accuracy;
-  u.update_norm = result.update_norm;
-  u.delta.bits = g.uplink_bits;
-  u.delta.scale_mode = g.uplink_bits == 32 ? 0 : g.uplink_scale_mode;
-  u.delta.rows = k;
-  u.delta.cols = static_cast<uint16_t>(d + 1u);
-  if (g.uplink_bits == 32) {
-    u.delta.values = head_;  // train_local leaves the (clipped) delta in head_
-  } else {
-    s = quantize(head_, k, static_cast<uint16_t>(d + 1u), g.uplink_bits, u.delta.scale_mode, rng, codes_, scales_);
+  if (g.uplink_bits != 32) {
+    s = quantize(head_, k, static_cast<uint16_t>(d + 1u), g.uplink_bits, g.uplink_scale_mode, rng, codes_, scales_);
     if (s != Status::Ok) return s;
-    u.delta.codes = codes_;
-    u.delta.scales = scales_;
   }
-  s = encode_update(u, update_frame_, sizeof update_frame_, &update_len_);
-  if (s != Status::Ok) return s;
-
   last_round_ = g.round_id;
+  update_round_ = g.round_id;
+  update_bits_ = g.uplink_bits;
+  update_scale_mode_ = g.uplink_bits == 32 ? 0 : g.uplink_scale_mode;
   update_unacked_ = true;
   ++counters_.rounds_served;
-  publish_pending_update();
+  UpdateFields u{};
+  describe_update(&u);
   LogLine line;
-  line.str("round ").u32(g.round_id).str(": ").u32(result.n_samples).str(" samples, ").u32(result.epochs)
-      .str(" epochs, loss ").f32(result.epoch_loss[0]).str(" -> ").f32(result.epoch_loss[result.epochs - 1])
-      .str(", acc ").f32(result.accuracy).str(", |delta| ").f32(result.update_norm).str(", ")
-      .u32(static_cast<uint32_t>(update_len_)).str(" B up");
+  line.str("round ").u32(g.round_id).str(": ").u32(result_.n_samples).str(" samples, ").u32(result_.epochs)
+      .str(" epochs, loss ").f32(result_.epoch_loss[0]).str(" -> ").f32(result_.epoch_loss[result_.epochs - 1])
+      .str(", acc ").f32(result_.accuracy).str(", |delta| ").f32(result_.update_norm).str(", ")
+      .u32(static_cast<uint32_t>(encoded_size_update(u))).str(" B up");
   port_.log(line.c_str());
+  publish_pending_update();
   return Status::Ok;
 }
 
@@ -331,8 +359,6 @@ uint32_t Node::poll() {
     if (state_ == State::Offline) return ms_until(next_attempt_ms_, port_.millis());
   }
   handle_event(mqtt_.poll(port_.millis()));
-  if (state_ == State::Connecting && port_.millis() - connect_started_ms_ > kConnackTimeoutMs)
-    drop_connection("no CONNACK", Status::Timeout);
   if (state_ == State::Offline) return ms_until(next_attempt_ms_, port_.millis());
   flush_tx();
   return mqtt_.tx_size() > 0 ? 10 : kIdleSleepMs;

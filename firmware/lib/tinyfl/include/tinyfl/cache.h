@@ -9,8 +9,22 @@
 
 namespace tinyfl {
 
+// The bytes behind a cache, owned by the caller: a static of this type lands in .bss (zero-filled,
+// no flash image), while the cache object itself, which has a vtable, stays small.
+template <uint32_t Capacity = kCacheCapacity, uint16_t MaxDim = kMaxDim>
+struct CacheStorage {
+  int8_t values[Capacity * MaxDim];
+  uint8_t labels[Capacity];
+};
+
 class EmbeddingCache final : public SampleSource {
  public:
+  template <uint32_t Capacity, uint16_t MaxDim>
+  explicit EmbeddingCache(CacheStorage<Capacity, MaxDim>& storage)
+      : values_(storage.values), labels_(storage.labels), capacity_(Capacity), max_dim_(MaxDim) {
+    static_assert(Capacity <= kCacheCapacity, "the trainer indexes at most kCacheCapacity samples");
+  }
+
   // Sets the embedding layout and empties the cache. value = (q - zero_point) * scale.
   [[nodiscard]] Status configure(uint16_t dim, uint16_t n_classes, float scale, int32_t zero_point);
   // Copies one embedding of `dim` values; overwrites the oldest sample when full.
@@ -23,16 +37,18 @@ class EmbeddingCache final : public SampleSource {
 
   uint16_t dim() const { return dim_; }
   uint16_t n_classes() const { return n_classes_; }
-  static constexpr uint32_t capacity() { return kCacheCapacity; }
+  uint32_t capacity() const { return capacity_; }
 
  private:
   // Sample i counts from the oldest one still held.
   uint32_t slot(uint32_t i) const {
-    return count_ < kCacheCapacity ? i : (next_ + i) % kCacheCapacity;
+    return count_ < capacity_ ? i : (next_ + i) % capacity_;
   }
 
-  int8_t values_[kCacheCapacity * kMaxDim] = {};
-  uint8_t labels_[kCacheCapacity] = {};
+  int8_t* values_;
+  uint8_t* labels_;
+  uint32_t capacity_;
+  uint16_t max_dim_;
   uint32_t count_ = 0;
   uint32_t next_ = 0;
   uint16_t dim_ = 0;

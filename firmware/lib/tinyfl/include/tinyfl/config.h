@@ -6,7 +6,7 @@
 #define TINYFL_MAX_DIM 64  // embedding size d
 #endif
 #ifndef TINYFL_MAX_CLASSES
-#define TINYFL_MAX_CLASSES 12  // classes k
+#define TINYFL_MAX_CLASSES 8  // classes k (HAR 6, NSL-KDD 5; the 12-activity HAR task needs 12)
 #endif
 #ifndef TINYFL_CACHE_CAPACITY
 #define TINYFL_CACHE_CAPACITY 512  // embeddings kept in the ring buffer
@@ -18,10 +18,10 @@
 #define TINYFL_MAX_NODE_ID 32  // bytes in a node id
 #endif
 #ifndef TINYFL_MQTT_RX_BUFFER
-#define TINYFL_MQTT_RX_BUFFER 4096  // largest incoming MQTT packet; bigger ones are dropped
+#define TINYFL_MQTT_RX_BUFFER 2048  // largest incoming MQTT packet (a GLOBAL); bigger ones are dropped
 #endif
 #ifndef TINYFL_MQTT_TX_BUFFER
-#define TINYFL_MQTT_TX_BUFFER 4096  // outgoing MQTT bytes not yet written to the pipe
+#define TINYFL_MQTT_TX_BUFFER 2048  // outgoing MQTT bytes; an UPDATE is encoded straight into it
 #endif
 
 namespace tinyfl {

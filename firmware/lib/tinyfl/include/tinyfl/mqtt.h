@@ -138,6 +138,18 @@ class Client {
   // TooLarge: the packet can never fit tx_buf. Either way nothing is queued.
   TINYFL_NODISCARD Status publish(const char* topic, const uint8_t* payload, size_t len, uint8_t qos,
                                   bool retain, uint16_t* packet_id);
+  // Zero-copy publish of a payload the caller encodes in place: `fill(dst, len)` writes exactly
+  // `len` bytes straight into the tx buffer and returns Ok, or anything else to take the packet
+  // back (nothing is queued then). Same checks and results as publish().
+  template <typename Fill>
+  TINYFL_NODISCARD Status publish_in_place(const char* topic, size_t len, uint8_t qos, bool retain,
+                                           uint16_t* packet_id, const Fill& fill) {
+    uint8_t* dst = nullptr;
+    Status s = reserve_publish(topic, len, qos, retain, &dst);
+    if (s != Status::Ok) return s;
+    s = fill(dst, len);
+    return s == Status::Ok ? commit_publish(qos, packet_id) : (cancel_publish(), s);
+  }
   // Queues DISCONNECT and ends the session; write out tx, then close the pipe.
   TINYFL_NODISCARD Status disconnect();
 
@@ -165,6 +177,10 @@ class Client {
   enum class State : uint8_t { Idle, Connecting, Connected };
   enum class Rx : uint8_t { Header, Length, Body };
 
+  TINYFL_NODISCARD Status reserve_publish(const char* topic, size_t len, uint8_t qos, bool retain,
+                                          uint8_t** payload);
+  Status commit_publish(uint8_t qos, uint16_t* packet_id);
+  void cancel_publish();
   // Size pass, room check, then the real write: a packet is queued whole or not at all.
   template <typename Encode>
   TINYFL_NODISCARD Status queue_packet(const Encode& encode);
@@ -195,6 +211,7 @@ class Client {
   uint32_t last_rx_ms_ = 0;
   uint32_t ping_sent_ms_ = 0;
   bool ping_outstanding_ = false;
+  size_t reserved_at_ = 0;     // tx_end_ before a reserve_publish, for cancel_publish
   bool tx_unstamped_ = false;  // a packet was queued by a call without a clock (publish/subscribe)
 
   uint16_t pending_subs_[kMaxPendingSubscribes] = {};

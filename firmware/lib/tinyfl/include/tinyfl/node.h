@@ -17,14 +17,13 @@
 #include "tinyfl/mqtt.h"
 #include "tinyfl/port.h"
 #include "tinyfl/status.h"
+#include "tinyfl/wire.h"
 
 namespace tinyfl {
 
 constexpr uint32_t kFirmwareVersion = (0u << 16) | (1u << 8) | 0u;  // 0.1.0
 constexpr size_t kMaxTopicPrefix = 96;
 constexpr size_t kMaxTopic = kMaxTopicPrefix + kMaxNodeId + 16;
-// Largest UPDATE frame: float32 delta plus header, per-epoch losses and the node id.
-constexpr size_t kMaxUpdateFrame = 64 + kMaxNodeId + 4 * kMaxEpochs + 4 * kMaxClasses + 4 * kHeadValues;
 
 enum class Board : uint8_t { Native = 0, QemuCortexM4 = 1, Esp32Dev = 2, Nano33Ble = 3 };
 
@@ -74,6 +73,8 @@ class Node {
   [[nodiscard]] Status serve_round(const uint8_t* payload, size_t len, uint32_t* round_out);
   [[nodiscard]] Status publish_hello();
   void publish_pending_update();
+  [[nodiscard]] Status encode_pending_update(uint8_t* dst, size_t len) const;
+  void describe_update(UpdateFields* u) const;
   void flush_tx();
   void log_status(const char* what, Status s);
 
@@ -83,7 +84,6 @@ class Node {
   State state_ = State::Offline;
   uint32_t next_attempt_ms_ = 0;
   uint32_t backoff_ms_ = 0;
-  uint32_t connect_started_ms_ = 0;
   uint32_t last_round_ = 0;
   NodeCounters counters_{};
 
@@ -104,12 +104,16 @@ class Node {
   float scales_[kMaxClasses] = {};
   HeadTrainer trainer_;
 
-  // The last UPDATE stays here until the broker acknowledges it, and is sent again after a
-  // reconnect (its round is still current: GLOBAL is retained and a new one supersedes it).
-  uint8_t update_frame_[kMaxUpdateFrame] = {};
-  size_t update_len_ = 0;
+  // The last round's outcome stays until the broker acknowledges its UPDATE, which is encoded
+  // straight into the MQTT tx buffer, and encoded again after a reconnect (the round is still
+  // current: GLOBAL is retained and a newer one supersedes it).
+  TrainResult result_{};
+  uint32_t update_round_ = 0;
+  uint8_t update_bits_ = 0;
+  uint8_t update_scale_mode_ = 0;
   uint16_t update_packet_id_ = 0;
   bool update_unacked_ = false;
+  uint8_t uplink_bits_supported_ = 0;
 };
 
 }  // namespace tinyfl

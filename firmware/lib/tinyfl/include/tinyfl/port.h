@@ -26,6 +26,8 @@ class Port {
   virtual uint32_t entropy() = 0;
   // One complete log line without a trailing newline.
   virtual void log(const char* line) = 0;
+  // Bytes of RAM left for the application, as reported in HELLO (0 when the target cannot tell).
+  virtual uint32_t free_ram() { return 0; }
 
  protected:
   ~Port() = default;

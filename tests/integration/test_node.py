@@ -1,0 +1,181 @@
+"""Real node firmware against a real mosquitto: a native process and a QEMU Cortex-M4 board.
+
+Each node connects, announces itself, receives a global head, trains on its NSL-KDD feature blob
+and publishes a quantized update that the Python codec decodes. Bad frames are rejected with a
+logged reason while the node stays connected and serves the next round.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.mqtt_probe import MqttProbe
+from support.nodes import FeatureData, load_features, make_blob, make_global, start_node, wait_until
+
+from tinyfl.fleet import Emulator, NodeProcess, build_firmware
+from tinyfl.wire import Hello, Tensor, Update, decode, encode
+
+pytestmark = [pytest.mark.firmware, pytest.mark.broker]
+EMULATORS = [pytest.param(Emulator.NATIVE, id="native"),
+             pytest.param(Emulator.QEMU, id="qemu", marks=pytest.mark.qemu)]
+ROUND_TIMEOUT = 30.0
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def features() -> FeatureData:
+    return load_features()
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[Emulator, Path]:
+    return {e: build_firmware(e) for e in Emulator}
+
+
+class NodeUnderTest:
+    """A started node, a probe subscribed to its topics, and what it should be fed."""
+
+    def __init__(self, node: NodeProcess, probe: MqttProbe, prefix: str, blob_seed: int,
+                 features: FeatureData) -> None:
+        self.node = node
+        self.probe = probe
+        self.prefix = prefix
+        self.blob = make_blob(features, 400, blob_seed)
+        self.id = node.spec.node_id
+
+    def topic(self, leaf: str) -> str:
+        return f"{self.prefix}/nodes/{self.id}/{leaf}"
+
+    def publish_global(self, payload: bytes) -> None:
+        self.probe.publish(f"{self.prefix}/global", payload, qos=1, retain=True)
+
+    def wait_update(self, round_id: int, timeout: float = ROUND_TIMEOUT) -> Update:
+        msg = self.probe.wait_for(self.topic("update"), timeout=timeout,
+                                  predicate=lambda m: decode(m.payload).round_id == round_id,  # type: ignore[union-attr]
+                                  )
+        update = decode(msg.payload)
+        assert isinstance(update, Update)
+        return update
+
+    def diagnostics(self) -> str:
+        return f"--- node log ({self.node.log_path}) ---\n{self.node.log_text()[-4000:]}"
+
+
+@pytest.fixture(params=EMULATORS)
+def node(request: pytest.FixtureRequest, broker, images, features, tmp_path: Path) -> Iterator[NodeUnderTest]:  # type: ignore[no-untyped-def]
+    emulator: Emulator = request.param
+    n = next(_ids)
+    prefix = f"tinyfl/test{n}"
+    node_id = f"{emulator.value}-{n:02d}"
+    probe = MqttProbe(broker.host, broker.port)
+    probe.wait_connected()
+    probe.subscribe(f"{prefix}/nodes/#")
+    proc = start_node(emulator, images[emulator], tmp_path, node_id, make_blob(features, 400, n),
+                      broker.host, broker.port, prefix)
+    under_test = NodeUnderTest(proc, probe, prefix, n, features)
+    try:
+        yield under_test
+    finally:
+        proc.stop()
+        probe.publish(f"{prefix}/global", b"", qos=1, retain=True)  # clear the retained round
+        probe.close()
+
+
+def wait_hello(t: NodeUnderTest) -> Hello:
+    msg = t.probe.wait_for(t.topic("hello"), timeout=ROUND_TIMEOUT)
+    hello = decode(msg.payload)
+    assert isinstance(hello, Hello)
+    return hello
+
+
+def test_node_announces_itself(node: NodeUnderTest, broker) -> None:  # type: ignore[no-untyped-def]
+    hello = wait_hello(node)
+    assert node.probe.wait_for(node.topic("status"), timeout=5).payload == b"online"
+    # Both are retained: a coordinator that starts later still learns about the node.
+    with MqttProbe(broker.host, broker.port) as late:
+        late.wait_connected()
+        late.subscribe(node.topic("#"))
+        assert late.wait_for(node.topic("status"), timeout=5).retain
+        assert decode(late.wait_for(node.topic("hello"), timeout=5).payload) == hello
+    assert hello.node_id == node.id
+    assert hello.n_samples == 400
+    assert (hello.embed_dim, hello.n_classes) == (64, 5)
+    assert hello.model_hash == node.blob.model_hash
+    assert hello.uplink_bits & 0b1111 == 0b1111
+    # A float32 GLOBAL of its head fits what the node says it can receive.
+    assert hello.max_payload >= len(encode(make_global(1, node.blob)))
+
+
+@pytest.mark.parametrize("bits", [8, 4, 2, 32])
+def test_node_trains_and_sends_quantized_update(node: NodeUnderTest, bits: int) -> None:
+    wait_hello(node)
+    node.publish_global(encode(make_global(1, node.blob, uplink_bits=bits, epochs=4)))
+    update = node.wait_update(1)
+    assert update.node_id == node.id
+    assert update.n_samples == 400
+    assert update.model_hash == node.blob.model_hash
+    assert update.epochs == 4
+    losses = update.epoch_loss
+    assert all(np.isfinite(losses))
+    assert losses[-1] < losses[0], f"loss did not decrease over local epochs: {losses}"
+    assert 0.0 <= update.accuracy <= 1.0
+    assert update.accuracy > 0.5  # NSL-KDD is far from chance after a few epochs
+    assert update.delta.bits == bits and update.delta.shape == (5, 65)
+    delta = update.delta.dequantized()
+    assert np.all(np.isfinite(delta)) and np.any(delta != 0)
+
+
+def test_node_rejects_bad_globals_and_serves_next_round(node: NodeUnderTest) -> None:
+    wait_hello(node)
+    good = make_global(1, node.blob)
+    frame = encode(good)
+    nan_head = bytearray(encode(replace(good, round_id=2)))
+    bad_frames = {
+        "truncated": frame[:-5],
+        "bad_crc": frame[:-1] + bytes([frame[-1] ^ 0xFF]),
+        "bad_magic": b"XX" + frame[2:],
+        "wrong_model": encode(replace(good, round_id=3, model_hash=b"\x00" * 8)),
+        "wrong_shape": encode(replace(good, round_id=4, embed_dim=63,
+                                      head=Tensor.float32(np.zeros((5, 64), np.float32)))),
+    }
+    # A NaN in the float head: valid framing and CRC, invalid content.
+    nan_at = len(nan_head) - 4 - 4  # the last head value
+    nan_head[nan_at:nan_at + 4] = struct.pack("<f", float("nan"))
+    import zlib
+    nan_head[-4:] = struct.pack("<I", zlib.crc32(bytes(nan_head[:-4])))
+    bad_frames["non_finite"] = bytes(nan_head)
+    for reason, payload in bad_frames.items():
+        node.publish_global(payload)
+        wait_until(lambda r=reason: r in node.node.log_text(), 15, f"node to log '{reason}'",
+                   node.diagnostics)
+    node.publish_global(encode(replace(good, round_id=10)))
+    update = node.wait_update(10)
+    assert update.n_samples == 400
+    statuses = [m.payload for m in node.probe.messages() if m.topic == node.topic("status")]
+    assert b"offline" not in statuses, "node dropped its session over a bad frame"
+    assert node.node.alive
+
+
+def test_node_survives_oversized_message(node: NodeUnderTest) -> None:
+    wait_hello(node)
+    node.publish_global(b"\x00" * 20000)
+    wait_until(lambda: "larger than the receive buffer" in node.node.log_text(), 15,
+               "the node to drop the oversized message", node.diagnostics)
+    node.publish_global(encode(make_global(5, node.blob)))
+    assert node.wait_update(5).round_id == 5
+
+
+def test_node_ignores_rounds_it_is_not_selected_for(node: NodeUnderTest) -> None:
+    wait_hello(node)
+    node.publish_global(encode(make_global(1, node.blob, selected=("someone-else",))))
+    node.publish_global(encode(make_global(2, node.blob, selected=("someone-else", node.id))))
+    update = node.wait_update(2)
+    assert update.round_id == 2
+    assert not [m for m in node.probe.messages()
+                if m.topic == node.topic("update") and decode(m.payload).round_id == 1]  # type: ignore[union-attr]
