@@ -1,0 +1,193 @@
+// libFuzzer target for the wire codec and the data blob parser (docs/WIRE.md).
+//
+// Every input is decoded as a frame and parsed as a data blob, both as it is and with its length
+// fields and CRC made consistent (so mutations reach the body decoders instead of the CRC check). A frame that decodes is re-encoded
+// from its fields and must give the same bytes (and the size-only pass the same size); every value
+// of a decoded tensor and every sample of a parsed blob is read, so ASan catches any view that
+// points outside the input.
+//
+// Build and run (from the repository root; tools/fuzz.sh does the same for every target):
+//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Ifirmware/lib/tinyfl/include \
+//     firmware/fuzz/fuzz_wire.cpp firmware/lib/tinyfl/src/wire.cpp firmware/lib/tinyfl/src/crc32.cpp \
+//     firmware/lib/tinyfl/src/blob.cpp firmware/lib/tinyfl/src/status.cpp -o /tmp/fuzz_wire
+//   mkdir -p /tmp/fuzz_wire_corpus && cp testvectors/frames/*.bin /tmp/fuzz_wire_corpus/
+//   /tmp/fuzz_wire -max_total_time=60 /tmp/fuzz_wire_corpus
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tinyfl/blob.h"
+#include "tinyfl/crc32.h"
+#include "tinyfl/wire.h"
+
+using namespace tinyfl;
+
+namespace {
+
+constexpr size_t kMaxValues = 1u << 16;
+constexpr size_t kMaxOut = 1u << 20;
+
+uint8_t out_buf[kMaxOut];
+uint8_t fixed[kMaxOut];
+float scales[65536];
+int8_t codes[kMaxValues];
+float values[kMaxValues];
+float losses[kMaxWireEpochs];
+IdRef ids[65536];
+volatile float sink;
+
+void require(bool ok) {
+  if (!ok) abort();
+}
+
+// Reads every value (for ASan) and copies the tensor into encoder inputs.
+bool copy_tensor(const TensorView& v, TensorFields* f) {
+  require(v.data_bytes() == ((v.bits == 32) ? v.size() * 4 : (v.size() * v.bits + 7) / 8));
+  if (v.size() > kMaxValues) return false;
+  *f = TensorFields{};
+  f->bits = v.bits;
+  f->scale_mode = v.scale_mode;
+  f->rows = v.rows;
+  f->cols = v.cols;
+  for (uint16_t j = 0; j < v.n_scales(); ++j) scales[j] = v.scale(j);
+  const int qmax = v.bits == 32 ? 0 : (1 << (v.bits - 1)) - 1;
+  for (size_t i = 0; i < v.size(); ++i) {
+    codes[i] = v.code(i);
+    require(codes[i] >= -qmax && codes[i] <= qmax);
+    values[i] = v.value(i);
+    sink = values[i];
+  }
+  f->scales = scales;
+  if (v.bits == 32) f->values = values;
+  else f->codes = codes;
+  return true;
+}
+
+void check_same(Status s, size_t len, size_t size_only, const uint8_t* data, size_t size) {
+  require(s == Status::Ok);
+  require(len == size && size_only == size);
+  require(memcmp(out_buf, data, size) == 0);
+}
+
+void fuzz_frame(const uint8_t* data, size_t size) {
+  FrameHeader hdr;
+  const uint8_t* body = nullptr;
+  if (decode_frame(data, size, &hdr, &body) != Status::Ok) return;
+  require(size == kFrameOverhead + hdr.body_len + hdr.tag_len);
+  if (size > kMaxOut) return;
+  size_t len = 0;
+  switch (static_cast<FrameType>(hdr.type)) {
+    case FrameType::Hello: {
+      HelloView v;
+      if (decode_hello(body, hdr.body_len, &v) != Status::Ok) return;
+      HelloFields f{};
+      f.node_id = v.node_id;
+      f.node_id_len = v.node_id_len;
+      f.fw_version = v.fw_version;
+      memcpy(f.model_hash, v.model_hash, sizeof f.model_hash);
+      f.n_samples = v.n_samples;
+      f.free_ram = v.free_ram;
+      f.max_payload = v.max_payload;
+      f.embed_dim = v.embed_dim;
+      f.n_classes = v.n_classes;
+      f.uplink_bits = v.uplink_bits;
+      f.board = v.board;
+      f.tag = hdr.tag;
+      f.tag_len = hdr.tag_len;
+      check_same(encode_hello(f, out_buf, sizeof out_buf, &len), len, encoded_size_hello(f), data, size);
+      break;
+    }
+    case FrameType::Global: {
+      GlobalView v;
+      if (decode_global(body, hdr.body_len, &v) != Status::Ok) return;
+      GlobalFields f{};
+      f.round_id = v.round_id;
+      memcpy(f.model_hash, v.model_hash, sizeof f.model_hash);
+      f.embed_dim = v.embed_dim;
+      f.n_classes = v.n_classes;
+      f.epochs = v.epochs;
+      f.batch_size = v.batch_size;
+      f.lr = v.lr;
+      f.prox_mu = v.prox_mu;
+      f.clip_norm = v.clip_norm;
+      f.uplink_bits = v.uplink_bits;
+      f.uplink_scale_mode = v.uplink_scale_mode;
+      f.seed = v.seed;
+      f.n_selected = v.n_selected;
+      for (uint16_t i = 0; i < v.n_selected; ++i) {
+        ids[i] = v.selected_id(i);
+        require(valid_node_id(ids[i].id, ids[i].len) && v.selects(ids[i].id, ids[i].len));
+      }
+      f.selected = ids;
+      if (!copy_tensor(v.head, &f.head)) return;
+      f.tag = hdr.tag;
+      f.tag_len = hdr.tag_len;
+      check_same(encode_global(f, out_buf, sizeof out_buf, &len), len, encoded_size_global(f), data, size);
+      break;
+    }
+    case FrameType::Update: {
+      UpdateView v;
+      if (decode_update(body, hdr.body_len, &v) != Status::Ok) return;
+      UpdateFields f{};
+      f.round_id = v.round_id;
+      f.node_id = v.node_id;
+      f.node_id_len = v.node_id_len;
+      memcpy(f.model_hash, v.model_hash, sizeof f.model_hash);
+      f.n_samples = v.n_samples;
+      f.epochs = v.epochs;
+      for (uint16_t e = 0; e < v.epochs; ++e) losses[e] = v.epoch_loss(e);
+      f.epoch_loss = losses;
+      f.accuracy = v.accuracy;
+      f.update_norm = v.update_norm;
+      if (!copy_tensor(v.delta, &f.delta)) return;
+      f.tag = hdr.tag;
+      f.tag_len = hdr.tag_len;
+      check_same(encode_update(f, out_buf, sizeof out_buf, &len), len, encoded_size_update(f), data, size);
+      break;
+    }
+  }
+}
+
+void fuzz_blob(const uint8_t* data, size_t size) {
+  BlobView b;
+  if (parse_blob(data, size, &b) != Status::Ok) return;
+  require(b.size_bytes <= size && b.dim > 0 && b.n_classes > 0);
+  for (uint32_t i = 0; i < b.n_samples; ++i) {
+    require(b.label(i) < b.n_classes);
+    const int8_t* x = b.sample(i);
+    for (uint16_t j = 0; j < b.dim; ++j) sink = b.value(x[j]);
+  }
+}
+
+
+void store_u32(uint8_t* p, uint32_t v) {
+  for (int k = 0; k < 4; ++k) p[k] = static_cast<uint8_t>(v >> (8 * k));
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  fuzz_frame(data, size);
+  fuzz_blob(data, size);
+  if (size < kFrameOverhead || size > sizeof fixed) return 0;
+  // The same bytes with body_len and CRC fixed up, as a frame.
+  memcpy(fixed, data, size);
+  const size_t tag = fixed[5] == kAuthTagLen ? kAuthTagLen : 0;
+  if (size >= kFrameOverhead + tag) store_u32(fixed + 8, static_cast<uint32_t>(size - kFrameOverhead - tag));
+  store_u32(fixed + size - 4, crc32(fixed, size - 4));
+  fuzz_frame(fixed, size);
+  // ... and as a blob: the CRC sits right after the samples the header announces.
+  if (size >= kBlobHeaderSize) {
+    memcpy(fixed, data, size);
+    const uint64_t n = static_cast<uint64_t>(fixed[8]) | (static_cast<uint64_t>(fixed[9]) << 8) |
+                       (static_cast<uint64_t>(fixed[10]) << 16) | (static_cast<uint64_t>(fixed[11]) << 24);
+    const uint64_t dim = static_cast<uint64_t>(fixed[12]) | (static_cast<uint64_t>(fixed[13]) << 8);
+    const uint64_t total = kBlobHeaderSize + n + (4 - n % 4) % 4 + n * dim + 4;
+    if (total <= size) {
+      store_u32(fixed + total - 4, crc32(fixed, static_cast<size_t>(total) - 4));
+      fuzz_blob(fixed, size);
+    }
+  }
+  return 0;
+}

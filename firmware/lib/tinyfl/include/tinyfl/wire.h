@@ -1,0 +1,214 @@
+// The TinyFL wire codec (docs/WIRE.md): HELLO, GLOBAL and UPDATE frames.
+//
+// Decoding is zero-copy: a decoded frame is a set of views into the caller's buffer, which must
+// outlive them. Every length is checked against the bytes present, every range docs/WIRE.md states
+// is checked, and the first failure, in the order docs/WIRE.md gives, is the returned Status.
+// The decoder does not know the node's limits (config.h): it accepts any valid frame, and the node
+// checks shapes against its own head.
+//
+// Encoding takes plain structs and writes through tinyfl::Writer. With a null buffer an encoder only
+// counts bytes (the size-only pass, also as encoded_size_*()); with a buffer it writes the frame and
+// then decodes what it wrote, so an encoder never emits a frame the decoder would reject: invalid
+// fields give the decoder's Status (and unspecified buffer contents).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tinyfl/status.h"
+
+namespace tinyfl {
+
+constexpr uint8_t kWireVersion = 1;
+constexpr size_t kFrameHeaderSize = 12;  // magic .. body_len
+constexpr size_t kFrameOverhead = 16;    // header plus CRC32
+constexpr uint8_t kFlagMasked = 0x01;    // reserved: v1 rejects it (Status::Unsupported)
+constexpr uint8_t kAuthTagLen = 32;      // the only non-zero tag_len (HMAC-SHA256)
+constexpr size_t kModelHashLen = 8;
+constexpr size_t kMaxWireNodeId = 32;    // node ids are 1..32 bytes of [A-Za-z0-9_-]
+constexpr uint16_t kMaxWireEpochs = 64;
+constexpr uint16_t kMaxWireBatch = 1024;
+
+enum class FrameType : uint8_t { Hello = 1, Global = 2, Update = 3 };
+
+// True when `id` (not NUL-terminated, `len` bytes) is a valid node id.
+bool valid_node_id(const char* id, size_t len);
+
+// A string inside a frame or a caller's array: `len` bytes, not NUL-terminated.
+struct IdRef {
+  const char* id;
+  uint8_t len;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Decoded views (zero-copy, valid only while the decoded buffer is)
+
+struct FrameHeader {
+  uint8_t version;
+  uint8_t type;      // a FrameType value
+  uint8_t flags;     // always 0 in a frame that decoded
+  uint8_t tag_len;   // 0 or kAuthTagLen
+  uint32_t body_len;
+  const uint8_t* tag;  // tag_len bytes inside the frame (null when tag_len = 0); not verified in v1
+};
+
+// A rows x cols matrix: quantized codes with scales (bits 8/4/2) or float32 values (bits 32).
+struct TensorView {
+  uint8_t bits;        // 8, 4, 2 or 32
+  uint8_t scale_mode;  // 0 one scale, 1 one per row (always 0 for bits 32)
+  uint16_t rows;
+  uint16_t cols;
+  const uint8_t* scales_raw;  // n_scales() little-endian f32, possibly unaligned
+  const uint8_t* data;        // data_bytes(): packed codes, or little-endian f32 values
+
+  size_t size() const { return static_cast<size_t>(rows) * cols; }
+  uint16_t n_scales() const;  // 0 (bits 32), 1 (per tensor) or rows (per row)
+  size_t data_bytes() const;
+  float scale(uint16_t j) const;         // raw scale j < n_scales()
+  float scale_of_row(uint16_t r) const;  // the scale row r uses (0 for bits 32)
+  int8_t code(size_t i) const;           // quantized code of value i (row-major); 0 for bits 32
+  float value(size_t i) const;           // code(i) * scale_of_row(i / cols) in float32, or the f32
+};
+
+struct HelloView {
+  const char* node_id;  // node_id_len bytes, not NUL-terminated
+  uint8_t node_id_len;
+  uint32_t fw_version;
+  uint8_t model_hash[kModelHashLen];
+  uint32_t n_samples;
+  uint32_t free_ram;
+  uint32_t max_payload;
+  uint16_t embed_dim;
+  uint16_t n_classes;
+  uint8_t uplink_bits;  // bit0 8-bit, bit1 4-bit, bit2 2-bit, bit3 float32
+  uint8_t board;        // 0 native, 1 qemu_cortex_m4, 2 esp32dev, 3 nano33ble
+};
+
+struct GlobalView {
+  uint32_t round_id;
+  uint8_t model_hash[kModelHashLen];
+  uint16_t embed_dim;
+  uint16_t n_classes;
+  uint16_t epochs;
+  uint16_t batch_size;
+  float lr;
+  float prox_mu;
+  float clip_norm;
+  uint8_t uplink_bits;        // 8, 4, 2 or 32
+  uint8_t uplink_scale_mode;  // 0 or 1
+  uint32_t seed;
+  uint16_t n_selected;          // 0 = every node
+  const uint8_t* selected_raw;  // the n_selected encoded `str`s, selected_raw_len bytes
+  size_t selected_raw_len;
+  TensorView head;  // rows = n_classes, cols = embed_dim + 1
+
+  // True when the node `id` (len bytes) takes part in this round (always, if n_selected = 0).
+  bool selects(const char* id, size_t len) const;
+  // Selected id i < n_selected (walks the list: O(i)).
+  IdRef selected_id(uint16_t i) const;
+};
+
+struct UpdateView {
+  uint32_t round_id;
+  const char* node_id;
+  uint8_t node_id_len;
+  uint8_t model_hash[kModelHashLen];
+  uint32_t n_samples;
+  uint16_t epochs;
+  const uint8_t* epoch_loss_raw;  // epochs little-endian f32
+  float accuracy;
+  float update_norm;
+  TensorView delta;
+
+  float epoch_loss(uint16_t e) const;
+};
+
+// Checks the frame (fixed header, magic, version, type, flags, tag_len, reserved, total length,
+// CRC, in that order) and points `*body` at its hdr->body_len body bytes.
+[[nodiscard]] Status decode_frame(const uint8_t* buf, size_t len, FrameHeader* hdr, const uint8_t** body);
+
+// Decode a body (as given by decode_frame) of the matching type; it must be consumed exactly.
+[[nodiscard]] Status decode_hello(const uint8_t* body, size_t len, HelloView* out);
+[[nodiscard]] Status decode_global(const uint8_t* body, size_t len, GlobalView* out);
+[[nodiscard]] Status decode_update(const uint8_t* body, size_t len, UpdateView* out);
+
+// decode_frame, then the body; a valid frame of another type is Status::BadType.
+[[nodiscard]] Status decode_hello_frame(const uint8_t* buf, size_t len, HelloView* out);
+[[nodiscard]] Status decode_global_frame(const uint8_t* buf, size_t len, GlobalView* out);
+[[nodiscard]] Status decode_update_frame(const uint8_t* buf, size_t len, UpdateView* out);
+
+// ---------------------------------------------------------------------------------------------
+// Encoder inputs (plain structs; zero-initialize with `{}` and fill in)
+
+struct TensorFields {
+  uint8_t bits;        // 8, 4, 2 or 32
+  uint8_t scale_mode;  // 0 or 1; 0 for bits 32
+  uint16_t rows;
+  uint16_t cols;
+  const float* scales;  // bits 8/4/2: 1 (scale_mode 0) or rows (scale_mode 1) scales
+  const int8_t* codes;  // bits 8/4/2: rows*cols codes in [-qmax, qmax], one per value
+  const float* values;  // bits 32: rows*cols values
+};
+
+struct HelloFields {
+  const char* node_id;
+  uint8_t node_id_len;
+  uint32_t fw_version;
+  uint8_t model_hash[kModelHashLen];
+  uint32_t n_samples;
+  uint32_t free_ram;
+  uint32_t max_payload;
+  uint16_t embed_dim;
+  uint16_t n_classes;
+  uint8_t uplink_bits;
+  uint8_t board;
+  const uint8_t* tag;  // tag_len (0 or 32) bytes carried after the body
+  uint8_t tag_len;
+};
+
+struct GlobalFields {
+  uint32_t round_id;
+  uint8_t model_hash[kModelHashLen];
+  uint16_t embed_dim;
+  uint16_t n_classes;
+  uint16_t epochs;
+  uint16_t batch_size;
+  float lr;
+  float prox_mu;
+  float clip_norm;
+  uint8_t uplink_bits;
+  uint8_t uplink_scale_mode;
+  uint32_t seed;
+  uint16_t n_selected;
+  const IdRef* selected;  // n_selected ids
+  TensorFields head;
+  const uint8_t* tag;
+  uint8_t tag_len;
+};
+
+struct UpdateFields {
+  uint32_t round_id;
+  const char* node_id;
+  uint8_t node_id_len;
+  uint8_t model_hash[kModelHashLen];
+  uint32_t n_samples;
+  uint16_t epochs;
+  const float* epoch_loss;  // epochs values
+  float accuracy;
+  float update_norm;
+  TensorFields delta;
+  const uint8_t* tag;
+  uint8_t tag_len;
+};
+
+// Write the frame into buf[0, cap) and set *len to its size. buf == nullptr: size-only pass
+// (returns Ok and the size without checking the fields). Status::BufferFull when cap is too small.
+[[nodiscard]] Status encode_hello(const HelloFields& f, uint8_t* buf, size_t cap, size_t* len);
+[[nodiscard]] Status encode_global(const GlobalFields& f, uint8_t* buf, size_t cap, size_t* len);
+[[nodiscard]] Status encode_update(const UpdateFields& f, uint8_t* buf, size_t cap, size_t* len);
+
+// Bytes the frame takes (the size-only pass).
+size_t encoded_size_hello(const HelloFields& f);
+size_t encoded_size_global(const GlobalFields& f);
+size_t encoded_size_update(const UpdateFields& f);
+
+}  // namespace tinyfl

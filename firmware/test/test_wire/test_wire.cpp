@@ -1,0 +1,622 @@
+// The wire codec against the golden vectors (testvectors/, written by tools/gen_testvectors.py):
+// every valid frame decodes to the fields the Python side wrote, re-encodes to the same bytes, and
+// every invalid one is rejected with exactly the status its .reason file names.
+#include <dirent.h>
+#include <stdarg.h>
+
+#include "../check.h"
+#include "tinyfl/blob.h"
+#include "tinyfl/crc32.h"
+#include "tinyfl/wire.h"
+
+using namespace tinyfl;
+
+namespace {
+
+constexpr size_t kMaxFile = 1 << 16;
+constexpr size_t kMaxValues = 8192;
+
+// ---- files ----------------------------------------------------------------------------------
+
+struct FileList {
+  char names[128][96];
+  int n = 0;
+};
+
+// Names in testvectors/<dir> ending with `suffix`, sorted.
+void list_files(const char* dir, const char* suffix, FileList* out) {
+  out->n = 0;
+  DIR* d = opendir(tinyfl_test::vector_path(dir));
+  if (d == nullptr) return;
+  const size_t sl = strlen(suffix);
+  while (dirent* e = readdir(d)) {
+    const size_t l = strlen(e->d_name);
+    if (l <= sl || l >= sizeof out->names[0] || strcmp(e->d_name + l - sl, suffix) != 0) continue;
+    if (out->n < 128) memcpy(out->names[out->n++], e->d_name, l + 1);
+  }
+  closedir(d);
+  qsort(out->names, static_cast<size_t>(out->n), sizeof out->names[0],
+        [](const void* a, const void* b) { return strcmp(static_cast<const char*>(a), static_cast<const char*>(b)); });
+}
+
+// Reads testvectors/<dir>/<stem><ext>; returns its length or -1.
+long load(const char* dir, const char* stem, const char* ext, uint8_t* buf, long cap) {
+  char rel[256];
+  snprintf(rel, sizeof rel, "%s/%.*s%s", dir, static_cast<int>(strlen(stem)), stem, ext);
+  return tinyfl_test::read_file(tinyfl_test::vector_path(rel), buf, cap);
+}
+
+// "x.bin" -> "x"
+void stem_of(const char* name, char* out, size_t cap) {
+  snprintf(out, cap, "%s", name);
+  char* dot = strrchr(out, '.');
+  if (dot != nullptr) *dot = 0;
+}
+
+// ---- canonical text (the same lines as tinyfl.wire.fields_text) -----------------------------
+
+struct Text {
+  char buf[1 << 17];
+  size_t len = 0;
+  void add(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(buf + len, sizeof buf - len, fmt, ap);
+    va_end(ap);
+    if (n > 0) len += static_cast<size_t>(n) < sizeof buf - len ? static_cast<size_t>(n) : sizeof buf - len - 1;
+  }
+  void f32(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    add("0x%08x", bits);
+  }
+  void hex(const uint8_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) add("%02x", p[i]);
+  }
+};
+
+void tensor_text(Text& t, const char* name, const TensorView& v) {
+  t.add("%s.bits=%u\n%s.scale_mode=%u\n%s.rows=%u\n%s.cols=%u\n%s.scales=", name, v.bits, name, v.scale_mode, name,
+        v.rows, name, v.cols, name);
+  for (uint16_t j = 0; j < v.n_scales(); ++j) {
+    if (j) t.add(",");
+    t.f32(v.scale(j));
+  }
+  t.add("\n%s.codes=", name);
+  for (size_t i = 0; v.bits != 32 && i < v.size(); ++i) t.add(i ? ",%d" : "%d", v.code(i));
+  t.add("\n%s.values=", name);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) t.add(",");
+    t.f32(v.value(i));
+  }
+  t.add("\n");
+}
+
+void tag_text(Text& t, const FrameHeader& h) {
+  t.add("tag=");
+  t.hex(h.tag, h.tag_len);
+  t.add("\n");
+}
+
+void hello_text(Text& t, const FrameHeader& h, const HelloView& v) {
+  t.add("type=hello\nnode_id=%.*s\nfw_version=%u\nmodel_hash=", v.node_id_len, v.node_id, v.fw_version);
+  t.hex(v.model_hash, sizeof v.model_hash);
+  t.add("\nn_samples=%u\nfree_ram=%u\nmax_payload=%u\nembed_dim=%u\nn_classes=%u\nuplink_bits=%u\nboard=%u\n",
+        v.n_samples, v.free_ram, v.max_payload, v.embed_dim, v.n_classes, v.uplink_bits, v.board);
+  tag_text(t, h);
+}
+
+void global_text(Text& t, const FrameHeader& h, const GlobalView& v) {
+  t.add("type=global\nround_id=%u\nmodel_hash=", v.round_id);
+  t.hex(v.model_hash, sizeof v.model_hash);
+  t.add("\nembed_dim=%u\nn_classes=%u\nepochs=%u\nbatch_size=%u\nlr=", v.embed_dim, v.n_classes, v.epochs,
+        v.batch_size);
+  t.f32(v.lr);
+  t.add("\nprox_mu=");
+  t.f32(v.prox_mu);
+  t.add("\nclip_norm=");
+  t.f32(v.clip_norm);
+  t.add("\nuplink_bits=%u\nuplink_scale_mode=%u\nseed=%u\nn_selected=%u\nselected=", v.uplink_bits,
+        v.uplink_scale_mode, v.seed, v.n_selected);
+  for (uint16_t i = 0; i < v.n_selected; ++i) {
+    const IdRef id = v.selected_id(i);
+    t.add(i ? ",%.*s" : "%.*s", id.len, id.id);
+  }
+  t.add("\n");
+  tensor_text(t, "head", v.head);
+  tag_text(t, h);
+}
+
+void update_text(Text& t, const FrameHeader& h, const UpdateView& v) {
+  t.add("type=update\nround_id=%u\nnode_id=%.*s\nmodel_hash=", v.round_id, v.node_id_len, v.node_id);
+  t.hex(v.model_hash, sizeof v.model_hash);
+  t.add("\nn_samples=%u\nepochs=%u\nepoch_loss=", v.n_samples, v.epochs);
+  for (uint16_t e = 0; e < v.epochs; ++e) {
+    if (e) t.add(",");
+    t.f32(v.epoch_loss(e));
+  }
+  t.add("\naccuracy=");
+  t.f32(v.accuracy);
+  t.add("\nupdate_norm=");
+  t.f32(v.update_norm);
+  t.add("\n");
+  tensor_text(t, "delta", v.delta);
+  tag_text(t, h);
+}
+
+// ---- decode any frame, re-encode it ---------------------------------------------------------
+
+struct Decoded {
+  FrameHeader hdr;
+  HelloView hello;
+  GlobalView global;
+  UpdateView update;
+};
+
+Status decode_any(const uint8_t* buf, size_t len, Decoded* d) {
+  const uint8_t* body = nullptr;
+  Status s = decode_frame(buf, len, &d->hdr, &body);
+  if (s != Status::Ok) return s;
+  switch (static_cast<FrameType>(d->hdr.type)) {
+    case FrameType::Hello: return decode_hello(body, d->hdr.body_len, &d->hello);
+    case FrameType::Global: return decode_global(body, d->hdr.body_len, &d->global);
+    case FrameType::Update: return decode_update(body, d->hdr.body_len, &d->update);
+  }
+  return Status::BadType;
+}
+
+struct TensorCopy {
+  float scales[65535 / 8];
+  int8_t codes[kMaxValues];
+  float values[kMaxValues];
+};
+
+bool to_fields(const TensorView& v, TensorCopy* c, TensorFields* f) {
+  if (v.size() > kMaxValues || v.n_scales() > sizeof c->scales / sizeof c->scales[0]) return false;
+  *f = TensorFields{};
+  f->bits = v.bits;
+  f->scale_mode = v.scale_mode;
+  f->rows = v.rows;
+  f->cols = v.cols;
+  for (uint16_t j = 0; j < v.n_scales(); ++j) c->scales[j] = v.scale(j);
+  for (size_t i = 0; i < v.size(); ++i) {
+    c->codes[i] = v.code(i);
+    c->values[i] = v.value(i);
+  }
+  f->scales = c->scales;
+  if (v.bits == 32) f->values = c->values;
+  else f->codes = c->codes;
+  return true;
+}
+
+// Re-encodes a decoded frame into out[0, cap); also returns the size-only pass's answer.
+Status reencode(const Decoded& d, uint8_t* out, size_t cap, size_t* len, size_t* size_only) {
+  static TensorCopy tc;
+  static float losses[kMaxWireEpochs];
+  static IdRef ids[64];
+  switch (static_cast<FrameType>(d.hdr.type)) {
+    case FrameType::Hello: {
+      const HelloView& v = d.hello;
+      HelloFields f{};
+      f.node_id = v.node_id;
+      f.node_id_len = v.node_id_len;
+      f.fw_version = v.fw_version;
+      memcpy(f.model_hash, v.model_hash, sizeof f.model_hash);
+      f.n_samples = v.n_samples;
+      f.free_ram = v.free_ram;
+      f.max_payload = v.max_payload;
+      f.embed_dim = v.embed_dim;
+      f.n_classes = v.n_classes;
+      f.uplink_bits = v.uplink_bits;
+      f.board = v.board;
+      f.tag = d.hdr.tag;
+      f.tag_len = d.hdr.tag_len;
+      *size_only = encoded_size_hello(f);
+      return encode_hello(f, out, cap, len);
+    }
+    case FrameType::Global: {
+      const GlobalView& v = d.global;
+      GlobalFields f{};
+      f.round_id = v.round_id;
+      memcpy(f.model_hash, v.model_hash, sizeof f.model_hash);
+      f.embed_dim = v.embed_dim;
+      f.n_classes = v.n_classes;
+      f.epochs = v.epochs;
+      f.batch_size = v.batch_size;
+      f.lr = v.lr;
+      f.prox_mu = v.prox_mu;
+      f.clip_norm = v.clip_norm;
+      f.uplink_bits = v.uplink_bits;
+      f.uplink_scale_mode = v.uplink_scale_mode;
+      f.seed = v.seed;
+      if (v.n_selected > 64) return Status::TooLarge;
+      for (uint16_t i = 0; i < v.n_selected; ++i) ids[i] = v.selected_id(i);
+      f.n_selected = v.n_selected;
+      f.selected = ids;
+      if (!to_fields(v.head, &tc, &f.head)) return Status::TooLarge;
+      f.tag = d.hdr.tag;
+      f.tag_len = d.hdr.tag_len;
+      *size_only = encoded_size_global(f);
+      return encode_global(f, out, cap, len);
+    }
+    case FrameType::Update: {
+      const UpdateView& v = d.update;
+      UpdateFields f{};
+      f.round_id = v.round_id;
+      f.node_id = v.node_id;
+      f.node_id_len = v.node_id_len;
+      memcpy(f.model_hash, v.model_hash, sizeof f.model_hash);
+      f.n_samples = v.n_samples;
+      f.epochs = v.epochs;
+      for (uint16_t e = 0; e < v.epochs; ++e) losses[e] = v.epoch_loss(e);
+      f.epoch_loss = losses;
+      f.accuracy = v.accuracy;
+      f.update_norm = v.update_norm;
+      if (!to_fields(v.delta, &tc, &f.delta)) return Status::TooLarge;
+      f.tag = d.hdr.tag;
+      f.tag_len = d.hdr.tag_len;
+      *size_only = encoded_size_update(f);
+      return encode_update(f, out, cap, len);
+    }
+  }
+  return Status::BadType;
+}
+
+uint8_t g_frame[kMaxFile];
+uint8_t g_out[kMaxFile];
+uint8_t g_expect[kMaxFile];
+Text g_text;
+
+void check_text(const char* what, const Text& t, const uint8_t* expect, long n) {
+  const bool same = n >= 0 && static_cast<size_t>(n) == t.len && memcmp(expect, t.buf, t.len) == 0;
+  if (!same) {
+    printf("fields of %s differ; C++ printed:\n%.*s", what, static_cast<int>(t.len), t.buf);
+    CHECK(same);
+  }
+}
+
+}  // namespace
+
+// ---- tests ----------------------------------------------------------------------------------
+
+TINYFL_TEST(crc32_matches_zlib) {
+  const uint8_t check[] = {'1', '2', '3', '4', '5', '6', '7', '8', '9'};
+  CHECK_EQ(crc32(check, sizeof check), 0xCBF43926u);
+  CHECK_EQ(crc32(nullptr, 0), 0u);
+  CHECK_EQ(crc32(check + 4, 5, crc32(check, 4)), 0xCBF43926u);
+}
+
+TINYFL_TEST(golden_frames_decode_reencode) {
+  FileList files;
+  list_files("frames", ".bin", &files);
+  CHECK(files.n >= 12);
+  for (int i = 0; i < files.n; ++i) {
+    char stem[96];
+    stem_of(files.names[i], stem, sizeof stem);
+    const long n = load("frames", stem, ".bin", g_frame, sizeof g_frame);
+    CHECK(n > 0);
+    if (n <= 0) continue;
+    Decoded d{};
+    const Status s = decode_any(g_frame, static_cast<size_t>(n), &d);
+    if (s != Status::Ok) printf("%s: %s\n", files.names[i], status_name(s));
+    CHECK(s == Status::Ok);
+    if (s != Status::Ok) continue;
+    g_text.len = 0;
+    if (d.hdr.type == 1) hello_text(g_text, d.hdr, d.hello);
+    if (d.hdr.type == 2) global_text(g_text, d.hdr, d.global);
+    if (d.hdr.type == 3) update_text(g_text, d.hdr, d.update);
+    const long fn = load("frames", stem, ".fields.txt", g_expect, sizeof g_expect);
+    check_text(files.names[i], g_text, g_expect, fn);
+
+    size_t len = 0, size_only = 0;
+    CHECK(reencode(d, g_out, sizeof g_out, &len, &size_only) == Status::Ok);
+    CHECK_EQ(len, n);
+    CHECK_EQ(size_only, n);
+    CHECK(memcmp(g_out, g_frame, static_cast<size_t>(n)) == 0);
+    // exactly enough room works, one byte less does not
+    CHECK(reencode(d, g_out, static_cast<size_t>(n), &len, &size_only) == Status::Ok);
+    CHECK(reencode(d, g_out, static_cast<size_t>(n) - 1, &len, &size_only) == Status::BufferFull);
+  }
+}
+
+TINYFL_TEST(invalid_frames_rejected_with_their_reason) {
+  FileList files;
+  list_files("frames/invalid", ".bin", &files);
+  CHECK(files.n >= 40);
+  for (int i = 0; i < files.n; ++i) {
+    char stem[96];
+    stem_of(files.names[i], stem, sizeof stem);
+    const long n = load("frames/invalid", stem, ".bin", g_frame, sizeof g_frame);
+    char reason[64] = {};
+    const long rn = load("frames/invalid", stem, ".reason", reinterpret_cast<uint8_t*>(reason), sizeof reason - 1);
+    CHECK(n >= 0 && rn > 0);
+    if (n < 0 || rn <= 0) continue;
+    reason[strcspn(reason, "\r\n")] = 0;
+    Decoded d{};
+    const Status s = decode_any(g_frame, static_cast<size_t>(n), &d);
+    if (strcmp(status_name(s), reason) != 0) {
+      printf("%s: got %s, expected %s\n", files.names[i], status_name(s), reason);
+      CHECK(strcmp(status_name(s), reason) == 0);
+    }
+  }
+}
+
+TINYFL_TEST(every_truncation_is_rejected) {
+  FileList files;
+  list_files("frames", ".bin", &files);
+  for (int i = 0; i < files.n; ++i) {
+    char stem[96];
+    stem_of(files.names[i], stem, sizeof stem);
+    const long len = load("frames", stem, ".bin", g_frame, sizeof g_frame);
+    for (long cut = 0; cut < len; ++cut) {
+      // a copy of exactly `cut` bytes, so reading past it is caught under ASan or valgrind
+      uint8_t* copy = static_cast<uint8_t*>(malloc(cut > 0 ? static_cast<size_t>(cut) : 1));
+      memcpy(copy, g_frame, static_cast<size_t>(cut));
+      Decoded d{};
+      CHECK(decode_any(copy, static_cast<size_t>(cut), &d) == Status::Truncated);
+      free(copy);
+    }
+  }
+}
+
+TINYFL_TEST(every_bit_flip_is_rejected) {
+  FileList files;
+  list_files("frames", ".bin", &files);
+  for (int i = 0; i < files.n; ++i) {
+    char stem[96];
+    stem_of(files.names[i], stem, sizeof stem);
+    const long len = load("frames", stem, ".bin", g_frame, sizeof g_frame);
+    for (long bit = 0; bit < len * 8; ++bit) {
+      g_frame[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+      Decoded d{};
+      const Status s = decode_any(g_frame, static_cast<size_t>(len), &d);
+      g_frame[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+      if (s == Status::Ok) printf("%s: flip of bit %ld accepted\n", files.names[i], bit);
+      CHECK(s != Status::Ok);
+    }
+  }
+}
+
+TINYFL_TEST(packing_round_trips_every_code) {
+  static int8_t codes[300];
+  static const float scales[3] = {0.5f, 0.25f, 2.0f};
+  static const uint8_t kBits[] = {8, 4, 2};
+  for (uint8_t bits : kBits) {
+    const int qmax = (1 << (bits - 1)) - 1;
+    for (uint16_t cols = 1; cols <= 100; cols += 7) {  // 3*cols values: every remainder mod 4
+      for (int i = 0; i < 3 * cols; ++i) codes[i] = static_cast<int8_t>((i * 5 + cols) % (2 * qmax + 1) - qmax);
+      UpdateFields f{};
+      f.round_id = 1;
+      f.node_id = "n-1";
+      f.node_id_len = 3;
+      static const float loss[1] = {0.5f};
+      f.epochs = 1;
+      f.epoch_loss = loss;
+      f.delta = TensorFields{bits, 1, 3, cols, scales, codes, nullptr};
+      size_t len = 0;
+      CHECK(encode_update(f, g_out, sizeof g_out, &len) == Status::Ok);
+      CHECK_EQ(len, encoded_size_update(f));
+      UpdateView v{};
+      CHECK(decode_update_frame(g_out, len, &v) == Status::Ok);
+      CHECK_EQ(v.delta.data_bytes(), (3u * cols * bits + 7) / 8);
+      for (int i = 0; i < 3 * cols; ++i) {
+        CHECK_EQ(v.delta.code(static_cast<size_t>(i)), codes[i]);
+        CHECK(v.delta.value(static_cast<size_t>(i)) == static_cast<float>(codes[i]) * scales[i / cols]);
+      }
+    }
+    // every code in range, once each, at every position within a byte
+    for (int shift = 0; shift < 4; ++shift) {
+      int n = 0;
+      for (int k = 0; k < shift; ++k) codes[n++] = 0;
+      for (int c = -qmax; c <= qmax; ++c) codes[n++] = static_cast<int8_t>(c);
+      UpdateFields f{};
+      f.round_id = 1;
+      f.node_id = "n-1";
+      f.node_id_len = 3;
+      static const float loss[1] = {0.5f};
+      f.epochs = 1;
+      f.epoch_loss = loss;
+      f.delta = TensorFields{bits, 0, 1, static_cast<uint16_t>(n), scales, codes, nullptr};
+      size_t len = 0;
+      CHECK(encode_update(f, g_out, sizeof g_out, &len) == Status::Ok);
+      UpdateView v{};
+      CHECK(decode_update_frame(g_out, len, &v) == Status::Ok);
+      for (int i = 0; i < n; ++i) CHECK_EQ(v.delta.code(static_cast<size_t>(i)), codes[i]);
+      // out-of-range codes cannot be encoded
+      codes[n - 1] = static_cast<int8_t>(-qmax - 1);
+      CHECK(encode_update(f, g_out, sizeof g_out, &len) == Status::BadValue);
+      if (bits < 8) {
+        codes[n - 1] = static_cast<int8_t>(qmax + 1);
+        CHECK(encode_update(f, g_out, sizeof g_out, &len) == Status::BadValue);
+      }
+    }
+  }
+}
+
+TINYFL_TEST(encoder_refuses_what_the_decoder_rejects) {
+  const float scales[1] = {0.5f};
+  const int8_t codes[6] = {1, -1, 0, 1, 0, 0};  // room for the 3x2 head below
+  const IdRef ids[2] = {{"node-01", 7}, {"bad id", 6}};
+  GlobalFields g{};
+  g.round_id = 1;
+  g.embed_dim = 1;
+  g.n_classes = 2;
+  g.epochs = 1;
+  g.batch_size = 8;
+  g.lr = 0.1f;
+  g.uplink_bits = 8;
+  g.head = TensorFields{8, 0, 2, 2, scales, codes, nullptr};
+  size_t len = 0;
+  CHECK(encode_global(g, g_out, sizeof g_out, &len) == Status::Ok);
+  CHECK_EQ(len, encoded_size_global(g));
+  // the size-only pass never fails
+  CHECK(encode_global(g, nullptr, 0, &len) == Status::Ok);
+  CHECK_EQ(len, encoded_size_global(g));
+
+  GlobalFields bad = g;
+  bad.lr = NAN;
+  CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::NonFinite);
+  bad = g;
+  bad.epochs = 65;
+  CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::BadValue);
+  bad = g;
+  bad.n_selected = 2;
+  bad.selected = ids;
+  CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::BadValue);
+  bad.n_selected = 1;
+  CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::Ok);
+  bad = g;
+  bad.head.rows = 3;  // n_classes is 2
+  CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::BadValue);
+  bad = g;
+  bad.head.codes = nullptr;
+  CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::BadValue);
+  CHECK_EQ(encoded_size_global(bad), encoded_size_global(g));
+  bad = g;
+  bad.tag_len = 32;  // no tag given
+  CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::BadValue);
+  bad.tag_len = 7;
+  const uint8_t tag[32] = {};
+  bad.tag = tag;
+  CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::BadValue);
+  bad.tag_len = 32;
+  CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::Ok);
+  CHECK_EQ(len, encoded_size_global(g) + 32);
+
+  HelloFields h{};
+  h.node_id = "abc";
+  h.node_id_len = 3;
+  CHECK(encode_hello(h, g_out, sizeof g_out, &len) == Status::Ok);
+  h.board = 9;
+  CHECK(encode_hello(h, g_out, sizeof g_out, &len) == Status::BadValue);
+  h.board = 0;
+  h.node_id_len = 0;
+  CHECK(encode_hello(h, g_out, sizeof g_out, &len) == Status::BadValue);
+}
+
+TINYFL_TEST(frame_of_another_type_is_bad_type) {
+  const long n = load("frames", "hello", ".bin", g_frame, sizeof g_frame);
+  CHECK(n > 0);
+  GlobalView g{};
+  CHECK(decode_global_frame(g_frame, static_cast<size_t>(n), &g) == Status::BadType);
+  UpdateView u{};
+  CHECK(decode_update_frame(g_frame, static_cast<size_t>(n), &u) == Status::BadType);
+  HelloView h{};
+  CHECK(decode_hello_frame(g_frame, static_cast<size_t>(n), &h) == Status::Ok);
+  CHECK(decode_hello_frame(nullptr, 0, &h) == Status::Truncated);
+}
+
+TINYFL_TEST(global_selects_listed_nodes) {
+  const long n = load("frames", "global_4bit_per_tensor", ".bin", g_frame, sizeof g_frame);
+  GlobalView g{};
+  CHECK(decode_global_frame(g_frame, static_cast<size_t>(n), &g) == Status::Ok);
+  CHECK_EQ(g.n_selected, 3);
+  CHECK(g.selects("node-01", 7));
+  CHECK(g.selects("Node3", 5));
+  CHECK(!g.selects("node-0", 6));
+  CHECK(!g.selects("node-011", 8));
+  CHECK(!g.selects("node3", 5));
+  const long m = load("frames", "global_8bit_per_row", ".bin", g_frame, sizeof g_frame);
+  CHECK(decode_global_frame(g_frame, static_cast<size_t>(m), &g) == Status::Ok);
+  CHECK_EQ(g.n_selected, 0);
+  CHECK(g.selects("anyone", 6));
+}
+
+// ---- data blobs -----------------------------------------------------------------------------
+
+namespace {
+
+void blob_text(Text& t, const BlobView& b) {
+  t.add("kind=%u\nn_samples=%u\ndim=%u\nn_classes=%u\nscale=", b.kind, b.n_samples, b.dim, b.n_classes);
+  t.f32(b.scale);
+  t.add("\nzero_point=%d\nmodel_hash=", static_cast<int>(b.zero_point));
+  t.hex(b.model_hash, sizeof b.model_hash);
+  t.add("\nlabels=");
+  for (uint32_t i = 0; i < b.n_samples; ++i) t.add(i ? ",%u" : "%u", b.label(i));
+  t.add("\nsamples=");
+  for (uint32_t i = 0; i < b.n_samples; ++i)
+    for (uint16_t j = 0; j < b.dim; ++j) t.add(i || j ? ",%d" : "%d", b.sample(i)[j]);
+  t.add("\n");
+}
+
+struct FakeCache {
+  uint16_t dim = 0, n_classes = 0;
+  float scale = 0;
+  int32_t zero_point = 0;
+  uint32_t added = 0;
+  int8_t first = 0;
+  Status configure(uint16_t d, uint16_t k, float s, int32_t zp) {
+    dim = d;
+    n_classes = k;
+    scale = s;
+    zero_point = zp;
+    return Status::Ok;
+  }
+  Status add(const int8_t* v, uint8_t) {
+    if (added++ == 0) first = v[0];
+    return Status::Ok;
+  }
+};
+
+}  // namespace
+
+TINYFL_TEST(golden_blobs_parse) {
+  FileList files;
+  list_files("blobs", ".bin", &files);
+  CHECK(files.n >= 3);
+  for (int i = 0; i < files.n; ++i) {
+    char stem[96];
+    stem_of(files.names[i], stem, sizeof stem);
+    const long n = load("blobs", stem, ".bin", g_frame, sizeof g_frame - 16);
+    BlobView b{};
+    const Status s = parse_blob(g_frame, static_cast<size_t>(n), &b);
+    if (s != Status::Ok) printf("%s: %s\n", files.names[i], status_name(s));
+    CHECK(s == Status::Ok);
+    if (s != Status::Ok) continue;
+    CHECK_EQ(b.size_bytes, n);
+    g_text.len = 0;
+    blob_text(g_text, b);
+    const long fn = load("blobs", stem, ".fields.txt", g_expect, sizeof g_expect);
+    check_text(files.names[i], g_text, g_expect, fn);
+    // a memory region bigger than the blob: the rest is ignored
+    memset(g_frame + n, 0xA5, 16);
+    CHECK(parse_blob(g_frame, static_cast<size_t>(n) + 16, &b) == Status::Ok);
+    for (long cut = 0; cut < n; ++cut) CHECK(parse_blob(g_frame, static_cast<size_t>(cut), &b) == Status::Truncated);
+    uint8_t hash[8];
+    b.copy_model_hash(hash);
+    CHECK(memcmp(hash, b.model_hash, 8) == 0);
+    FakeCache cache;
+    const Status ls = load_samples(b, cache);
+    if (b.kind == static_cast<uint8_t>(BlobKind::Features)) {
+      CHECK(ls == Status::Ok);
+      CHECK_EQ(cache.added, b.n_samples);
+      CHECK_EQ(cache.dim, b.dim);
+      if (b.n_samples > 0) CHECK_EQ(cache.first, b.sample(0)[0]);
+    } else {
+      CHECK(ls == Status::Unsupported);
+    }
+  }
+}
+
+TINYFL_TEST(invalid_blobs_rejected_with_their_reason) {
+  FileList files;
+  list_files("blobs/invalid", ".bin", &files);
+  CHECK(files.n >= 10);
+  for (int i = 0; i < files.n; ++i) {
+    char stem[96];
+    stem_of(files.names[i], stem, sizeof stem);
+    const long n = load("blobs/invalid", stem, ".bin", g_frame, sizeof g_frame);
+    char reason[64] = {};
+    const long rn = load("blobs/invalid", stem, ".reason", reinterpret_cast<uint8_t*>(reason), sizeof reason - 1);
+    CHECK(n >= 0 && rn > 0);
+    reason[strcspn(reason, "\r\n")] = 0;
+    BlobView b{};
+    const Status s = parse_blob(g_frame, static_cast<size_t>(n), &b);
+    if (strcmp(status_name(s), reason) != 0) {
+      printf("%s: got %s, expected %s\n", files.names[i], status_name(s), reason);
+      CHECK(strcmp(status_name(s), reason) == 0);
+    }
+  }
+}
+
+int main() { return tinyfl_test::run_all(); }

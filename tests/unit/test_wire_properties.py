@@ -1,0 +1,149 @@
+"""Property tests of the wire codec: any bytes either decode or raise WireError; every valid
+message round-trips; truncations and bit flips of a valid frame are rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tinyfl.errors import WireError
+from tinyfl.wire import DataBlob, Global, Hello, Tensor, Update, decode, encode
+
+GOLDEN = [p.read_bytes() for p in sorted((Path(__file__).resolve().parents[2] /
+                                          "testvectors" / "frames").glob("*.bin"))]
+ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+PROFILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+node_ids = st.text(ID_CHARS, min_size=1, max_size=32)
+hashes = st.binary(min_size=8, max_size=8)
+tags = st.sampled_from([b"", bytes(range(32))]) | st.binary(min_size=32, max_size=32)
+u16 = st.integers(0, 0xFFFF)
+u32 = st.integers(0, 0xFFFFFFFF)
+
+
+def f32(lo: float | None = None, hi: float | None = None, *, exclude_min: bool = False) -> st.SearchStrategy[float]:
+    return st.floats(lo, hi, width=32, allow_nan=False, allow_infinity=False, exclude_min=exclude_min)
+
+
+@st.composite
+def tensors(draw: st.DrawFn, shape: tuple[int, int] | None = None) -> Tensor:
+    rows, cols = shape if shape is not None else (draw(st.integers(0, 6)), draw(st.integers(0, 9)))
+    bits = draw(st.sampled_from([8, 4, 2, 32]))
+    if bits == 32:
+        values = draw(st.lists(f32(), min_size=rows * cols, max_size=rows * cols))
+        return Tensor.float32(np.array(values, np.float32).reshape(rows, cols))
+    q = (1 << (bits - 1)) - 1
+    codes = draw(st.lists(st.integers(-q, q), min_size=rows * cols, max_size=rows * cols))
+    per_row = draw(st.booleans())
+    m = rows if per_row else 1
+    scales = draw(st.lists(f32(0.0), min_size=m, max_size=m))
+    return Tensor(bits, int(per_row), rows, cols, np.array(scales, np.float32),
+                  codes=np.array(codes, np.int8).reshape(rows, cols))
+
+
+hellos = st.builds(Hello, node_ids, u32, hashes, u32, u32, u32, u16, u16, st.integers(0, 15),
+                   st.integers(0, 3), tags)
+
+
+@st.composite
+def globals_(draw: st.DrawFn) -> Global:
+    d = draw(st.integers(0, 8))
+    k = draw(st.integers(0, 5))
+    return Global(
+        round_id=draw(st.integers(1, 0xFFFFFFFF)), model_hash=draw(hashes), embed_dim=d,
+        n_classes=k, epochs=draw(st.integers(1, 64)), batch_size=draw(st.integers(1, 1024)),
+        lr=draw(f32(0.0, exclude_min=True)), prox_mu=draw(f32(0.0)), clip_norm=draw(f32(0.0)),
+        uplink_bits=draw(st.sampled_from([8, 4, 2, 32])), uplink_scale_mode=draw(st.integers(0, 1)),
+        seed=draw(u32), selected=tuple(draw(st.lists(node_ids, max_size=4))),
+        head=draw(tensors((k, d + 1))), tag=draw(tags),
+    )
+
+
+@st.composite
+def updates(draw: st.DrawFn) -> Update:
+    return Update(
+        round_id=draw(st.integers(1, 0xFFFFFFFF)), node_id=draw(node_ids), model_hash=draw(hashes),
+        n_samples=draw(u32), epoch_loss=tuple(draw(st.lists(f32(0.0), min_size=1, max_size=64))),
+        accuracy=draw(f32(0.0, 1.0)), update_norm=draw(f32(0.0)), delta=draw(tensors()),
+        tag=draw(tags),
+    )
+
+
+messages = hellos | globals_() | updates()
+
+
+@PROFILE
+@given(st.binary(max_size=512))
+def test_any_bytes_decode_or_raise_wire_error(data: bytes) -> None:
+    try:
+        msg = decode(data)
+    except WireError:
+        return
+    assert encode(msg) == data
+
+
+@PROFILE
+@given(st.sampled_from(GOLDEN), st.data())
+def test_mutated_golden_frames_decode_or_raise_wire_error(frame: bytes, data: st.DataObject) -> None:
+    raw = bytearray(frame)
+    for _ in range(data.draw(st.integers(1, 8))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(st.integers(0, 255))
+    try:
+        decode(bytes(raw))
+    except WireError:
+        pass
+
+
+@PROFILE
+@given(messages)
+def test_valid_messages_round_trip(msg: Hello | Global | Update) -> None:
+    frame = encode(msg)
+    assert decode(frame) == msg
+    assert encode(decode(frame)) == frame
+
+
+@PROFILE
+@given(messages, st.data())
+def test_truncations_and_bit_flips_are_rejected(msg: Hello | Global | Update, data: st.DataObject) -> None:
+    frame = encode(msg)
+    cut = data.draw(st.integers(0, len(frame) - 1))
+    try:
+        decode(frame[:cut])
+        raise AssertionError("a truncated frame decoded")
+    except WireError as err:
+        assert err.reason == "truncated"
+    bit = data.draw(st.integers(0, len(frame) * 8 - 1))
+    flipped = bytearray(frame)
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    try:
+        decode(bytes(flipped))
+        raise AssertionError("a frame with a flipped bit decoded")
+    except WireError:
+        pass
+
+
+@PROFILE
+@given(st.binary(max_size=256))
+def test_any_bytes_parse_as_blob_or_raise_wire_error(data: bytes) -> None:
+    try:
+        blob = DataBlob.from_bytes(b"TFDB\x01" + data)
+    except WireError:
+        return
+    assert blob.to_bytes() == b"TFDB\x01" + data
+
+
+@PROFILE
+@given(st.integers(0, 9), st.integers(1, 6), st.integers(1, 5), st.data())
+def test_blobs_round_trip(n: int, dim: int, k: int, data: st.DataObject) -> None:
+    labels = np.array(data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n)), np.uint8)
+    samples = np.array(data.draw(st.lists(st.integers(-128, 127), min_size=n * dim,
+                                          max_size=n * dim)), np.int8).reshape(n, dim)
+    blob = DataBlob(data.draw(st.sampled_from([1, 2])), k, data.draw(f32(0.0, exclude_min=True)),
+                    data.draw(st.integers(-128, 127)), data.draw(hashes), labels, samples)
+    raw = blob.to_bytes()
+    assert (len(raw) - 4 - n * dim) % 4 == 0  # samples start 4-aligned
+    assert DataBlob.from_bytes(raw) == blob

@@ -1,0 +1,615 @@
+#!/usr/bin/env python3
+"""Writes the golden wire vectors that both codecs are tested against (docs/WIRE.md).
+
+    python tools/gen_testvectors.py           # (re)write testvectors/frames and testvectors/blobs
+    python tools/gen_testvectors.py --check   # exit 1 if the files on disk differ from a fresh run
+
+Deterministic: no randomness, no clock; running it twice gives identical bytes.
+
+The bytes are built here straight from the spec with `struct`, not with the codec under test, so
+the vectors are a second implementation. For each valid vector it writes:
+
+  frames/NAME.bin          the frame
+  frames/NAME.fields.txt   its fields in canonical text (tinyfl.wire.fields_text), computed here from
+                           the inputs; the C++ test prints the same text from its own decoder
+  frames/invalid/NAME.bin + NAME.reason   a frame each decoder must reject, and the status name
+  blobs/NAME.bin + NAME.fields.txt, blobs/invalid/NAME.bin + NAME.reason   the same for data blobs
+
+and checks, before writing, that the Python codec decodes every valid vector to the same fields,
+re-encodes it to the same bytes, and rejects every invalid one with the expected reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import struct
+import sys
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "testvectors"
+
+MODEL_HASH = hashlib.sha256(b"tinyfl golden model").digest()[:8]
+OTHER_HASH = hashlib.sha256(b"tinyfl other model").digest()[:8]
+TAG = hashlib.sha256(b"tinyfl golden tag").digest()  # 32 bytes; v1 carries it, does not verify it
+
+HELLO, GLOBAL, UPDATE = 1, 2, 3
+NAN = float("nan")
+INF = float("inf")
+
+
+# ---------------------------------------------------------------------------------------------
+# spec primitives
+
+
+def f32(x: float) -> bytes:
+    return struct.pack("<f", x)
+
+
+def f32hex(x: float) -> str:
+    return f"0x{struct.unpack('<I', f32(x))[0]:08x}"
+
+
+def f32round(x: float) -> float:
+    return float(struct.unpack("<f", f32(x))[0])
+
+
+def s(text: str | bytes) -> bytes:
+    raw = text.encode() if isinstance(text, str) else text
+    return bytes([len(raw)]) + raw
+
+
+def frame(
+    ftype: int,
+    body: bytes,
+    tag: bytes = b"",
+    *,
+    magic: bytes = b"TF",
+    version: int = 1,
+    flags: int = 0,
+    tag_len: int | None = None,
+    reserved: int = 0,
+    body_len: int | None = None,
+    crc_xor: int = 0,
+    trailing: bytes = b"",
+) -> bytes:
+    header = magic + bytes([version, ftype, flags, len(tag) if tag_len is None else tag_len])
+    header += struct.pack("<HI", reserved, len(body) if body_len is None else body_len)
+    covered = header + body + tag
+    return covered + struct.pack("<I", zlib.crc32(covered) ^ crc_xor) + trailing
+
+
+def pack(codes: list[int], bits: int, pad_value: int = 0) -> bytes:
+    """LSB-first packing, bit by bit, as the spec words it; `pad_value` fills the unused bits."""
+    total_bits = len(codes) * bits
+    nbytes = (total_bits + 7) // 8
+    out = bytearray(nbytes)
+    for i, c in enumerate(codes):
+        u = c & ((1 << bits) - 1)
+        for b in range(bits):
+            if u >> b & 1:
+                pos = i * bits + b
+                out[pos // 8] |= 1 << (pos % 8)
+    if total_bits % 8:
+        out[-1] |= (pad_value << (total_bits % 8)) & 0xFF
+    return bytes(out)
+
+
+@dataclass
+class T:
+    """A tensor as the spec lays it out (possibly invalid)."""
+
+    bits: int
+    scale_mode: int
+    rows: int
+    cols: int
+    scales: list[float] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    pad_value: int = 0
+
+    def to_bytes(self) -> bytes:
+        out = struct.pack("<BBHH", self.bits, self.scale_mode, self.rows, self.cols)
+        out += b"".join(f32(x) for x in self.scales)
+        if self.bits == 32:
+            return out + b"".join(f32(x) for x in self.values)
+        return out + pack(self.codes, self.bits, self.pad_value)
+
+    def fields(self, name: str) -> list[str]:
+        if self.bits == 32:
+            values = [f32hex(v) for v in self.values]
+        else:
+            values = []
+            for i, c in enumerate(self.codes):
+                scale = f32round(self.scales[i // self.cols if self.scale_mode == 1 else 0])
+                values.append(f32hex(float(c) * scale))  # exact in double, one rounding to f32
+        return [
+            f"{name}.bits={self.bits}",
+            f"{name}.scale_mode={self.scale_mode}",
+            f"{name}.rows={self.rows}",
+            f"{name}.cols={self.cols}",
+            f"{name}.scales={','.join(f32hex(x) for x in self.scales)}",
+            f"{name}.codes={','.join(str(c) for c in self.codes)}",
+            f"{name}.values={','.join(values)}",
+        ]
+
+
+@dataclass
+class HelloSpec:
+    node_id: bytes = b"node-01"
+    fw_version: int = (0 << 16) | (1 << 8) | 0
+    model_hash: bytes = MODEL_HASH
+    n_samples: int = 412
+    free_ram: int = 23552
+    max_payload: int = 4032
+    embed_dim: int = 64
+    n_classes: int = 5
+    uplink_bits: int = 0x0F
+    board: int = 1
+    tag: bytes = b""
+
+    def body(self) -> bytes:
+        return (
+            s(self.node_id)
+            + struct.pack("<I", self.fw_version)
+            + self.model_hash
+            + struct.pack("<IIIHHBB", self.n_samples, self.free_ram, self.max_payload,
+                          self.embed_dim, self.n_classes, self.uplink_bits, self.board)
+        )
+
+    def to_bytes(self) -> bytes:
+        return frame(HELLO, self.body(), self.tag)
+
+    def fields(self) -> str:
+        return lines(
+            "type=hello",
+            f"node_id={self.node_id.decode()}",
+            f"fw_version={self.fw_version}",
+            f"model_hash={self.model_hash.hex()}",
+            f"n_samples={self.n_samples}",
+            f"free_ram={self.free_ram}",
+            f"max_payload={self.max_payload}",
+            f"embed_dim={self.embed_dim}",
+            f"n_classes={self.n_classes}",
+            f"uplink_bits={self.uplink_bits}",
+            f"board={self.board}",
+            f"tag={self.tag.hex()}",
+        )
+
+
+def head_8bit_per_row() -> T:
+    return T(8, 1, 3, 5, scales=[0.0125, 0.5, 0.0],
+             codes=[127, -127, 0, 1, -1, 64, -64, 32, -32, 100, 0, 0, 0, 0, 0])
+
+
+@dataclass
+class GlobalSpec:
+    round_id: int = 1
+    model_hash: bytes = MODEL_HASH
+    embed_dim: int = 4
+    n_classes: int = 3
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 0.05
+    prox_mu: float = 0.0
+    clip_norm: float = 0.0
+    uplink_bits: int = 8
+    uplink_scale_mode: int = 1
+    reserved: int = 0
+    seed: int = 12345
+    selected: list[bytes] = field(default_factory=list)
+    n_selected: int | None = None
+    head: T = field(default_factory=head_8bit_per_row)
+    tag: bytes = b""
+
+    def body(self) -> bytes:
+        n_sel = len(self.selected) if self.n_selected is None else self.n_selected
+        return (
+            struct.pack("<I", self.round_id)
+            + self.model_hash
+            + struct.pack("<HHHH", self.embed_dim, self.n_classes, self.epochs, self.batch_size)
+            + f32(self.lr) + f32(self.prox_mu) + f32(self.clip_norm)
+            + struct.pack("<BBHIH", self.uplink_bits, self.uplink_scale_mode, self.reserved,
+                          self.seed, n_sel)
+            + b"".join(s(x) for x in self.selected)
+            + self.head.to_bytes()
+        )
+
+    def to_bytes(self) -> bytes:
+        return frame(GLOBAL, self.body(), self.tag)
+
+    def fields(self) -> str:
+        return lines(
+            "type=global",
+            f"round_id={self.round_id}",
+            f"model_hash={self.model_hash.hex()}",
+            f"embed_dim={self.embed_dim}",
+            f"n_classes={self.n_classes}",
+            f"epochs={self.epochs}",
+            f"batch_size={self.batch_size}",
+            f"lr={f32hex(self.lr)}",
+            f"prox_mu={f32hex(self.prox_mu)}",
+            f"clip_norm={f32hex(self.clip_norm)}",
+            f"uplink_bits={self.uplink_bits}",
+            f"uplink_scale_mode={self.uplink_scale_mode}",
+            f"seed={self.seed}",
+            f"n_selected={len(self.selected)}",
+            f"selected={','.join(x.decode() for x in self.selected)}",
+            *self.head.fields("head"),
+            f"tag={self.tag.hex()}",
+        )
+
+
+@dataclass
+class UpdateSpec:
+    round_id: int = 7
+    node_id: bytes = b"node-01"
+    model_hash: bytes = MODEL_HASH
+    n_samples: int = 412
+    epoch_loss: list[float] = field(default_factory=lambda: [1.6094, 1.2031, 0.9876])
+    epochs: int | None = None
+    accuracy: float = 0.8125
+    update_norm: float = 0.734
+    delta: T = field(default_factory=lambda: T(8, 1, 3, 5, scales=[0.001, 0.002, 0.0035],
+                                               codes=[(i * 37) % 255 - 127 for i in range(15)]))
+    tag: bytes = b""
+
+    def body(self) -> bytes:
+        epochs = len(self.epoch_loss) if self.epochs is None else self.epochs
+        return (
+            struct.pack("<I", self.round_id)
+            + s(self.node_id)
+            + self.model_hash
+            + struct.pack("<IH", self.n_samples, epochs)
+            + b"".join(f32(x) for x in self.epoch_loss)
+            + f32(self.accuracy) + f32(self.update_norm)
+            + self.delta.to_bytes()
+        )
+
+    def to_bytes(self) -> bytes:
+        return frame(UPDATE, self.body(), self.tag)
+
+    def fields(self) -> str:
+        return lines(
+            "type=update",
+            f"round_id={self.round_id}",
+            f"node_id={self.node_id.decode()}",
+            f"model_hash={self.model_hash.hex()}",
+            f"n_samples={self.n_samples}",
+            f"epochs={len(self.epoch_loss)}",
+            f"epoch_loss={','.join(f32hex(x) for x in self.epoch_loss)}",
+            f"accuracy={f32hex(self.accuracy)}",
+            f"update_norm={f32hex(self.update_norm)}",
+            *self.delta.fields("delta"),
+            f"tag={self.tag.hex()}",
+        )
+
+
+def lines(*items: str) -> str:
+    return "\n".join(items) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# the vectors
+
+
+def valid_frames() -> dict[str, HelloSpec | GlobalSpec | UpdateSpec]:
+    four_bit = T(4, 0, 3, 5, scales=[0.25], codes=list(range(-7, 8)))  # 15 values: 4 pad bits
+    two_bit = T(2, 1, 3, 5, scales=[0.75, 0.0009765625, 3.0],
+                codes=[(i % 3) - 1 for i in range(15)])  # 30 bits: 2 pad bits
+    float_head = T(32, 0, 3, 5, values=[0.0, -0.0, 1.0, -1.5, 3.0e38, -3.0e38, 1.0e-45, 0.1,
+                                        -0.2, 0.3, 1e-3, -1e-3, 42.0, 123456.789, -7.25])
+    d64 = GlobalSpec(
+        round_id=1000, embed_dim=64, n_classes=5, epochs=64, batch_size=1024, lr=0.01,
+        prox_mu=0.001, clip_norm=2.0, uplink_bits=8, uplink_scale_mode=1, seed=0xFFFFFFFF,
+        selected=[b"esp32-lab-07"],
+        head=T(8, 1, 5, 65, scales=[0.004 * (j + 1) for j in range(5)],
+               codes=[((i * 97 + 13) % 255) - 127 for i in range(5 * 65)]),
+    )
+    return {
+        "hello": HelloSpec(),
+        "hello_long_id_native": HelloSpec(
+            node_id=b"Zz09_-abcdefghijklmnopqrstuvwxyz", fw_version=0x00FFFFFF, n_samples=0,
+            free_ram=0xFFFFFFFF, max_payload=1, embed_dim=0, n_classes=65535, uplink_bits=0x01,
+            board=0,
+        ),
+        "global_8bit_per_row": GlobalSpec(),
+        "global_4bit_per_tensor": GlobalSpec(
+            round_id=2, prox_mu=0.01, clip_norm=1.5, uplink_bits=4, uplink_scale_mode=0,
+            selected=[b"node-01", b"node_02", b"Node3"], head=four_bit,
+        ),
+        "global_2bit": GlobalSpec(round_id=3, epochs=1, batch_size=1, uplink_bits=2, head=two_bit),
+        "global_float32": GlobalSpec(round_id=4, lr=1e-4, uplink_bits=32, uplink_scale_mode=0,
+                                     head=float_head),
+        "global_d64_k5": d64,
+        "update_8bit": UpdateSpec(),
+        "update_4bit": UpdateSpec(
+            round_id=8, epoch_loss=[0.5], accuracy=1.0, update_norm=0.0,
+            delta=T(4, 0, 3, 5, scales=[0.0625], codes=[7, -7, 0, 3, -3, 1, -1, 2, -2, 4, -4,
+                                                         5, -5, 6, -6]),
+        ),
+        "update_2bit": UpdateSpec(
+            round_id=9, node_id=b"n", epoch_loss=[2.0, 1.0], accuracy=0.0,
+            delta=T(2, 1, 2, 7, scales=[0.5, 0.25], codes=[1, -1, 0, 1, 1, -1, 0,
+                                                           0, 0, -1, -1, 1, 0, 1]),
+        ),
+        "update_float32": UpdateSpec(
+            round_id=10, epoch_loss=[0.0] * 4,
+            delta=T(32, 0, 3, 5, values=[(i - 7) * 0.015625 for i in range(15)]),
+        ),
+        "update_tagged": UpdateSpec(round_id=11, tag=TAG),
+    }
+
+
+def invalid_frames() -> dict[str, tuple[bytes, str]]:
+    hello = HelloSpec()
+    hb = hello.body()
+    g = GlobalSpec
+    u = UpdateSpec
+    valid_hello = hello.to_bytes()
+    four_bit_pad = T(4, 0, 3, 5, scales=[0.25], codes=list(range(-7, 8)), pad_value=0x1)
+    two_bit_pad = T(2, 1, 3, 5, scales=[0.75, 0.5, 3.0], codes=[0] * 15, pad_value=0x2)
+    head = head_8bit_per_row
+    out: dict[str, tuple[bytes, str]] = {
+        # frame
+        "empty": (b"", "truncated"),
+        "short_header": (valid_hello[:11], "truncated"),
+        "bad_magic": (frame(HELLO, hb, magic=b"TX"), "bad_magic"),
+        "bad_version": (frame(HELLO, hb, version=2), "bad_version"),
+        "bad_type_9": (frame(9, hb), "bad_type"),
+        "bad_type_0": (frame(0, hb), "bad_type"),
+        "unknown_flag": (frame(HELLO, hb, flags=0x02), "bad_value"),
+        "masked_flag": (frame(UPDATE, u().body(), flags=0x01), "unsupported"),
+        "masked_and_unknown_flag": (frame(HELLO, hb, flags=0x81), "bad_value"),
+        "bad_tag_len": (frame(HELLO, hb, TAG[:16]), "bad_value"),
+        "reserved_nonzero": (frame(HELLO, hb, reserved=1), "bad_value"),
+        "trailing_bytes": (valid_hello + b"\x00", "bad_length"),
+        "bad_crc": (frame(HELLO, hb, crc_xor=0x00000001), "bad_crc"),
+        "truncated_frame": (valid_hello[:-1], "truncated"),
+        "truncated_tag": (frame(UPDATE, u().body(), TAG)[:-5], "truncated"),
+        "body_len_lie_long": (frame(HELLO, hb, body_len=len(hb) + 4), "truncated"),
+        "body_len_lie_short": (frame(HELLO, hb, body_len=len(hb) - 1), "bad_length"),
+        "body_len_huge": (frame(HELLO, hb, body_len=0xFFFFFFFF), "truncated"),
+        "truncated_body": (frame(HELLO, hb[:-1]), "truncated"),
+        "body_trailing": (frame(HELLO, hb + b"\x00"), "bad_length"),
+        "order_version_before_crc": (frame(HELLO, hb, version=2, crc_xor=1), "bad_version"),
+        "order_crc_before_body": (frame(GLOBAL, g(epochs=0).body(), crc_xor=1), "bad_crc"),
+        # hello
+        "hello_node_id_bad_char": (replace(hello, node_id=b"node 01").to_bytes(), "bad_value"),
+        "hello_node_id_slash": (replace(hello, node_id=b"node/01").to_bytes(), "bad_value"),
+        "hello_node_id_empty": (replace(hello, node_id=b"").to_bytes(), "bad_value"),
+        "hello_node_id_33": (replace(hello, node_id=b"a" * 33).to_bytes(), "bad_value"),
+        "hello_node_id_non_ascii": (replace(hello, node_id="nödé".encode()).to_bytes(), "bad_value"),
+        "hello_board_4": (replace(hello, board=4).to_bytes(), "bad_value"),
+        "hello_uplink_unknown_bit": (replace(hello, uplink_bits=0x1F).to_bytes(), "bad_value"),
+        # global
+        "global_round_zero": (g(round_id=0).to_bytes(), "bad_value"),
+        "global_epochs_0": (g(epochs=0).to_bytes(), "bad_value"),
+        "global_epochs_65": (g(epochs=65).to_bytes(), "bad_value"),
+        "global_batch_0": (g(batch_size=0).to_bytes(), "bad_value"),
+        "global_batch_1025": (g(batch_size=1025).to_bytes(), "bad_value"),
+        "global_lr_0": (g(lr=0.0).to_bytes(), "bad_value"),
+        "global_lr_negative": (g(lr=-0.01).to_bytes(), "bad_value"),
+        "global_lr_nan": (g(lr=NAN).to_bytes(), "non_finite"),
+        "global_lr_inf": (g(lr=INF).to_bytes(), "non_finite"),
+        "global_prox_mu_negative": (g(prox_mu=-1.0).to_bytes(), "bad_value"),
+        "global_clip_norm_nan": (g(clip_norm=NAN).to_bytes(), "non_finite"),
+        "global_uplink_bits_3": (g(uplink_bits=3).to_bytes(), "bad_value"),
+        "global_uplink_scale_mode_2": (g(uplink_scale_mode=2).to_bytes(), "bad_value"),
+        "global_reserved_nonzero": (g(reserved=1).to_bytes(), "bad_value"),
+        "global_selected_bad_id": (g(selected=[b"ok", b"a+b"]).to_bytes(), "bad_value"),
+        "global_selected_missing": (frame(GLOBAL, g(selected=[b"node-01"], n_selected=2).body()
+                                          [: -len(head().to_bytes())]), "truncated"),
+        "global_head_rows_mismatch": (g(n_classes=4).to_bytes(), "bad_value"),
+        "global_head_cols_mismatch": (g(embed_dim=5).to_bytes(), "bad_value"),
+        "global_bits_5": (g(head=replace(head(), bits=5)).to_bytes(), "bad_value"),
+        "global_scale_mode_2": (g(head=replace(head(), scale_mode=2)).to_bytes(), "bad_value"),
+        "global_float_scale_mode_1": (
+            g(head=T(32, 1, 3, 5, scales=[1.0, 1.0, 1.0], values=[0.0] * 15)).to_bytes(),
+            "bad_value"),
+        "global_code_minus128": (g(head=replace(head(), codes=[-128] + head().codes[1:]))
+                                 .to_bytes(), "bad_value"),
+        "global_code_minus8": (g(head=T(4, 0, 3, 5, scales=[0.25], codes=[0] * 14 + [-8]))
+                               .to_bytes(), "bad_value"),
+        "global_code_minus2": (g(head=T(2, 0, 3, 5, scales=[0.25], codes=[1, -2] + [0] * 13))
+                               .to_bytes(), "bad_value"),
+        "global_padding_nonzero_4bit": (g(head=four_bit_pad).to_bytes(), "bad_value"),
+        "global_padding_nonzero_2bit": (g(head=two_bit_pad).to_bytes(), "bad_value"),
+        "global_scale_nan": (g(head=replace(head(), scales=[0.5, NAN, 0.5])).to_bytes(),
+                             "non_finite"),
+        "global_scale_inf": (g(head=replace(head(), scales=[INF, 0.5, 0.5])).to_bytes(),
+                             "non_finite"),
+        "global_scale_negative": (g(head=replace(head(), scales=[0.5, -0.5, 0.5])).to_bytes(),
+                                  "bad_value"),
+        "global_scale_negative_then_nan": (
+            g(head=replace(head(), scales=[-0.5, NAN, 0.5])).to_bytes(), "bad_value"),
+        "global_float_value_nan": (g(head=T(32, 0, 3, 5, values=[0.0] * 7 + [NAN] + [0.0] * 7))
+                                   .to_bytes(), "non_finite"),
+        "global_float_value_inf": (g(head=T(32, 0, 3, 5, values=[-INF] + [0.0] * 14))
+                                   .to_bytes(), "non_finite"),
+        "global_head_data_truncated": (frame(GLOBAL, g().body()[:-1]), "truncated"),
+        "global_order_epochs_before_lr": (g(epochs=0, lr=NAN).to_bytes(), "bad_value"),
+        # update
+        "update_round_zero": (u(round_id=0).to_bytes(), "bad_value"),
+        "update_node_id_bad_char": (u(node_id=b"node.01").to_bytes(), "bad_value"),
+        "update_epochs_0": (u(epoch_loss=[]).to_bytes(), "bad_value"),
+        "update_epochs_65": (u(epoch_loss=[1.0] * 65).to_bytes(), "bad_value"),
+        "update_epoch_loss_truncated": (frame(UPDATE, u(epochs=40).body()[:60]), "truncated"),
+        "update_loss_nan": (u(epoch_loss=[1.0, NAN, 0.5]).to_bytes(), "non_finite"),
+        "update_loss_negative": (u(epoch_loss=[1.0, -0.5, 0.5]).to_bytes(), "bad_value"),
+        "update_accuracy_above_1": (u(accuracy=1.0625).to_bytes(), "bad_value"),
+        "update_accuracy_nan": (u(accuracy=NAN).to_bytes(), "non_finite"),
+        "update_norm_inf": (u(update_norm=INF).to_bytes(), "non_finite"),
+        "update_norm_negative": (u(update_norm=-1.0).to_bytes(), "bad_value"),
+        "update_code_minus128": (u(delta=T(8, 0, 1, 3, scales=[1.0], codes=[0, -128, 0]))
+                                 .to_bytes(), "bad_value"),
+        "update_float_value_nan": (u(delta=T(32, 0, 1, 3, values=[0.0, 0.0, NAN])).to_bytes(),
+                                   "non_finite"),
+        "update_bits_0": (u(delta=T(0, 0, 0, 0)).to_bytes(), "bad_value"),
+        "update_tensor_header_truncated": (frame(UPDATE, u().body()[: -(15 + 12 + 2)]),
+                                           "truncated"),
+    }
+    return out
+
+
+@dataclass
+class BlobSpec:
+    kind: int
+    n_classes: int
+    scale: float
+    zero_point: int
+    labels: list[int]
+    samples: list[list[int]]
+    dim: int | None = None
+    magic: bytes = b"TFDB"
+    version: int = 1
+    reserved: int = 0
+    model_hash: bytes = MODEL_HASH
+    pad_value: int = 0
+
+    def to_bytes(self) -> bytes:
+        n = len(self.labels)
+        dim = self.dim if self.dim is not None else (len(self.samples[0]) if self.samples else 4)
+        header = self.magic + struct.pack("<BBHIHHfi", self.version, self.kind, self.reserved, n,
+                                          dim, self.n_classes, self.scale, self.zero_point)
+        pad = (-n) % 4
+        covered = (header + self.model_hash + bytes(self.labels) + bytes([self.pad_value] * pad)
+                   + b"".join(struct.pack(f"<{len(r)}b", *r) for r in self.samples))
+        return covered + struct.pack("<I", zlib.crc32(covered))
+
+    def fields(self) -> str:
+        dim = self.dim if self.dim is not None else (len(self.samples[0]) if self.samples else 4)
+        return lines(
+            f"kind={self.kind}",
+            f"n_samples={len(self.labels)}",
+            f"dim={dim}",
+            f"n_classes={self.n_classes}",
+            f"scale={f32hex(self.scale)}",
+            f"zero_point={self.zero_point}",
+            f"model_hash={self.model_hash.hex()}",
+            f"labels={','.join(str(x) for x in self.labels)}",
+            f"samples={','.join(str(v) for r in self.samples for v in r)}",
+        )
+
+
+def valid_blobs() -> dict[str, BlobSpec]:
+    features = BlobSpec(1, 3, 1.0 / 255.0, -128, [0, 1, 2, 1, 0],
+                        [[(i * 7 + j * 31) % 256 - 128 for j in range(7)] for i in range(5)])
+    raw = BlobSpec(2, 6, 0.05, 0, [5, 0, 3, 2],
+                   [[(i * 13 - j * 5) % 256 - 128 for j in range(12)] for i in range(4)])
+    empty = BlobSpec(1, 2, 0.5, 3, [], [], dim=4)
+    return {"features": features, "raw_windows": raw, "empty": empty}
+
+
+def invalid_blobs() -> dict[str, tuple[bytes, str]]:
+    base = valid_blobs()["features"]
+    good = base.to_bytes()
+    corrupt = bytearray(good)
+    corrupt[40] ^= 0x10
+    return {
+        "corrupt_crc": (bytes(corrupt), "bad_crc"),
+        "truncated": (good[:-1], "truncated"),
+        "short_header": (good[:20], "truncated"),
+        "bad_magic": (replace(base, magic=b"TFDX").to_bytes(), "bad_magic"),
+        "bad_version": (replace(base, version=2).to_bytes(), "bad_version"),
+        "bad_kind": (replace(base, kind=3).to_bytes(), "bad_value"),
+        "reserved_nonzero": (replace(base, reserved=1).to_bytes(), "bad_value"),
+        "label_out_of_range": (replace(base, labels=[0, 1, 3, 1, 0]).to_bytes(), "bad_value"),
+        "padding_nonzero": (replace(base, pad_value=1).to_bytes(), "bad_value"),
+        "scale_zero": (replace(base, scale=0.0).to_bytes(), "bad_value"),
+        "scale_negative": (replace(base, scale=-0.5).to_bytes(), "bad_value"),
+        "scale_nan": (replace(base, scale=NAN).to_bytes(), "non_finite"),
+        "zero_point_200": (replace(base, zero_point=200).to_bytes(), "bad_value"),
+        "dim_zero": (BlobSpec(1, 3, 0.5, 0, [0, 1], [[], []], dim=0).to_bytes(), "bad_value"),
+        "n_classes_zero": (replace(base, n_classes=0, labels=[0] * 5).to_bytes(), "bad_value"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+def build() -> dict[Path, bytes]:
+    sys.path.insert(0, str(ROOT / "host"))
+    from tinyfl.errors import WireError
+    from tinyfl.wire import DataBlob, decode, encode, fields_text
+
+    files: dict[Path, bytes] = {}
+    problems: list[str] = []
+    for name, spec in valid_frames().items():
+        data = spec.to_bytes()
+        text = spec.fields()
+        try:
+            msg = decode(data)
+            if fields_text(msg) != text:
+                problems.append(f"{name}: Python decodes other fields")
+            if encode(msg) != data:
+                problems.append(f"{name}: Python re-encodes other bytes")
+        except WireError as exc:
+            problems.append(f"{name}: Python rejects it: {exc}")
+        files[OUT / "frames" / f"{name}.bin"] = data
+        files[OUT / "frames" / f"{name}.fields.txt"] = text.encode()
+    for name, (data, reason) in invalid_frames().items():
+        try:
+            decode(data)
+            problems.append(f"invalid/{name}: Python accepts it")
+        except WireError as exc:
+            if exc.reason != reason:
+                problems.append(f"invalid/{name}: Python says {exc.reason}, expected {reason}")
+        files[OUT / "frames" / "invalid" / f"{name}.bin"] = data
+        files[OUT / "frames" / "invalid" / f"{name}.reason"] = (reason + "\n").encode()
+    for name, blob in valid_blobs().items():
+        data = blob.to_bytes()
+        try:
+            if DataBlob.from_bytes(data).to_bytes() != data:
+                problems.append(f"blob {name}: Python re-encodes other bytes")
+        except WireError as exc:
+            problems.append(f"blob {name}: Python rejects it: {exc}")
+        files[OUT / "blobs" / f"{name}.bin"] = data
+        files[OUT / "blobs" / f"{name}.fields.txt"] = blob.fields().encode()
+    for name, (data, reason) in invalid_blobs().items():
+        try:
+            DataBlob.from_bytes(data)
+            problems.append(f"blob invalid/{name}: Python accepts it")
+        except WireError as exc:
+            if exc.reason != reason:
+                problems.append(f"blob invalid/{name}: Python says {exc.reason}, expected {reason}")
+        files[OUT / "blobs" / "invalid" / f"{name}.bin"] = data
+        files[OUT / "blobs" / "invalid" / f"{name}.reason"] = (reason + "\n").encode()
+    if problems:
+        raise SystemExit("the Python codec disagrees with the spec vectors:\n  " + "\n  ".join(problems))
+    return files
+
+
+def owned(directory: Path) -> list[Path]:
+    return [p for p in directory.glob("*") if p.suffix in (".bin", ".txt", ".reason")]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare with the files on disk")
+    args = parser.parse_args()
+    files = build()
+    dirs = {p.parent for p in files}
+    if args.check:
+        stale = [p for d in dirs for p in owned(d) if p not in files]
+        differ = [p for p, b in files.items() if not p.exists() or p.read_bytes() != b]
+        for p in stale + differ:
+            print(f"out of date: {p.relative_to(ROOT)}")
+        return 1 if stale or differ else 0
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+        for p in owned(d):
+            if p not in files:
+                p.unlink()
+    for p, b in sorted(files.items()):
+        p.write_bytes(b)
+    print(f"wrote {len(files)} files under {OUT.relative_to(ROOT)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
