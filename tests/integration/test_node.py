@@ -179,3 +179,46 @@ def test_node_ignores_rounds_it_is_not_selected_for(node: NodeUnderTest) -> None
     assert update.round_id == 2
     assert not [m for m in node.probe.messages()
                 if m.topic == node.topic("update") and decode(m.payload).round_id == 1]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("emulator", EMULATORS)
+def test_node_reconnects_after_broker_restart(emulator: Emulator, fresh_broker, images,  # type: ignore[no-untyped-def]
+                                              features: FeatureData, tmp_path: Path) -> None:
+    prefix, node_id = "tinyfl/restart", f"{emulator.value}-r"
+    blob = make_blob(features, 300, 99)
+    node = start_node(emulator, images[emulator], tmp_path, node_id, blob, fresh_broker.host,
+                      fresh_broker.port, prefix, keep_alive_s=2)
+    probe = MqttProbe(fresh_broker.host, fresh_broker.port)
+    try:
+        probe.wait_connected()
+        probe.subscribe(f"{prefix}/nodes/#")
+        probe.wait_for(f"{prefix}/nodes/{node_id}/hello", timeout=ROUND_TIMEOUT)
+        fresh_broker.restart()
+        probe.wait_connected(timeout=20)  # the probe resubscribes by itself
+        # The node notices the dead session (no PINGRESP), reconnects with backoff and announces
+        # itself again on the new broker, which kept nothing (no persistence).
+        probe.wait_for(f"{prefix}/nodes/{node_id}/hello", timeout=45)
+        probe.publish(f"{prefix}/global", encode(make_global(1, blob)), qos=1, retain=True)
+        msg = probe.wait_for(f"{prefix}/nodes/{node_id}/update", timeout=ROUND_TIMEOUT)
+        update = decode(msg.payload)
+        assert isinstance(update, Update) and update.round_id == 1
+    except AssertionError:
+        print(node.log_text()[-3000:])
+        raise
+    finally:
+        node.stop()
+        probe.close()
+
+
+@pytest.mark.parametrize("emulator", EMULATORS)
+def test_broker_announces_dead_node_offline(emulator: Emulator, broker, images,  # type: ignore[no-untyped-def]
+                                            features: FeatureData, tmp_path: Path) -> None:
+    prefix, node_id = f"tinyfl/will{next(_ids)}", f"{emulator.value}-w"
+    node = start_node(emulator, images[emulator], tmp_path, node_id, make_blob(features, 100, 5),
+                      broker.host, broker.port, prefix, keep_alive_s=2)
+    with MqttProbe(broker.host, broker.port) as probe:
+        probe.wait_connected()
+        probe.subscribe(f"{prefix}/nodes/{node_id}/status")
+        assert probe.wait_for(f"{prefix}/nodes/{node_id}/status", timeout=ROUND_TIMEOUT).payload == b"online"
+        node.kill()  # power loss: no DISCONNECT, so the broker publishes the last will
+        assert probe.wait_for(f"{prefix}/nodes/{node_id}/status", timeout=15).payload == b"offline"

@@ -29,6 +29,7 @@ volatile uint32_t* const nvic_iser0 = reinterpret_cast<volatile uint32_t*>(0xE00
 
 constexpr uint32_t kCpuHz = 25000000;  // mps2-an386 processor clock
 constexpr uint32_t kTickMs = 10;       // 100 Hz: coarse enough that an idle node barely wakes
+constexpr uint32_t kPipeSettleMs = 300;
 
 volatile uint32_t g_millis = 0;
 
@@ -44,6 +45,10 @@ volatile uint32_t g_rx_dropped = 0;
 extern "C" void SysTick_Handler() { g_millis = g_millis + kTickMs; }
 
 extern "C" void Uart0Rx_Handler() {
+  // Acknowledge first, then drain: a byte that lands after the last STATE check raises the
+  // interrupt again. (Clearing after draining would lose it: it would sit in the one-byte RX
+  // register with no interrupt pending, and QEMU delivers nothing more until it is read.)
+  uart0->intstatus = 2;
   while (uart0->state & kStateRxFull) {
     const uint8_t byte = static_cast<uint8_t>(uart0->data);
     const uint32_t head = g_rx_head;
@@ -54,7 +59,6 @@ extern "C" void Uart0Rx_Handler() {
       g_rx_dropped = g_rx_dropped + 1;  // QEMU back-pressures the socket, so this stays 0 in practice
     }
   }
-  uart0->intstatus = 2;
 }
 
 namespace port_qemu {
@@ -72,9 +76,11 @@ void QemuPort::begin() {
 
 uint32_t QemuPort::millis() { return g_millis; }
 
-// The UART is wired to the broker by QEMU (`-serial tcp:HOST:PORT,reconnect=1`): it is always
-// "open"; a dead connection shows as a missing CONNACK or PINGRESP and the node starts over.
-bool QemuPort::pipe_open() { return true; }
+// The UART is wired to the broker by QEMU (`-serial tcp:HOST:PORT,reconnect=1`), which connects
+// the socket asynchronously while the guest already runs, and silently drops bytes written before
+// it is connected. So the pipe counts as open only after a short settling time at boot; later a
+// dead connection shows as a missing CONNACK or PINGRESP and the node starts over.
+bool QemuPort::pipe_open() { return g_millis >= kPipeSettleMs; }
 
 void QemuPort::pipe_close() {
   // Bytes of the dead session must not be parsed as the start of the next one.

@@ -15,6 +15,7 @@ namespace {
 constexpr uint32_t kBackoffMinMs = 1000;
 constexpr uint32_t kBackoffMaxMs = 60000;
 constexpr uint32_t kIdleSleepMs = 1000;
+constexpr uint32_t kConnackTimeoutMs = 5000;
 constexpr uint16_t kDefaultKeepAliveS = 30;
 constexpr uint8_t kUplink8 = 1, kUplink4 = 2, kUplink2 = 4, kUplinkFloat = 8;  // HELLO uplink_bits
 
@@ -113,6 +114,9 @@ void Node::start_connect(uint32_t now) {
   opts.will_retain = true;
   opts.keep_alive_s = config_.keep_alive_s;
   opts.clean_session = true;
+  // A broker answers CONNECT within milliseconds; on a byte pipe that lost the CONNECT (a serial
+  // bridge or emulator link still coming up) a short wait gets the node online sooner.
+  opts.connect_timeout_ms = kConnackTimeoutMs;
   opts.username = config_.username;
   opts.password = config_.password;
   const Status s = mqtt_.connect(opts, now);

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Firmware benchmark: instruction counts of the node core on the emulated Cortex-M4F, and flash/RAM
+per component of the node image. Writes bench/results/firmware.json and bench/firmware.md.
+
+Instruction counts come from QEMU's deterministic instruction counting (`-icount shift=0`: one
+instruction per virtual nanosecond; SysTick on the 25 MHz clock ticks once per 40 instructions),
+so they are the same on every run and every machine. The image is firmware/src/bench/main.cpp,
+built as the `qemu_bench` env with the same flags as the node (-Os, Cortex-M4F hard float).
+
+Targets (issue: node firmware): one-sample training step of a d x k head <= 8*d*k instructions;
+core <= 24 KiB flash and <= 16 KiB RAM besides the sample cache and the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import firmware_size  # noqa: E402
+
+LINE = re.compile(r"^bench (\S+) instructions_per_op=([\d.]+)(?: per_weight=([\d.]+))?")
+
+
+def run(cmd: list[str], timeout: float) -> str:
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def instruction_counts() -> dict[str, dict[str, float]]:
+    run(["pio", "run", "-s", "-e", "qemu_bench"], timeout=600)
+    out = run(["qemu-system-arm", "-machine", "mps2-an386", "-icount", "shift=0", "-nographic",
+               "-monitor", "none", "-serial", "stdio", "-semihosting-config", "enable=on,target=native",
+               "-kernel", ".pio/build/qemu_bench/program.elf"], timeout=300)
+    results: dict[str, dict[str, float]] = {}
+    for line in out.splitlines():
+        m = LINE.match(line)
+        if m:
+            entry = {"instructions": float(m.group(2))}
+            if m.group(3):
+                entry["per_weight"] = float(m.group(3))
+            results[m.group(1)] = entry
+    if "bench done" not in out or not results:
+        raise SystemExit(f"benchmark image did not finish:\n{out}")
+    return results
+
+
+def image_sizes() -> dict[str, object]:
+    run(["pio", "run", "-s", "-e", "qemu_cortex_m4"], timeout=600)
+    map_path = ROOT / ".pio/build/qemu_cortex_m4/firmware.map"
+    usage = firmware_size.parse_map(map_path.read_text(),
+                                    firmware_size.node_layout(map_path.with_name("program.elf")))
+    core = firmware_size.CORE_COMPONENTS
+    return {
+        "components": {k: {"flash": v.flash, "ram": v.ram} for k, v in sorted(usage.items())},
+        "core_flash": sum(usage[c].flash for c in core if c in usage),
+        "core_ram": sum(usage[c].ram for c in core if c in usage),
+        "allocators": firmware_size.allocator_symbols(map_path.read_text()),
+    }
+
+
+def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object]) -> str:
+    lines = [
+        "# Node firmware on the emulated Cortex-M4F",
+        "",
+        f"Recorded {date.today().isoformat()} by `python bench/bench_firmware.py` (QEMU mps2-an386,",
+        "`-icount shift=0`, arm-none-eabi-gcc 12 `-Os`, hard float). Instruction counts are exact and",
+        "repeatable; raw numbers in `results/firmware.json`.",
+        "",
+        "## One-sample training step (forward, softmax, gradient and update of a d x k head)",
+        "",
+        "| head | instructions | per weight | target 8 d k | within |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in counts.items():
+        m = re.match(r"train_step_(\d+)x(\d+)", name)
+        if not m:
+            continue
+        d, k = int(m.group(1)), int(m.group(2))
+        target = 8 * d * k
+        ok = "yes" if entry["instructions"] <= target else "NO"
+        lines.append(f"| {d} x {k} | {entry['instructions']:.0f} | {entry['per_weight']:.2f} | {target} | {ok} |")
+    lines += ["", "## Other operations", "", "| operation | instructions |", "|---|---|"]
+    for name, entry in counts.items():
+        if not name.startswith("train_step"):
+            lines.append(f"| {name} | {entry['instructions']:.0f} |")
+    comps = sizes["components"]
+    assert isinstance(comps, dict)
+    lines += ["", "## Flash and RAM of the qemu_cortex_m4 node image", "",
+              "| component | flash (B) | RAM (B) |", "|---|---|---|"]
+    for comp, v in comps.items():
+        lines.append(f"| {comp} | {v['flash']} | {v['ram']} |")
+    lines += [
+        f"| **core** (trainer, quantizer, codec, mqtt, node) | **{sizes['core_flash']}** "
+        f"(target <= 24576) | **{sizes['core_ram']}** (target <= 16384) |",
+        "",
+        "RAM excludes the 8 KiB stack reserved by the linker script. The sample cache holds 512",
+        "embeddings of 64 int8 values. Allocator symbols linked: "
+        + (", ".join(sizes["allocators"]) if sizes["allocators"] else "none")  # type: ignore[arg-type]
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    counts = instruction_counts()
+    sizes = image_sizes()
+    (ROOT / "bench/results").mkdir(parents=True, exist_ok=True)
+    (ROOT / "bench/results/firmware.json").write_text(
+        json.dumps({"instructions": counts, "sizes": sizes}, indent=2) + "\n")
+    text = markdown(counts, sizes)
+    (ROOT / "bench/firmware.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

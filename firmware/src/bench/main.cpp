@@ -1,0 +1,151 @@
+// Instruction counts of the node core on the emulated Cortex-M4F (bench/bench_firmware.py).
+//
+// QEMU runs this image with `-icount shift=0`: every guest instruction advances virtual time by
+// 1 ns, and SysTick, clocked from the 25 MHz processor clock, ticks once per 40 instructions,
+// deterministically. Each measurement repeats an operation N times between two SysTick reads and
+// subtracts the same loop with nothing in it. Results go to UART0 as "bench <name> <value>" lines;
+// the image then ends QEMU through semihosting.
+#include <stdint.h>
+#include <string.h>
+
+#include "tinyfl/head.h"
+#include "tinyfl/logline.h"
+#include "tinyfl/quant.h"
+#include "tinyfl/rng.h"
+#include "tinyfl/wire.h"
+
+namespace {
+
+struct CmsdkUart {
+  volatile uint32_t data, state, ctrl, intstatus, bauddiv;
+};
+CmsdkUart* const uart0 = reinterpret_cast<CmsdkUart*>(0x40004000);
+volatile uint32_t* const syst_csr = reinterpret_cast<volatile uint32_t*>(0xE000E010);
+volatile uint32_t* const syst_rvr = reinterpret_cast<volatile uint32_t*>(0xE000E014);
+volatile uint32_t* const syst_cvr = reinterpret_cast<volatile uint32_t*>(0xE000E018);
+constexpr uint32_t kInstructionsPerTick = 40;  // 25 MHz SysTick at 1 instruction per ns
+
+void print(const char* s) {
+  for (; *s; ++s) {
+    while (uart0->state & 1u) {
+    }
+    uart0->data = static_cast<uint8_t>(*s);
+  }
+}
+
+uint32_t ticks() { return *syst_cvr; }  // counts down
+uint32_t elapsed(uint32_t start, uint32_t end) { return (start - end) & 0xFFFFFFu; }
+
+[[noreturn]] void semihosting_exit() {
+  // SYS_EXIT (0x18) with ADP_Stopped_ApplicationExit: QEMU (-semihosting) ends with status 0.
+  register uint32_t op __asm__("r0") = 0x18;
+  register uint32_t arg __asm__("r1") = 0x20026;
+  __asm volatile("bkpt 0xAB" : : "r"(op), "r"(arg) : "memory");
+  for (;;) {
+  }
+}
+
+void report(const char* name, uint32_t total_ticks, uint32_t baseline_ticks, uint32_t reps, uint32_t dk) {
+  const uint32_t instr = (total_ticks - baseline_ticks) * kInstructionsPerTick;
+  tinyfl::LogLine line;
+  line.str("bench ").str(name).str(" instructions_per_op=").f32(static_cast<float>(instr) / reps, 1);
+  if (dk != 0) line.str(" per_weight=").f32(static_cast<float>(instr) / reps / dk, 3);
+  line.str("\n");
+  print(line.c_str());
+}
+
+constexpr uint16_t kD = 64;
+float w[tinyfl::kHeadValues];
+float w0[tinyfl::kHeadValues];
+float x1[tinyfl::kMaxDim + 1];
+int8_t codes[tinyfl::kHeadValues];
+float scales[tinyfl::kMaxClasses];
+uint8_t frame[4096];
+
+__attribute__((noinline)) void empty_step(volatile uint32_t* sink) { *sink = *sink + 1; }
+
+void bench_step(uint16_t k, uint32_t reps) {
+  tinyfl::Rng rng(7);
+  for (uint32_t i = 0; i < tinyfl::kHeadValues; ++i) w[i] = w0[i] = (rng.uniform01() - 0.5f) * 0.1f;
+  for (uint16_t i = 0; i < kD; ++i) x1[i] = rng.uniform01();
+  x1[kD] = 1.0f;
+  volatile uint32_t sink = 0;
+  uint32_t t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) empty_step(&sink);
+  const uint32_t baseline = elapsed(t0, ticks());
+  volatile float loss = 0.0f;
+  t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) loss = loss + tinyfl::head_step_one(w, w0, x1, static_cast<uint8_t>(r % k), kD, k, 0.01f, 0.0f);
+  const uint32_t total = elapsed(t0, ticks());
+  char name[32] = "train_step_64x";
+  name[14] = static_cast<char>('0' + k);
+  name[15] = 0;
+  report(name, total, baseline, reps, static_cast<uint32_t>(kD) * k);
+}
+
+void bench_quantize(uint8_t bits, uint32_t reps) {
+  constexpr uint16_t k = 6;
+  volatile uint32_t sink = 0;
+  uint32_t t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) empty_step(&sink);
+  const uint32_t baseline = elapsed(t0, ticks());
+  tinyfl::Rng rng(11);
+  t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) {
+    if (tinyfl::quantize(w, k, kD + 1, bits, tinyfl::kScalePerRow, rng, codes, scales) != tinyfl::Status::Ok)
+      print("bench error quantize\n");
+  }
+  const uint32_t total = elapsed(t0, ticks());
+  const char* name = bits == 8 ? "quantize_8bit_6x65" : bits == 4 ? "quantize_4bit_6x65" : "quantize_2bit_6x65";
+  report(name, total, baseline, reps, 0);
+}
+
+void bench_encode_update(uint32_t reps) {
+  float losses[4] = {1.0f, 0.8f, 0.7f, 0.6f};
+  tinyfl::UpdateFields u{};
+  u.round_id = 1;
+  u.node_id = "bench-node";
+  u.node_id_len = 10;
+  u.n_samples = 400;
+  u.epochs = 4;
+  u.epoch_loss = losses;
+  u.accuracy = 0.9f;
+  u.update_norm = 1.0f;
+  u.delta.bits = 8;
+  u.delta.scale_mode = 1;
+  u.delta.rows = 6;
+  u.delta.cols = kD + 1;
+  u.delta.codes = codes;
+  u.delta.scales = scales;
+  volatile uint32_t sink = 0;
+  uint32_t t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) empty_step(&sink);
+  const uint32_t baseline = elapsed(t0, ticks());
+  size_t len = 0;
+  t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) {
+    if (tinyfl::encode_update(u, frame, sizeof frame, &len) != tinyfl::Status::Ok) print("bench error encode\n");
+  }
+  const uint32_t total = elapsed(t0, ticks());
+  report("encode_update_8bit_6x65", total, baseline, reps, 0);
+}
+
+}  // namespace
+
+int main() {
+  uart0->bauddiv = 16;
+  uart0->ctrl = 1;  // TX enable
+  *syst_rvr = 0xFFFFFF;
+  *syst_cvr = 0;
+  *syst_csr = 0x5;  // enable, processor clock, no interrupt
+  print("bench start\n");
+  bench_step(5, 2000);
+  bench_step(6, 2000);
+  bench_step(8, 2000);
+  bench_quantize(8, 200);
+  bench_quantize(4, 200);
+  bench_quantize(2, 200);
+  bench_encode_update(200);
+  print("bench done\n");
+  semihosting_exit();
+}
