@@ -5,7 +5,7 @@ PIO ?= pio
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm mosquitto clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 30
 
-.PHONY: setup setup-apt setup-python setup-pio firmware test test-firmware test-fuzz test-python demo clean
+.PHONY: setup setup-apt setup-python setup-pio firmware test test-lint test-firmware test-fuzz test-python bench demo clean
 
 setup: setup-apt setup-python setup-pio
 
@@ -39,7 +39,15 @@ test-fuzz: setup
 test-python: setup
 	$(PYTHON) -m pytest -q
 
-test: test-firmware test-fuzz test-python
+test-lint: setup
+	$(PYTHON) -m ruff check host tests tools bench
+	$(PYTHON) -m mypy
+
+test: test-lint test-firmware test-fuzz test-python
+
+# Benchmarks write their recorded results into bench/ (not part of `make test`).
+bench: setup
+	$(PYTHON) bench/bench_firmware.py
 
 demo: firmware
 	$(PYTHON) tools/node_demo.py

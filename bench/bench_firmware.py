@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-import firmware_size  # noqa: E402
+import firmware_size
 
 LINE = re.compile(r"^bench (\S+) instructions_per_op=([\d.]+)(?: per_weight=([\d.]+))?")
 
@@ -98,8 +98,8 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object]) -> s
     for comp, v in comps.items():
         lines.append(f"| {comp} | {v['flash']} | {v['ram']} |")
     lines += [
-        f"| **core** (trainer, quantizer, codec, mqtt, node) | **{sizes['core_flash']}** "
-        f"(target <= 24576) | **{sizes['core_ram']}** (target <= 16384) |",
+        (f"| **core** (trainer, quantizer, codec, mqtt, node) | **{sizes['core_flash']}** "
+         f"(target <= 24576) | **{sizes['core_ram']}** (target <= 16384) |"),
         "",
         "RAM excludes the 8 KiB stack reserved by the linker script. The sample cache holds 512",
         "embeddings of 64 int8 values. Allocator symbols linked: "

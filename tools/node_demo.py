@@ -26,7 +26,17 @@ from tinyfl.data import nslkdd
 from tinyfl.fleet import Emulator, NodeProcess, NodeSpec, build_firmware
 from tinyfl.fleet.broker import MosquittoBroker
 from tinyfl.strategy import ClientResult, get_strategy
-from tinyfl.wire import BlobKind, DataBlob, Global, Tensor, Topics, Update, WireError, decode, encode
+from tinyfl.wire import (
+    BlobKind,
+    DataBlob,
+    Global,
+    Tensor,
+    Topics,
+    Update,
+    WireError,
+    decode,
+    encode,
+)
 
 SCALE, ZERO_POINT = 1.0 / 255.0, -128  # features in [0, 1] as int8
 

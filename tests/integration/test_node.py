@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from support.mqtt_probe import MqttProbe
 from support.nodes import FeatureData, load_features, make_blob, make_global, start_node, wait_until
-
 from tinyfl.fleet import Emulator, NodeProcess, build_firmware
 from tinyfl.wire import Hello, Tensor, Update, decode, encode
 

@@ -50,12 +50,12 @@ def make_blob(data: FeatureData, n: int, seed: int) -> DataBlob:
 def make_global(round_id: int, blob: DataBlob, **overrides: object) -> Global:
     """A valid GLOBAL for `blob`'s shape: zero float32 head, 3 epochs, 8-bit per-row uplink."""
     k, d = blob.n_classes, blob.dim
-    fields: dict[str, object] = dict(
-        round_id=round_id, model_hash=blob.model_hash, embed_dim=d, n_classes=k, epochs=3,
-        batch_size=16, lr=0.5, prox_mu=0.0, clip_norm=0.0, uplink_bits=8, uplink_scale_mode=1,
-        seed=1234, selected=(),
-        head=Tensor.float32(np.zeros((k, d + 1), np.float32)),
-    )
+    fields: dict[str, object] = {
+        "round_id": round_id, "model_hash": blob.model_hash, "embed_dim": d, "n_classes": k,
+        "epochs": 3, "batch_size": 16, "lr": 0.5, "prox_mu": 0.0, "clip_norm": 0.0,
+        "uplink_bits": 8, "uplink_scale_mode": 1, "seed": 1234, "selected": (),
+        "head": Tensor.float32(np.zeros((k, d + 1), np.float32)),
+    }
     fields.update(overrides)
     return Global(**fields)  # type: ignore[arg-type]
 

@@ -176,7 +176,8 @@ def numeric_transform(numeric: npt.NDArray[np.float64]) -> npt.NDArray[np.float6
     """log1p on counts and byte totals (heavy-tailed), rates unchanged."""
     numeric_columns = [i for i in range(41) if i not in CATEGORICAL_COLUMNS]
     is_rate = np.array([c in RATE_COLUMNS for c in numeric_columns])
-    return np.where(is_rate, numeric, np.log1p(np.maximum(numeric, 0.0)))
+    out: npt.NDArray[np.float64] = np.where(is_rate, numeric, np.log1p(np.maximum(numeric, 0.0)))
+    return out
 
 
 def fit(train: Records) -> FeatureSpec:
@@ -195,7 +196,8 @@ def encode(records: Records, spec: FeatureSpec) -> npt.NDArray[np.float32]:
     numeric = np.clip(numeric_transform(records.numeric) / spec.numeric_max, 0.0, 1.0)
 
     def one_hot(values: npt.NDArray[np.str_], vocab: tuple[str, ...]) -> npt.NDArray[np.float64]:
-        return (values[:, None] == np.array(vocab)[None, :]).astype(np.float64)
+        hot: npt.NDArray[np.float64] = (values[:, None] == np.array(vocab)[None, :]).astype(np.float64)
+        return hot
 
     parts = [
         numeric,
