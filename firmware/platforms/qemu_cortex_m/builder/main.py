@@ -52,12 +52,23 @@ if os.path.isfile(os.path.join(env.subst("$PROJECT_DIR"), "tools", "firmware_siz
     )
 AlwaysBuild(env.Alias("size", elf, env.VerboseAction("$SIZETOOL -A -d $SOURCES", "Program size")))
 
-# `pio run -e <env> -t upload`: the emulated board's "flash" is booting the ELF in QEMU.
+# `pio run -e <env> -t upload`: the emulated board's "flash" is booting the ELF in QEMU. UART0 (the
+# node's MQTT pipe) connects to the broker, UART1 (its log) goes to the terminal; the node's config
+# record and data blob, when given, are loaded where the firmware looks for them (docs/WIRE.md).
+#   custom_qemu_broker = 127.0.0.1:1883      custom_qemu_node_config = node01.cfg
+#   custom_qemu_node_blob = node01.blob      upload_flags = (anything else for qemu-system-arm)
 qemu_machine = board.get("upload.qemu_machine", "mps2-an386")
+broker = env.GetProjectOption("custom_qemu_broker", "127.0.0.1:1883")
+qemu_flags = ["-machine", qemu_machine, "-nographic", "-monitor", "none",
+              "-serial", "tcp:%s,reconnect=1,nodelay=on" % broker, "-serial", "stdio"]
+for option, address in (("custom_qemu_node_config", "0x21F00000"), ("custom_qemu_node_blob", "0x21000000")):
+    path = env.GetProjectOption(option, "")
+    if path:
+        qemu_flags += ["-device", "loader,file=%s,addr=%s,force-raw=on" % (path, address)]
 env.Replace(
     UPLOADER="qemu-system-arm",
-    UPLOADERFLAGS=["-machine", qemu_machine, "-nographic", "-monitor", "none"],
-    UPLOADCMD='$UPLOADER $UPLOADERFLAGS $UPLOAD_FLAGS -kernel $SOURCE',
+    UPLOADERFLAGS=qemu_flags,
+    UPLOADCMD="$UPLOADER $UPLOADERFLAGS $UPLOAD_FLAGS -kernel $SOURCE",
 )
 env.AddPlatformTarget("upload", elf, env.VerboseAction("$UPLOADCMD", "Booting $SOURCE in QEMU"), "Upload")
 Default([elf])
