@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import itertools
 import struct
+import subprocess
+import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -16,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from support.broker import free_port
 from support.mqtt_probe import MqttProbe
 from support.nodes import FeatureData, load_features, make_blob, make_global, start_node, wait_until
-from tinyfl.fleet import Emulator, NodeProcess, build_firmware
+from tinyfl.fleet import Emulator, NodeProcess, NodeSpec, build_firmware
 from tinyfl.wire import Hello, Tensor, Update, decode, encode
 
 pytestmark = [pytest.mark.firmware, pytest.mark.broker]
@@ -147,7 +151,6 @@ def test_node_rejects_bad_globals_and_serves_next_round(node: NodeUnderTest) -> 
     # A NaN in the float head: valid framing and CRC, invalid content.
     nan_at = len(nan_head) - 4 - 4  # the last head value
     nan_head[nan_at:nan_at + 4] = struct.pack("<f", float("nan"))
-    import zlib
     nan_head[-4:] = struct.pack("<I", zlib.crc32(bytes(nan_head[:-4])))
     bad_frames["non_finite"] = bytes(nan_head)
     for reason, payload in bad_frames.items():
@@ -222,3 +225,36 @@ def test_broker_announces_dead_node_offline(emulator: Emulator, broker, images, 
         assert probe.wait_for(f"{prefix}/nodes/{node_id}/status", timeout=ROUND_TIMEOUT).payload == b"online"
         node.kill()  # power loss: no DISCONNECT, so the broker publishes the last will
         assert probe.wait_for(f"{prefix}/nodes/{node_id}/status", timeout=15).payload == b"offline"
+
+
+@pytest.mark.qemu
+def test_serial_board_through_bridge(broker, images, features: FeatureData,  # type: ignore[no-untyped-def]
+                                     tmp_path: Path) -> None:
+    """A board whose only pipe is a serial line (UART0 as a listening socket here, USB serial on
+    a Nano 33 BLE) reaches the broker through `tinyfl bridge` and serves a round."""
+    prefix, node_id = f"tinyfl/bridge{next(_ids)}", "serial-board"
+    serial_port = free_port()
+    blob = make_blob(features, 200, 17)
+    blob_path = tmp_path / "board.blob"
+    blob.write(blob_path)
+    node = NodeProcess(NodeSpec(node_id, blob_path, tmp_path, Emulator.QEMU, serial_listen_port=serial_port),
+                       images[Emulator.QEMU], broker.host, broker.port, prefix)
+    node.start()
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "tinyfl.cli.main", "bridge", "--port", f"socket://127.0.0.1:{serial_port}",
+         "--broker", broker.url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with MqttProbe(broker.host, broker.port) as probe:
+            probe.wait_connected()
+            probe.subscribe(f"{prefix}/nodes/#")
+            hello = decode(probe.wait_for(f"{prefix}/nodes/{node_id}/hello", timeout=ROUND_TIMEOUT).payload)
+            assert isinstance(hello, Hello) and hello.board == 1 and hello.n_samples == 200
+            probe.publish(f"{prefix}/global", encode(make_global(1, blob, uplink_bits=4)), qos=1, retain=True)
+            update = decode(probe.wait_for(f"{prefix}/nodes/{node_id}/update", timeout=ROUND_TIMEOUT).payload)
+            assert isinstance(update, Update) and update.round_id == 1 and update.delta.bits == 4
+            probe.publish(f"{prefix}/global", b"", qos=1, retain=True)
+    finally:
+        bridge.terminate()
+        out = bridge.communicate(timeout=10)[0]
+        node.stop()
+    assert bridge.returncode == 0, out

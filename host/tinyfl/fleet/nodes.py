@@ -64,6 +64,9 @@ class NodeSpec:
     workdir: Path
     emulator: Emulator = Emulator.NATIVE
     keep_alive_s: int = 0
+    # QEMU only: instead of dialing the broker, UART0 listens on this loopback port, as the serial
+    # line of a board that `tinyfl bridge` connects to the broker.
+    serial_listen_port: int | None = None
 
 
 class NodeProcess:
@@ -90,9 +93,13 @@ class NodeProcess:
             return cmd
         config = s.workdir / f"{s.node_id}.cfg"
         config.write_bytes(encode_node_config(s.node_id, self.topic_prefix, s.keep_alive_s))
+        if s.serial_listen_port is None:
+            uart0 = f"tcp:{self.broker_host}:{self.broker_port},reconnect=1,nodelay=on"
+        else:
+            uart0 = f"tcp:127.0.0.1:{s.serial_listen_port},server=on,wait=off,nodelay=on"
         return [
             "qemu-system-arm", "-machine", QEMU_MACHINE, "-nographic", "-monitor", "none",
-            "-serial", f"tcp:{self.broker_host}:{self.broker_port},reconnect=1,nodelay=on",
+            "-serial", uart0,
             "-serial", f"file:{self.log_path}",
             "-device", f"loader,file={config},addr={QEMU_CONFIG_ADDRESS:#x},force-raw=on",
             "-device", f"loader,file={s.blob},addr={QEMU_BLOB_ADDRESS:#x},force-raw=on",
