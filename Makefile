@@ -18,8 +18,10 @@ setup-apt:
 	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# Reinstalls when a dependency is missing or `tinyfl` is imported from another checkout.
 setup-python:
-	@$(PYTHON) -c "import tinyfl, paho.mqtt, serial, platformio, SCons, pytest, hypothesis" 2>/dev/null || \
+	@$(PYTHON) -c "import pathlib, sys, tinyfl, paho.mqtt, serial, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff; \
+	  sys.exit(pathlib.Path(tinyfl.__file__).resolve().is_relative_to(pathlib.Path('host').resolve()) is False)" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q -e '.[firmware,test]'
 
 setup-pio:
