@@ -17,7 +17,17 @@ constexpr uint32_t kBackoffMaxMs = 60000;
 constexpr uint32_t kIdleSleepMs = 1000;
 constexpr uint32_t kConnackTimeoutMs = 5000;
 constexpr uint16_t kDefaultKeepAliveS = 30;
-constexpr uint8_t kUplink8 = 1, kUplink4 = 2, kUplink2 = 4, kUplinkFloat = 8;  // HELLO uplink_bits
+
+// HELLO's uplink_bits flag for an uplink of `bits` (0 for a width the wire does not know).
+uint8_t uplink_flag(uint8_t bits) {
+  switch (bits) {
+    case 8: return 1;
+    case 4: return 2;
+    case 2: return 4;
+    case 32: return 8;
+    default: return 0;
+  }
+}
 
 // dst = a + b + c (+ d), or false when it does not fit.
 bool join(char* dst, size_t cap, const char* a, const char* b, const char* c, const char* d = "") {
@@ -63,26 +73,10 @@ Status Node::begin(const NodeConfig& config) {
       !join(topic_update_, sizeof topic_update_, p, "/nodes/", id, "/update") ||
       !join(topic_global_, sizeof topic_global_, p, "/global", ""))
     return Status::TooLarge;
-  // An uplink is offered when its largest UPDATE (all epochs) fits the MQTT tx buffer whole.
   uplink_bits_supported_ = 0;
-  const uint8_t bits_of[] = {8, 4, 2, 32};
-  const uint8_t flag_of[] = {kUplink8, kUplink4, kUplink2, kUplinkFloat};
-  for (int i = 0; i < 4; ++i) {
-    UpdateFields u{};
-    u.node_id = id;
-    u.node_id_len = static_cast<uint8_t>(strlen(id));
-    u.epochs = kMaxEpochs;
-    u.epoch_loss = result_.epoch_loss;  // the size pass reads every field, so all must point somewhere
-    u.delta.codes = codes_;
-    u.delta.scales = scales_;
-    u.delta.values = head_;
-    u.delta.bits = bits_of[i];
-    u.delta.scale_mode = bits_of[i] == 32 ? 0 : 1;
-    u.delta.rows = cache_.n_classes();
-    u.delta.cols = static_cast<uint16_t>(cache_.dim() + 1u);
-    const size_t packet = 5 + 2 + strlen(topic_update_) + 2 + encoded_size_update(u);
-    if (packet <= sizeof mqtt_tx_) uplink_bits_supported_ |= flag_of[i];
-  }
+  const uint8_t widths[] = {8, 4, 2, 32};
+  for (uint8_t bits : widths)
+    if (update_fits_tx(bits)) uplink_bits_supported_ |= uplink_flag(bits);
   if (uplink_bits_supported_ == 0) return Status::TooLarge;
   // A fixed client id per node: a reconnect replaces a stale session of the same node at once.
   if (!join(client_id_, sizeof client_id_, "tinyfl-", id, "")) return Status::TooLarge;
@@ -91,6 +85,24 @@ Status Node::begin(const NodeConfig& config) {
       .str(" k=").u32(cache_.n_classes());
   port_.log(line.c_str());
   return Status::Ok;
+}
+
+// An uplink is offered when its largest UPDATE (every epoch's loss) fits the MQTT tx buffer whole.
+bool Node::update_fits_tx(uint8_t bits) const {
+  UpdateFields u{};
+  u.node_id = config_.node_id;
+  u.node_id_len = static_cast<uint8_t>(strlen(config_.node_id));
+  u.epochs = kMaxEpochs;
+  u.epoch_loss = result_.epoch_loss;  // the size pass reads every field, so all must point somewhere
+  u.delta.codes = codes_;
+  u.delta.scales = scales_;
+  u.delta.values = head_;
+  u.delta.bits = bits;
+  u.delta.scale_mode = bits == 32 ? 0 : 1;
+  u.delta.rows = cache_.n_classes();
+  u.delta.cols = static_cast<uint16_t>(cache_.dim() + 1u);
+  const size_t fixed_header = 5, topic = 2 + strlen(topic_update_), packet_id = 2;
+  return fixed_header + topic + packet_id + encoded_size_update(u) <= sizeof mqtt_tx_;
 }
 
 void Node::log_status(const char* what, Status s) {
@@ -292,9 +304,7 @@ Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out
     if (!isfinite(global_head_[i])) return Status::NonFinite;
   }
 
-  if (g.uplink_bits != 32 && !(uplink_bits_supported_ & (g.uplink_bits == 8 ? 1 : g.uplink_bits == 4 ? 2 : 4)))
-    return Status::Unsupported;
-  if (g.uplink_bits == 32 && !(uplink_bits_supported_ & 8)) return Status::Unsupported;
+  if ((uplink_bits_supported_ & uplink_flag(g.uplink_bits)) == 0) return Status::Unsupported;
   TrainConfig tc{};
   tc.epochs = g.epochs;
   tc.batch_size = g.batch_size;

@@ -72,6 +72,7 @@ class Node {
   void handle_global(const uint8_t* payload, size_t len);
   [[nodiscard]] Status serve_round(const uint8_t* payload, size_t len, uint32_t* round_out);
   [[nodiscard]] Status publish_hello();
+  bool update_fits_tx(uint8_t bits) const;
   void publish_pending_update();
   [[nodiscard]] Status encode_pending_update(uint8_t* dst, size_t len) const;
   void describe_update(UpdateFields* u) const;
