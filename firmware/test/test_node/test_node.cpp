@@ -1,0 +1,302 @@
+// The node state machine against a scripted in-memory byte pipe: what it sends after CONNACK, how
+// it serves and rejects rounds, and that an unacknowledged UPDATE survives a reconnect. The same
+// behaviour runs against a real mosquitto in tests/integration/test_node.py.
+#include "../check.h"
+#include "tinyfl/crc32.h"
+#include "tinyfl/mqtt.h"
+#include "tinyfl/node.h"
+#include "tinyfl/wire.h"
+
+using namespace tinyfl;
+
+namespace {
+
+constexpr uint16_t kD = 4, kK = 3;
+const uint8_t kHash[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+
+class FakePort final : public Port {
+ public:
+  uint32_t now = 0;
+  bool broken = false;
+  uint8_t in[8192];
+  size_t in_len = 0, in_pos = 0;
+  uint8_t out[16384];
+  size_t out_len = 0;
+  int opens = 0;
+
+  uint32_t millis() override { return now; }
+  bool pipe_open() override {
+    ++opens;
+    broken = false;
+    in_len = in_pos = 0;
+    return true;
+  }
+  void pipe_close() override {}
+  int32_t pipe_read(uint8_t* buf, size_t cap) override {
+    if (broken) return -1;
+    size_t n = in_len - in_pos < cap ? in_len - in_pos : cap;
+    memcpy(buf, in + in_pos, n);
+    in_pos += n;
+    return static_cast<int32_t>(n);
+  }
+  int32_t pipe_write(const uint8_t* buf, size_t len) override {
+    if (broken) return -1;
+    if (out_len + len > sizeof out) return 0;
+    memcpy(out + out_len, buf, len);
+    out_len += len;
+    return static_cast<int32_t>(len);
+  }
+  void wait(uint32_t) override {}
+  uint32_t entropy() override { return 12345; }
+  void log(const char* line) override {
+    strncpy(last_log, line, sizeof last_log - 1);
+  }
+  void push(const uint8_t* p, size_t n) {
+    memcpy(in + in_len, p, n);
+    in_len += n;
+  }
+  char last_log[200] = {};
+};
+
+// One MQTT packet the node wrote.
+struct Sent {
+  uint8_t type;
+  uint16_t packet_id;
+  char topic[160];
+  const uint8_t* payload;
+  size_t payload_len;
+};
+
+// Splits the node's output into packets (fixed header, varint length) and describes each.
+int parse_sent(const uint8_t* p, size_t len, Sent* sent, int max) {
+  int n = 0;
+  size_t pos = 0;
+  while (pos < len && n < max) {
+    uint32_t rem = 0;
+    size_t used = 0;
+    if (mqtt::decode_varint(p + pos + 1, len - pos - 1, &rem, &used) != Status::Ok) return -1;
+    const uint8_t* body = p + pos + 1 + used;
+    Sent& s = sent[n++];
+    s = Sent{};
+    s.type = p[pos] >> 4;
+    if (s.type == 3) {  // PUBLISH
+      const size_t tl = static_cast<size_t>(body[0] << 8 | body[1]);
+      memcpy(s.topic, body + 2, tl < sizeof s.topic - 1 ? tl : sizeof s.topic - 1);
+      const bool qos1 = (p[pos] & 0x06) != 0;
+      size_t off = 2 + tl;
+      if (qos1) {
+        s.packet_id = static_cast<uint16_t>(body[off] << 8 | body[off + 1]);
+        off += 2;
+      }
+      s.payload = body + off;
+      s.payload_len = rem - off;
+    } else if (s.type == 8) {  // SUBSCRIBE
+      s.packet_id = static_cast<uint16_t>(body[0] << 8 | body[1]);
+    }
+    pos += 1 + used + rem;
+  }
+  return n;
+}
+
+const Sent* find_publish(const Sent* sent, int n, const char* topic) {
+  for (int i = n - 1; i >= 0; --i)
+    if (sent[i].type == 3 && strcmp(sent[i].topic, topic) == 0) return &sent[i];
+  return nullptr;
+}
+
+// A PUBLISH from the broker to the node (QoS 0: no packet id, so no PUBACK expected).
+size_t broker_publish(uint8_t* buf, size_t cap, const char* topic, const uint8_t* payload, size_t len) {
+  Writer w(buf, cap);
+  if (mqtt::encode_publish(w, topic, payload, len, 0, false, false, 0) != Status::Ok) return 0;
+  return w.size();
+}
+
+struct Fixture {
+  FakePort port;
+  CacheStorage<16, kD> storage;
+  EmbeddingCache cache{storage};
+  Node node{port, cache};
+  uint8_t frame[2048];
+  uint8_t packet[2100];
+  float head[kK * (kD + 1)] = {};
+
+  Fixture() {
+    if (cache.configure(kD, kK, 1.0f / 64, 0) != Status::Ok) return;
+    for (int i = 0; i < 12; ++i) {
+      const int8_t v[kD] = {static_cast<int8_t>(i * 5), static_cast<int8_t>(60 - i * 5), 7, static_cast<int8_t>(-i)};
+      if (cache.add(v, static_cast<uint8_t>(i % kK)) != Status::Ok) return;
+    }
+    NodeConfig cfg{};
+    cfg.node_id = "n1";
+    cfg.topic_prefix = "tinyfl/t";
+    memcpy(cfg.model_hash, kHash, 8);
+    cfg.keep_alive_s = 30;
+    ok = node.begin(cfg) == Status::Ok;
+  }
+
+  // Brings the node online: CONNECT out, CONNACK in.
+  void connect() {
+    node.poll();
+    const uint8_t connack[] = {0x20, 0x02, 0x00, 0x00};
+    port.push(connack, sizeof connack);
+    node.poll();
+  }
+
+  size_t global_frame(uint32_t round, const uint8_t* hash, uint16_t d, uint8_t bits = 8) {
+    GlobalFields g{};
+    g.round_id = round;
+    memcpy(g.model_hash, hash, 8);
+    g.embed_dim = d;
+    g.n_classes = kK;
+    g.epochs = 2;
+    g.batch_size = 4;
+    g.lr = 0.1f;
+    g.uplink_bits = bits;
+    g.uplink_scale_mode = 1;
+    g.seed = 9;
+    g.head.bits = 32;
+    g.head.rows = kK;
+    g.head.cols = static_cast<uint16_t>(d + 1);
+    g.head.values = head;
+    size_t len = 0;
+    return encode_global(g, frame, sizeof frame, &len) == Status::Ok ? len : 0;
+  }
+
+  void send_global(size_t len) {
+    const size_t n = broker_publish(packet, sizeof packet, "tinyfl/t/global", frame, len);
+    port.push(packet, n);
+    node.poll();
+  }
+
+  bool ok = false;
+};
+
+}  // namespace
+
+TINYFL_TEST(node_announces_after_connack) {
+  static Fixture f;
+  CHECK(f.ok);
+  f.connect();
+  CHECK(f.node.online());
+  Sent sent[16];
+  const int n = parse_sent(f.port.out, f.port.out_len, sent, 16);
+  CHECK(n >= 4);
+  CHECK_EQ(sent[0].type, 1);  // CONNECT first
+  const Sent* status = find_publish(sent, n, "tinyfl/t/nodes/n1/status");
+  CHECK(status != nullptr && status->payload_len == 6 && memcmp(status->payload, "online", 6) == 0);
+  const Sent* hello = find_publish(sent, n, "tinyfl/t/nodes/n1/hello");
+  CHECK(hello != nullptr);
+  if (hello != nullptr) {
+    HelloView h{};
+    CHECK(decode_hello_frame(hello->payload, hello->payload_len, &h) == Status::Ok);
+    CHECK_EQ(h.n_samples, 12);
+    CHECK_EQ(h.embed_dim, kD);
+    CHECK_EQ(h.n_classes, kK);
+    CHECK(memcmp(h.model_hash, kHash, 8) == 0);
+  }
+  CHECK_EQ(sent[n - 1].type, 8);  // SUBSCRIBE to the global topic last
+}
+
+TINYFL_TEST(node_rejects_wrong_model_and_shape_then_serves) {
+  static Fixture f;
+  f.connect();
+  const uint8_t other[8] = {9, 9, 9, 9, 9, 9, 9, 9};
+  f.send_global(f.global_frame(1, other, kD));
+  CHECK(strstr(f.port.last_log, "wrong_model") != nullptr);
+  f.send_global(f.global_frame(2, kHash, kD - 1));
+  CHECK(strstr(f.port.last_log, "wrong_shape") != nullptr);
+  // A NaN weight in a frame that is otherwise valid (the encoder refuses to write one).
+  const size_t len = f.global_frame(3, kHash, kD);
+  const size_t first_value = len - 4 - 4 * kK * (kD + 1);
+  const float nan = NAN;
+  memcpy(f.frame + first_value, &nan, 4);
+  const uint32_t crc = crc32(f.frame, len - 4);
+  for (int i = 0; i < 4; ++i) f.frame[len - 4 + i] = static_cast<uint8_t>(crc >> (8 * i));
+  f.send_global(len);
+  CHECK(strstr(f.port.last_log, "non_finite") != nullptr);
+  CHECK_EQ(f.node.counters().globals_rejected, 3);
+  f.port.out_len = 0;
+  f.send_global(f.global_frame(4, kHash, kD));
+  CHECK(f.node.online());
+  CHECK_EQ(f.node.counters().rounds_served, 1);
+  Sent sent[8];
+  const int n = parse_sent(f.port.out, f.port.out_len, sent, 8);
+  const Sent* up = find_publish(sent, n, "tinyfl/t/nodes/n1/update");
+  CHECK(up != nullptr);
+  if (up != nullptr) {
+    UpdateView u{};
+    CHECK(decode_update_frame(up->payload, up->payload_len, &u) == Status::Ok);
+    CHECK_EQ(u.round_id, 4);
+    CHECK_EQ(u.n_samples, 12);
+    CHECK_EQ(u.epochs, 2);
+    CHECK_EQ(u.delta.bits, 8);
+  }
+  // The same round again (a retained GLOBAL after reconnect) is not trained twice.
+  f.send_global(f.global_frame(4, kHash, kD));
+  CHECK_EQ(f.node.counters().rounds_served, 1);
+}
+
+TINYFL_TEST(unacknowledged_update_is_sent_again_after_reconnect) {
+  static Fixture f;
+  f.connect();
+  f.port.out_len = 0;
+  f.send_global(f.global_frame(1, kHash, kD));
+  Sent sent[8];
+  int n = parse_sent(f.port.out, f.port.out_len, sent, 8);
+  const Sent* first = find_publish(sent, n, "tinyfl/t/nodes/n1/update");
+  CHECK(first != nullptr);
+  if (first == nullptr) return;
+  static uint8_t first_payload[2048];
+  const size_t first_len = first->payload_len;
+  memcpy(first_payload, first->payload, first_len);
+
+  f.port.broken = true;  // the link dies before the PUBACK arrives
+  f.node.poll();
+  CHECK(!f.node.online());
+  f.port.now += 70000;  // past any backoff
+  f.port.out_len = 0;
+  f.connect();
+  CHECK(f.node.online());
+  CHECK_EQ(f.port.opens, 2);
+  f.send_global(f.global_frame(1, kHash, kD));  // the retained GLOBAL comes back
+  n = parse_sent(f.port.out, f.port.out_len, sent, 8);
+  const Sent* again = find_publish(sent, n, "tinyfl/t/nodes/n1/update");
+  CHECK(again != nullptr);
+  if (again != nullptr) {
+    CHECK_EQ(again->payload_len, first_len);
+    CHECK(memcmp(again->payload, first_payload, first_len) == 0);  // the same bytes, not retrained
+    // Acknowledged: a further reconnect does not send it a third time.
+    const uint8_t puback[] = {0x40, 0x02, static_cast<uint8_t>(again->packet_id >> 8),
+                              static_cast<uint8_t>(again->packet_id)};
+    f.port.push(puback, sizeof puback);
+    f.node.poll();
+  }
+  CHECK_EQ(f.node.counters().rounds_served, 1);
+  f.port.broken = true;
+  f.node.poll();
+  f.port.now += 70000;
+  f.port.out_len = 0;
+  f.connect();
+  f.send_global(f.global_frame(1, kHash, kD));
+  n = parse_sent(f.port.out, f.port.out_len, sent, 8);
+  CHECK(find_publish(sent, n, "tinyfl/t/nodes/n1/update") == nullptr);
+}
+
+TINYFL_TEST(begin_rejects_bad_config) {
+  FakePort port;
+  CacheStorage<16, kD> storage;
+  EmbeddingCache cache{storage};
+  Node node{port, cache};
+  NodeConfig cfg{};
+  cfg.node_id = "n1";
+  cfg.topic_prefix = "tinyfl/t";
+  CHECK(node.begin(cfg) == Status::NoData);  // no samples configured
+  CHECK(cache.configure(kD, kK, 0.5f, 0) == Status::Ok);
+  cfg.node_id = "bad id!";
+  CHECK(node.begin(cfg) == Status::BadValue);
+  cfg.node_id = "n1";
+  cfg.topic_prefix = "";
+  CHECK(node.begin(cfg) == Status::BadValue);
+}
+
+int main() { return tinyfl_test::run_all(); }
