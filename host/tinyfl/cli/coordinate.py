@@ -1,0 +1,294 @@
+"""`tinyfl coordinate`: run federated rounds on a fleet of nodes over MQTT.
+
+Every option that decides what the run computes is validated before anything connects, so a typo
+exits with code 2 and one line. A run folder (`--out`, default runs/<time>-<fleet>) receives
+config.json, metrics.jsonl (one line per round) and checkpoint.npz (after every round);
+`--resume --out DIR` continues that run where its checkpoint ends, with the checkpoint's
+settings (options that would change the result must match or be left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tinyfl.cli import Subparsers
+from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint
+from tinyfl.coordinator.engine import RESUME_LOCKED, EngineConfig, RoundEngine, RunResult
+from tinyfl.coordinator.progress import Progress, summary_table
+from tinyfl.coordinator.task import Task, load_task
+from tinyfl.errors import UsageError
+from tinyfl.strategy import Strategy, get_strategy, parse_strategy_spec, strategy_params
+from tinyfl.transport.mqtt import MqttTransport
+from tinyfl.transport.serial_bridge import parse_broker_url
+from tinyfl.wire import Topics, check_prefix, default_prefix
+
+SUMMARY = "run federated training rounds on a fleet over MQTT"
+CONFIG_NAME = "config.json"
+DEFAULTS = EngineConfig()
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "coordinate",
+        help=SUMMARY,
+        description=(
+            "Select nodes, broadcast the global head, collect quantized updates, aggregate, "
+            "evaluate and checkpoint, round after round. Nodes are found from their retained "
+            "hello/status topics under tinyfl/<fleet>/."
+        ),
+    )
+    where = parser.add_argument_group("where")
+    where.add_argument("--broker", required=True, help="broker as mqtt://HOST[:PORT]")
+    where.add_argument("--fleet", help="fleet name; topics live under tinyfl/<fleet>/")
+    where.add_argument("--prefix", help="topic prefix instead of tinyfl/<fleet>")
+    what = parser.add_argument_group("what")
+    what.add_argument(
+        "--task",
+        help="nsl-kdd, or synthetic[:d=64,k=6,seed=0] (taken from the checkpoint with --resume)",
+    )
+    what.add_argument("--model", help="models/<task> folder (arrives with the model pipeline)")
+    what.add_argument(
+        "--strategy",
+        help="aggregation, e.g. fedavg, fedprox:mu=0.01, fedavgm:momentum=0.9, fedadam:eta=0.01, "
+        "median, trimmed-mean:trim=0.1, norm-bounded (default fedavg)",
+    )
+    rounds = parser.add_argument_group("rounds")
+    rounds.add_argument("--rounds", type=int, help=f"rounds to run (default {DEFAULTS.rounds})")
+    pick = rounds.add_mutually_exclusive_group()
+    pick.add_argument("--clients-per-round", type=int, metavar="K", help="nodes per round")
+    pick.add_argument("--fraction", type=float, metavar="F", help="share of eligible nodes")
+    rounds.add_argument(
+        "--min-clients",
+        type=int,
+        metavar="M",
+        help=f"updates needed to close a round (default {DEFAULTS.min_clients})",
+    )
+    rounds.add_argument(
+        "--round-timeout",
+        type=float,
+        metavar="S",
+        help=f"seconds to collect updates, extended once below quorum "
+        f"(default {DEFAULTS.round_timeout:g})",
+    )
+    rounds.add_argument("--seed", type=int, help=f"run seed (default {DEFAULTS.seed})")
+    train = parser.add_argument_group("local training (sent to the nodes)")
+    train.add_argument("--epochs", type=int, help=f"default {DEFAULTS.epochs}")
+    train.add_argument("--batch-size", type=int, help=f"default {DEFAULTS.batch_size}")
+    train.add_argument("--lr", type=float, help=f"default {DEFAULTS.lr:g}")
+    train.add_argument("--clip-norm", type=float, help="L2 bound on updates, 0 = off (default 0)")
+    train.add_argument(
+        "--uplink-bits", type=int, help=f"8, 4, 2 or 32 (default {DEFAULTS.uplink_bits})"
+    )
+    train.add_argument(
+        "--downlink-bits", type=int, help="global head as 32-bit floats or 8-bit codes (default 32)"
+    )
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", type=Path, help="run folder (default runs/<time>-<fleet>)")
+    run.add_argument("--resume", action="store_true", help="continue the run in --out")
+    run.add_argument(
+        "--wait-nodes",
+        type=int,
+        metavar="N",
+        help="eligible nodes to wait for before round 1 (default max(M, K))",
+    )
+    run.add_argument(
+        "--wait-timeout",
+        type=float,
+        metavar="S",
+        help=f"seconds to wait for them (default {DEFAULTS.wait_timeout:g})",
+    )
+    return parser
+
+
+@dataclass
+class Plan:
+    """A validated run: where, what, how, and what it resumes from."""
+
+    broker: str
+    topics: Topics
+    task: Task
+    task_spec: str
+    strategy: Strategy
+    config: EngineConfig
+    run_dir: Path
+    resume_from: Checkpoint | None
+
+
+_OPTION = {  # EngineConfig field -> command-line option, for messages
+    "rounds": "--rounds",
+    "clients_per_round": "--clients-per-round",
+    "fraction": "--fraction",
+    "min_clients": "--min-clients",
+    "round_timeout": "--round-timeout",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "clip_norm": "--clip-norm",
+    "uplink_bits": "--uplink-bits",
+    "downlink_bits": "--downlink-bits",
+    "seed": "--seed",
+    "wait_nodes": "--wait-nodes",
+    "wait_timeout": "--wait-timeout",
+}
+
+
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    """Everything checked before connecting: UsageError (exit 2) with the fix for mistakes."""
+    parse_broker_url(args.broker)
+    topics = Topics(_prefix(args))
+    if args.model is not None:
+        raise UsageError(
+            "--model models/<task> is not available yet (it comes with the model pipeline); "
+            "use --task nsl-kdd or --task synthetic"
+        )
+    if args.resume:
+        return _resume_plan(args, topics)
+    out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{_fleet_slug(topics)}"
+    if (out / CHECKPOINT_NAME).exists() or (out / CONFIG_NAME).exists():
+        raise UsageError(f"{out} already holds a run: add --resume to continue it, or pick --out")
+    if not args.task:
+        raise UsageError("--task is required (nsl-kdd or synthetic[:d=64,k=6,seed=0])")
+    given = _given_config(args)
+    config = EngineConfig(**given)
+    strategy = parse_strategy_spec(args.strategy or "fedavg")
+    task = load_task(args.task)
+    return Plan(args.broker, topics, task, args.task, strategy, config, out, None)
+
+
+def _prefix(args: argparse.Namespace) -> str:
+    if args.prefix and args.fleet:
+        raise UsageError("give --fleet or --prefix, not both")
+    if args.prefix:
+        return check_prefix(args.prefix)
+    if not args.fleet:
+        raise UsageError("--fleet NAME is required (topics live under tinyfl/<fleet>/)")
+    return default_prefix(args.fleet)
+
+
+def _fleet_slug(topics: Topics) -> str:
+    return topics.prefix.replace("/", "-")
+
+
+def _given_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The EngineConfig fields set on the command line (None = not given)."""
+    names = {f.name for f in fields(EngineConfig)}
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _resume_plan(args: argparse.Namespace, topics: Topics) -> Plan:
+    if args.out is None:
+        raise UsageError("--resume needs --out DIR, the folder of the run to continue")
+    out: Path = args.out
+    config_path = out / CONFIG_NAME
+    if not config_path.is_file():
+        raise UsageError(f"{out} holds no run to resume (no {CONFIG_NAME})")
+    try:
+        saved = json.loads(config_path.read_text())
+        saved_engine: dict[str, Any] = dict(saved["engine"])
+        saved_strategy: dict[str, Any] = dict(saved["strategy"])
+        task_spec = str(saved["task"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{config_path} is not a run configuration: {exc}") from None
+    checkpoint = (
+        load_checkpoint(out / CHECKPOINT_NAME) if (out / CHECKPOINT_NAME).exists() else None
+    )
+    if checkpoint is not None:
+        saved_engine = dict(checkpoint.config.get("engine", saved_engine))
+        saved_strategy = dict(checkpoint.config.get("strategy", saved_strategy))
+    given = _given_config(args)
+    conflicts = [
+        f"{_OPTION[name]} {given[name]} (the run used {saved_engine.get(name)})"
+        for name in RESUME_LOCKED
+        if name in given and given[name] != saved_engine.get(name)
+    ]
+    if args.task and args.task != task_spec:
+        conflicts.append(f"--task {args.task} (the run used {task_spec})")
+    name = saved_strategy.pop("name", "fedavg")
+    strategy = get_strategy(name, **saved_strategy)
+    if args.strategy and strategy_params(parse_strategy_spec(args.strategy)) != strategy_params(
+        strategy
+    ):
+        conflicts.append(f"--strategy {args.strategy} (the run used {strategy_params(strategy)})")
+    if conflicts:
+        raise UsageError(
+            "--resume continues a run with its own settings; these differ: " + "; ".join(conflicts)
+        )
+    merged = {**saved_engine, **given}
+    config = EngineConfig(**merged)
+    task = load_task(task_spec)
+    return Plan(args.broker, topics, task, task_spec, strategy, config, out, checkpoint)
+
+
+def write_config(plan: Plan) -> None:
+    """config.json: the run's settings, what --resume reads when no checkpoint exists yet."""
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "task": plan.task_spec,
+        "model_hash": plan.task.model_hash.hex(),
+        "prefix": plan.topics.prefix,
+        "broker": plan.broker,
+        "engine": plan.config.to_dict(),
+        "strategy": strategy_params(plan.strategy),
+    }
+    tmp = plan.run_dir / f".{CONFIG_NAME}.tmp"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, plan.run_dir / CONFIG_NAME)
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = plan_from_args(args)
+    write_config(plan)
+    if plan.resume_from is not None:
+        log.info(
+            "resuming %s after round %d of %d",
+            plan.run_dir,
+            plan.resume_from.round,
+            plan.config.rounds,
+        )
+    live = sys.stdout.isatty() and not getattr(args, "quiet", False)
+    progress = Progress(sys.stdout, live=live, rounds=plan.config.rounds)
+    result = asyncio.run(_coordinate(plan, progress))
+    sys.stdout.write(summary_table(result.records, plan.task.class_names))
+    print(f"run folder: {plan.run_dir}")
+    return 0
+
+
+async def _coordinate(plan: Plan, progress: Progress) -> RunResult:
+    """Connect, run every round, disconnect; SIGTERM stops like Ctrl-C (the last checkpoint
+    stays, so `--resume` continues)."""
+    transport = MqttTransport()
+    client_id = f"tinyfl-coordinator-{_fleet_slug(plan.topics)}-{os.getpid()}"
+    await transport.connect(plan.broker, client_id=client_id)
+    engine = RoundEngine(
+        transport,
+        plan.topics,
+        plan.task,
+        plan.strategy,
+        plan.config,
+        run_dir=plan.run_dir,
+        resume_from=plan.resume_from,
+        progress=progress,
+    )
+    loop = asyncio.get_running_loop()
+    main = asyncio.ensure_future(engine.run())
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGTERM, main.cancel)
+    try:
+        return await main
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        await transport.close()

@@ -1,0 +1,753 @@
+"""The round engine: select, broadcast, collect, aggregate, evaluate, record, checkpoint.
+
+Transport-agnostic and asyncio-driven: it takes any connected `Transport` (MQTT for real fleets,
+the in-memory broker for fast tests) and never blocks the loop while waiting for nodes. One task
+(the pump) reads every message and updates the registry and the open round; the round loop only
+waits on "something changed" or a deadline. So a thousand updates arriving at once cost a decode
+each and nothing else.
+
+A round, in order:
+
+1. Select K of the eligible online nodes (seeded, reproducible; `selection.py`).
+2. Publish the retained GLOBAL: round id, selected ids, hyperparameters, and the global head as
+   sent (float32, or 8-bit codes). The server then continues from `dequantized(broadcast)`, the
+   exact values the nodes start from, so server and nodes agree bit for bit.
+3. Collect UPDATEs until every selected node answered (or answered invalidly, or went offline
+   with quorum reached), or the deadline. At the deadline: close with >= min_clients updates,
+   else extend once by the same timeout, then skip the round (the head stays as it was).
+   Updates of a past round are *late*; duplicates, unselected nodes and future rounds are
+   *dropped*; a wrong model, a wrong shape, non-finite values or zero samples are *rejected*.
+   All are counted, none is averaged in.
+4. Aggregate with the strategy over the accepted updates sorted by node id (float sums depend on
+   order; arrival order does not repeat, node ids do).
+5. Evaluate on the task's test set, write the metrics line, then the checkpoint.
+
+Round ids on the wire (`wire_round`) are distinct from logical rounds: they continue past the
+last GLOBAL retained on the broker, so nodes that served an earlier run (or the first attempt of
+a round interrupted by a crash) serve the new one. See `selection.global_seed` for why this does
+not change what the nodes compute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
+from tinyfl.coordinator.metrics import METRICS_NAME, MetricsLog, read_metrics, weighted_mean
+from tinyfl.coordinator.progress import Progress
+from tinyfl.coordinator.reference import quantize, round_rng
+from tinyfl.coordinator.registry import Registry
+from tinyfl.coordinator.selection import global_seed, round_seed, round_size, select_nodes
+from tinyfl.coordinator.task import Task, evaluate
+from tinyfl.errors import TinyFLError, TransportError, UsageError, WireError
+from tinyfl.strategy import AggregationError, ClientResult, StateValue, Strategy, strategy_params
+from tinyfl.transport.mqtt import Message, Transport, mqtt_publish_packet_size
+from tinyfl.wire import Global, Tensor, Topics, Update, decode, encode
+
+__all__ = ["CoordinatorError", "EngineConfig", "RoundEngine", "RunResult"]
+
+log = logging.getLogger(__name__)
+
+F32 = npt.NDArray[np.float32]
+MAX_U32 = 0xFFFFFFFF
+SYNC_TIMEOUT = 10.0
+
+
+class CoordinatorError(TinyFLError):
+    """The run cannot go on: too few nodes to start, or a broker that never answered."""
+
+    exit_code = 7
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything that decides what a run computes (and a few things that decide how long it
+    waits). `clients_per_round` and `fraction` are exclusive; with neither, every eligible node
+    trains. `wait_nodes` defaults to max(min_clients, clients_per_round)."""
+
+    rounds: int = 10
+    clients_per_round: int | None = None
+    fraction: float | None = None
+    min_clients: int = 1
+    round_timeout: float = 60.0
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 0.1
+    clip_norm: float = 0.0
+    uplink_bits: int = 8
+    uplink_scale_mode: int = 1
+    downlink_bits: int = 32
+    seed: int = 0
+    wait_nodes: int | None = None
+    wait_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise UsageError(message)
+
+        need(self.rounds >= 1, f"--rounds must be >= 1, got {self.rounds}")
+        need(
+            self.clients_per_round is None or self.fraction is None,
+            "give --clients-per-round or --fraction, not both",
+        )
+        if self.clients_per_round is not None:
+            need(
+                self.clients_per_round >= 1,
+                f"--clients-per-round must be >= 1, got {self.clients_per_round}",
+            )
+            need(
+                self.min_clients <= self.clients_per_round,
+                f"--min-clients ({self.min_clients}) cannot exceed --clients-per-round "
+                f"({self.clients_per_round})",
+            )
+        if self.fraction is not None:
+            need(
+                math.isfinite(self.fraction) and 0 < self.fraction <= 1,
+                f"--fraction must be in (0, 1], got {self.fraction}",
+            )
+        need(self.min_clients >= 1, f"--min-clients must be >= 1, got {self.min_clients}")
+        need(
+            math.isfinite(self.round_timeout) and self.round_timeout > 0,
+            f"--round-timeout must be > 0 seconds, got {self.round_timeout}",
+        )
+        need(
+            1 <= self.epochs <= 64, f"--epochs must be 1..64 (the wire's range), got {self.epochs}"
+        )
+        need(
+            1 <= self.batch_size <= 1024,
+            f"--batch-size must be 1..1024 (the wire's range), got {self.batch_size}",
+        )
+        need(math.isfinite(self.lr) and self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        need(
+            math.isfinite(self.clip_norm) and self.clip_norm >= 0,
+            f"--clip-norm must be >= 0 (0 = off), got {self.clip_norm}",
+        )
+        need(
+            self.uplink_bits in (8, 4, 2, 32),
+            f"--uplink-bits must be 8, 4, 2 or 32, got {self.uplink_bits}",
+        )
+        need(self.uplink_scale_mode in (0, 1), "uplink scale mode must be 0 or 1")
+        need(
+            self.downlink_bits in (32, 8),
+            f"--downlink-bits must be 32 or 8, got {self.downlink_bits}",
+        )
+        need(0 <= self.seed <= MAX_U32, f"--seed must be 0..{MAX_U32}, got {self.seed}")
+        need(
+            self.wait_nodes is None or self.wait_nodes >= 0,
+            f"--wait-nodes must be >= 0, got {self.wait_nodes}",
+        )
+        need(
+            math.isfinite(self.wait_timeout) and self.wait_timeout >= 0,
+            f"--wait-timeout must be >= 0 seconds, got {self.wait_timeout}",
+        )
+
+    @property
+    def nodes_to_wait_for(self) -> int:
+        if self.wait_nodes is not None:
+            return self.wait_nodes
+        return max(self.min_clients, self.clients_per_round or 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Options that change what a run computes: a resumed run must use the checkpoint's values.
+RESUME_LOCKED = (
+    "clients_per_round",
+    "fraction",
+    "min_clients",
+    "epochs",
+    "batch_size",
+    "lr",
+    "clip_norm",
+    "uplink_bits",
+    "uplink_scale_mode",
+    "downlink_bits",
+    "seed",
+)
+
+
+@dataclass
+class RunResult:
+    """A finished run: the final head and optimizer state, and every round's record (rounds
+    of earlier sessions of a resumed run included)."""
+
+    head: F32
+    state: dict[str, StateValue]
+    records: list[dict[str, Any]]
+    run_dir: Path | None = None
+
+
+@dataclass
+class _OpenRound:
+    number: int
+    wire: int
+    selected: frozenset[str]
+    answers: dict[str, Update] = field(default_factory=dict)
+    deltas: dict[str, F32] = field(default_factory=dict)
+    rejected_nodes: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Counters:
+    late: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    bytes_up: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    dropped_reasons: Counter[str] = field(default_factory=Counter)
+
+
+class RoundEngine:
+    """Runs rounds on a fleet over a connected transport (see the module docstring).
+
+        engine = RoundEngine(transport, Topics.for_fleet("lab"), task, strategy, config,
+                             run_dir=Path("runs/lab-1"))
+        result = await engine.run()
+
+    With `run_dir`, each round appends to `metrics.jsonl` and replaces `checkpoint.npz`;
+    `resume_from` continues a run from its checkpoint (after the round it covers).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        topics: Topics,
+        task: Task,
+        strategy: Strategy,
+        config: EngineConfig,
+        *,
+        run_dir: Path | None = None,
+        resume_from: Checkpoint | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.transport = transport
+        self.topics = topics
+        self.task = task
+        self.strategy = strategy
+        self.config = config
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        self.head: F32 = task.initial_head()
+        self.state: dict[str, StateValue] = strategy.init_state(self.head)
+        self.round = 0  # rounds done (closed or skipped)
+        self.wire_round = 0  # last round id published, or seen retained on the broker
+        self.records: list[dict[str, Any]] = []
+        if resume_from is not None:
+            self._adopt(resume_from)
+        self.registry = Registry(
+            model_hash=task.model_hash,
+            embed_dim=task.embed_dim,
+            n_classes=task.n_classes,
+            uplink_bits=config.uplink_bits,
+            global_payload=len(self._global_frame(1, 1, (), self._downlink_tensor(self.head, 1))),
+        )
+        self._open: _OpenRound | None = None
+        self._counters = _Counters()
+        self._changed = asyncio.Event()
+        self._sync_token = os.urandom(8).hex().encode()
+        self._synced = asyncio.Event()
+        self._pump_task: asyncio.Task[None] | None = None
+        self._warned_broadcast = False
+        self._metrics = MetricsLog(self.run_dir / METRICS_NAME) if self.run_dir else None
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def _adopt(self, ckpt: Checkpoint) -> None:
+        if ckpt.model_hash != self.task.model_hash or ckpt.head.shape != self.task.head_shape:
+            raise UsageError(
+                f"the checkpoint is of model {ckpt.model_hash.hex()} with head "
+                f"{ckpt.head.shape}, this run's task {self.task.name} is "
+                f"{self.task.model_hash.hex()} with head {self.task.head_shape}"
+            )
+        self.head = ckpt.head.astype(np.float32)
+        self.state = dict(ckpt.state)
+        self.round = ckpt.round
+        self.wire_round = ckpt.wire_round
+        if self.run_dir is not None:
+            metrics = MetricsLog(self.run_dir / METRICS_NAME)
+            self.records = metrics.truncate_after(ckpt.round)
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(
+            round=self.round,
+            wire_round=self.wire_round,
+            seed=self.config.seed,
+            head=self.head,
+            state=self.state,
+            task=self.task.name,
+            model_hash=self.task.model_hash,
+            config={"engine": self.config.to_dict(), "strategy": strategy_params(self.strategy)},
+        )
+
+    @property
+    def sync_topic(self) -> str:
+        """A topic only this coordinator uses, to learn when the broker has sent everything
+        retained (see `_sync`)."""
+        return f"{self.topics.prefix}/coordinator/sync"
+
+    async def start(self) -> None:
+        """Subscribe to the fleet and learn its retained state (nodes, last round id)."""
+        if self._pump_task is not None:
+            return
+        self._pump_task = asyncio.get_running_loop().create_task(self._pump())
+        for kind in ("hello", "status", "update"):
+            await self.transport.subscribe(self.topics.all_nodes(kind), qos=1)
+        await self.transport.subscribe(self.topics.global_, qos=1)
+        await self._sync()
+
+    async def _sync(self) -> None:
+        """Round-trips a token through the broker. The broker sends retained messages while it
+        handles a SUBSCRIBE, before it reads our next packet, so once the token is back every
+        retained HELLO, status and GLOBAL has arrived, and the next round id is known."""
+        await self.transport.subscribe(self.sync_topic, qos=1)
+        await self.transport.publish(self.sync_topic, self._sync_token, qos=1)
+        try:
+            await asyncio.wait_for(self._synced.wait(), SYNC_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("the broker did not echo the sync message in %g s", SYNC_TIMEOUT)
+        with contextlib.suppress(TransportError):
+            await self.transport.unsubscribe(self.sync_topic)
+
+    async def stop(self) -> None:
+        task, self._pump_task = self._pump_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        """All remaining rounds; returns the final head and the records."""
+        await self.start()
+        try:
+            if self.round < self.config.rounds:
+                await self.wait_for_nodes()
+            while self.round < self.config.rounds:
+                await self.run_round()
+        finally:
+            await self.stop()
+            if self.progress:
+                self.progress.clear()
+        return RunResult(self.head, self.state, self.records, self.run_dir)
+
+    async def wait_for_nodes(self) -> None:
+        """Until `nodes_to_wait_for` nodes are eligible or `wait_timeout` passed. Fewer than
+        min_clients then is an error that says what was seen."""
+        want = self.config.nodes_to_wait_for
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.wait_timeout
+        while len(self.registry.eligible()) < want:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            if self.progress:
+                self.progress.waiting(
+                    len(self.registry.eligible()), len(self.registry.online()), want
+                )
+            await self._wait_change(remaining)
+        eligible = len(self.registry.eligible())
+        if eligible >= want:
+            log.info("%d eligible nodes online; starting", eligible)
+            return
+        if eligible >= self.config.min_clients:
+            log.warning(
+                "only %d of the %d nodes waited for are eligible after %g s; starting anyway",
+                eligible,
+                want,
+                self.config.wait_timeout,
+            )
+            return
+        raise CoordinatorError(
+            f"only {eligible} eligible node(s) after {self.config.wait_timeout:g} s, "
+            f"need at least {self.config.min_clients} (--min-clients): {self.fleet_report()}"
+        )
+
+    def fleet_report(self) -> str:
+        """One line on every known node and why it is not eligible, for error messages."""
+        if not len(self.registry):
+            return f"no node has announced itself under {self.topics.prefix}/nodes/"
+        parts = []
+        for info in self.registry.nodes:
+            reason = self.registry.ineligible_reason(info)
+            parts.append(f"{info.node_id} {reason or 'eligible'}")
+        return "; ".join(parts)
+
+    async def run_round(self) -> dict[str, Any]:
+        """One round (the next one); returns its record, also appended to `records`."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        number = self.round + 1
+        started = loop.time()
+        cpu_started = time.process_time()
+        eligible = self.registry.eligible()
+        if len(eligible) < cfg.min_clients:
+            await self._wait_for_eligible(loop.time() + cfg.round_timeout)
+            eligible = self.registry.eligible()
+        record: dict[str, Any] = {
+            "round": number,
+            "wire_round": None,
+            "status": "skipped",
+            "reason": None,
+            "online": len(self.registry.online()),
+            "eligible": len(eligible),
+        }
+        if len(eligible) < cfg.min_clients:
+            record["reason"] = (
+                f"only {len(eligible)} eligible node(s) online, quorum is {cfg.min_clients}"
+            )
+            self._skip(record, selected=(), started=started)
+            return self._finish(record, started, cpu_started, head_changed=False)
+
+        selected = select_nodes(
+            eligible,
+            round_size(len(eligible), cfg.clients_per_round, cfg.fraction),
+            cfg.seed,
+            number,
+        )
+        wire = self.wire_round + 1
+        if wire > MAX_U32:
+            raise CoordinatorError("round ids are exhausted (2^32 - 1 rounds on this broker)")
+        sent = self._downlink_tensor(self.head, number)
+        reference = sent.dequantized()
+        frame = self._frame_for(
+            number, wire, selected, sent, all_eligible=len(selected) == len(eligible)
+        )
+        self.wire_round = wire
+        self._open = _OpenRound(number, wire, frozenset(selected))
+        record["wire_round"] = wire
+        await self.transport.publish(self.topics.global_, frame, qos=1, retain=True)
+        packet = mqtt_publish_packet_size(self.topics.global_, len(frame), 1)
+        record["global_bytes"] = packet
+        record["bytes_down"] = packet * len(self.registry.online())
+        collect_started = loop.time()
+        await self._collect(self._open)
+        open_round, self._open = self._open, None
+        record["collect_time_s"] = loop.time() - collect_started
+        answered = sorted(open_round.answers)
+        record.update(self._round_counts(open_round, selected))
+        if len(answered) < cfg.min_clients:
+            record["reason"] = (
+                f"{len(answered)} of {len(selected)} selected node(s) answered within the "
+                f"deadline and its extension ({2 * cfg.round_timeout:g} s), quorum is "
+                f"{cfg.min_clients}"
+            )
+            self._skip(record, selected, started)
+            return self._finish(record, started, cpu_started, head_changed=False)
+
+        agg_started = loop.time()
+        results = [
+            ClientResult(open_round.deltas[n], open_round.answers[n].n_samples) for n in answered
+        ]
+        try:
+            aggregate = self.strategy.aggregate(reference, results, self.state)
+        except AggregationError as exc:
+            record["reason"] = f"aggregation failed: {exc}"
+            self._skip(record, selected, started)
+            return self._finish(record, started, cpu_started, head_changed=False)
+        record["aggregate_time_s"] = loop.time() - agg_started
+        self.head = np.asarray(aggregate.head, dtype=np.float32)
+        self.state = dict(aggregate.state)
+        record["status"] = "closed"
+        updates = [open_round.answers[n] for n in answered]
+        record["samples"] = sum(u.n_samples for u in updates)
+        record["train_loss"] = weighted_mean((u.epoch_loss[-1], u.n_samples) for u in updates)
+        record["local_accuracy"] = weighted_mean((u.accuracy, u.n_samples) for u in updates)
+        record["strategy"] = dict(aggregate.info)
+        return self._finish(record, started, cpu_started, head_changed=True)
+
+    # -- pieces of a round ---------------------------------------------------------------------
+
+    def _downlink_tensor(self, head: F32, number: int) -> Tensor:
+        """The head as broadcast: float32, or 8-bit per-row codes with stochastic rounding from
+        the round's seed (unbiased, so quantization noise does not drift the head one way)."""
+        if self.config.downlink_bits == 32:
+            return Tensor.float32(head)
+        rng = round_rng(round_seed(self.config.seed, number), "coordinator", number)
+        codes, scales = quantize(head, self.config.downlink_bits, 1, rng)
+        return Tensor.quantized(codes, scales, self.config.downlink_bits, per_row=True)
+
+    def _global_frame(
+        self, number: int, wire: int, selected: tuple[str, ...], head: Tensor
+    ) -> bytes:
+        cfg = self.config
+        return encode(
+            Global(
+                round_id=wire,
+                model_hash=self.task.model_hash,
+                embed_dim=self.task.embed_dim,
+                n_classes=self.task.n_classes,
+                epochs=cfg.epochs,
+                batch_size=cfg.batch_size,
+                lr=cfg.lr,
+                prox_mu=self.strategy.prox_mu,
+                clip_norm=cfg.clip_norm,
+                uplink_bits=cfg.uplink_bits,
+                uplink_scale_mode=cfg.uplink_scale_mode if cfg.uplink_bits != 32 else 0,
+                seed=global_seed(cfg.seed, number, wire),
+                selected=selected,
+                head=head,
+            )
+        )
+
+    def _frame_for(
+        self,
+        number: int,
+        wire: int,
+        selected: tuple[str, ...],
+        head: Tensor,
+        *,
+        all_eligible: bool,
+    ) -> bytes:
+        """GLOBAL with the selected ids, or with none ("every node") when every eligible node
+        is selected anyway or when the list would not fit a selected node's receive buffer.
+        Updates from nodes outside `selected` are dropped either way, so the choice changes
+        bytes, not results."""
+        if all_eligible:
+            return self._global_frame(number, wire, (), head)
+        frame = self._global_frame(number, wire, selected, head)
+        smallest = min(self.registry.max_payload(n) for n in selected)
+        if len(frame) <= smallest:
+            return frame
+        if not self._warned_broadcast:
+            self._warned_broadcast = True
+            log.warning(
+                "a GLOBAL listing %d selected nodes is %d bytes, more than a selected node "
+                "accepts (%d); broadcasting to every node instead (unselected answers are "
+                "dropped). Use fewer --clients-per-round or --downlink-bits 8 to avoid it.",
+                len(selected),
+                len(frame),
+                smallest,
+            )
+        return self._global_frame(number, wire, (), head)
+
+    async def _collect(self, rnd: _OpenRound) -> None:
+        """Waits for the round's updates (see the module docstring, step 3)."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + cfg.round_timeout
+        extended = False
+        quorum = cfg.min_clients
+        while True:
+            answered = len(rnd.answers)
+            responded = rnd.selected <= (rnd.answers.keys() | rnd.rejected_nodes)
+            settled = all(
+                n in rnd.answers or n in rnd.rejected_nodes or not self.registry.is_online(n)
+                for n in rnd.selected
+            )
+            if responded or (answered >= quorum and (settled or extended)):
+                return
+            if self.progress:
+                self.progress.collecting(
+                    rnd.number, answered, len(rnd.selected), loop.time() - start
+                )
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                if answered >= quorum or extended:
+                    return
+                extended = True
+                deadline += cfg.round_timeout
+                log.info(
+                    "round %d: %d of %d updates by the deadline, quorum %d; waiting %g s more",
+                    rnd.number,
+                    answered,
+                    len(rnd.selected),
+                    quorum,
+                    cfg.round_timeout,
+                )
+                continue
+            await self._wait_change(remaining)
+
+    async def _wait_for_eligible(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while len(self.registry.eligible()) < self.config.min_clients:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await self._wait_change(remaining)
+
+    async def _wait_change(self, timeout: float) -> None:
+        self._changed.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    def _round_counts(self, rnd: _OpenRound, selected: tuple[str, ...]) -> dict[str, Any]:
+        return {
+            "selected": len(selected),
+            "answered": len(rnd.answers),
+            "missing": len(set(selected) - rnd.answers.keys() - rnd.rejected_nodes),
+        }
+
+    def _skip(self, record: dict[str, Any], selected: tuple[str, ...], started: float) -> None:
+        record.setdefault("selected", len(selected))
+        record.setdefault("answered", 0)
+        record.setdefault("missing", len(selected))
+        log.warning("round %d skipped: %s", record["round"], record["reason"])
+
+    def _finish(
+        self, record: dict[str, Any], started: float, cpu_started: float, *, head_changed: bool
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        counters, self._counters = self._counters, _Counters()
+        record["late"] = counters.late
+        record["dropped"] = counters.dropped
+        record["dropped_reasons"] = dict(counters.dropped_reasons)
+        record["rejected"] = counters.rejected
+        record["rejected_reasons"] = dict(counters.reasons)
+        record["bytes_up"] = counters.bytes_up
+        record.setdefault("bytes_down", 0)
+        record.setdefault("global_bytes", 0)
+        eval_started = loop.time()
+        evaluation = evaluate(self.head, self.task.test_x, self.task.test_y)
+        record["eval_time_s"] = loop.time() - eval_started
+        record["test_accuracy"] = evaluation.accuracy
+        record["test_loss"] = evaluation.loss
+        record["f1"] = dict(zip(self.task.class_names, evaluation.f1))
+        record["macro_f1"] = evaluation.macro_f1
+        for key in (
+            "train_loss",
+            "local_accuracy",
+            "samples",
+            "aggregate_time_s",
+            "collect_time_s",
+        ):
+            record.setdefault(key, None)
+        record.setdefault("strategy", {})
+        record["wall_time_s"] = loop.time() - started
+        record["cpu_time_s"] = time.process_time() - cpu_started
+        self.round = record["round"]
+        if self._metrics is not None:
+            self._metrics.append(record)
+        if self.run_dir is not None:
+            save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.checkpoint())
+        self.records.append(record)
+        if self.progress:
+            self.progress.round_done(record)
+        return record
+
+    # -- the pump: every message from the broker -------------------------------------------------
+
+    async def _pump(self) -> None:
+        async for message in self.transport.messages():
+            try:
+                self._dispatch(message)
+            except Exception:  # a bug handling one message must not stop the run
+                log.exception("failed to handle a message on %s", message.topic)
+
+    def _dispatch(self, message: Message) -> None:
+        topic, payload = message.topic, message.payload
+        if topic == self.topics.global_:
+            self._on_global(payload)
+            return
+        if topic == self.sync_topic:
+            if payload == self._sync_token:
+                self._synced.set()
+            return
+        parsed = self.topics.parse(topic)
+        if parsed is None:
+            return
+        kind, node_id = parsed
+        if kind == "update":
+            self._counters.bytes_up += mqtt_publish_packet_size(topic, len(payload), 1)
+            self._on_update(node_id, payload)
+        elif kind == "hello":
+            if self.registry.on_hello(node_id, payload):
+                self._changed.set()
+        elif self.registry.on_status(node_id, payload):
+            self._changed.set()
+
+    def _on_global(self, payload: bytes) -> None:
+        """A GLOBAL on the broker (ours echoed, or retained from an earlier run): the next
+        round id must be larger than any the nodes may have served."""
+        if not payload:
+            return
+        try:
+            msg = decode(payload)
+        except WireError:
+            return
+        if isinstance(msg, Global) and msg.round_id > self.wire_round and self._open is None:
+            log.info("the broker retains round id %d; continuing after it", msg.round_id)
+            self.wire_round = msg.round_id
+
+    def _on_update(self, node_id: str, payload: bytes) -> None:
+        counters = self._counters
+        try:
+            msg = decode(payload)
+        except WireError as exc:
+            self._reject(node_id, f"bad_frame_{exc.reason}")
+            return
+        if not isinstance(msg, Update):
+            self._reject(node_id, "not_an_update")
+            return
+        if msg.node_id != node_id:
+            self._reject(node_id, "id_mismatch")
+            return
+        rnd = self._open
+        if rnd is None or msg.round_id != rnd.wire:
+            if msg.round_id <= self.wire_round:
+                counters.late += 1
+                log.debug("late update of %s for round id %d", node_id, msg.round_id)
+            else:
+                self._drop("future_round")
+            return
+        if node_id not in rnd.selected:
+            self._drop("unselected")
+            return
+        if node_id in rnd.answers or node_id in rnd.rejected_nodes:
+            self._drop("duplicate")
+            return
+        delta, reason = self._check(msg)
+        if delta is None:
+            rnd.rejected_nodes.add(node_id)
+            self._reject(node_id, reason)
+        else:
+            rnd.answers[node_id] = msg
+            rnd.deltas[node_id] = delta
+        self._changed.set()
+
+    def _check(self, msg: Update) -> tuple[F32 | None, str]:
+        """The update's dequantized delta, or None and why it cannot be averaged in. Codes
+        times a huge (finite) scale can overflow to Inf, hence the check after dequantizing."""
+        if msg.model_hash != self.task.model_hash:
+            return None, "wrong_model"
+        if msg.delta.shape != self.task.head_shape:
+            return None, "wrong_shape"
+        if msg.n_samples == 0:
+            return None, "no_samples"
+        with np.errstate(over="ignore", invalid="ignore"):
+            delta = msg.delta.dequantized()
+        if not np.isfinite(delta).all():
+            return None, "non_finite"
+        return delta, ""
+
+    def _drop(self, reason: str) -> None:
+        self._counters.dropped += 1
+        self._counters.dropped_reasons[reason] += 1
+
+    def _reject(self, node_id: str, reason: str) -> None:
+        self._counters.rejected += 1
+        self._counters.reasons[reason] += 1
+        log.warning("rejected an update of %s: %s", node_id, reason)
+
+
+def records_of(run_dir: Path) -> list[Mapping[str, Any]]:
+    """The round records of a run folder."""
+    return list(read_metrics(Path(run_dir) / METRICS_NAME))

@@ -1,0 +1,402 @@
+"""The coordinator against a real mosquitto: simulated Python nodes speaking the real wire format,
+the `tinyfl coordinate` process killed with SIGKILL and resumed, and real native firmware nodes.
+
+Fleets get unique names because the session broker keeps retained messages between tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from support.broker import MosquittoBroker
+from support.mqtt_probe import MqttProbe
+from support.nodes import load_features, make_blob, make_global, start_node, wait_until
+from tinyfl.coordinator import (
+    CHECKPOINT_NAME,
+    METRICS_NAME,
+    EngineConfig,
+    RoundEngine,
+    Task,
+    load_checkpoint,
+    load_task,
+    read_metrics,
+)
+from tinyfl.coordinator.simnode import SimNode, start_fleet
+from tinyfl.fleet import Emulator, build_firmware
+from tinyfl.strategy import get_strategy
+from tinyfl.transport.memory import MemoryBroker, MemoryTransport
+from tinyfl.transport.mqtt import MqttTransport
+from tinyfl.wire import Tensor, Topics, Update, decode, encode
+
+pytestmark = pytest.mark.broker
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIO_TIMEOUT = 60.0
+_fleets = itertools.count()
+
+
+def fleet_name(tag: str) -> str:
+    return f"{tag}-{os.getpid()}-{next(_fleets)}"
+
+
+@pytest.fixture(scope="module")
+def task() -> Task:
+    return load_task("nsl-kdd")
+
+
+def run(scenario: Callable[[], Any], timeout: float = SCENARIO_TIMEOUT) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), timeout))
+
+
+async def sim_fleet(
+    broker: MosquittoBroker, task: Task, fleet: str, n: int, **kw: Any
+) -> list[SimNode]:
+    return await start_fleet(
+        task,
+        n,
+        topics=Topics.for_fleet(fleet),
+        url=broker.url,
+        make_transport=lambda: MqttTransport(backoff_initial=0.05, backoff_cap=0.5),
+        samples=150,
+        seed=3,
+        alpha=0.5,
+        **kw,
+    )
+
+
+async def stop_all(nodes: list[SimNode]) -> None:
+    await asyncio.gather(*(n.stop() for n in nodes), return_exceptions=True)
+
+
+async def coordinator(broker: MosquittoBroker) -> MqttTransport:
+    transport = MqttTransport()
+    await transport.connect(broker.url, client_id=f"coordinator-{next(_fleets)}")
+    return transport
+
+
+def test_rounds_complete_with_simulated_nodes(broker: MosquittoBroker, task: Task) -> None:
+    async def scenario() -> None:
+        fleet = fleet_name("rounds")
+        nodes = await sim_fleet(broker, task, fleet, 6)
+        transport = await coordinator(broker)
+        config = EngineConfig(
+            rounds=4,
+            clients_per_round=4,
+            min_clients=3,
+            round_timeout=10,
+            epochs=2,
+            lr=0.5,
+            uplink_bits=4,
+            seed=1,
+        )
+        engine = RoundEngine(
+            transport, Topics.for_fleet(fleet), task, get_strategy("fedavg"), config
+        )
+        try:
+            result = await engine.run()
+        finally:
+            await transport.close()
+            await stop_all(nodes)
+        records = result.records
+        assert [r["status"] for r in records] == ["closed"] * 4
+        assert all(r["answered"] == 4 and r["selected"] == 4 for r in records)
+        assert [r["wire_round"] for r in records] == [1, 2, 3, 4]
+        assert records[-1]["test_accuracy"] > 0.6  # KDDTest+, 5 classes
+        assert records[-1]["train_loss"] < records[0]["train_loss"]
+        # every accepted 4-bit update travelled as one whole PUBLISH packet of known size
+        served = sum(len(n.stats.served) for n in nodes)
+        assert served == 16
+        assert all(r["bytes_up"] == records[0]["bytes_up"] for r in records)  # same sizes
+        assert records[0]["bytes_down"] == 6 * records[0]["global_bytes"]
+
+    run(scenario)
+
+
+def test_killing_a_third_of_the_nodes_mid_round_closes_the_round_at_quorum(
+    broker: MosquittoBroker, task: Task
+) -> None:
+    async def scenario() -> None:
+        fleet = fleet_name("kill")
+        steady = await sim_fleet(broker, task, fleet, 4)
+        doomed_round: asyncio.Event = asyncio.Event()
+        doomed = await start_fleet(
+            task,
+            2,
+            topics=Topics.for_fleet(fleet),
+            url=broker.url,
+            first_index=4,
+            make_transport=MqttTransport,
+            samples=150,
+            seed=3,
+            answer_delay=30.0,
+            on_global=lambda wire: doomed_round.set(),
+        )
+        transport = await coordinator(broker)
+        config = EngineConfig(
+            rounds=2, clients_per_round=6, min_clients=4, round_timeout=20, lr=0.5, seed=2
+        )
+        engine = RoundEngine(
+            transport, Topics.for_fleet(fleet), task, get_strategy("fedavg"), config
+        )
+        run_task = asyncio.ensure_future(engine.run())
+        await doomed_round.wait()  # round 1 reached everyone; the doomed two sit on theirs
+        started = time.monotonic()
+        for node in doomed:
+            await node.crash()  # TCP dropped without DISCONNECT: mosquitto sends the will
+        try:
+            result = await run_task
+        finally:
+            await transport.close()
+            await stop_all(steady)
+        elapsed = time.monotonic() - started
+        first, second = result.records
+        assert first["status"] == "closed"
+        assert (first["selected"], first["answered"], first["missing"]) == (6, 4, 2)
+        assert elapsed < 5.0, elapsed  # closed on the wills, long before the 20 s deadline
+        assert second["selected"] == 4 and second["online"] == 4
+
+    run(scenario)
+
+
+def _coordinate_cmd(broker: MosquittoBroker, fleet: str, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "tinyfl.cli.main",
+        "coordinate",
+        "--broker",
+        broker.url,
+        "--fleet",
+        fleet,
+        "--task",
+        "nsl-kdd",
+        "--rounds",
+        "5",
+        "--clients-per-round",
+        "4",
+        "--min-clients",
+        "3",
+        "--round-timeout",
+        "20",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.5",
+        "--uplink-bits",
+        "8",
+        "--downlink-bits",
+        "8",
+        "--strategy",
+        "fedadam:eta=0.05",
+        "--seed",
+        "17",
+        "--wait-nodes",
+        "5",
+        "--wait-timeout",
+        "20",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO / "host"), env.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
+async def _wait_proc(proc: asyncio.subprocess.Process, timeout: float) -> tuple[int, str]:
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+    return proc.returncode or 0, (stdout + stderr).decode(errors="replace")
+
+
+def test_coordinator_killed_and_resumed_ends_with_the_weights_of_an_uninterrupted_run(
+    broker: MosquittoBroker, task: Task, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        straight_fleet, crash_fleet = fleet_name("straight"), fleet_name("crash")
+        reached_round_3 = asyncio.Event()
+        nodes = await sim_fleet(broker, task, straight_fleet, 5, answer_delay=0.2)
+        nodes += await sim_fleet(
+            broker,
+            task,
+            crash_fleet,
+            5,
+            answer_delay=0.2,
+            on_global=lambda wire: reached_round_3.set() if wire == 3 else None,
+        )
+        try:
+            straight = tmp_path / "straight"
+            proc = await asyncio.create_subprocess_exec(
+                *_coordinate_cmd(broker, straight_fleet, straight),
+                env=_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            code, output = await _wait_proc(proc, 40)
+            assert code == 0, output
+
+            crashed = tmp_path / "crashed"
+            proc = await asyncio.create_subprocess_exec(
+                *_coordinate_cmd(broker, crash_fleet, crashed),
+                env=_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            await asyncio.wait_for(reached_round_3.wait(), 30)
+            proc.send_signal(signal.SIGKILL)  # mid-round 3: GLOBAL out, no update back yet
+            code, output = await _wait_proc(proc, 10)
+            assert code == -signal.SIGKILL, output
+            assert load_checkpoint(crashed / CHECKPOINT_NAME).round == 2
+            proc = await asyncio.create_subprocess_exec(
+                *_coordinate_cmd(broker, crash_fleet, crashed, "--resume"),
+                env=_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            code, output = await _wait_proc(proc, 40)
+            assert code == 0, output
+        finally:
+            await stop_all(nodes)
+        assert "5 of 5 rounds closed" in output  # the summary covers the whole run
+        a = load_checkpoint(straight / CHECKPOINT_NAME)
+        b = load_checkpoint(crashed / CHECKPOINT_NAME)
+        assert a.round == b.round == 5
+        assert np.array_equal(a.head, b.head)  # bit for bit
+        for key in a.state:  # FedAdam's moments too
+            assert np.array_equal(np.asarray(a.state[key]), np.asarray(b.state[key])), key
+        records = read_metrics(crashed / METRICS_NAME)
+        assert [r["round"] for r in records] == [1, 2, 3, 4, 5]  # none lost, none repeated
+        assert [r["wire_round"] for r in records] == [1, 2, 4, 5, 6]
+        straight_records = read_metrics(straight / METRICS_NAME)
+        assert [r["test_accuracy"] for r in records] == [
+            r["test_accuracy"] for r in straight_records
+        ]
+
+    run(scenario, timeout=120)
+
+
+@pytest.mark.firmware
+def test_two_native_firmware_nodes_complete_three_rounds(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    image = build_firmware(Emulator.NATIVE)
+    features = load_features()
+    fleet = fleet_name("firmware")
+    prefix = f"tinyfl/{fleet}"
+    blobs = [make_blob(features, 300, 40 + i) for i in range(2)]
+    nodes = [
+        start_node(
+            Emulator.NATIVE,
+            image,
+            tmp_path / "nodes",
+            f"fw-{i}",
+            blob,
+            broker.host,
+            broker.port,
+            prefix,
+        )
+        for i, blob in enumerate(blobs)
+    ]
+    probe = MqttProbe(broker.host, broker.port)
+    try:
+        probe.wait_connected()
+        probe.subscribe(f"{prefix}/#")
+        out = tmp_path / "run"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tinyfl.cli.main",
+                "coordinate",
+                "--broker",
+                broker.url,
+                "--fleet",
+                fleet,
+                "--task",
+                "nsl-kdd",
+                "--rounds",
+                "3",
+                "--min-clients",
+                "2",
+                "--wait-nodes",
+                "2",
+                "--wait-timeout",
+                "30",
+                "--round-timeout",
+                "30",
+                "--epochs",
+                "2",
+                "--lr",
+                "0.5",
+                "--uplink-bits",
+                "4",
+                "--out",
+                str(out),
+            ],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        logs = "\n".join(n.log_text()[-2000:] for n in nodes)
+        assert result.returncode == 0, result.stdout + result.stderr + logs
+        records = read_metrics(out / METRICS_NAME)
+        assert [r["status"] for r in records] == ["closed"] * 3
+        assert all(r["answered"] == 2 and r["rejected"] == 0 for r in records)
+        assert records[-1]["test_accuracy"] > 0.6
+        for node in nodes:
+            wait_until(lambda n=node: "round 3:" in n.log_text(), 10, "the node's round 3 log")
+        # What the coordinator sent and what the nodes answered went over the broker: the
+        # numpy reference node, given the same GLOBAL and blob, gives the same 4-bit codes.
+        globals_ = [decode(m.payload) for m in probe.messages() if m.topic == f"{prefix}/global"]
+        updates = [decode(m.payload) for m in probe.messages() if m.topic.endswith("/update")]
+        assert len(updates) == 6
+        first = next(g for g in globals_ if g.round_id == 1)
+        blob = blobs[0]
+        x = (blob.samples.astype(np.float32) - np.float32(blob.zero_point)) * np.float32(blob.scale)
+        twin = SimNode(
+            "fw-0",
+            x,
+            blob.labels,
+            model_hash=blob.model_hash,
+            n_classes=5,
+            topics=Topics(prefix),
+            transport=MemoryTransport(MemoryBroker()),
+        )
+        mine = decode(twin.serve_global(encode(first)) or b"")
+        theirs = next(
+            u for u in updates if isinstance(u, Update) and u.node_id == "fw-0" and u.round_id == 1
+        )
+        assert isinstance(mine, Update) and isinstance(theirs, Update)
+        assert theirs.delta.codes is not None and mine.delta.codes is not None
+        assert np.array_equal(theirs.delta.codes, mine.delta.codes)
+        assert np.allclose(theirs.delta.scales, mine.delta.scales, rtol=1e-5)
+        assert np.allclose(theirs.epoch_loss, mine.epoch_loss, rtol=1e-5)
+    finally:
+        for node in nodes:
+            node.stop()
+        probe.close()
+
+
+def test_make_global_helper_still_matches_the_head_shape() -> None:
+    """tests/support's GLOBAL builder and the coordinator agree on the head layout."""
+    blob = make_blob(load_features(), 10, 1)
+    g = make_global(1, blob, head=Tensor.float32(np.zeros((5, 65), np.float32)))
+    assert g.head.shape == (g.n_classes, g.embed_dim + 1)

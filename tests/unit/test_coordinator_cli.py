@@ -1,0 +1,180 @@
+"""`tinyfl coordinate` argument handling: every mistake exits 2 with one line saying what to fix,
+before anything connects; --resume takes the run's own settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tinyfl.cli.coordinate import plan_from_args, write_config
+from tinyfl.cli.main import build_parser, main
+
+BROKER = "mqtt://127.0.0.1:9"  # nothing listens there: these tests must never get that far
+BASE = ["coordinate", "--broker", BROKER, "--fleet", "lab", "--task", "synthetic:d=4,k=2"]
+
+
+def test_help_lists_coordinate(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "coordinate" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--rounds", "0"], "--rounds must be >= 1"),
+        (["--clients-per-round", "0"], "--clients-per-round must be >= 1"),
+        (["--clients-per-round", "2", "--min-clients", "3"], "cannot exceed --clients-per-round"),
+        (["--fraction", "1.5"], "--fraction must be in (0, 1]"),
+        (["--min-clients", "0"], "--min-clients must be >= 1"),
+        (["--round-timeout", "0"], "--round-timeout must be > 0"),
+        (["--epochs", "65"], "--epochs must be 1..64"),
+        (["--batch-size", "0"], "--batch-size must be 1..1024"),
+        (["--lr", "-1"], "--lr must be > 0"),
+        (["--lr", "nan"], "--lr must be > 0"),
+        (["--clip-norm", "-0.5"], "--clip-norm must be >= 0"),
+        (["--uplink-bits", "3"], "--uplink-bits must be 8, 4, 2 or 32"),
+        (["--downlink-bits", "4"], "--downlink-bits must be 32 or 8"),
+        (["--seed", "-1"], "--seed must be 0.."),
+        (["--strategy", "fedsgd"], "unknown strategy 'fedsgd'"),
+        (["--strategy", "fedprox:mu=-1"], "fedprox mu must be"),
+        (["--strategy", "fedadam:eta"], "expected NAME[:key=value"),
+        (["--model", "models/har"], "--model models/<task> is not available yet"),
+        (["--resume"], "--resume needs --out"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(
+    extra: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*BASE, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert fragment in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["coordinate", "--broker", BROKER, "--task", "nsl-kdd"], "--fleet NAME is required"),
+        (["coordinate", "--broker", BROKER, "--fleet", "a/b", "--task", "x"], "fleet name"),
+        (["coordinate", "--broker", BROKER, "--prefix", "a/+", "--task", "x"], "no wildcards"),
+        (["coordinate", "--broker", "localhost", "--fleet", "a", "--task", "x"], "mqtt://"),
+        (["coordinate", "--broker", BROKER, "--fleet", "a"], "--task is required"),
+        (["coordinate", "--broker", BROKER, "--fleet", "a", "--task", "har"], "unknown task"),
+    ],
+)
+def test_where_and_what_are_checked(
+    argv: list[str], fragment: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_k_and_fraction_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*BASE, "--clients-per-round", "2", "--fraction", "0.5"])
+    assert info.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def parse(argv: list[str]):  # type: ignore[no-untyped-def]
+    return build_parser().parse_args(argv)
+
+
+def test_an_existing_run_folder_needs_resume_and_resume_keeps_its_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    plan = plan_from_args(
+        parse([*BASE, "--out", str(out), "--lr", "0.3", "--seed", "5", "--strategy", "fedavgm"])
+    )
+    write_config(plan)
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["engine"]["lr"] == 0.3 and saved["strategy"]["name"] == "fedavgm"
+    assert saved["task"] == "synthetic:d=4,k=2"
+
+    assert main([*BASE, "--out", str(out)]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+    resumed = plan_from_args(
+        parse(
+            [
+                "coordinate",
+                "--broker",
+                BROKER,
+                "--fleet",
+                "lab",
+                "--out",
+                str(out),
+                "--resume",
+                "--rounds",
+                "20",
+                "--round-timeout",
+                "5",
+            ]
+        )
+    )
+    assert resumed.config.lr == 0.3 and resumed.config.seed == 5
+    assert resumed.config.rounds == 20 and resumed.config.round_timeout == 5
+    assert resumed.strategy.name == "fedavgm" and resumed.task.embed_dim == 4
+    assert resumed.resume_from is None  # no round finished yet: starts at round 1
+
+    same = ["--lr", "0.3", "--strategy", "fedavgm", "--task", "synthetic:d=4,k=2"]
+    plan_from_args(
+        parse(
+            [
+                "coordinate",
+                "--broker",
+                BROKER,
+                "--fleet",
+                "lab",
+                "--out",
+                str(out),
+                "--resume",
+                *same,
+            ]
+        )
+    )
+    assert (
+        main(
+            [
+                "coordinate",
+                "--broker",
+                BROKER,
+                "--fleet",
+                "lab",
+                "--out",
+                str(out),
+                "--resume",
+                "--lr",
+                "0.1",
+                "--seed",
+                "6",
+                "--strategy",
+                "fedavg",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "--lr 0.1 (the run used 0.3)" in err and "--seed 6 (the run used 5)" in err
+    assert "--strategy fedavg" in err
+
+    assert (
+        main(
+            [
+                "coordinate",
+                "--broker",
+                BROKER,
+                "--fleet",
+                "lab",
+                "--resume",
+                "--out",
+                str(tmp_path / "nothing"),
+            ]
+        )
+        == 2
+    )
+    assert "holds no run to resume" in capsys.readouterr().err

@@ -1,0 +1,264 @@
+"""The coordinator's pure parts: seeded selection, the GLOBAL seed trick, evaluation, the node
+reference (PRNG, quantizer, SGD), simulated nodes and the terminal output."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from tinyfl.coordinator import (
+    evaluate,
+    global_seed,
+    load_task,
+    round_seed,
+    round_size,
+    select_nodes,
+    summary_table,
+    synthetic_task,
+)
+from tinyfl.coordinator.progress import Progress
+from tinyfl.coordinator.reference import (
+    XorShift32,
+    fnv1a32,
+    mix32,
+    quantize,
+    round_rng,
+    train_local,
+)
+from tinyfl.coordinator.simnode import SimNode, partition
+from tinyfl.errors import UsageError
+from tinyfl.transport.memory import MemoryBroker, MemoryTransport
+from tinyfl.wire import Global, Tensor, Topics, Update, decode, encode
+
+IDS = [f"node-{i:02d}" for i in range(20)]
+
+
+def test_selection_depends_on_seed_and_round_only() -> None:
+    a = select_nodes(IDS, 5, seed=1, round_no=3)
+    assert a == select_nodes(reversed(IDS), 5, seed=1, round_no=3)  # announcement order
+    assert len(a) == 5 and len(set(a)) == 5 and list(a) == sorted(a)
+    assert a != select_nodes(IDS, 5, seed=1, round_no=4)
+    assert a != select_nodes(IDS, 5, seed=2, round_no=3)
+    assert select_nodes(IDS, 50, seed=1, round_no=3) == tuple(IDS)
+    # every node gets picked over many rounds (uniform, not stuck on a subset)
+    picked = {n for r in range(1, 60) for n in select_nodes(IDS, 5, seed=1, round_no=r)}
+    assert picked == set(IDS)
+
+
+def test_round_size() -> None:
+    assert round_size(10, 4, None) == 4
+    assert round_size(3, 4, None) == 3
+    assert round_size(10, None, 0.25) == 3  # ceil
+    assert round_size(2, None, 0.1) == 1  # at least one
+    assert round_size(0, None, 0.5) == 0
+    assert round_size(7, None, None) == 7
+
+
+def test_the_global_seed_cancels_the_wire_round_out_of_the_node_generator() -> None:
+    """A node seeds with mix32(seed ^ fnv(id) ^ round_id * golden): with the coordinator's seed
+    field, the same logical round draws the same numbers whatever round id carries it."""
+    a = global_seed(7, 3, wire_round=3)
+    b = global_seed(7, 3, wire_round=12)
+    assert a != b
+    assert round_rng(a, "node-1", 3).next() == round_rng(b, "node-1", 12).next()
+    assert round_rng(a, "node-1", 3).next() != round_rng(a, "node-2", 3).next()
+    assert round_seed(7, 3) != round_seed(7, 4)
+
+
+def test_the_reference_prng_follows_docs_wire() -> None:
+    assert fnv1a32(b"") == 0x811C9DC5
+    assert fnv1a32(b"a") == 0xE40C292C  # published FNV-1a test value
+    assert mix32(0) == 0
+    rng = XorShift32(1)
+    assert [rng.next() for _ in range(3)] == [270369, 67634689, 2647435461]
+    assert XorShift32(0).state == 1
+    u = XorShift32(5).uniforms(1000)
+    assert u.dtype == np.float32 and 0.0 <= u.min() and u.max() < 1.0
+    perm = XorShift32(9).shuffle(10)
+    assert sorted(perm.tolist()) == list(range(10))
+
+
+def test_stochastic_rounding_is_unbiased_and_bounded() -> None:
+    x = np.random.default_rng(0).normal(size=(6, 65)).astype(np.float32)
+    for bits in (8, 4, 2):
+        qmax = (1 << (bits - 1)) - 1
+        means = []
+        for s in range(200):
+            codes, scales = quantize(x, bits, 1, round_rng(0, "node", s + 1))
+            assert np.abs(codes).max() <= qmax
+            deq = Tensor.quantized(codes, scales, bits, per_row=True).dequantized()
+            assert np.all(np.abs(deq - x) <= scales[:, None] * (1 + 1e-6))
+            means.append(deq)
+        bias = np.abs(np.mean(means, axis=0) - x).max() / np.abs(x).max()
+        assert bias < 0.15 / qmax**0.5, (bits, bias)
+    codes, scales = quantize(np.zeros((2, 3), np.float32), 8, 0, XorShift32(1))
+    assert not codes.any() and scales.tolist() == [0.0]
+
+
+def test_local_training_lowers_the_loss_and_clips_the_delta() -> None:
+    task = synthetic_task(8, 3, seed=0, n_train=300, n_test=10)
+    assert task.train_x is not None and task.train_y is not None
+    w0 = np.zeros(task.head_shape, np.float32)
+    kw = {"epochs": 5, "batch_size": 8, "lr": 0.5, "prox_mu": 0.0}
+    result = train_local(w0, task.train_x, task.train_y, clip_norm=0.0, rng=XorShift32(3), **kw)
+    assert result.n_samples == 300 and len(result.epoch_loss) == 5
+    assert result.epoch_loss[-1] < result.epoch_loss[0] < np.log(3) + 1e-3
+    assert result.accuracy > 0.6  # 3 classes: chance is 1/3
+    assert result.update_norm == pytest.approx(float(np.linalg.norm(result.delta)), rel=1e-5)
+    clipped = train_local(w0, task.train_x, task.train_y, clip_norm=0.1, rng=XorShift32(3), **kw)
+    assert clipped.update_norm == pytest.approx(result.update_norm)
+    assert float(np.linalg.norm(clipped.delta)) == pytest.approx(0.1, rel=1e-4)
+    again = train_local(w0, task.train_x, task.train_y, clip_norm=0.0, rng=XorShift32(3), **kw)
+    assert np.array_equal(again.delta, result.delta)  # deterministic from the generator
+    prox = train_local(
+        w0,
+        task.train_x,
+        task.train_y,
+        clip_norm=0.0,
+        rng=XorShift32(3),
+        **{**kw, "prox_mu": 1.0},
+    )
+    assert np.linalg.norm(prox.delta) < np.linalg.norm(result.delta)  # FedProx pulls back
+
+
+def test_evaluation_matches_hand_computed_accuracy_and_f1() -> None:
+    # 2 features, 3 classes; head picks class = argmax of (x0, x1, 0.5)
+    head = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0.5]], np.float32)
+    x = np.array([[1, 0], [0, 1], [0, 0], [1, 0], [0, 1]], np.float32)
+    y = np.array([0, 1, 2, 1, 2], np.uint8)
+    # predictions: 0, 1, 2, 0, 1
+    ev = evaluate(head, x, y)
+    assert ev.accuracy == pytest.approx(3 / 5)
+    # class 0: tp1 fp1 fn0 -> 2/3; class 1: tp1 fp1 fn1 -> 1/2; class 2: tp1 fp0 fn1 -> 2/3
+    assert ev.f1 == pytest.approx((2 / 3, 1 / 2, 2 / 3))
+    assert ev.macro_f1 == pytest.approx((2 / 3 + 1 / 2 + 2 / 3) / 3)
+    assert ev.loss > 0
+
+
+def test_tasks_by_name() -> None:
+    task = load_task("synthetic:d=4,k=2,seed=1")
+    assert (task.embed_dim, task.n_classes, task.head_shape) == (4, 2, (2, 5))
+    assert task.model_hash == load_task("synthetic:d=4,k=2,seed=1").model_hash
+    assert task.model_hash != load_task("synthetic:d=4,k=2,seed=2").model_hash
+    for bad in ("har", "synthetic:q=1", "synthetic:d=x", "nsl-kdd:x"):
+        with pytest.raises(UsageError):
+            load_task(bad)
+
+
+def test_partitions_are_fixed_by_seed_and_skewed_by_alpha() -> None:
+    task = synthetic_task(4, 4, seed=0, n_train=4000, n_test=10)
+    assert task.train_x is not None and task.train_y is not None
+    a = partition(task.train_x, task.train_y, 5, 100, seed=1)
+    b = partition(task.train_x, task.train_y, 5, 100, seed=1)
+    assert all(np.array_equal(pa[0], pb[0]) for pa, pb in zip(a, b))
+    skewed = partition(task.train_x, task.train_y, 5, 100, seed=1, alpha=0.1)
+    top_share = np.mean([np.bincount(y, minlength=4).max() / 100 for _, y in skewed])
+    iid_share = np.mean([np.bincount(y, minlength=4).max() / 100 for _, y in a])
+    assert top_share > iid_share + 0.2
+    with pytest.raises(UsageError):
+        partition(task.train_x, task.train_y, 1, 5000, seed=1)
+
+
+def test_a_simulated_node_serves_like_the_firmware() -> None:
+    task = synthetic_task(8, 3, seed=0, n_train=300, n_test=10)
+    assert task.train_x is not None and task.train_y is not None
+    topics = Topics("tinyfl/sim")
+    node = SimNode(
+        "sim-1",
+        task.train_x[:50],
+        task.train_y[:50],
+        model_hash=task.model_hash,
+        n_classes=3,
+        topics=topics,
+        transport=MemoryTransport(MemoryBroker()),
+        uplink_bits=0x03,
+    )
+    head = Tensor.float32(np.zeros(task.head_shape, np.float32))
+
+    def g(round_id: int, **kw: object) -> bytes:
+        fields: dict[str, object] = {
+            "round_id": round_id,
+            "model_hash": task.model_hash,
+            "embed_dim": 8,
+            "n_classes": 3,
+            "epochs": 2,
+            "batch_size": 8,
+            "lr": 0.2,
+            "prox_mu": 0.0,
+            "clip_norm": 0.0,
+            "uplink_bits": 4,
+            "uplink_scale_mode": 1,
+            "seed": 5,
+            "selected": (),
+            "head": head,
+        }
+        fields.update(kw)
+        return encode(Global(**fields))  # type: ignore[arg-type]
+
+    frame = node.serve_global(g(2))
+    assert frame is not None
+    update = decode(frame)
+    assert isinstance(update, Update)
+    assert (update.round_id, update.node_id, update.n_samples, update.epochs) == (2, "sim-1", 50, 2)
+    assert update.delta.bits == 4 and update.delta.shape == task.head_shape
+    assert node.serve_global(g(2)) is None  # stale
+    assert node.serve_global(g(3, selected=("other",))) is None
+    assert node.serve_global(g(4, model_hash=b"\x00" * 8)) is None
+    assert node.serve_global(g(5, uplink_bits=32)) is None  # not offered in its HELLO
+    assert node.serve_global(b"junk") is None
+    assert dict(node.stats.ignored) == {
+        "stale_round": 1,
+        "not_selected": 1,
+        "wrong_model": 1,
+        "unsupported": 1,
+        "truncated": 1,
+    }
+    assert node.serve_global(g(6, selected=("sim-1",))) is not None
+    # the same GLOBAL content gives the same update (deterministic node)
+    twin = SimNode(
+        "sim-1",
+        task.train_x[:50],
+        task.train_y[:50],
+        model_hash=task.model_hash,
+        n_classes=3,
+        topics=topics,
+        transport=MemoryTransport(MemoryBroker()),
+    )
+    assert twin.serve_global(g(2)) == frame
+    assert node.hello().max_payload == 2048 - 4 - len(topics.global_)  # as the firmware says
+
+
+def test_progress_is_silent_off_a_tty_and_live_on_one() -> None:
+    record = {
+        "round": 2,
+        "status": "closed",
+        "answered": 3,
+        "selected": 4,
+        "test_accuracy": 0.75,
+        "train_loss": 0.5,
+        "bytes_up": 1234,
+        "bytes_down": 5000,
+        "wall_time_s": 0.25,
+        "late": 1,
+        "dropped": 0,
+        "rejected": 0,
+        "macro_f1": 0.5,
+        "f1": {"a": 0.5, "b": 0.25},
+    }
+    quiet = io.StringIO()
+    p = Progress(quiet, live=False, rounds=5)
+    p.collecting(2, 1, 4, 0.1)
+    p.round_done(record)
+    assert quiet.getvalue() == ""
+    tty = io.StringIO()
+    p = Progress(tty, live=True, rounds=5)
+    p.round_done(record)
+    line = tty.getvalue()
+    assert "round   2/5" in line and "answered 3/4" in line and "75.0%" in line
+    assert "1.2 kB" in line and line.endswith("\n")
+    skipped = {"round": 3, "status": "skipped", "reason": "only 1 eligible"}
+    table = summary_table([record, skipped], ["a", "b"])
+    assert "1 of 2 rounds closed" in table and "final F1" not in table  # last round has none
+    assert "skipped" in table
