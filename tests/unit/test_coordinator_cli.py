@@ -79,6 +79,16 @@ def test_k_and_fraction_are_exclusive(capsys: pytest.CaptureFixture[str]) -> Non
     assert "not allowed with" in capsys.readouterr().err
 
 
+def test_uplink_scale_takes_row_or_tensor(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([*BASE, "--uplink-scale", "column"])
+    assert info.value.code == 2
+    assert "choose row or tensor" in capsys.readouterr().err
+    plan = plan_from_args(parse([*BASE, "--uplink-scale", "tensor"]))
+    assert plan.config.uplink_scale_mode == 0
+    assert plan_from_args(parse(BASE)).config.uplink_scale_mode == 1
+
+
 def parse(argv: list[str]):  # type: ignore[no-untyped-def]
     return build_parser().parse_args(argv)
 

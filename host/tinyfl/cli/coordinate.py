@@ -93,6 +93,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--uplink-bits", type=int, help=f"8, 4, 2 or 32 (default {DEFAULTS.uplink_bits})"
     )
     train.add_argument(
+        "--uplink-scale",
+        dest="uplink_scale_mode",
+        type=_scale_mode,
+        metavar="row|tensor",
+        help="one quantization scale per row of the update, or one for all (default row)",
+    )
+    train.add_argument(
         "--downlink-bits", type=int, help="global head as 32-bit floats or 8-bit codes (default 32)"
     )
     run = parser.add_argument_group("run")
@@ -111,6 +118,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help=f"seconds to wait for them (default {DEFAULTS.wait_timeout:g})",
     )
     return parser
+
+
+def _scale_mode(text: str) -> int:
+    modes = {"row": 1, "tensor": 0}
+    if text not in modes:
+        raise argparse.ArgumentTypeError("choose row or tensor")
+    return modes[text]
 
 
 @dataclass
@@ -138,6 +152,7 @@ _OPTION = {  # EngineConfig field -> command-line option, for messages
     "lr": "--lr",
     "clip_norm": "--clip-norm",
     "uplink_bits": "--uplink-bits",
+    "uplink_scale_mode": "--uplink-scale",
     "downlink_bits": "--downlink-bits",
     "seed": "--seed",
     "wait_nodes": "--wait-nodes",

@@ -64,6 +64,13 @@ log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
 MAX_U32 = 0xFFFFFFFF
 SYNC_TIMEOUT = 10.0
+# The coordinator subscribes at QoS 0 (nodes still publish at QoS 1, so their messages reach the
+# broker reliably). Why: a broker throttles QoS 1 delivery per subscriber (mosquitto: 20 in
+# flight, 1000 queued by default) and drops what does not fit, so a QoS 1 subscriber to a fleet
+# of a thousand nodes loses retained statuses and updates. At QoS 0 the broker writes straight
+# to the socket; over one TCP connection nothing is lost while it lasts, and after a reconnect
+# every retained HELLO and status arrives again.
+SUBSCRIBE_QOS = 0
 
 
 class CoordinatorError(TinyFLError):
@@ -308,15 +315,15 @@ class RoundEngine:
             return
         self._pump_task = asyncio.get_running_loop().create_task(self._pump())
         for kind in ("hello", "status", "update"):
-            await self.transport.subscribe(self.topics.all_nodes(kind), qos=1)
-        await self.transport.subscribe(self.topics.global_, qos=1)
+            await self.transport.subscribe(self.topics.all_nodes(kind), qos=SUBSCRIBE_QOS)
+        await self.transport.subscribe(self.topics.global_, qos=SUBSCRIBE_QOS)
         await self._sync()
 
     async def _sync(self) -> None:
         """Round-trips a token through the broker. The broker sends retained messages while it
         handles a SUBSCRIBE, before it reads our next packet, so once the token is back every
         retained HELLO, status and GLOBAL has arrived, and the next round id is known."""
-        await self.transport.subscribe(self.sync_topic, qos=1)
+        await self.transport.subscribe(self.sync_topic, qos=SUBSCRIBE_QOS)
         await self.transport.publish(self.sync_topic, self._sync_token, qos=1)
         try:
             await asyncio.wait_for(self._synced.wait(), SYNC_TIMEOUT)
@@ -380,14 +387,22 @@ class RoundEngine:
             f"need at least {self.config.min_clients} (--min-clients): {self.fleet_report()}"
         )
 
-    def fleet_report(self) -> str:
-        """One line on every known node and why it is not eligible, for error messages."""
+    def fleet_report(self, examples: int = 3) -> str:
+        """The known nodes by state, with a few ids each, for error messages: `sim-0 wrong_model`
+        for small fleets, `980 offline (sim-0020, sim-0021, sim-0022, ...)` for large ones."""
         if not len(self.registry):
             return f"no node has announced itself under {self.topics.prefix}/nodes/"
-        parts = []
+        groups: dict[str, list[str]] = {}
         for info in self.registry.nodes:
-            reason = self.registry.ineligible_reason(info)
-            parts.append(f"{info.node_id} {reason or 'eligible'}")
+            reason = self.registry.ineligible_reason(info) or "eligible"
+            groups.setdefault(reason, []).append(info.node_id)
+        parts = []
+        for reason, ids in sorted(groups.items(), key=lambda item: -len(item[1])):
+            if len(ids) == 1:
+                parts.append(f"{ids[0]} {reason}")
+                continue
+            shown = ", ".join(ids[:examples]) + (", ..." if len(ids) > examples else "")
+            parts.append(f"{len(ids)} {reason} ({shown})")
         return "; ".join(parts)
 
     async def run_round(self) -> dict[str, Any]:

@@ -8,9 +8,9 @@ is. Fields (all rounds, skipped ones too):
     selected, answered, missing (selected without an accepted update), late (a past round's
     updates), dropped (duplicates, unselected nodes, future rounds), rejected (invalid updates),
     rejected_reasons ({reason: count}), online, eligible,
-    bytes_up (every UPDATE PUBLISH packet received while the round was open, whole packets:
-    fixed header, topic, packet id, payload), bytes_down (the GLOBAL PUBLISH packet times the
-    nodes online to receive it), global_bytes (that packet once),
+    bytes_up (every UPDATE received since the previous round closed, as the whole QoS 1
+    PUBLISH packet its node sent: fixed header, topic, packet id, payload), bytes_down (the
+    GLOBAL PUBLISH packet times the nodes online to receive it), global_bytes (that packet once),
     wall_time_s, collect_time_s, aggregate_time_s, eval_time_s,
     train_loss (nodes' last-epoch loss, weighted by samples), local_accuracy (nodes' reported
     accuracy, weighted by samples), samples, test_accuracy, test_loss, f1 ({class: F1}),
