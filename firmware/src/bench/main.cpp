@@ -5,9 +5,11 @@
 // deterministically. Each measurement repeats an operation N times between two SysTick reads and
 // subtracts the same loop with nothing in it. Results go to UART0 as "bench <name> <value>" lines;
 // the image then ends QEMU through semihosting.
+#include <initializer_list>
 #include <stdint.h>
 #include <string.h>
 
+#include "tinyfl/cache.h"
 #include "tinyfl/head.h"
 #include "tinyfl/logline.h"
 #include "tinyfl/quant.h"
@@ -64,23 +66,87 @@ uint8_t frame[4096];
 
 __attribute__((noinline)) void empty_step(volatile uint32_t* sink) { *sink = *sink + 1; }
 
-void bench_step(uint16_t k, uint32_t reps) {
+void init_head(uint16_t k) {
   tinyfl::Rng rng(7);
   for (uint32_t i = 0; i < tinyfl::kHeadValues; ++i) w[i] = w0[i] = (rng.uniform01() - 0.5f) * 0.1f;
   for (uint16_t i = 0; i < kD; ++i) x1[i] = rng.uniform01();
   x1[kD] = 1.0f;
+  (void)k;
+}
+
+uint32_t baseline_ticks(uint32_t reps) {
   volatile uint32_t sink = 0;
-  uint32_t t0 = ticks();
+  const uint32_t t0 = ticks();
   for (uint32_t r = 0; r < reps; ++r) empty_step(&sink);
-  const uint32_t baseline = elapsed(t0, ticks());
+  return elapsed(t0, ticks());
+}
+
+void name_with_k(char* name, const char* prefix, uint16_t k) {
+  size_t n = strlen(prefix);
+  memcpy(name, prefix, n);
+  name[n] = static_cast<char>('0' + k);
+  name[n + 1] = 0;
+}
+
+// One SGD step on one sample as a training pass runs it (batch size 1): the update of this sample
+// and the forward pass of the next share one sweep over the head (head_step_stream).
+void bench_step_stream(uint16_t k, uint32_t reps) {
+  init_head(k);
+  const uint32_t baseline = baseline_ticks(reps);
+  float z[tinyfl::kMaxClasses], zn[tinyfl::kMaxClasses];
+  tinyfl::head_logits(w, x1, kD, k, z);
   volatile float loss = 0.0f;
-  t0 = ticks();
-  for (uint32_t r = 0; r < reps; ++r) loss = loss + tinyfl::head_step_one(w, w0, x1, static_cast<uint8_t>(r % k), kD, k, 0.01f, 0.0f);
+  const uint32_t t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) {
+    loss = loss + tinyfl::head_step_stream(w, w0, x1, static_cast<uint8_t>(r % k), z, x1, zn, kD, k, 0.01f, 0.0f);
+    memcpy(z, zn, sizeof z);
+  }
   const uint32_t total = elapsed(t0, ticks());
-  char name[32] = "train_step_64x";
-  name[14] = static_cast<char>('0' + k);
-  name[15] = 0;
+  char name[40];
+  name_with_k(name, "train_step_64x", k);
   report(name, total, baseline, reps, static_cast<uint32_t>(kD) * k);
+}
+
+// The same step on its own (forward, then update: two sweeps), as a single-sample API call costs.
+void bench_step_one(uint16_t k, uint32_t reps) {
+  init_head(k);
+  const uint32_t baseline = baseline_ticks(reps);
+  volatile float loss = 0.0f;
+  const uint32_t t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r)
+    loss = loss + tinyfl::head_step_one(w, w0, x1, static_cast<uint8_t>(r % k), kD, k, 0.01f, 0.0f);
+  const uint32_t total = elapsed(t0, ticks());
+  char name[40];
+  name_with_k(name, "isolated_step_64x", k);
+  report(name, total, baseline, reps, static_cast<uint32_t>(kD) * k);
+}
+
+// A whole local round through the node's int8 embedding cache: per sample and epoch, everything
+// included (dequantizing the embedding, shuffling, loss bookkeeping, the accuracy pass).
+tinyfl::CacheStorage<> cache_storage;
+tinyfl::EmbeddingCache cache(cache_storage);
+tinyfl::HeadTrainer trainer;
+
+void bench_train_local(uint16_t k, uint16_t batch) {
+  constexpr uint32_t kSamples = 400;
+  constexpr uint16_t kEpochs = 2;
+  if (cache.configure(kD, k, 1.0f / 255.0f, -128) != tinyfl::Status::Ok) print("bench error cache\n");
+  tinyfl::Rng rng(3);
+  int8_t v[kD];
+  for (uint32_t i = 0; i < kSamples; ++i) {
+    for (uint16_t j = 0; j < kD; ++j) v[j] = static_cast<int8_t>(rng.next() & 0xFF);
+    if (cache.add(v, static_cast<uint8_t>(i % k)) != tinyfl::Status::Ok) print("bench error add\n");
+  }
+  for (uint32_t i = 0; i < tinyfl::kHeadValues; ++i) w0[i] = 0.0f;
+  tinyfl::TrainConfig cfg{kEpochs, batch, 0.05f, 0.0f, 0.0f};
+  tinyfl::TrainResult result{};
+  const uint32_t baseline = baseline_ticks(1);
+  const uint32_t t0 = ticks();
+  if (trainer.train_local(w0, w, kD, k, cache, cfg, rng, &result) != tinyfl::Status::Ok) print("bench error train\n");
+  const uint32_t total = elapsed(t0, ticks());
+  char name[48];
+  name_with_k(name, batch == 1 ? "train_local_b1_per_sample_64x" : "train_local_b16_per_sample_64x", k);
+  report(name, total, baseline, kSamples * kEpochs, static_cast<uint32_t>(kD) * k);
 }
 
 void bench_quantize(uint8_t bits, uint32_t reps) {
@@ -139,9 +205,10 @@ int main() {
   *syst_cvr = 0;
   *syst_csr = 0x5;  // enable, processor clock, no interrupt
   print("bench start\n");
-  bench_step(5, 2000);
-  bench_step(6, 2000);
-  bench_step(8, 2000);
+  for (uint16_t k : {uint16_t{2}, uint16_t{5}, uint16_t{6}, uint16_t{8}}) bench_step_stream(k, 2000);
+  for (uint16_t k : {uint16_t{5}, uint16_t{6}, uint16_t{8}}) bench_step_one(k, 2000);
+  bench_train_local(6, 1);
+  bench_train_local(6, 16);
   bench_quantize(8, 200);
   bench_quantize(4, 200);
   bench_quantize(2, 200);
