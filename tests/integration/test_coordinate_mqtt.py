@@ -22,7 +22,7 @@ import pytest
 
 from support.broker import MosquittoBroker
 from support.mqtt_probe import MqttProbe
-from support.nodes import load_features, make_blob, make_global, start_node, wait_until
+from support.nodes import load_features, make_blob, start_node, wait_until
 from tinyfl.coordinator import (
     CHECKPOINT_NAME,
     METRICS_NAME,
@@ -38,7 +38,7 @@ from tinyfl.fleet import Emulator, build_firmware
 from tinyfl.strategy import get_strategy
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.transport.mqtt import MqttTransport
-from tinyfl.wire import Tensor, Topics, Update, decode, encode
+from tinyfl.wire import Topics, Update, decode, encode
 
 pytestmark = pytest.mark.broker
 
@@ -291,6 +291,52 @@ def test_coordinator_killed_and_resumed_ends_with_the_weights_of_an_uninterrupte
     run(scenario, timeout=120)
 
 
+def test_sigterm_stops_the_command_cleanly_with_the_checkpoint_in_place(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        fleet = fleet_name("term")
+        synthetic = load_task("synthetic:d=16,k=3")
+        nodes = await sim_fleet(broker, synthetic, fleet, 3, answer_delay=0.2)
+        out = tmp_path / "run"
+        cmd = [
+            sys.executable,
+            "-m",
+            "tinyfl.cli.main",
+            "coordinate",
+            "--broker",
+            broker.url,
+            "--fleet",
+            fleet,
+            "--task",
+            "synthetic:d=16,k=3",
+            "--rounds",
+            "100",
+            "--wait-nodes",
+            "3",
+            "--out",
+            str(out),
+        ]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            deadline = time.monotonic() + 20
+            while not read_metrics(out / METRICS_NAME) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            code, output = await _wait_proc(proc, 10)
+        finally:
+            await stop_all(nodes)
+        assert code == 130, output
+        assert "stopped; the run continues with --resume --out" in output
+        done = load_checkpoint(out / CHECKPOINT_NAME).round
+        assert 1 <= done < 100
+        assert [r["round"] for r in read_metrics(out / METRICS_NAME)] == list(range(1, done + 1))
+
+    run(scenario)
+
+
 @pytest.mark.firmware
 def test_two_native_firmware_nodes_complete_three_rounds(
     broker: MosquittoBroker, tmp_path: Path
@@ -393,10 +439,3 @@ def test_two_native_firmware_nodes_complete_three_rounds(
         for node in nodes:
             node.stop()
         probe.close()
-
-
-def test_make_global_helper_still_matches_the_head_shape() -> None:
-    """tests/support's GLOBAL builder and the coordinator agree on the head layout."""
-    blob = make_blob(load_features(), 10, 1)
-    g = make_global(1, blob, head=Tensor.float32(np.zeros((5, 65), np.float32)))
-    assert g.head.shape == (g.n_classes, g.embed_dim + 1)

@@ -24,7 +24,9 @@ from typing import Any
 
 from tinyfl.cli import Subparsers
 from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint
-from tinyfl.coordinator.engine import RESUME_LOCKED, EngineConfig, RoundEngine, RunResult
+from tinyfl.coordinator.config import RESUME_LOCKED, EngineConfig
+from tinyfl.coordinator.engine import RoundEngine, RunResult
+from tinyfl.coordinator.metrics import METRICS_NAME, read_metrics
 from tinyfl.coordinator.progress import Progress, summary_table
 from tinyfl.coordinator.task import Task, load_task
 from tinyfl.errors import UsageError
@@ -275,7 +277,15 @@ def run(args: argparse.Namespace) -> int:
         )
     live = sys.stdout.isatty() and not getattr(args, "quiet", False)
     progress = Progress(sys.stdout, live=live, rounds=plan.config.rounds)
-    result = asyncio.run(_coordinate(plan, progress))
+    try:
+        result = asyncio.run(_coordinate(plan, progress))
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was done is on disk
+        progress.clear()
+        sys.stdout.write(
+            summary_table(read_metrics(plan.run_dir / METRICS_NAME), plan.task.class_names)
+        )
+        print(f"stopped; the run continues with --resume --out {plan.run_dir}")
+        raise
     sys.stdout.write(summary_table(result.records, plan.task.class_names))
     print(f"run folder: {plan.run_dir}")
     return 0

@@ -12,10 +12,11 @@
                          run_dir=Path("runs/lab"))
     result = await engine.run()          # result.head, result.records
 
-Modules: `engine` (the round loop), `registry` (nodes from retained hello/status), `selection`
-(seeded choices), `checkpoint` (atomic save/resume), `metrics` (metrics.jsonl), `progress`
-(terminal output), `task` (what is trained and evaluated), `simnode` (simulated nodes),
-`reference` (the node's PRNG, quantizer and SGD in numpy).
+Modules: `engine` (the round loop), `config` (what a run computes), `intake` (updates sorted
+into accepted, late, dropped, rejected), `registry` (nodes from retained hello/status),
+`selection` (seeded choices), `checkpoint` (atomic save/resume), `metrics` (metrics.jsonl),
+`progress` (terminal output), `task` (what is trained and evaluated), `simnode` (simulated
+nodes), `reference` (the node's PRNG, quantizer and SGD in numpy).
 """
 
 from tinyfl.coordinator.checkpoint import (

@@ -33,12 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import time
-from collections import Counter
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +43,9 @@ import numpy as np
 import numpy.typing as npt
 
 from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
-from tinyfl.coordinator.metrics import METRICS_NAME, MetricsLog, read_metrics, weighted_mean
+from tinyfl.coordinator.config import MAX_U32, EngineConfig
+from tinyfl.coordinator.intake import Intake, OpenRound
+from tinyfl.coordinator.metrics import METRICS_NAME, MetricsLog, weighted_mean
 from tinyfl.coordinator.progress import Progress
 from tinyfl.coordinator.reference import quantize, round_rng
 from tinyfl.coordinator.registry import Registry
@@ -55,14 +54,13 @@ from tinyfl.coordinator.task import Task, evaluate
 from tinyfl.errors import TinyFLError, TransportError, UsageError, WireError
 from tinyfl.strategy import AggregationError, ClientResult, StateValue, Strategy, strategy_params
 from tinyfl.transport.mqtt import Message, Transport, mqtt_publish_packet_size
-from tinyfl.wire import Global, Tensor, Topics, Update, decode, encode
+from tinyfl.wire import Global, Tensor, Topics, decode, encode
 
 __all__ = ["CoordinatorError", "EngineConfig", "RoundEngine", "RunResult"]
 
 log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
-MAX_U32 = 0xFFFFFFFF
 SYNC_TIMEOUT = 10.0
 # The coordinator subscribes at QoS 0 (nodes still publish at QoS 1, so their messages reach the
 # broker reliably). Why: a broker throttles QoS 1 delivery per subscriber (mosquitto: 20 in
@@ -79,115 +77,6 @@ class CoordinatorError(TinyFLError):
     exit_code = 7
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    """Everything that decides what a run computes (and a few things that decide how long it
-    waits). `clients_per_round` and `fraction` are exclusive; with neither, every eligible node
-    trains. `wait_nodes` defaults to max(min_clients, clients_per_round)."""
-
-    rounds: int = 10
-    clients_per_round: int | None = None
-    fraction: float | None = None
-    min_clients: int = 1
-    round_timeout: float = 60.0
-    epochs: int = 1
-    batch_size: int = 16
-    lr: float = 0.1
-    clip_norm: float = 0.0
-    uplink_bits: int = 8
-    uplink_scale_mode: int = 1
-    downlink_bits: int = 32
-    seed: int = 0
-    wait_nodes: int | None = None
-    wait_timeout: float = 60.0
-
-    def __post_init__(self) -> None:
-        def need(ok: bool, message: str) -> None:
-            if not ok:
-                raise UsageError(message)
-
-        need(self.rounds >= 1, f"--rounds must be >= 1, got {self.rounds}")
-        need(
-            self.clients_per_round is None or self.fraction is None,
-            "give --clients-per-round or --fraction, not both",
-        )
-        if self.clients_per_round is not None:
-            need(
-                self.clients_per_round >= 1,
-                f"--clients-per-round must be >= 1, got {self.clients_per_round}",
-            )
-            need(
-                self.min_clients <= self.clients_per_round,
-                f"--min-clients ({self.min_clients}) cannot exceed --clients-per-round "
-                f"({self.clients_per_round})",
-            )
-        if self.fraction is not None:
-            need(
-                math.isfinite(self.fraction) and 0 < self.fraction <= 1,
-                f"--fraction must be in (0, 1], got {self.fraction}",
-            )
-        need(self.min_clients >= 1, f"--min-clients must be >= 1, got {self.min_clients}")
-        need(
-            math.isfinite(self.round_timeout) and self.round_timeout > 0,
-            f"--round-timeout must be > 0 seconds, got {self.round_timeout}",
-        )
-        need(
-            1 <= self.epochs <= 64, f"--epochs must be 1..64 (the wire's range), got {self.epochs}"
-        )
-        need(
-            1 <= self.batch_size <= 1024,
-            f"--batch-size must be 1..1024 (the wire's range), got {self.batch_size}",
-        )
-        need(math.isfinite(self.lr) and self.lr > 0, f"--lr must be > 0, got {self.lr}")
-        need(
-            math.isfinite(self.clip_norm) and self.clip_norm >= 0,
-            f"--clip-norm must be >= 0 (0 = off), got {self.clip_norm}",
-        )
-        need(
-            self.uplink_bits in (8, 4, 2, 32),
-            f"--uplink-bits must be 8, 4, 2 or 32, got {self.uplink_bits}",
-        )
-        need(self.uplink_scale_mode in (0, 1), "uplink scale mode must be 0 or 1")
-        need(
-            self.downlink_bits in (32, 8),
-            f"--downlink-bits must be 32 or 8, got {self.downlink_bits}",
-        )
-        need(0 <= self.seed <= MAX_U32, f"--seed must be 0..{MAX_U32}, got {self.seed}")
-        need(
-            self.wait_nodes is None or self.wait_nodes >= 0,
-            f"--wait-nodes must be >= 0, got {self.wait_nodes}",
-        )
-        need(
-            math.isfinite(self.wait_timeout) and self.wait_timeout >= 0,
-            f"--wait-timeout must be >= 0 seconds, got {self.wait_timeout}",
-        )
-
-    @property
-    def nodes_to_wait_for(self) -> int:
-        if self.wait_nodes is not None:
-            return self.wait_nodes
-        return max(self.min_clients, self.clients_per_round or 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# Options that change what a run computes: a resumed run must use the checkpoint's values.
-RESUME_LOCKED = (
-    "clients_per_round",
-    "fraction",
-    "min_clients",
-    "epochs",
-    "batch_size",
-    "lr",
-    "clip_norm",
-    "uplink_bits",
-    "uplink_scale_mode",
-    "downlink_bits",
-    "seed",
-)
-
-
 @dataclass
 class RunResult:
     """A finished run: the final head and optimizer state, and every round's record (rounds
@@ -197,26 +86,6 @@ class RunResult:
     state: dict[str, StateValue]
     records: list[dict[str, Any]]
     run_dir: Path | None = None
-
-
-@dataclass
-class _OpenRound:
-    number: int
-    wire: int
-    selected: frozenset[str]
-    answers: dict[str, Update] = field(default_factory=dict)
-    deltas: dict[str, F32] = field(default_factory=dict)
-    rejected_nodes: set[str] = field(default_factory=set)
-
-
-@dataclass
-class _Counters:
-    late: int = 0
-    dropped: int = 0
-    rejected: int = 0
-    bytes_up: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-    dropped_reasons: Counter[str] = field(default_factory=Counter)
 
 
 class RoundEngine:
@@ -265,8 +134,7 @@ class RoundEngine:
             uplink_bits=config.uplink_bits,
             global_payload=len(self._global_frame(1, 1, (), self._downlink_tensor(self.head, 1))),
         )
-        self._open: _OpenRound | None = None
-        self._counters = _Counters()
+        self.intake = Intake(task.model_hash, task.head_shape)
         self._changed = asyncio.Event()
         self._sync_token = os.urandom(8).hex().encode()
         self._synced = asyncio.Event()
@@ -446,15 +314,18 @@ class RoundEngine:
             number, wire, selected, sent, all_eligible=len(selected) == len(eligible)
         )
         self.wire_round = wire
-        self._open = _OpenRound(number, wire, frozenset(selected))
+        open_round = OpenRound(number, wire, frozenset(selected))
+        self.intake.open = open_round
         record["wire_round"] = wire
         await self.transport.publish(self.topics.global_, frame, qos=1, retain=True)
         packet = mqtt_publish_packet_size(self.topics.global_, len(frame), 1)
         record["global_bytes"] = packet
         record["bytes_down"] = packet * len(self.registry.online())
         collect_started = loop.time()
-        await self._collect(self._open)
-        open_round, self._open = self._open, None
+        try:
+            await self._collect(open_round)
+        finally:
+            self.intake.open = None
         record["collect_time_s"] = loop.time() - collect_started
         answered = sorted(open_round.answers)
         record.update(self._round_counts(open_round, selected))
@@ -553,7 +424,7 @@ class RoundEngine:
             )
         return self._global_frame(number, wire, (), head)
 
-    async def _collect(self, rnd: _OpenRound) -> None:
+    async def _collect(self, rnd: OpenRound) -> None:
         """Waits for the round's updates (see the module docstring, step 3)."""
         cfg = self.config
         loop = asyncio.get_running_loop()
@@ -563,11 +434,8 @@ class RoundEngine:
         quorum = cfg.min_clients
         while True:
             answered = len(rnd.answers)
-            responded = rnd.selected <= (rnd.answers.keys() | rnd.rejected_nodes)
-            settled = all(
-                n in rnd.answers or n in rnd.rejected_nodes or not self.registry.is_online(n)
-                for n in rnd.selected
-            )
+            responded = all(rnd.responded(n) for n in rnd.selected)
+            settled = all(rnd.responded(n) or not self.registry.is_online(n) for n in rnd.selected)
             if responded or (answered >= quorum and (settled or extended)):
                 return
             if self.progress:
@@ -604,11 +472,11 @@ class RoundEngine:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
 
-    def _round_counts(self, rnd: _OpenRound, selected: tuple[str, ...]) -> dict[str, Any]:
+    def _round_counts(self, rnd: OpenRound, selected: tuple[str, ...]) -> dict[str, Any]:
         return {
             "selected": len(selected),
             "answered": len(rnd.answers),
-            "missing": len(set(selected) - rnd.answers.keys() - rnd.rejected_nodes),
+            "missing": sum(1 for n in selected if not rnd.responded(n)),
         }
 
     def _skip(self, record: dict[str, Any], selected: tuple[str, ...], started: float) -> None:
@@ -621,12 +489,12 @@ class RoundEngine:
         self, record: dict[str, Any], started: float, cpu_started: float, *, head_changed: bool
     ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        counters, self._counters = self._counters, _Counters()
+        counters = self.intake.take_counters()
         record["late"] = counters.late
         record["dropped"] = counters.dropped
         record["dropped_reasons"] = dict(counters.dropped_reasons)
         record["rejected"] = counters.rejected
-        record["rejected_reasons"] = dict(counters.reasons)
+        record["rejected_reasons"] = dict(counters.rejected_reasons)
         record["bytes_up"] = counters.bytes_up
         record.setdefault("bytes_down", 0)
         record.setdefault("global_bytes", 0)
@@ -681,8 +549,10 @@ class RoundEngine:
             return
         kind, node_id = parsed
         if kind == "update":
-            self._counters.bytes_up += mqtt_publish_packet_size(topic, len(payload), 1)
-            self._on_update(node_id, payload)
+            # bytes as the node sent them: one QoS 1 PUBLISH (we may receive it at QoS 0)
+            size = mqtt_publish_packet_size(topic, len(payload), 1)
+            if self.intake.on_update(node_id, payload, size, self.wire_round):
+                self._changed.set()
         elif kind == "hello":
             if self.registry.on_hello(node_id, payload):
                 self._changed.set()
@@ -698,71 +568,6 @@ class RoundEngine:
             msg = decode(payload)
         except WireError:
             return
-        if isinstance(msg, Global) and msg.round_id > self.wire_round and self._open is None:
+        if isinstance(msg, Global) and msg.round_id > self.wire_round and self.intake.open is None:
             log.info("the broker retains round id %d; continuing after it", msg.round_id)
             self.wire_round = msg.round_id
-
-    def _on_update(self, node_id: str, payload: bytes) -> None:
-        counters = self._counters
-        try:
-            msg = decode(payload)
-        except WireError as exc:
-            self._reject(node_id, f"bad_frame_{exc.reason}")
-            return
-        if not isinstance(msg, Update):
-            self._reject(node_id, "not_an_update")
-            return
-        if msg.node_id != node_id:
-            self._reject(node_id, "id_mismatch")
-            return
-        rnd = self._open
-        if rnd is None or msg.round_id != rnd.wire:
-            if msg.round_id <= self.wire_round:
-                counters.late += 1
-                log.debug("late update of %s for round id %d", node_id, msg.round_id)
-            else:
-                self._drop("future_round")
-            return
-        if node_id not in rnd.selected:
-            self._drop("unselected")
-            return
-        if node_id in rnd.answers or node_id in rnd.rejected_nodes:
-            self._drop("duplicate")
-            return
-        delta, reason = self._check(msg)
-        if delta is None:
-            rnd.rejected_nodes.add(node_id)
-            self._reject(node_id, reason)
-        else:
-            rnd.answers[node_id] = msg
-            rnd.deltas[node_id] = delta
-        self._changed.set()
-
-    def _check(self, msg: Update) -> tuple[F32 | None, str]:
-        """The update's dequantized delta, or None and why it cannot be averaged in. Codes
-        times a huge (finite) scale can overflow to Inf, hence the check after dequantizing."""
-        if msg.model_hash != self.task.model_hash:
-            return None, "wrong_model"
-        if msg.delta.shape != self.task.head_shape:
-            return None, "wrong_shape"
-        if msg.n_samples == 0:
-            return None, "no_samples"
-        with np.errstate(over="ignore", invalid="ignore"):
-            delta = msg.delta.dequantized()
-        if not np.isfinite(delta).all():
-            return None, "non_finite"
-        return delta, ""
-
-    def _drop(self, reason: str) -> None:
-        self._counters.dropped += 1
-        self._counters.dropped_reasons[reason] += 1
-
-    def _reject(self, node_id: str, reason: str) -> None:
-        self._counters.rejected += 1
-        self._counters.reasons[reason] += 1
-        log.warning("rejected an update of %s: %s", node_id, reason)
-
-
-def records_of(run_dir: Path) -> list[Mapping[str, Any]]:
-    """The round records of a run folder."""
-    return list(read_metrics(Path(run_dir) / METRICS_NAME))

@@ -1,0 +1,126 @@
+"""What a run computes and how long it waits: one validated, immutable record.
+
+Validation happens here, on construction, so the command line, a checkpoint being resumed and a
+test building an engine all get the same UsageError for the same mistake, before any connection.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tinyfl.errors import UsageError
+
+__all__ = ["MAX_U32", "RESUME_LOCKED", "EngineConfig"]
+
+MAX_U32 = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything that decides what a run computes (and a few things that decide how long it
+    waits). `clients_per_round` and `fraction` are exclusive; with neither, every eligible node
+    trains. `wait_nodes` defaults to max(min_clients, clients_per_round)."""
+
+    rounds: int = 10
+    clients_per_round: int | None = None
+    fraction: float | None = None
+    min_clients: int = 1
+    round_timeout: float = 60.0
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 0.1
+    clip_norm: float = 0.0
+    uplink_bits: int = 8
+    uplink_scale_mode: int = 1
+    downlink_bits: int = 32
+    seed: int = 0
+    wait_nodes: int | None = None
+    wait_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise UsageError(message)
+
+        need(self.rounds >= 1, f"--rounds must be >= 1, got {self.rounds}")
+        need(
+            self.clients_per_round is None or self.fraction is None,
+            "give --clients-per-round or --fraction, not both",
+        )
+        if self.clients_per_round is not None:
+            need(
+                self.clients_per_round >= 1,
+                f"--clients-per-round must be >= 1, got {self.clients_per_round}",
+            )
+            need(
+                self.min_clients <= self.clients_per_round,
+                f"--min-clients ({self.min_clients}) cannot exceed --clients-per-round "
+                f"({self.clients_per_round})",
+            )
+        if self.fraction is not None:
+            need(
+                math.isfinite(self.fraction) and 0 < self.fraction <= 1,
+                f"--fraction must be in (0, 1], got {self.fraction}",
+            )
+        need(self.min_clients >= 1, f"--min-clients must be >= 1, got {self.min_clients}")
+        need(
+            math.isfinite(self.round_timeout) and self.round_timeout > 0,
+            f"--round-timeout must be > 0 seconds, got {self.round_timeout}",
+        )
+        need(
+            1 <= self.epochs <= 64, f"--epochs must be 1..64 (the wire's range), got {self.epochs}"
+        )
+        need(
+            1 <= self.batch_size <= 1024,
+            f"--batch-size must be 1..1024 (the wire's range), got {self.batch_size}",
+        )
+        need(math.isfinite(self.lr) and self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        need(
+            math.isfinite(self.clip_norm) and self.clip_norm >= 0,
+            f"--clip-norm must be >= 0 (0 = off), got {self.clip_norm}",
+        )
+        need(
+            self.uplink_bits in (8, 4, 2, 32),
+            f"--uplink-bits must be 8, 4, 2 or 32, got {self.uplink_bits}",
+        )
+        need(self.uplink_scale_mode in (0, 1), "uplink scale mode must be 0 or 1")
+        need(
+            self.downlink_bits in (32, 8),
+            f"--downlink-bits must be 32 or 8, got {self.downlink_bits}",
+        )
+        need(0 <= self.seed <= MAX_U32, f"--seed must be 0..{MAX_U32}, got {self.seed}")
+        need(
+            self.wait_nodes is None or self.wait_nodes >= 0,
+            f"--wait-nodes must be >= 0, got {self.wait_nodes}",
+        )
+        need(
+            math.isfinite(self.wait_timeout) and self.wait_timeout >= 0,
+            f"--wait-timeout must be >= 0 seconds, got {self.wait_timeout}",
+        )
+
+    @property
+    def nodes_to_wait_for(self) -> int:
+        if self.wait_nodes is not None:
+            return self.wait_nodes
+        return max(self.min_clients, self.clients_per_round or 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Options that change what a run computes: a resumed run must use the checkpoint's values.
+RESUME_LOCKED = (
+    "clients_per_round",
+    "fraction",
+    "min_clients",
+    "epochs",
+    "batch_size",
+    "lr",
+    "clip_norm",
+    "uplink_bits",
+    "uplink_scale_mode",
+    "downlink_bits",
+    "seed",
+)
