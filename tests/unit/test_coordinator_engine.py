@@ -380,6 +380,27 @@ def test_offline_nodes_are_not_selected_in_the_next_round() -> None:
     run(scenario)
 
 
+def test_a_selection_too_long_for_a_node_buffer_is_broadcast_and_outsiders_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario(broker: MemoryBroker) -> None:
+        engine, transport = engine_for(broker, clients_per_round=2, min_clients=2)
+        tight = engine.registry.global_payload + 3  # the frame fits, two more ids do not
+        nodes = await fleet(broker, 3, max_payload=tight)
+        task = await start_engine(engine, transport)
+        g = await nodes[0].next_global()
+        assert g.selected == () and len(encode(g)) <= tight  # "every node", so it fits
+        for node in nodes:  # all three train; only the two selected count
+            await node.send(node.update(g, delta(1.0)))
+        result = await task
+        (record,) = result.records
+        assert (record["selected"], record["answered"]) == (2, 2)
+        assert record["dropped_reasons"] == {"unselected": 1}
+        assert any("broadcasting to every node" in r.getMessage() for r in caplog.records)
+
+    run(scenario)
+
+
 def test_too_few_eligible_nodes_is_an_error_that_names_what_was_seen() -> None:
     async def scenario(broker: MemoryBroker) -> None:
         await FakeNode(broker, "stranger", model_hash=b"\x01" * 8).start()

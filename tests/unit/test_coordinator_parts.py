@@ -52,6 +52,8 @@ def test_round_size() -> None:
     assert round_size(3, 4, None) == 3
     assert round_size(10, None, 0.25) == 3  # ceil
     assert round_size(2, None, 0.1) == 1  # at least one
+    assert round_size(10, None, 0.1, min_clients=4) == 4  # enough to reach quorum
+    assert round_size(3, None, 0.1, min_clients=4) == 3
     assert round_size(0, None, 0.5) == 0
     assert round_size(7, None, None) == 7
 

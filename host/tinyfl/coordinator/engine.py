@@ -301,7 +301,7 @@ class RoundEngine:
 
         selected = select_nodes(
             eligible,
-            round_size(len(eligible), cfg.clients_per_round, cfg.fraction),
+            round_size(len(eligible), cfg.clients_per_round, cfg.fraction, cfg.min_clients),
             cfg.seed,
             number,
         )

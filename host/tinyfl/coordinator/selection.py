@@ -36,14 +36,19 @@ def select_nodes(eligible: Iterable[str], k: int, seed: int, round_no: int) -> t
     return tuple(sorted(pool[int(i)] for i in chosen))
 
 
-def round_size(n_eligible: int, clients_per_round: int | None, fraction: float | None) -> int:
-    """How many nodes to select: K (at most the eligible ones), ceil(F * eligible) (at least
-    one when any node is eligible), or every eligible node when neither is given."""
+def round_size(
+    n_eligible: int, clients_per_round: int | None, fraction: float | None, min_clients: int = 1
+) -> int:
+    """How many nodes to select: K, or ceil(F * eligible) but at least min_clients (a smaller
+    sample could never reach quorum), or every eligible node when neither is given; never more
+    than the eligible nodes."""
     if clients_per_round is not None:
-        return min(clients_per_round, n_eligible)
-    if fraction is not None:
-        return min(n_eligible, max(1, math.ceil(fraction * n_eligible))) if n_eligible else 0
-    return n_eligible
+        wanted = clients_per_round
+    elif fraction is not None:
+        wanted = max(min_clients, math.ceil(fraction * n_eligible))
+    else:
+        wanted = n_eligible
+    return min(wanted, n_eligible)
 
 
 def round_seed(seed: int, round_no: int) -> int:
