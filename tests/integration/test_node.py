@@ -23,6 +23,8 @@ from support.broker import free_port
 from support.mqtt_probe import MqttProbe
 from support.nodes import FeatureData, load_features, make_blob, make_global, start_node, wait_until
 from tinyfl.fleet import Emulator, NodeProcess, NodeSpec, build_firmware
+from tinyfl.model.head import train_local
+from tinyfl.rng import round_rng
 from tinyfl.wire import Hello, Tensor, Update, decode, encode
 
 pytestmark = [pytest.mark.firmware, pytest.mark.broker]
@@ -258,3 +260,29 @@ def test_serial_board_through_bridge(broker, images, features: FeatureData,  # t
         out = bridge.communicate(timeout=10)[0]
         node.stop()
     assert bridge.returncode == 0, out
+
+
+def test_node_update_matches_numpy_reference(node: NodeUnderTest) -> None:
+    """The firmware's local round (native x86 or emulated Cortex-M4F) equals the numpy reference
+    of the trainer run on the same samples with the same seed: same shuffles, same SGD, same
+    clipping; the float32 delta agrees to float rounding and the 8-bit one to its quantization."""
+    wait_hello(node)
+    rng = np.random.default_rng(3)
+    head = (rng.standard_normal((5, 65)) * 0.1).astype(np.float32)
+    settings = {"epochs": 3, "batch_size": 8, "lr": 0.3, "prox_mu": 0.01, "clip_norm": 2.0}
+    for round_id, bits in ((1, 32), (2, 8)):
+        g = make_global(round_id, node.blob, head=Tensor.float32(head), uplink_bits=bits,
+                        seed=777, **settings)
+        node.publish_global(encode(g))
+        update = node.wait_update(round_id)
+        ref = train_local(head, node.blob.values(), node.blob.labels,
+                          rng=round_rng(777, node.id, round_id), **settings)
+        np.testing.assert_allclose(update.epoch_loss, ref.epoch_loss, rtol=1e-4)
+        assert update.accuracy == pytest.approx(ref.accuracy, abs=1.0 / 400)
+        assert update.update_norm == pytest.approx(ref.update_norm, rel=1e-4)
+        delta = update.delta.dequantized()
+        if bits == 32:
+            np.testing.assert_allclose(delta, ref.delta, rtol=1e-4, atol=1e-5)
+        else:
+            scales = update.delta.scales[:, None]
+            assert np.all(np.abs(delta - ref.delta) <= scales * 1.001 + 1e-6)
