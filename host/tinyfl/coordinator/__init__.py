@@ -16,7 +16,8 @@ Modules: `engine` (the round loop), `config` (what a run computes), `intake` (up
 into accepted, late, dropped, rejected), `registry` (nodes from retained hello/status),
 `selection` (seeded choices), `checkpoint` (atomic save/resume), `metrics` (metrics.jsonl),
 `progress` (terminal output), `task` (what is trained and evaluated), `simnode` (simulated
-nodes), `reference` (the node's PRNG, quantizer and SGD in numpy).
+nodes, training with `tinyfl.model.head` and quantizing with `tinyfl.quant`, the numpy mirrors
+of the firmware).
 """
 
 from tinyfl.coordinator.checkpoint import (

@@ -47,11 +47,12 @@ from tinyfl.coordinator.config import MAX_U32, EngineConfig
 from tinyfl.coordinator.intake import Intake, OpenRound
 from tinyfl.coordinator.metrics import METRICS_NAME, MetricsLog, weighted_mean
 from tinyfl.coordinator.progress import Progress
-from tinyfl.coordinator.reference import quantize, round_rng
 from tinyfl.coordinator.registry import Registry
 from tinyfl.coordinator.selection import global_seed, round_seed, round_size, select_nodes
 from tinyfl.coordinator.task import Task, evaluate
 from tinyfl.errors import TinyFLError, TransportError, UsageError, WireError
+from tinyfl.quant import quantize
+from tinyfl.rng import round_rng
 from tinyfl.strategy import AggregationError, ClientResult, StateValue, Strategy, strategy_params
 from tinyfl.transport.mqtt import Message, Transport, mqtt_publish_packet_size
 from tinyfl.wire import Global, Tensor, Topics, decode, encode

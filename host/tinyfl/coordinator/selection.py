@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from tinyfl.coordinator.reference import GOLDEN32
+from tinyfl.rng import GOLDEN32
 
 __all__ = ["global_seed", "round_seed", "round_size", "select_nodes"]
 

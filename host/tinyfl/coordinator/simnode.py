@@ -9,7 +9,8 @@ ignores what a node would reject and keeps serving.
 
 Deterministic: a node's data is fixed by (seed, node index), and its randomness by the GLOBAL's
 seed, its id and the round id, exactly as on the firmware; so two runs with the same seed give
-the same updates. Used by the coordinator's tests and benchmark, and runnable on its own:
+the same updates. Training and quantization are the firmware's numpy mirrors
+(`tinyfl.model.head`, `tinyfl.quant`, `tinyfl.rng`): same shuffles, same draws, same codes. Used by the coordinator's tests and benchmark, and runnable on its own:
 
     python -m tinyfl.coordinator.simnode --broker mqtt://127.0.0.1:1883 --fleet lab \\
         --task nsl-kdd --nodes 20 --samples 200
@@ -33,10 +34,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.coordinator.reference import quantize, round_rng, train_local
 from tinyfl.coordinator.registry import uplink_flag
 from tinyfl.coordinator.task import Task, load_task
 from tinyfl.errors import TinyFLError, UsageError, WireError
+from tinyfl.model.head import train_local
+from tinyfl.quant import quantize
+from tinyfl.rng import round_rng
 from tinyfl.transport.mqtt import MqttTransport, Transport, Will, mqtt_publish_packet_size
 from tinyfl.wire import Board, Global, Hello, Tensor, Topics, Update, decode, encode
 
