@@ -129,7 +129,9 @@ def engine_for(broker: MemoryBroker, **config: Any) -> tuple[RoundEngine, Memory
     defaults: dict[str, Any] = {"rounds": 1, "round_timeout": 2.0, "wait_timeout": 2.0}
     defaults.update(config)
     strategy = get_strategy("fedavg")
-    engine = RoundEngine(transport, TOPICS, TASK, strategy, EngineConfig(**defaults))
+    engine = RoundEngine(
+        transport, TOPICS, TASK, strategy, EngineConfig(**defaults), round_id_clock=lambda: 0.0
+    )
     return engine, transport
 
 
@@ -449,6 +451,31 @@ def test_round_ids_continue_after_the_global_retained_on_the_broker() -> None:
         result = await task
         assert result.records[0]["wire_round"] == 42
         assert result.records[0]["late"] == 1
+
+    run(scenario)
+
+
+def test_round_ids_never_fall_below_the_clock() -> None:
+    """Nodes remember the last round id they served even when the broker forgets its retained
+    GLOBAL; ids that follow the clock stay above what an earlier run sent."""
+
+    async def scenario(broker: MemoryBroker) -> None:
+        nodes = await fleet(broker, 1)
+        transport = MemoryTransport(broker)
+        config = EngineConfig(rounds=2, round_timeout=2.0, wait_timeout=2.0)
+        now = [1_764_000_000.0]
+        engine = RoundEngine(
+            transport, TOPICS, TASK, get_strategy("fedavg"), config, round_id_clock=lambda: now[0]
+        )
+        task = await start_engine(engine, transport)
+        g1 = await nodes[0].next_global()
+        assert g1.round_id == 1_764_000_000
+        await nodes[0].send(nodes[0].update(g1))
+        g2 = await nodes[0].next_global()
+        assert g2.round_id == 1_764_000_001  # faster than the clock: one more than the last
+        await nodes[0].send(nodes[0].update(g2))
+        result = await task
+        assert [r["wire_round"] for r in result.records] == [g1.round_id, g2.round_id]
 
     run(scenario)
 

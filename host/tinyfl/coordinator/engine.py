@@ -23,9 +23,10 @@ A round, in order:
 5. Evaluate on the task's test set, write the metrics line, then the checkpoint.
 
 Round ids on the wire (`wire_round`) are distinct from logical rounds: they continue past the
-last GLOBAL retained on the broker, so nodes that served an earlier run (or the first attempt of
-a round interrupted by a crash) serve the new one. See `selection.global_seed` for why this does
-not change what the nodes compute.
+last GLOBAL retained on the broker and the last one checkpointed, and follow the clock
+(`next_wire_round`), so nodes that served an earlier run (or the first attempt of a round
+interrupted by a crash) serve the new one. See `selection.global_seed` for why this does not
+change what the nodes compute.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,7 @@ SYNC_TIMEOUT = 10.0
 # to the socket; over one TCP connection nothing is lost while it lasts, and after a reconnect
 # every retained HELLO and status arrives again.
 SUBSCRIBE_QOS = 0
+RECHECK_INTERVAL = 1.0  # seconds: how often a waiting round looks for a broker reconnection
 
 
 class CoordinatorError(TinyFLError):
@@ -111,6 +114,7 @@ class RoundEngine:
         run_dir: Path | None = None,
         resume_from: Checkpoint | None = None,
         progress: Progress | None = None,
+        round_id_clock: Callable[[], float] = time.time,
     ) -> None:
         self.transport = transport
         self.topics = topics
@@ -121,6 +125,7 @@ class RoundEngine:
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
+        self._round_id_clock = round_id_clock
         self.head: F32 = task.initial_head()
         self.state: dict[str, StateValue] = strategy.init_state(self.head)
         self.round = 0  # rounds done (closed or skipped)
@@ -306,15 +311,15 @@ class RoundEngine:
             cfg.seed,
             number,
         )
-        wire = self.wire_round + 1
-        if wire > MAX_U32:
-            raise CoordinatorError("round ids are exhausted (2^32 - 1 rounds on this broker)")
+        wire = self.next_wire_round()
         sent = self._downlink_tensor(self.head, number)
         reference = sent.dequantized()
         frame = self._frame_for(
             number, wire, selected, sent, all_eligible=len(selected) == len(eligible)
         )
         self.wire_round = wire
+        if self.run_dir is not None:  # the id is on disk before any node can have served it
+            save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.checkpoint())
         open_round = OpenRound(number, wire, frozenset(selected))
         self.intake.open = open_round
         record["wire_round"] = wire
@@ -324,7 +329,7 @@ class RoundEngine:
         record["bytes_down"] = packet * len(self.registry.online())
         collect_started = loop.time()
         try:
-            await self._collect(open_round)
+            await self._collect(open_round, frame)
         finally:
             self.intake.open = None
         record["collect_time_s"] = loop.time() - collect_started
@@ -361,6 +366,22 @@ class RoundEngine:
         return self._finish(record, started, cpu_started, head_changed=True)
 
     # -- pieces of a round ---------------------------------------------------------------------
+
+    def next_wire_round(self) -> int:
+        """The round id of the next GLOBAL: above every id this run published or saw retained
+        on the broker, and never below the current Unix time in seconds.
+
+        Why the clock: a node serves only ids above the last one it served, and it remembers
+        that across broker restarts and coordinator runs, while a broker without persistence
+        forgets the retained GLOBAL. Ids that follow the clock keep a fresh run (or a resumed
+        one whose broker was restarted) above whatever the nodes saw, as long as earlier runs
+        did not average more than one round per second. The retained id and the checkpoint
+        cover that case and a clock that is behind.
+        """
+        wire = max(self.wire_round + 1, int(self._round_id_clock()))
+        if wire > MAX_U32:
+            raise CoordinatorError("round ids are exhausted (they are 32-bit)")
+        return wire
 
     def _downlink_tensor(self, head: F32, number: int) -> Tensor:
         """The head as broadcast: float32, or 8-bit per-row codes with stochastic rounding from
@@ -425,7 +446,7 @@ class RoundEngine:
             )
         return self._global_frame(number, wire, (), head)
 
-    async def _collect(self, rnd: OpenRound) -> None:
+    async def _collect(self, rnd: OpenRound, frame: bytes) -> None:
         """Waits for the round's updates (see the module docstring, step 3)."""
         cfg = self.config
         loop = asyncio.get_running_loop()
@@ -433,11 +454,15 @@ class RoundEngine:
         deadline = start + cfg.round_timeout
         extended = False
         quorum = cfg.min_clients
+        reconnects = self.transport.stats.reconnects
         while True:
             answered = len(rnd.answers)
-            responded = all(rnd.responded(n) for n in rnd.selected)
-            settled = all(rnd.responded(n) or not self.registry.is_online(n) for n in rnd.selected)
-            if responded or (answered >= quorum and (settled or extended)):
+            if not rnd.pending:
+                return  # every selected node answered, validly or not
+            # (`all` stops at the first pending node still online: O(1) per wake-up as a rule)
+            if answered >= quorum and (
+                extended or all(not self.registry.is_online(n) for n in rnd.pending)
+            ):
                 return
             if self.progress:
                 self.progress.collecting(
@@ -458,7 +483,20 @@ class RoundEngine:
                     cfg.round_timeout,
                 )
                 continue
-            await self._wait_change(remaining)
+            await self._wait_change(min(remaining, RECHECK_INTERVAL))
+            if self.transport.stats.reconnects != reconnects:
+                reconnects = self.transport.stats.reconnects
+                await self._republish(rnd, frame)
+
+    async def _republish(self, rnd: OpenRound, frame: bytes) -> None:
+        """After a reconnection the broker may have lost the retained GLOBAL (a restart without
+        persistence), and nodes that reconnect would find no round: publish it again. Nodes
+        that already served this round id ignore it."""
+        log.info("reconnected to the broker: publishing round %d's GLOBAL again", rnd.number)
+        try:
+            await self.transport.publish(self.topics.global_, frame, qos=1, retain=True)
+        except TransportError as exc:
+            log.warning("could not publish round %d's GLOBAL again: %s", rnd.number, exc)
 
     async def _wait_for_eligible(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
@@ -477,7 +515,7 @@ class RoundEngine:
         return {
             "selected": len(selected),
             "answered": len(rnd.answers),
-            "missing": sum(1 for n in selected if not rnd.responded(n)),
+            "missing": len(rnd.pending),
         }
 
     def _skip(self, record: dict[str, Any], selected: tuple[str, ...], started: float) -> None:

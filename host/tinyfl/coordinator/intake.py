@@ -37,6 +37,10 @@ class OpenRound:
     answers: dict[str, Update] = field(default_factory=dict)
     deltas: dict[str, F32] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)
+    pending: set[str] = field(init=False)  # selected nodes that have not answered at all
+
+    def __post_init__(self) -> None:
+        self.pending = set(self.selected)
 
     def responded(self, node_id: str) -> bool:
         return node_id in self.answers or node_id in self.rejected
@@ -106,6 +110,7 @@ class Intake:
         else:
             rnd.answers[node_id] = msg
             rnd.deltas[node_id] = delta
+        rnd.pending.discard(node_id)
         return True
 
     def check(self, msg: Update) -> tuple[F32 | None, str]:

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 ALL_UPLINKS = 0x0F
 SIM_FW_VERSION = 0x000100  # 0.1.0
 RX_BUFFER = 2048  # the firmware's default MQTT receive buffer (TINYFL_MQTT_RX_BUFFER)
+RECONNECT_POLL = 1.0  # seconds between looks at the reconnect counter (like a keep-alive)
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
@@ -111,6 +112,7 @@ class SimNode:
         self.stats = SimNodeStats()
         self.last_round = 0
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
@@ -141,12 +143,30 @@ class SimNode:
             client_id=f"tinyfl-{self.topics.prefix.replace('/', '-')}-{self.node_id}",
             will=Will(status, b"offline", qos=1, retain=True),
         )
+        await self._announce()
+        await self.transport.subscribe(self.topics.global_, qos=1)
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._serve())
+        self._watch = loop.create_task(self._announce_after_reconnects())
+
+    async def _announce(self) -> None:
+        """`online` and the HELLO, both retained: what the firmware sends on every connect."""
+        status = self.topics.status(self.node_id)
         await self.transport.publish(status, b"online", qos=1, retain=True)
         await self.transport.publish(
             self.topics.hello(self.node_id), encode(self.hello()), qos=1, retain=True
         )
-        await self.transport.subscribe(self.topics.global_, qos=1)
-        self._task = asyncio.get_running_loop().create_task(self._serve())
+
+    async def _announce_after_reconnects(self) -> None:
+        """A broker restarted without persistence forgot the retained HELLO and status; the
+        firmware announces itself on every connection, and so does the simulated node."""
+        seen = self.transport.stats.reconnects
+        while True:
+            await asyncio.sleep(RECONNECT_POLL)
+            if self.transport.stats.reconnects != seen:
+                seen = self.transport.stats.reconnects
+                with contextlib.suppress(TinyFLError):
+                    await self._announce()
 
     async def stop(self) -> None:
         """A clean shutdown: announces `offline` itself, then disconnects."""
@@ -161,12 +181,12 @@ class SimNode:
         await self._end(crash=True)
 
     async def _end(self, *, crash: bool) -> None:
-        for task in [self._task, *self._pending]:
+        for task in [self._task, self._watch, *self._pending]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._task = None
+        self._task = self._watch = None
         self._pending.clear()
         await (self.transport.abort() if crash else self.transport.close())
 
