@@ -4,18 +4,17 @@ by the firmware's test_head) regenerate byte for byte, and its math is right on 
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from support.vectors import head_vector_generator
 from tinyfl.model.head import accuracy, logits, sgd_step, softmax_xent, train_local
 from tinyfl.rng import Xorshift32, round_rng, shuffle
 
@@ -23,18 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "testvectors"
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_head_vectors", ROOT / "tools" / "gen_head_vectors.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gen_head_vectors", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
+GEN = head_vector_generator()
 TRAIN = sorted((VECTORS / "head").glob("train_*.bin"))
 SGD = sorted((VECTORS / "head").glob("sgd_*.bin"))
 

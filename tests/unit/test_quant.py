@@ -3,10 +3,7 @@ also reads), plus its error bounds, unbiasedness and argument checks."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from support.vectors import head_vector_generator
 from tinyfl.quant import dequantize, qmax, quantize, quantize_nearest
 from tinyfl.rng import Xorshift32
 from tinyfl.wire import Tensor
@@ -23,18 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted((ROOT / "testvectors" / "quant").glob("q_*.bin"))
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_head_vectors", ROOT / "tools" / "gen_head_vectors.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gen_head_vectors", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
+GEN = head_vector_generator()
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])

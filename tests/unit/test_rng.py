@@ -3,33 +3,20 @@ test_quant reads, plus the properties the vectorized paths must keep."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from support.vectors import head_vector_generator
 from tinyfl.rng import Xorshift32, fnv1a32, mix32, round_rng, shuffle, uniform01
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_head_vectors", ROOT / "tools" / "gen_head_vectors.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gen_head_vectors", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
+GEN = head_vector_generator()
 RNG = GEN.unpack((ROOT / "testvectors" / "quant" / "rng.bin").read_bytes())
 CASES = range(len(RNG["seeds"]))
 
