@@ -52,6 +52,47 @@ def instruction_counts() -> dict[str, dict[str, float]]:
     return results
 
 
+def cpu_seconds(pid: int, ticks_per_second: int) -> float:
+    """User plus system CPU time of a process so far, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / ticks_per_second
+
+
+def idle_cpu(seconds: float = 10.0) -> dict[str, float]:
+    """Host CPU an idle, connected node uses (QEMU board sleeping in WFI; native in poll(2)), as a
+    fraction of one core, with its keep-alive pings to a private mosquitto."""
+    import os
+    import tempfile
+    import time
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.nodes import load_features, make_blob
+    from tinyfl.fleet import Emulator, NodeProcess, NodeSpec, build_firmware
+    from tinyfl.fleet.broker import MosquittoBroker
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    blob = make_blob(load_features(), 500, 1)
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = MosquittoBroker(Path(tmp) / "broker")
+        broker.start()
+        try:
+            for emulator in Emulator:
+                blob_path = Path(tmp) / f"{emulator.value}.blob"
+                blob.write(blob_path)
+                node = NodeProcess(NodeSpec(f"idle-{emulator.value}", blob_path, Path(tmp), emulator),
+                                   build_firmware(emulator), broker.host, broker.port, "tinyfl/idle")
+                node.start()
+                time.sleep(3)  # boot and connect
+                start = cpu_seconds(node.pid, ticks)
+                time.sleep(seconds)
+                out[emulator.value] = (cpu_seconds(node.pid, ticks) - start) / seconds
+                node.stop()
+        finally:
+            broker.stop()
+    return out
+
+
 def image_sizes() -> dict[str, object]:
     run(["pio", "run", "-s", "-e", "qemu_cortex_m4"], timeout=600)
     map_path = ROOT / ".pio/build/qemu_cortex_m4/firmware.map"
@@ -66,7 +107,8 @@ def image_sizes() -> dict[str, object]:
     }
 
 
-def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object]) -> str:
+def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
+             idle: dict[str, float]) -> str:
     lines = [
         "# Node firmware on the emulated Cortex-M4F",
         "",
@@ -114,6 +156,12 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object]) -> s
         + (", ".join(sizes["allocators"]) if sizes["allocators"] else "none")  # type: ignore[arg-type]
         + ".",
         "",
+        "## Idle node",
+        "",
+        "Host CPU of one connected, idle node (fraction of one core over 10 s): "
+        + ", ".join(f"{k} {v * 100:.2f} %" for k, v in idle.items())
+        + ". The QEMU board sleeps in WFI between UART interrupts and its 100 Hz tick.",
+        "",
     ]
     return "\n".join(lines)
 
@@ -121,10 +169,11 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object]) -> s
 def main() -> int:
     counts = instruction_counts()
     sizes = image_sizes()
+    idle = idle_cpu()
     (ROOT / "bench/results").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench/results/firmware.json").write_text(
-        json.dumps({"instructions": counts, "sizes": sizes}, indent=2) + "\n")
-    text = markdown(counts, sizes)
+        json.dumps({"instructions": counts, "sizes": sizes, "idle_cpu": idle}, indent=2) + "\n")
+    text = markdown(counts, sizes, idle)
     (ROOT / "bench/firmware.md").write_text(text)
     print(text)
     return 0

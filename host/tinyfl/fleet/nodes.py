@@ -127,6 +127,12 @@ class NodeProcess:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("node not started")
+        return self._proc.pid
+
+    @property
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
 
