@@ -128,3 +128,15 @@ def test_cap_limits_and_keeps_small_clients() -> None:
     capped = P.cap(parts, 20, seed=0)
     assert capped[0].tolist() == list(range(10))
     assert len(capped[1]) == 20 and set(capped[1].tolist()) <= set(range(10, 100))
+
+
+def test_stratified_cap_keeps_shares_and_rare_classes() -> None:
+    labels = np.array([0] * 900 + [1] * 98 + [2] * 2)
+    capped = P.cap([np.arange(1000)], 100, seed=1, labels=labels)[0]
+    assert len(capped) == 100 and np.unique(capped).size == 100
+    hist = np.bincount(labels[capped], minlength=3)
+    assert hist[2] >= 1 and 88 <= hist[0] <= 92 and 8 <= hist[1] <= 11
+    again = P.cap([np.arange(1000)], 100, seed=1, labels=labels)[0]
+    assert np.array_equal(capped, again)
+    many = P.cap([np.arange(10)], 3, seed=0, labels=np.arange(10))[0]  # more classes than room
+    assert len(many) == 3

@@ -216,7 +216,7 @@ def build_partition(
         else:
             assert alpha is not None
             parts = partition.quantity_skew(labels.size, clients, alpha, seed)
-        parts = partition.cap(parts, max_samples, (seed, 1))
+        parts = partition.cap(parts, max_samples, (seed, 1), labels)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
 

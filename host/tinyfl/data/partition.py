@@ -164,18 +164,50 @@ def gateways(
     return _sorted([np.concatenate(p) for p in parts])
 
 
-def cap(parts: Partition, max_samples: int, seed: Seed) -> Partition:
+def cap(
+    parts: Partition, max_samples: int, seed: Seed, labels: npt.ArrayLike | None = None
+) -> Partition:
     """At most `max_samples` per client, drawn without replacement (seeded per client), because
-    a node's memory bounds its sensor history."""
+    a node's memory bounds its sensor history.
+
+    With `labels`, the draw is stratified: each class keeps its share of the client (rounded
+    down, at least one record), the rest is filled at random, so a client's label skew survives
+    the cap and a rare class it holds (NSL-KDD's U2R) is not silently dropped.
+    """
     if max_samples < 1:
         raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+    y = None if labels is None else np.asarray(labels)
     root = np.random.SeedSequence(seed)
     out: Partition = []
     for part, child in zip(parts, root.spawn(len(parts))):
+        part = np.asarray(part, dtype=np.int64)
         if part.size > max_samples:
-            part = np.random.default_rng(child).choice(part, size=max_samples, replace=False)
-        out.append(np.sort(part.astype(np.int64)))
+            rng = np.random.default_rng(child)
+            if y is None:
+                part = rng.choice(part, size=max_samples, replace=False)
+            else:
+                part = _stratified(part, y[part], max_samples, rng)
+        out.append(np.sort(part))
     return out
+
+
+def _stratified(
+    part: npt.NDArray[np.int64],
+    y: npt.NDArray[np.generic],
+    size: int,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.int64]:
+    classes, counts = np.unique(y, return_counts=True)
+    quota = np.minimum(np.maximum(1, counts * size // part.size), counts)
+    while quota.sum() > size:  # only when there are more classes than places
+        quota[int(np.argmax(quota))] -= 1
+    chosen = [
+        rng.choice(part[y == c], size=int(q), replace=False) for c, q in zip(classes, quota)
+    ]
+    taken = np.concatenate(chosen)
+    rest = np.setdiff1d(part, taken)
+    fill = rng.choice(rest, size=size - taken.size, replace=False)
+    return np.concatenate([taken, fill]).astype(np.int64)
 
 
 def label_histograms(parts: Partition, labels: npt.ArrayLike, n_classes: int) -> npt.NDArray[np.int64]:
