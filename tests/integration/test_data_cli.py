@@ -91,6 +91,15 @@ def test_nsl_kdd_gateways(tmp_path: Path) -> None:
     assert values.min() >= 0.0 and values.max() <= 1.0 + 1e-6
 
 
+def test_model_hash_override(tmp_path: Path) -> None:
+    manifest = _partition(
+        tmp_path, "--task", "nsl-kdd", "--clients", "2", "--max-samples", "8",
+        "--model-hash", "0011223344556677",
+    )
+    assert manifest["model_hash"] == "0011223344556677"
+    _check_manifest(tmp_path, manifest)
+
+
 def test_smaller_partition_replaces_larger_one(tmp_path: Path) -> None:
     _partition(tmp_path, "--task", "nsl-kdd", "--clients", "6", "--max-samples", "16")
     manifest = _partition(tmp_path, "--task", "nsl-kdd", "--clients", "4", "--max-samples", "16")
@@ -104,6 +113,7 @@ def test_smaller_partition_replaces_larger_one(tmp_path: Path) -> None:
         (["--task", "har", "--clients", "4", "--partition", "gateways"], "not available"),
         (["--task", "nsl-kdd", "--clients", "4", "--partition", "dirichlet:x"], "positive"),
         (["--task", "har", "--clients", "0"], "--clients"),
+        (["--task", "har", "--clients", "2", "--model-hash", "abc"], "16 hex digits"),
     ],
 )
 def test_bad_arguments_exit_2_and_write_nothing(

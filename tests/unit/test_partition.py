@@ -140,3 +140,10 @@ def test_stratified_cap_keeps_shares_and_rare_classes() -> None:
     assert np.array_equal(capped, again)
     many = P.cap([np.arange(10)], 3, seed=0, labels=np.arange(10))[0]  # more classes than room
     assert len(many) == 3
+
+
+def test_gateways_fewer_than_families_leave_unseen_families_out() -> None:
+    labels = np.repeat(np.arange(5), 10)
+    parts = P.gateways(labels, 2, seed=0, max_families=1)
+    hist = P.label_histograms(parts, labels, 5)
+    assert hist.tolist() == [[5, 10, 0, 0, 0], [5, 0, 10, 0, 0]]

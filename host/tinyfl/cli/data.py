@@ -79,6 +79,14 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="HAR: all 12 labels (with postural transitions) instead of the 6 basic activities",
     )
+    part.add_argument(
+        "--model-hash",
+        metavar="HEX",
+        help=(
+            "8-byte model hash (16 hex digits) the blobs carry; default: the identity of the "
+            "data definition (NSL-KDD feature spec, HAR window and quantization)"
+        ),
+    )
     part.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     # -v/-q after the subcommand too (main adds them before it); SUPPRESS keeps unset flags
     # from overwriting ones given earlier.
@@ -100,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_samples=args.max_samples,
         all_activities=args.all_activities,
+        model_hash=parse_model_hash(args.model_hash),
     )
     write_partition(plan, args.out, progress=sys.stderr.isatty())
     total = sum(node.blob.n_samples for node in plan.nodes)
@@ -127,6 +136,18 @@ class Plan:
     classes: tuple[str, ...]
     nodes: tuple[Node, ...]
     extra: dict[str, Any]
+
+
+def parse_model_hash(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 8:
+        raise UsageError(f"--model-hash must be 16 hex digits, got {text!r}")
+    return value
 
 
 def parse_scheme(task: str, scheme: str | None) -> tuple[str, float | None]:
@@ -160,6 +181,7 @@ def build_partition(
     seed: int,
     max_samples: int,
     all_activities: bool = False,
+    model_hash: bytes | None = None,
 ) -> Plan:
     """Loads the task's data, partitions it and builds every node's blob (nothing written)."""
     name, alpha = parse_scheme(task, scheme)
@@ -177,7 +199,7 @@ def build_partition(
         labels = fleet.y
         codes = har.quantize(fleet.x, scale, zero_point).reshape(len(fleet), -1)
         kind, classes = BlobKind.RAW_WINDOWS, fleet.classes
-        model_hash = har.data_hash(all_activities, scale, zero_point)
+        data_hash = har.data_hash(all_activities, scale, zero_point)
         groups: npt.NDArray[Any] | None = fleet.user
         extra = {
             "dataset_sha256": har.SHA256,
@@ -198,10 +220,12 @@ def build_partition(
         ).astype(np.int8)
         scale, zero_point = FEATURE_SCALE, FEATURE_ZERO_POINT
         kind, classes = BlobKind.FEATURES, nslkdd.CLASSES
-        model_hash = spec.model_hash()
+        data_hash = spec.model_hash()
         groups = None
         extra = {"dataset_sha256": nslkdd.SHA256[nslkdd.TRAIN_FILE], "file": nslkdd.TRAIN_FILE}
 
+    if model_hash is not None:
+        data_hash = model_hash
     try:
         if name == "by-user":
             assert groups is not None
@@ -233,7 +257,7 @@ def build_partition(
             n_classes=len(classes),
             scale=scale,
             zero_point=zero_point,
-            model_hash=model_hash,
+            model_hash=data_hash,
             labels=labels[idx],
             samples=codes[idx],
         )

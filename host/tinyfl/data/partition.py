@@ -158,6 +158,8 @@ def gateways(
         parts[g].append(chunk)
     for attack in attacks:
         holders = [g for g in range(clients) if attack in families[g]]
+        if not holders:  # fewer gateways than families: nobody sees this one
+            continue
         members = rng.permutation(np.flatnonzero(y == attack))
         for g, chunk in zip(holders, np.array_split(members, len(holders))):
             parts[g].append(chunk)
