@@ -36,8 +36,6 @@ from tinyfl.strategy import get_strategy
 from tinyfl.transport.mqtt import MqttTransport
 from tinyfl.wire import BlobKind, DataBlob, Topics
 
-SCALE, ZERO_POINT = 1.0 / 255.0, -128  # features in [0, 1] as int8
-
 
 def node_blobs(n_nodes: int, per_node: int, seed: int) -> list[DataBlob]:
     """Label-skewed partitions of the training records."""
@@ -51,8 +49,9 @@ def node_blobs(n_nodes: int, per_node: int, seed: int) -> list[DataBlob]:
         mix = np.concatenate([[1.0], rng.dirichlet(np.full(4, 0.5)) * 1.5])
         p = mix[y] / np.bincount(y, minlength=5)[y]
         idx = rng.choice(len(y), size=per_node, replace=False, p=p / p.sum())
-        codes = np.clip(np.round(x[idx] / SCALE) + ZERO_POINT, -128, 127).astype(np.int8)
-        blobs.append(DataBlob(BlobKind.FEATURES, 5, SCALE, ZERO_POINT, spec.model_hash(), y[idx], codes))
+        blobs.append(DataBlob(BlobKind.FEATURES, len(nslkdd.CLASSES), nslkdd.FEATURE_SCALE,
+                              nslkdd.FEATURE_ZERO_POINT, spec.model_hash(), y[idx],
+                              nslkdd.quantize_features(x[idx])))
     return blobs
 
 

@@ -18,9 +18,6 @@ from tinyfl.data import nslkdd
 from tinyfl.fleet import Emulator, NodeProcess, NodeSpec
 from tinyfl.wire import BlobKind, DataBlob, Global, Tensor
 
-FEATURE_SCALE = 1.0 / 255.0  # features in [0, 1] -> int8 codes -128..127
-FEATURE_ZERO_POINT = -128
-
 
 @dataclass(frozen=True)
 class FeatureData:
@@ -41,10 +38,9 @@ def make_blob(data: FeatureData, n: int, seed: int) -> DataBlob:
     """`n` records drawn without replacement, quantized as the node's cache stores them."""
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(data.labels), size=n, replace=False)
-    codes = np.clip(np.round(data.features[idx] / FEATURE_SCALE) + FEATURE_ZERO_POINT, -128, 127)
-    return DataBlob(kind=BlobKind.FEATURES, n_classes=data.n_classes, scale=FEATURE_SCALE,
-                    zero_point=FEATURE_ZERO_POINT, model_hash=data.model_hash,
-                    labels=data.labels[idx], samples=codes.astype(np.int8))
+    return DataBlob(kind=BlobKind.FEATURES, n_classes=data.n_classes, scale=nslkdd.FEATURE_SCALE,
+                    zero_point=nslkdd.FEATURE_ZERO_POINT, model_hash=data.model_hash,
+                    labels=data.labels[idx], samples=nslkdd.quantize_features(data.features[idx]))
 
 
 def make_global(round_id: int, blob: DataBlob, **overrides: object) -> Global:

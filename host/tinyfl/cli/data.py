@@ -34,8 +34,6 @@ from tinyfl.wire import BlobKind, DataBlob
 
 SUMMARY = "prepare datasets for a fleet: per-node data blobs"
 
-FEATURE_SCALE = 1.0 / 255.0  # NSL-KDD features in [0, 1] -> int8 codes -128..127
-FEATURE_ZERO_POINT = -128
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 
@@ -215,10 +213,8 @@ def build_partition(
         spec = nslkdd.fit(train)
         features = nslkdd.encode(train, spec)
         labels = train.labels
-        codes = np.clip(
-            np.round(features / FEATURE_SCALE) + FEATURE_ZERO_POINT, -128, 127
-        ).astype(np.int8)
-        scale, zero_point = FEATURE_SCALE, FEATURE_ZERO_POINT
+        codes = nslkdd.quantize_features(features)
+        scale, zero_point = nslkdd.FEATURE_SCALE, nslkdd.FEATURE_ZERO_POINT
         kind, classes = BlobKind.FEATURES, nslkdd.CLASSES
         data_hash = spec.model_hash()
         groups = None

@@ -55,6 +55,9 @@ N_TOP_SERVICES = 12
 RATE_COLUMNS = frozenset(range(24, 31)) | frozenset(range(33, 41))
 CATEGORICAL_COLUMNS = (1, 2, 3)
 FEATURE_DIM = 38 + len(PROTOCOLS) + len(FLAGS) + N_TOP_SERVICES  # 64
+# How a node's embedding cache holds these features: [0, 1] -> int8 codes -128..127.
+FEATURE_SCALE = 1.0 / 255.0
+FEATURE_ZERO_POINT = -128
 
 
 class DatasetError(TinyFLError):
@@ -206,6 +209,13 @@ def encode(records: Records, spec: FeatureSpec) -> npt.NDArray[np.float32]:
         one_hot(records.categorical[:, 1], spec.services),
     ]
     return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def quantize_features(features: npt.NDArray[np.float32]) -> npt.NDArray[np.int8]:
+    """Feature vectors as the node stores them (FEATURE_SCALE, FEATURE_ZERO_POINT)."""
+    codes = np.clip(np.round(features / FEATURE_SCALE) + FEATURE_ZERO_POINT, -128, 127)
+    out: npt.NDArray[np.int8] = codes.astype(np.int8)
+    return out
 
 
 if __name__ == "__main__":
