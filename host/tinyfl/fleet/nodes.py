@@ -80,6 +80,7 @@ class NodeProcess:
         self.broker_port = broker_port
         self.topic_prefix = topic_prefix
         self.log_path = spec.workdir / f"{spec.node_id}.log"
+        self.stderr_path = spec.workdir / f"{spec.node_id}.stderr"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
@@ -106,7 +107,10 @@ class NodeProcess:
             "-kernel", str(self.image),
         ]
 
-    def start(self) -> None:
+    def start(self, *, new_session: bool = False) -> None:
+        """Start the node; `new_session` puts it in its own session (`tinyfl fleet`), so a Ctrl-C
+        at the terminal reaches the supervisor only and a detached fleet outlives its launcher.
+        QEMU's stderr then goes to `<id>.stderr` in the workdir instead of an unread pipe."""
         if self._proc is not None and self._proc.poll() is None:
             return
         if self.spec.emulator is Emulator.QEMU and shutil.which("qemu-system-arm") is None:
@@ -116,8 +120,13 @@ class NodeProcess:
         if self.spec.emulator is Emulator.NATIVE:
             log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL)
+                                          stdin=subprocess.DEVNULL, start_new_session=new_session)
             log.close()
+        elif new_session:
+            err = open(self.stderr_path, "ab")  # noqa: SIM115 - owned by the child from here on
+            self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err,
+                                          stdin=subprocess.DEVNULL, start_new_session=True)
+            err.close()
         else:
             self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                           stdin=subprocess.DEVNULL)

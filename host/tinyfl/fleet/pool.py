@@ -1,0 +1,348 @@
+"""An emulated fleet: data partitioned into a run folder, a broker, N nodes, all said hello.
+
+`tinyfl fleet up` is this module plus argument parsing. The order matters: the hello subscription
+is in place *before* the first node starts, so every hello that counts arrives live; retained
+hellos delivered at subscribe time are left over from an earlier fleet of the same name on a
+shared broker and are ignored. A node that exits, or a QEMU board that logs `fatal:` and halts
+(e.g. a kind-2 HAR blob before the firmware has a backbone), fails the start at once with its
+exit code and last log lines instead of leaving the user to wait for the timeout.
+
+Every process is started in its own session, so a Ctrl-C at the terminal reaches only the
+supervisor (which then stops them in order) and a detached fleet outlives `fleet up`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from tinyfl.errors import TinyFLError, TransportError, UsageError, WireError
+from tinyfl.fleet.broker import BrokerUnavailable, MosquittoBroker, port_accepts
+from tinyfl.fleet.nodes import Emulator, NodeProcess, NodeSpec, build_firmware
+from tinyfl.fleet.state import (
+    FleetState,
+    Liveness,
+    ProcessRecord,
+    proc_info,
+    start_time_of,
+    stop_processes,
+    verify,
+    write_state,
+)
+from tinyfl.transport.mqtt import MqttTransport
+from tinyfl.transport.serial_bridge import parse_broker_url
+from tinyfl.wire import Hello, Topics, decode
+
+log = logging.getLogger(__name__)
+
+RESTART_POLICIES = ("no", "on-failure", "always")
+BROKER_START_TIMEOUT = 10.0
+POLL_INTERVAL = 0.25
+LOG_TAIL_LINES = 8
+
+
+class FleetError(TinyFLError):
+    """A node did not come up (exited, halted, or no hello in time), or the fleet could not start."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    nodes: int
+    emulator: Emulator
+    task: str
+    run_dir: Path
+    fleet: str = "fleet"
+    broker_url: str | None = None
+    partition: str | None = None
+    seed: int = 0
+    max_samples: int = 512
+    keep_alive_s: int = 0
+    hello_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1:
+            raise UsageError(f"--nodes must be >= 1, got {self.nodes}")
+        if not self.hello_timeout > 0:
+            raise UsageError(f"--hello-timeout must be > 0, got {self.hello_timeout}")
+        Topics.for_fleet(self.fleet)  # validates the fleet name
+
+    @property
+    def topics(self) -> Topics:
+        return Topics.for_fleet(self.fleet)
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "    (no log)"
+    tail = text.splitlines()[-lines:]
+    return "\n".join(f"    | {line}" for line in tail) or "    (log empty)"
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def halted(node: NodeProcess) -> bool:
+    """A QEMU board cannot exit: its firmware logs `fatal: ...` and sleeps forever."""
+    return node.spec.emulator is Emulator.QEMU and "fatal:" in node.log_text()
+
+
+class Fleet:
+    """The processes one `fleet up` starts; `stop()` ends exactly those."""
+
+    def __init__(self, config: FleetConfig, out: TextIO = sys.stdout) -> None:
+        self.config = config
+        self.out = out
+        self.run_dir = config.run_dir
+        self.data_dir = self.run_dir / "data"
+        self.node_dir = self.run_dir / "nodes"
+        self.broker_url = config.broker_url or ""
+        self.broker_proc: subprocess.Popen[bytes] | None = None
+        self.broker_record: ProcessRecord | None = None
+        self.nodes: dict[str, NodeProcess] = {}
+        self.records: dict[str, ProcessRecord] = {}
+        self.supervisor: ProcessRecord | None = None
+
+    # -- preparing -------------------------------------------------------------------------
+
+    def prepare(self) -> list[str]:
+        """Builds the firmware (incremental) and partitions the data; returns the node ids."""
+        from tinyfl.cli.data import build_partition, write_partition  # heavy: numpy, datasets
+
+        c = self.config
+        self.say(f"building firmware ({c.emulator.pio_env}) ...")
+        self.image = build_firmware(c.emulator)
+        plan = build_partition(task=c.task, clients=c.nodes, scheme=c.partition, seed=c.seed,
+                               max_samples=c.max_samples)
+        doc = write_partition(plan, self.data_dir)
+        ids = [str(n["id"]) for n in doc["nodes"]]
+        self.say(f"data: {c.task}, {doc['partition']}, {len(ids)} nodes -> {self.data_dir}")
+        return ids
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # -- broker ----------------------------------------------------------------------------
+
+    def start_broker(self) -> None:
+        """A private mosquitto on a free loopback port unless --broker named one."""
+        if self.config.broker_url is not None:
+            address = parse_broker_url(self.config.broker_url)
+            if not port_accepts(address.host, address.port, timeout=2.0):
+                raise TransportError(f"no MQTT broker accepts connections at {address.url}")
+            self.broker_url = address.url
+            return
+        broker = MosquittoBroker(self.run_dir / "broker")  # writes its config, picks the port
+        cmd = [broker.binary, "-c", str(broker.config_path)]
+        with open(self.run_dir / "broker" / "mosquitto.console", "ab") as console:
+            self.broker_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console,
+                                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.broker_record = ProcessRecord("broker", "", self.broker_proc.pid,
+                                           start_time_of(self.broker_proc.pid), tuple(cmd),
+                                           str(broker.log_path))
+        deadline = time.monotonic() + BROKER_START_TIMEOUT
+        while not port_accepts(broker.host, broker.port):
+            if self.broker_proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise BrokerUnavailable(f"mosquitto did not come up:\n{broker.diagnostics()}")
+            time.sleep(0.02)
+        self.broker_url = broker.url
+        self.say(f"broker: {self.broker_url} (private mosquitto, pid {self.broker_proc.pid})")
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def start_node(self, node_id: str) -> NodeProcess:
+        address = parse_broker_url(self.broker_url)
+        node = self.nodes.get(node_id)
+        if node is None:
+            spec = NodeSpec(node_id, self.data_dir / f"{node_id}.blob", self.node_dir,
+                            self.config.emulator, self.config.keep_alive_s)
+            node = NodeProcess(spec, self.image, address.host, address.port,
+                               self.config.topics.prefix)
+            self.nodes[node_id] = node
+        elif node.log_path.exists():
+            # QEMU truncates its serial log file: keep the dead run's log for the post-mortem.
+            os.replace(node.log_path, node.log_path.with_suffix(".prev.log"))
+        node.start(new_session=True)
+        self.records[node_id] = ProcessRecord("node", node_id, node.pid, start_time_of(node.pid),
+                                              tuple(node.command()), str(node.log_path))
+        return node
+
+    def state(self) -> FleetState:
+        procs = [p for p in (self.supervisor, self.broker_record) if p is not None]
+        procs += [self.records[i] for i in sorted(self.records)]
+        return FleetState(fleet=self.config.fleet, prefix=self.config.topics.prefix,
+                          task=self.config.task, emulator=self.config.emulator.value,
+                          broker_url=self.broker_url, broker_owned=self.broker_proc is not None,
+                          processes=procs)
+
+    def save(self) -> None:
+        write_state(self.run_dir, self.state())
+
+    def failure_report(self, node_id: str) -> str:
+        node = self.nodes[node_id]
+        what = "halted (fatal error logged)" if node.alive else describe_exit(node.returncode)
+        return f"{node_id}: {what}; last log lines ({node.log_path}):\n{log_tail(node.log_path)}"
+
+    async def up(self, node_ids: list[str], progress: bool) -> None:
+        """Start the broker and the nodes and wait until every node has said hello; on any
+        failure stop everything started and raise FleetError/TransportError."""
+        try:
+            self.start_broker()
+            async with _HelloWatch(self.broker_url, self.config.topics, self.config.fleet) as watch:
+                for node_id in node_ids:
+                    self.start_node(node_id)
+                await self._wait_hellos(watch, set(node_ids), progress)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _wait_hellos(self, watch: _HelloWatch, expected: set[str], progress: bool) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.hello_timeout
+        seen: set[str] = set()
+        while seen != expected:
+            failed = [i for i in sorted(expected - seen)
+                      if not self.nodes[i].alive or halted(self.nodes[i])]
+            if failed:
+                raise FleetError("node(s) failed before saying hello:\n"
+                                 + "\n".join(self.failure_report(i) for i in failed))
+            if loop.time() > deadline:
+                missing = sorted(expected - seen)
+                raise FleetError(
+                    f"{len(missing)} of {len(expected)} nodes sent no hello within "
+                    f"{self.config.hello_timeout:g} s:\n"
+                    + "\n".join(self.failure_report(i) for i in missing))
+            for node_id in await watch.hellos(POLL_INTERVAL):
+                if node_id in expected:
+                    seen.add(node_id)
+            if progress:
+                print(f"\rhello {len(seen)}/{len(expected)}", end="", file=sys.stderr, flush=True)
+        if progress:
+            print(file=sys.stderr)
+
+    # -- supervision (--foreground) ---------------------------------------------------------
+
+    async def supervise(self, stop: asyncio.Event, restart: str, max_restarts: int) -> None:
+        """Report nodes that die and restart them per policy, until `stop` is set."""
+        restarts: dict[str, int] = {}
+        reported: set[str] = set()
+        waiting_hello: set[str] = set()
+        async with _HelloWatch(self.broker_url, self.config.topics, self.config.fleet) as watch:
+            while not stop.is_set():
+                for node_id, node in sorted(self.nodes.items()):
+                    if node.alive or node_id in reported:
+                        continue
+                    code = node.returncode
+                    self.say(f"node {self.failure_report(node_id)}")
+                    wanted = restart == "always" or (restart == "on-failure" and code != 0)
+                    if not wanted or restarts.get(node_id, 0) >= max_restarts:
+                        why = "restart policy" if not wanted else f"{max_restarts} restarts done"
+                        self.say(f"{node_id}: not restarted ({why})")
+                        reported.add(node_id)
+                        continue
+                    restarts[node_id] = restarts.get(node_id, 0) + 1
+                    self.start_node(node_id)
+                    self.save()
+                    waiting_hello.add(node_id)
+                    self.say(f"{node_id}: restarted (pid {node.pid}, restart "
+                             f"{restarts[node_id]}/{max_restarts})")
+                for node_id in await watch.hellos(POLL_INTERVAL):
+                    if node_id in waiting_hello:
+                        waiting_hello.discard(node_id)
+                        self.say(f"{node_id}: hello again")
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Nodes first (their last will reaches a live broker), then the broker."""
+        records = list(self.records.values())
+        for node in self.nodes.values():
+            node.stop()
+        if self.broker_proc is not None and self.broker_proc.poll() is None:
+            self.broker_proc.terminate()
+            try:
+                self.broker_proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self.broker_proc.kill()
+                self.broker_proc.wait(5.0)
+        # Anything recorded but no longer ours to wait() on (never expected): verified stop.
+        stop_processes([r for r in records if verify(r) is Liveness.RUNNING])
+
+
+def supervisor_record() -> ProcessRecord:
+    info = proc_info(os.getpid())
+    assert info is not None
+    return ProcessRecord("supervisor", "", os.getpid(), info.start_time, info.cmdline)
+
+
+class _HelloWatch:
+    """A subscription to every node's hello under the prefix; ignores retained (stale) ones."""
+
+    def __init__(self, url: str, topics: Topics, fleet: str) -> None:
+        self.url = url
+        self.topics = topics
+        self.transport = MqttTransport()
+        self.client_id = f"tinyfl-fleet-{fleet}-{os.getpid()}-{id(self) % 10000}"
+
+    async def __aenter__(self) -> _HelloWatch:  # noqa: PYI034 -- private, never subclassed
+        await self.transport.connect(self.url, client_id=self.client_id)
+        await self.transport.subscribe(self.topics.all_nodes("hello"), qos=1)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.transport.close()
+
+    async def hellos(self, wait: float) -> list[str]:
+        """Node ids of the live, valid hellos that arrive within `wait` seconds."""
+        ids: list[str] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while (left := deadline - loop.time()) > 0:
+            try:
+                message = await self.transport.receive(timeout=left)
+            except (asyncio.TimeoutError, TimeoutError):
+                break
+            if message.retain or not message.payload:
+                continue
+            try:
+                frame = decode(message.payload)
+            except WireError as exc:
+                log.warning("bad hello on %s: %s", message.topic, exc)
+                continue
+            if isinstance(frame, Hello):
+                ids.append(frame.node_id)
+        return ids
+
+
+def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGINT/SIGTERM set `stop`; returns the function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def remove() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    return remove
