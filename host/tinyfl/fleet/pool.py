@@ -225,14 +225,16 @@ class Fleet:
             failed = [i for i in sorted(expected - seen)
                       if not self.nodes[i].alive or halted(self.nodes[i])]
             if failed:
-                raise FleetError("node(s) failed before saying hello:\n"
-                                 + "\n".join(self.failure_report(i) for i in failed))
+                # The multi-line report goes to the output; the error stays one line.
+                self.say("\n".join(self.failure_report(i) for i in failed))
+                raise FleetError(f"{len(failed)} node(s) failed before saying hello: "
+                                 f"{', '.join(failed)} (logs above)")
             if loop.time() > deadline:
                 missing = sorted(expected - seen)
+                self.say("\n".join(self.failure_report(i) for i in missing))
                 raise FleetError(
                     f"{len(missing)} of {len(expected)} nodes sent no hello within "
-                    f"{self.config.hello_timeout:g} s:\n"
-                    + "\n".join(self.failure_report(i) for i in missing))
+                    f"{self.config.hello_timeout:g} s: {', '.join(missing)} (logs above)")
             for node_id in await watch.hellos(POLL_INTERVAL):
                 if node_id in expected:
                     seen.add(node_id)

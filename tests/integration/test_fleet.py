@@ -1,0 +1,154 @@
+"""`tinyfl fleet` against real parts: firmware, mosquitto, native processes and QEMU boards.
+
+Every test drives the CLI in a subprocess, as a user would, and checks the processes through
+/proc; the fixtures stop whatever a failing test left behind (by recorded, verified pid only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.mqtt_probe import MqttProbe
+from tinyfl.fleet import Emulator, build_firmware
+from tinyfl.fleet.state import Liveness, proc_info, read_state, stop_processes, verify
+from tinyfl.wire import Hello, decode
+
+pytestmark = [pytest.mark.firmware, pytest.mark.broker]
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 180
+
+
+def tinyfl(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tinyfl.cli.main", *args], capture_output=True,
+                          text=True, timeout=TIMEOUT, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Iterator[Path]:
+    run = tmp_path / "run"
+    yield run
+    if (run / "fleet.json").exists():  # whatever a failed test left running
+        stop_processes(read_state(run).processes, timeout=2.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def firmware() -> None:
+    for emulator in Emulator:
+        build_firmware(emulator)
+
+
+def test_up_status_down_native(run_dir: Path) -> None:
+    result = tinyfl("fleet", "up", "--nodes", "4", "--emulator", "native", "--task", "nsl-kdd",
+                    "--fleet", "ftest", "--run", str(run_dir))
+    assert result.returncode == 0, result.stdout + result.stderr
+    state = read_state(run_dir)
+    assert [n.node_id for n in state.nodes] == ["node01", "node02", "node03", "node04"]
+    assert state.broker_owned and state.prefix == "tinyfl/ftest"
+    assert all(verify(p) is Liveness.RUNNING for p in state.processes)
+    assert all(Path(n.log).exists() for n in state.nodes)
+
+    host, port = state.broker_url.removeprefix("mqtt://").split(":")
+    with MqttProbe(host, int(port)) as probe:
+        probe.subscribe("tinyfl/ftest/nodes/+/hello")
+        hellos = {decode(probe.wait_for("tinyfl/ftest/nodes/+/hello").payload) for _ in range(4)}
+    assert {h.node_id for h in hellos if isinstance(h, Hello)} == {n.node_id for n in state.nodes}
+
+    status = tinyfl("fleet", "status", "--run", str(run_dir))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.count(" up ") == 5 and "4/4 nodes up" in status.stdout
+
+    # An unrelated process that looks recorded: node04's pid entry now names a sleeper, with a
+    # start time that is off by one tick, as after pid reuse. `down` must leave it alone.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        info = proc_info(sleeper.pid)
+        assert info is not None
+        doc = json.loads((run_dir / "fleet.json").read_text())
+        node04 = next(p for p in doc["processes"] if p["node_id"] == "node04")
+        real_node04 = node04["pid"]
+        node04.update(pid=sleeper.pid, start_time=info.start_time + 1, cmdline=list(info.cmdline))
+        (run_dir / "fleet.json").write_text(json.dumps(doc))
+
+        down = tinyfl("fleet", "down", "--run", str(run_dir))
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert f"node04: pid {sleeper.pid} skipped" in down.stdout
+        assert "1 pid(s) left alone" in down.stdout
+        assert sleeper.poll() is None
+        for record in read_state(run_dir).processes:
+            if record.node_id != "node04":
+                assert verify(record) is Liveness.GONE, record
+        # the real node04 was not stopped by `down` (its record was tampered with): clean it up
+        os.kill(real_node04, signal.SIGTERM)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+    status = tinyfl("fleet", "status", "--run", str(run_dir))
+    assert status.returncode == 1 and "0/4 nodes up" in status.stdout
+
+
+def test_node_that_never_says_hello_is_reported(run_dir: Path) -> None:
+    """HAR blobs are raw windows the current native firmware rejects: the node exits."""
+    result = tinyfl("fleet", "up", "--nodes", "2", "--emulator", "native", "--task", "har",
+                    "--run", str(run_dir), "--hello-timeout", "30")
+    assert result.returncode == 1
+    assert "failed before saying hello" in result.stderr
+    assert re.search(r"node0[12]: exit code 1", result.stdout), result.stdout
+    assert "unsupported" in result.stdout
+    assert not (run_dir / "fleet.json").exists()
+    leftover = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, check=False)
+    assert leftover.returncode == 1, leftover.stdout
+
+
+@pytest.mark.qemu
+def test_foreground_qemu_restarts_a_killed_node(run_dir: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinyfl.cli.main", "fleet", "up", "--nodes", "3", "--emulator",
+         "qemu", "--task", "nsl-kdd", "--run", str(run_dir), "--foreground",
+         "--restart", "on-failure"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    lines: list[str] = []
+
+    def read_until(text: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            lines.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"no {text!r} in output:\n{''.join(lines)}")
+
+    try:
+        read_until("supervising")
+        state = read_state(run_dir)
+        assert len(state.nodes) == 3 and state.processes[0].role == "supervisor"
+        victim = next(n for n in state.nodes if n.node_id == "node02")
+        os.kill(victim.pid, signal.SIGKILL)
+        read_until("node02: restarted")
+        assert any("node02: killed by SIGKILL" in line for line in lines), "".join(lines)
+        read_until("node02: hello again")
+        after = read_state(run_dir)
+        new = next(n for n in after.nodes if n.node_id == "node02")
+        assert new.pid != victim.pid and verify(new) is Liveness.RUNNING
+
+        proc.send_signal(signal.SIGINT)
+        read_until("fleet stopped", timeout=30)
+        assert proc.wait(30) == 0
+        assert all(verify(p) is Liveness.GONE for p in after.processes)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
