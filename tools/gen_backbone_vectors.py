@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Writes the int8 backbone test vectors: a tiny full-int8 .tflite, its firmware blob, and the
+reference interpreter's outputs for 64 random int8 inputs.
+
+    python tools/gen_backbone_vectors.py           # (re)write testvectors/backbone/
+    python tools/gen_backbone_vectors.py --check   # exit 1 unless the stored outputs equal what
+                                                   # the reference interpreter computes now from
+                                                   # the stored .tflite (and the blob is current)
+
+Needs TensorFlow and ai-edge-litert (the `model` extra); the tests that read these files do not.
+
+The model is deliberately small and untrained (fixed seeds): it exists to pin the int8 arithmetic
+of every op the HAR backbone uses, not to be accurate. Keras Conv1D(8, 5, relu) -> MaxPool1D(2)
+-> Conv1D(16, 5, relu) -> GlobalAveragePooling1D -> Dense(32, relu) on (128, 6) windows; the
+converter lowers it to EXPAND_DIMS / CONV_2D / RESHAPE / MAX_POOL_2D / MEAN / FULLY_CONNECTED.
+
+The reference is LiteRT's interpreter with the reference op resolver and no delegate
+(OpResolverType.BUILTIN_REF), whose kernels implement TFLite's integer-only arithmetic (Jacob et
+al., CVPR 2018). When tflite-micro is installed it is run too and its
+differences are reported (its MEAN and per-channel FULLY_CONNECTED kernels round differently from
+LiteRT's reference kernels; the node follows LiteRT). The numpy backbone must agree exactly.
+
+TF's converter is not guaranteed to be byte-deterministic across versions, so `--check` does not
+rebuild the model: it re-runs the reference on the stored .tflite and inputs and compares.
+
+Files (layouts in testvectors/backbone/README.md): tiny.tflite, tiny.tfmb (firmware model blob,
+docs/MODEL.md), tiny_io.bin (TFTV container: x int8 (64, 128, 6), y int8 (64, 32)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "host"))
+
+from tinyfl.model.firmware_blob import export_blob
+from tinyfl.model.tflite import read_model
+
+OUT = ROOT / "testvectors" / "backbone"
+N_INPUTS = 64
+SEED = 20240604
+WINDOW, CHANNELS, EMBED = 128, 6, 32
+
+
+def _vector_container() -> ModuleType:
+    """The repo's one Python reader/writer of the TFTV container (tools/gen_head_vectors.py)."""
+    spec = importlib.util.spec_from_file_location("gen_head_vectors", ROOT / "tools" / "gen_head_vectors.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_tflite() -> bytes:
+    """Builds the seeded Keras model and converts it to full int8 (int8 input and output)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(SEED)
+    init = tf.keras.initializers
+    model = tf.keras.Sequential(
+        [
+            tf.keras.layers.Input((WINDOW, CHANNELS)),
+            tf.keras.layers.Conv1D(8, 5, activation="relu", kernel_initializer=init.GlorotUniform(1),
+                                   bias_initializer=init.RandomUniform(-0.1, 0.1, seed=2)),
+            tf.keras.layers.MaxPooling1D(2),
+            tf.keras.layers.Conv1D(16, 5, activation="relu", kernel_initializer=init.GlorotUniform(3),
+                                   bias_initializer=init.RandomUniform(-0.1, 0.1, seed=4)),
+            tf.keras.layers.GlobalAveragePooling1D(),
+            tf.keras.layers.Dense(EMBED, activation="relu", kernel_initializer=init.GlorotUniform(5),
+                                  bias_initializer=init.RandomUniform(-0.1, 0.1, seed=6)),
+        ]
+    )
+    rep_rng = np.random.default_rng(SEED + 1)
+    rep = rep_rng.normal(0.0, 1.0, size=(100, WINDOW, CHANNELS)).astype(np.float32)
+
+    def representative() -> Any:
+        for i in range(rep.shape[0]):
+            yield [rep[i : i + 1]]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return bytes(conv.convert())
+
+
+def make_inputs() -> npt.NDArray[np.int8]:
+    """N random int8 windows spanning the whole int8 range (exercises saturation too)."""
+    rng = np.random.default_rng(SEED + 2)
+    return rng.integers(-128, 128, size=(N_INPUTS, WINDOW, CHANNELS), dtype=np.int8)
+
+
+def reference_outputs(tflite: bytes, x: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
+    """LiteRT's reference kernels, no delegate: the bit-exact ground truth."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_content=tflite,
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    ys = []
+    for i in range(x.shape[0]):
+        interp.set_tensor(inp["index"], x[i : i + 1])
+        interp.invoke()
+        ys.append(interp.get_tensor(out["index"]).reshape(-1).copy())
+    return np.stack(ys).astype(np.int8)
+
+
+def micro_outputs(tflite: bytes, x: npt.NDArray[np.int8]) -> npt.NDArray[np.int8] | None:
+    """tflite-micro's Python interpreter, when installed (a second, independent reference)."""
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError:
+        return None
+    interp = runtime.Interpreter.from_bytes(tflite)
+    ys = []
+    for i in range(x.shape[0]):
+        interp.set_input(x[i : i + 1], 0)
+        interp.invoke()
+        ys.append(np.asarray(interp.get_output(0)).reshape(-1).copy())
+    return np.stack(ys).astype(np.int8)
+
+
+def cross_check(tflite: bytes, x: npt.NDArray[np.int8], y: npt.NDArray[np.int8]) -> list[str]:
+    """Differences between `y` and the other implementations that must equal it."""
+    problems = []
+    micro = micro_outputs(tflite, x)
+    if micro is not None:
+        # Informational: TFLM's MEAN and per-channel FULLY_CONNECTED kernels round differently
+        # from LiteRT's reference kernels (the node follows LiteRT), so off-by-one bytes are
+        # expected here and are reported, not failed.
+        diff = micro.astype(np.int16) - y
+        print(f"note: tflite-micro differs in {int((diff != 0).sum())} of {diff.size} bytes "
+              f"(max |diff| {int(np.abs(diff).max())})")
+    from tinyfl.model.backbone import run_model
+
+    host = np.stack([run_model(read_model(tflite), x[i]) for i in range(x.shape[0])])
+    if not np.array_equal(host.reshape(y.shape), y):
+        problems.append(f"numpy backbone differs on {int((host.reshape(y.shape) != y).any(axis=1).sum())} inputs")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="verify the stored files, write nothing")
+    args = ap.parse_args(argv)
+    tv = _vector_container()
+
+    if args.check:
+        tflite = (OUT / "tiny.tflite").read_bytes()
+        arrays = tv.unpack((OUT / "tiny_io.bin").read_bytes())
+        x, y = arrays["x"], arrays["y"]
+        fresh = reference_outputs(tflite, x)
+        problems = [] if np.array_equal(fresh, y) else ["stored outputs differ from the reference interpreter"]
+        if (OUT / "tiny.tfmb").read_bytes() != export_blob(read_model(tflite)):
+            problems.append("tiny.tfmb is not the export of tiny.tflite")
+        problems += cross_check(tflite, x, y)
+        for p in problems:
+            print(f"check failed: {p}", file=sys.stderr)
+        print(f"{'FAIL' if problems else 'ok'}: {x.shape[0]} inputs checked")
+        return 1 if problems else 0
+
+    tflite = build_tflite()
+    x = make_inputs()
+    y = reference_outputs(tflite, x)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "tiny.tflite").write_bytes(tflite)
+    (OUT / "tiny.tfmb").write_bytes(export_blob(read_model(tflite)))
+    (OUT / "tiny_io.bin").write_bytes(tv.pack({"x": x, "y": y}))
+    problems = cross_check(tflite, x, y)
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    print(f"wrote {OUT}: tiny.tflite ({len(tflite)} B), {x.shape[0]} reference outputs")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
