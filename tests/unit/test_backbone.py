@@ -64,7 +64,10 @@ def test_blob_header_and_crc() -> None:
     assert (magic, version, layers, total) == (b"TFMB", 1, 5, len(blob))
     assert struct.unpack_from("<I", blob, len(blob) - 4)[0] == zlib.crc32(blob[:-4])
     header = blob_c_header(blob, "tiny_model_blob")
-    assert "tiny_model_blob[2180]" in header.replace(f"[{len(blob)}]", "[2180]")
+    assert f"uint8_t tiny_model_blob[{len(blob)}] = {{" in header
+    assert header.count("0x") == len(blob)
+    with pytest.raises(ValueError):
+        blob_c_header(blob, "weights")  # firmware_size.py could not attribute it to "model"
 
 
 @pytest.mark.parametrize(
