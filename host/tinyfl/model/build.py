@@ -72,6 +72,8 @@ ACTIVATION_LIMIT = 16 * 1024  # bytes of RAM for intermediate activations
 NSLKDD_SOURCE_SHARE = 0.2
 NSLKDD_SPLIT_SEED = 20240601
 DEFAULT_EPOCHS = {"har": 40, "nsl-kdd": 30}
+HAR_AUGMENT_COPIES = 8
+HAR_MAX_ROTATION_DEG = 20.0
 METADATA_VERSION = 1
 
 F32 = npt.NDArray[np.float32]
@@ -93,6 +95,7 @@ class BuildConfig:
     seed: int = 0
     batch_size: int = 64
     lr: float = 1e-3
+    augment: int = HAR_AUGMENT_COPIES
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ def _train(data: TaskData, cfg: BuildConfig, log: Callable[[str], None]) -> Any:
     clf.compile(optimizer=tf.keras.optimizers.Adam(cfg.lr),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     x, y = data.dequantize(data.source[0]), data.source[1].astype(np.int64)
+    if data.task == "har" and cfg.augment > 0:
+        x, y = har_augment(x, y, data.in_scale, cfg.augment, cfg.seed)
     log(f"training {models.backbone.name} on {len(y)} source samples, {cfg.epochs} epochs")
 
     def progress(epoch: int, logs: dict[str, float] | None) -> None:
@@ -191,6 +196,39 @@ def _train(data: TaskData, cfg: BuildConfig, log: Callable[[str], None]) -> Any:
     clf.fit(x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
             callbacks=[tf.keras.callbacks.LambdaCallback(on_epoch_end=progress)])
     return models
+
+
+def _rotations(rng: np.random.Generator, n: int, max_deg: float) -> npt.NDArray[np.float32]:
+    """n random 3-D rotations (Rodrigues) about uniform axes by up to max_deg degrees."""
+    axis = rng.normal(size=(n, 3))
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    theta = np.deg2rad(rng.uniform(-max_deg, max_deg, size=n))
+    k = np.zeros((n, 3, 3))
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    k -= np.transpose(k, (0, 2, 1))
+    eye = np.eye(3)[None]
+    r = eye + np.sin(theta)[:, None, None] * k + (1 - np.cos(theta))[:, None, None] * (k @ k)
+    return r.astype(np.float32)
+
+
+def har_augment(x: F32, y: npt.NDArray[np.int64], scale: float, copies: int,
+                seed: int) -> tuple[F32, npt.NDArray[np.int64]]:
+    """The source windows plus `copies` seeded variants each, as other users' phones would see
+    them: the phone sits a little rotated on another waist (one rotation of up to 20 degrees for
+    both sensors), with another gain (x0.9..1.1) and sensor noise (one code step); every variant
+    is re-quantized to the node's int8 codes so training sees only values a node can feed."""
+    rng = np.random.default_rng(seed + 0x5EED)
+    xs, ys = [x], [y]
+    for _ in range(copies):
+        r = _rotations(rng, x.shape[0], HAR_MAX_ROTATION_DEG)
+        acc = np.einsum("nij,ntj->nti", r, x[:, :, 0:3])
+        gyro = np.einsum("nij,ntj->nti", r, x[:, :, 3:6])
+        v = np.concatenate([acc, gyro], axis=2) * rng.uniform(0.9, 1.1, size=(x.shape[0], 1, 1))
+        v = v + rng.normal(0.0, scale, size=v.shape)
+        q = np.clip(np.round(v / np.float32(scale)), -128, 127)
+        xs.append((q * np.float32(scale)).astype(np.float32))
+        ys.append(y)
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
 
 
 def _calibration(data: TaskData) -> F32:
