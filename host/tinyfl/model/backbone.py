@@ -348,6 +348,16 @@ def _fully_connected(model: TfliteModel, op: Operator) -> FullyConnected:
     return FullyConnected(n, m, weights, bias, eff, zp_in, zp_out, act)
 
 
+def _build_layer(model: TfliteModel, op: Operator) -> Layer:
+    if op.name == "CONV_2D":
+        return _conv(model, op)
+    if op.name == "MAX_POOL_2D":
+        return _max_pool(model, op)
+    if op.name == "MEAN":
+        return _mean(model, op)
+    return _fully_connected(model, op)
+
+
 def prepare(model: TfliteModel) -> list[Layer]:
     """Compute layers of a single-input, single-output chain of supported ops (reshapes dropped).
 
@@ -371,14 +381,12 @@ def prepare(model: TfliteModel) -> list[Layer]:
                 _int8_quant(src) != _int8_quant(dst)
             ):
                 raise ModelError(f"{op.name} {op.index} changes size or quantization")
-        elif op.name == "CONV_2D":
-            layers.append(_conv(model, op))
-        elif op.name == "MAX_POOL_2D":
-            layers.append(_max_pool(model, op))
-        elif op.name == "MEAN":
-            layers.append(_mean(model, op))
         else:
-            layers.append(_fully_connected(model, op))
+            try:
+                layers.append(_build_layer(model, op))
+            except (KeyError, IndexError) as exc:
+                # A corrupted file can lack an option table field the op needs.
+                raise ModelError(f"{op.name} {op.index}: missing or malformed option {exc}") from None
         current = op.outputs[0]
     if current != model.outputs[0]:
         raise ModelError("the chain of ops does not end at the model's output")
