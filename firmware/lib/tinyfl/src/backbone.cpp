@@ -193,7 +193,7 @@ Status parse_mean(Reader& r, uint32_t len, BackboneLayer* l) {
   r.u8();
   if (!r.ok()) return r.status();
   if (l->in_h == 0 || l->in_w == 0 || l->in_c == 0 || reserved != 0 || l->multiplier < 0 ||
-      !shift_ok(l->shift) || l->in_w > kMaxDepth) {
+      !shift_ok(l->shift)) {
     return Status::BadValue;
   }
   l->out_h = l->in_h;
@@ -212,7 +212,7 @@ Status parse_fc(Reader& r, uint32_t len, BackboneLayer* l) {
   l->act_min = static_cast<int8_t>(r.u8());
   l->act_max = static_cast<int8_t>(r.u8());
   if (!r.ok()) return r.status();
-  if (l->in_c == 0 || l->out_c == 0 || l->in_c > kMaxDepth || l->act_min > l->act_max) {
+  if (l->in_c == 0 || l->out_c == 0 || l->act_min > l->act_max) {
     return Status::BadValue;
   }
   const size_t n = l->in_c, m = l->out_c;
