@@ -27,6 +27,7 @@ from tinyfl.strategy.base import (
     AggregationError,
     ClientUpdate,
     State,
+    Stateless,
     StateValue,
     check_head,
     check_inputs,
@@ -45,19 +46,11 @@ def weighted_mean(deltas: NDArray[np.float64], weights: NDArray[np.float64]) -> 
 
 
 @dataclass(frozen=True)
-class FedAvg:
+class FedAvg(Stateless):
     """FedAvg (McMahan et al. 2017): the new head is the head plus the mean of the deltas weighted
     by each node's sample count, so every training sample counts the same wherever it lives."""
 
     name: ClassVar[str] = "fedavg"
-
-    @property
-    def prox_mu(self) -> float:
-        return 0.0
-
-    def init_state(self, head: NDArray[Any]) -> dict[str, StateValue]:
-        check_head(head)
-        return {}
 
     def aggregate(
         self, head: NDArray[Any], updates: Sequence[ClientUpdate], state: State | None = None

@@ -108,6 +108,18 @@ class Strategy(Protocol):
         ...
 
 
+class Stateless:
+    """For strategies with no server state and no node-side FedProx term."""
+
+    @property
+    def prox_mu(self) -> float:
+        return 0.0
+
+    def init_state(self, head: NDArray[Any]) -> dict[str, StateValue]:
+        check_head(head)
+        return {}
+
+
 @dataclass(frozen=True)
 class Checked:
     """Validated inputs in float64: head (k, d+1), deltas (n, k, d+1), weights (n,) summing to 1.

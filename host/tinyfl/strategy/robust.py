@@ -28,8 +28,7 @@ from tinyfl.strategy.base import (
     AggregationError,
     ClientUpdate,
     State,
-    StateValue,
-    check_head,
+    Stateless,
     check_inputs,
     check_param,
     finish,
@@ -85,19 +84,11 @@ def clip_to_norm(
 
 
 @dataclass(frozen=True)
-class Median:
+class Median(Stateless):
     """Coordinate-wise median (Yin et al. 2018): each weight moves by the median of the nodes'
     deltas for it, so fewer than half of the nodes cannot move it beyond the honest range."""
 
     name: ClassVar[str] = "median"
-
-    @property
-    def prox_mu(self) -> float:
-        return 0.0
-
-    def init_state(self, head: NDArray[Any]) -> dict[str, StateValue]:
-        check_head(head)
-        return {}
 
     def aggregate(
         self, head: NDArray[Any], updates: Sequence[ClientUpdate], state: State | None = None
@@ -107,7 +98,7 @@ class Median:
 
 
 @dataclass(frozen=True)
-class TrimmedMean:
+class TrimmedMean(Stateless):
     """Coordinate-wise trimmed mean (Yin et al. 2018): drop the floor(beta * n) largest and
     smallest values of each coordinate, average the rest. Tolerates up to that many bad nodes
     per side while averaging (less noisy than the median) over the honest middle."""
@@ -117,14 +108,6 @@ class TrimmedMean:
 
     def __post_init__(self) -> None:
         check_param("trimmed-mean beta", self.beta, low=0.0, high=0.5, high_open=True)
-
-    @property
-    def prox_mu(self) -> float:
-        return 0.0
-
-    def init_state(self, head: NDArray[Any]) -> dict[str, StateValue]:
-        check_head(head)
-        return {}
 
     def aggregate(
         self, head: NDArray[Any], updates: Sequence[ClientUpdate], state: State | None = None
@@ -136,7 +119,7 @@ class TrimmedMean:
 
 
 @dataclass(frozen=True)
-class NormBounded:
+class NormBounded(Stateless):
     """Norm-bounded averaging (Sun et al. 2019): clip each update to L2 norm `bound`, then take
     FedAvg's sample-weighted mean. An oversized (e.g. boosted, backdoored) update then counts no
     more than an ordinary one.
@@ -157,14 +140,6 @@ class NormBounded:
                 )
         else:
             check_param("norm-bounded bound", self.bound, low=0.0, low_open=True)
-
-    @property
-    def prox_mu(self) -> float:
-        return 0.0
-
-    def init_state(self, head: NDArray[Any]) -> dict[str, StateValue]:
-        check_head(head)
-        return {}
 
     def aggregate(
         self, head: NDArray[Any], updates: Sequence[ClientUpdate], state: State | None = None
