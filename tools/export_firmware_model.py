@@ -28,10 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blob", type=Path, required=True)
     ap.add_argument("--header", type=Path)
     ap.add_argument("--name", default="tinyfl_model_blob")
+    ap.add_argument("--task", default="", help="task name written into the header")
     args = ap.parse_args(argv)
     try:
         blob = export_blob(read_model(args.model.read_bytes()))
-        header = blob_c_header(blob, args.name) if args.header else None
+        header = blob_c_header(blob, args.name, args.task) if args.header else None
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -406,7 +406,7 @@ def build(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any
     from tinyfl.model.firmware_blob import blob_c_header, export_blob
 
     blob = export_blob(model)
-    header = blob_c_header(blob)
+    header = blob_c_header(blob, task=cfg.task)
     model_hash = hashlib.sha256(blob).digest()[:8]
     log(f"  ops {', '.join(sz['op_sequence'])}")
     log(f"  weights flash: {sz['int8_weight_bytes']} B int8 + {sz['int32_bias_bytes']} B bias; "
