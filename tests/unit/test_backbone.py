@@ -8,6 +8,7 @@ live interpreter where it is installed).
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from pathlib import Path
@@ -65,7 +66,9 @@ def test_blob_header_and_crc() -> None:
     assert struct.unpack_from("<I", blob, len(blob) - 4)[0] == zlib.crc32(blob[:-4])
     header = blob_c_header(blob, "tiny_model_blob")
     assert f"uint8_t tiny_model_blob[{len(blob)}] = {{" in header
-    assert header.count("0x") == len(blob)
+    assert header.count("0x") == len(blob) + 8  # the blob, then its 8-byte hash
+    digest = ", ".join(f"0x{b:02x}" for b in hashlib.sha256(blob).digest()[:8])
+    assert f"tiny_model_blob_hash[8] = {{{digest}}};" in header
     with pytest.raises(ValueError):
         blob_c_header(blob, "weights")  # firmware_size.py could not attribute it to "model"
 
