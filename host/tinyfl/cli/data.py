@@ -81,8 +81,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--model-hash",
         metavar="HEX",
         help=(
-            "8-byte model hash (16 hex digits) the blobs carry; default: the identity of the "
-            "data definition (NSL-KDD feature spec, HAR window and quantization)"
+            "8-byte model hash (16 hex digits) the blobs carry; default: HAR, the hash of the "
+            "backbone in models/har (the 12-activity data: the identity of the window "
+            "definition); NSL-KDD, the identity of the feature specification"
         ),
     )
     part.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
@@ -197,7 +198,7 @@ def build_partition(
         labels = fleet.y
         codes = har.quantize(fleet.x, scale, zero_point).reshape(len(fleet), -1)
         kind, classes = BlobKind.RAW_WINDOWS, fleet.classes
-        data_hash = har.data_hash(all_activities, scale, zero_point)
+        data_hash = har_model_hash(all_activities, scale, zero_point)
         groups: npt.NDArray[Any] | None = fleet.user
         extra = {
             "dataset_sha256": har.SHA256,
@@ -260,6 +261,22 @@ def build_partition(
         nodes.append(Node(node_id, blob))
     scheme_text = name if alpha is None else f"{name}:{alpha:g}"
     return Plan(task, scheme_text, seed, max_samples, tuple(classes), tuple(nodes), extra)
+
+
+def har_model_hash(all_activities: bool, scale: float, zero_point: int) -> bytes:
+    """The hash of the backbone the windows feed (models/har), which nodes report in HELLO and
+    use to pick the compiled model; the 12-activity data has no built model and carries the
+    identity of its window definition instead. ModelError when models/har expects other codes."""
+    from tinyfl.model.artifacts import load_artifacts
+    from tinyfl.model.tflite import ModelError
+
+    if all_activities:
+        return har.data_hash(all_activities, scale, zero_point)
+    art = load_artifacts("har")
+    if art.input_zero_point != zero_point or np.float32(art.input_scale) != np.float32(scale):
+        raise ModelError(f"{art.folder} expects input codes with scale {art.input_scale!r} and "
+                         f"zero point {art.input_zero_point}, the windows have {scale!r}, {zero_point}")
+    return art.model_hash
 
 
 def manifest(plan: Plan, blobs: dict[str, bytes]) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """What a run trains: the head's shape, the model identity nodes must report, and the held-out
 test set the coordinator evaluates every round's global head on.
 
-A `Task` is deliberately small so that any model can plug in: today NSL-KDD feature vectors
+A `Task` is deliberately small so that any model can plug in: a built model folder
+(`models/har`: the test set is the int8 backbone's embeddings of the held-out users' windows,
+computed by the numpy backbone that is bit-exact with the node's), NSL-KDD feature vectors
 (d = 64, k = 5, the nodes carry features instead of a backbone) and a synthetic task for tests and
-benchmarks; later the HAR model of `models/<task>`, whose test set is the int8 backbone's
-embeddings of held-out windows. The coordinator never looks past these fields.
+benchmarks. The coordinator never looks past these fields.
 
 Evaluation is server-side on embeddings: logits = X @ W[:, :-1].T + W[:, -1].
 """
@@ -19,11 +20,19 @@ import numpy.typing as npt
 
 from tinyfl.errors import UsageError
 
-__all__ = ["Evaluation", "Task", "evaluate", "load_task", "nsl_kdd_task", "synthetic_task"]
+__all__ = [
+    "Evaluation",
+    "Task",
+    "evaluate",
+    "har_task",
+    "load_task",
+    "nsl_kdd_task",
+    "synthetic_task",
+]
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
-TASKS = ("nsl-kdd", "synthetic")
+TASKS = ("har", "nsl-kdd", "synthetic")
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +104,49 @@ def evaluate(head: npt.NDArray[np.floating], x: F32, y: U8) -> Evaluation:
     return Evaluation(accuracy, loss, tuple(f1), float(np.mean(f1)))
 
 
+def har_task(model: str = "har", with_train: bool = False) -> Task:
+    """HAR on a built backbone (`models/har` or another folder `tinyfl model build` wrote).
+
+    Test set: every label-pure window of the held-out users, quantized as the nodes' blobs are
+    (`har.fit_quantization` on the source users, which the model's input tensor must equal) and
+    embedded by the numpy int8 backbone. `with_train` adds the fleet users' windows (for
+    simulations and baselines; about 4 s more).
+    """
+    from tinyfl.data import har
+    from tinyfl.model.artifacts import load_artifacts
+    from tinyfl.model.tflite import ModelError
+
+    art = load_artifacts(model)
+    windows = har.load(all_activities=len(art.classes) > 6)
+    scale, zero_point = har.fit_quantization(windows.split("source").x)
+    if zero_point != art.input_zero_point or np.float32(scale) != np.float32(art.input_scale):
+        raise ModelError(
+            f"{art.folder}: the model's input quantization (scale {art.input_scale!r}, zero point "
+            f"{art.input_zero_point}) is not the nodes' (scale {scale!r}, zero point {zero_point})"
+        )
+    if tuple(windows.classes) != art.classes:
+        raise ModelError(f"{art.folder}: classes {art.classes} are not the data's {windows.classes}")
+
+    def embedded(split: str) -> tuple[F32, U8]:
+        part = windows.split(split)
+        codes = har.quantize(part.x, scale, zero_point)
+        return art.dequantize(art.embed(codes)), part.y.astype(np.uint8)
+
+    test_x, test_y = embedded("test")
+    train_x, train_y = embedded("fleet") if with_train else (None, None)
+    return Task(
+        name="har",
+        embed_dim=art.embed_dim,
+        n_classes=len(art.classes),
+        model_hash=art.model_hash,
+        class_names=art.classes,
+        test_x=test_x,
+        test_y=test_y,
+        train_x=train_x,
+        train_y=train_y,
+    )
+
+
 def nsl_kdd_task() -> Task:
     """NSL-KDD as 64-value feature vectors: trained from KDDTrain+ 20%, tested on KDDTest+.
 
@@ -154,13 +206,17 @@ def synthetic_task(
     )
 
 
-def load_task(spec: str) -> Task:
-    """A task from its command-line name: `nsl-kdd`, or `synthetic[:d=64,k=6,seed=0]`.
+def load_task(spec: str, with_train: bool = False) -> Task:
+    """A task from its command-line name: `har` (or `har:MODEL_FOLDER`), `nsl-kdd`, or
+    `synthetic[:d=64,k=6,seed=0]`. `with_train` asks for the fleet's training data where it
+    is computed on demand (HAR embeddings); the other tasks always carry it.
 
     UsageError for an unknown name or malformed parameters; the dataset's own error (with how to
     fetch it) when NSL-KDD files are missing.
     """
     name, _, rest = spec.strip().partition(":")
+    if name == "har":
+        return har_task(rest or "har", with_train=with_train)
     if name == "nsl-kdd" and not rest:
         return nsl_kdd_task()
     if name == "synthetic":
@@ -175,6 +231,6 @@ def load_task(spec: str) -> Task:
                 raise UsageError(f"bad task {spec!r}: {key} must be an integer") from None
         return synthetic_task(params["d"], params["k"], params["seed"])
     raise UsageError(
-        f"unknown task {spec!r}; choose nsl-kdd or synthetic[:d=64,k=6,seed=0] "
-        "(models/<task> arrives with the model pipeline)"
+        f"unknown task {spec!r}; choose har[:MODEL_FOLDER], nsl-kdd or "
+        "synthetic[:d=64,k=6,seed=0]"
     )
