@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -127,7 +128,7 @@ def har_task(model: str = "har", with_train: bool = False) -> Task:
     if tuple(windows.classes) != art.classes:
         raise ModelError(f"{art.folder}: classes {art.classes} are not the data's {windows.classes}")
 
-    def embedded(split: str) -> tuple[F32, U8]:
+    def embedded(split: Literal["test", "fleet"]) -> tuple[F32, U8]:
         part = windows.split(split)
         codes = har.quantize(part.x, scale, zero_point)
         return art.dequantize(art.embed(codes)), part.y.astype(np.uint8)
