@@ -1,5 +1,7 @@
 // native: a TinyFL node as a Linux process, speaking MQTT over TCP.
 //   program --id NODE --broker HOST:PORT --data FILE [--prefix tinyfl/FLEET] [--keepalive S]
+//   program --data FILE --embed OUT   (raw-window blob: write every window's int8 embedding, as
+//                                      the node computes it, to OUT and exit; for bit-exact checks)
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,8 @@
 
 #include "port_native.h"
 #include "tinyfl/blob.h"
+#include "tinyfl/logline.h"
+#include "tinyfl/models.h"
 #include "tinyfl/node.h"
 
 namespace {
@@ -15,19 +19,22 @@ constexpr size_t kMaxBlobBytes = 16u << 20;
 uint8_t blob_bytes[kMaxBlobBytes];
 tinyfl::CacheStorage<> sample_storage;
 tinyfl::EmbeddingCache sample_cache(sample_storage);
+tinyfl::BackboneWork backbone_work;
 
 struct Args {
   const char* id = nullptr;
   const char* broker = "127.0.0.1:1883";
   const char* data = nullptr;
   const char* prefix = "tinyfl/default";
+  const char* embed = nullptr;
   unsigned keepalive = 0;
 };
 
 int usage(const char* why) {
   fprintf(stderr,
           "error: %s\nusage: tinyfl-node --id NODE --broker HOST:PORT --data FILE "
-          "[--prefix tinyfl/FLEET] [--keepalive SECONDS]\n",
+          "[--prefix tinyfl/FLEET] [--keepalive SECONDS]\n"
+          "       tinyfl-node --data FILE --embed OUT\n",
           why);
   return 2;
 }
@@ -41,9 +48,37 @@ bool parse_args(int argc, char** argv, Args* a) {
     else if (strcmp(k, "--data") == 0) a->data = v;
     else if (strcmp(k, "--prefix") == 0) a->prefix = v;
     else if (strcmp(k, "--keepalive") == 0) a->keepalive = static_cast<unsigned>(atoi(v));
+    else if (strcmp(k, "--embed") == 0) a->embed = v;
     else return false;
   }
-  return argc % 2 == 1 && a->id != nullptr && a->data != nullptr;
+  return argc % 2 == 1 && a->data != nullptr && (a->id != nullptr || a->embed != nullptr);
+}
+
+// --embed: every window of a raw-window blob through the compiled backbone it names, written as
+// n_samples x embedding_len int8 values.
+int embed_all(const tinyfl::BlobView& blob, const char* out_path) {
+  uint8_t hash[8];
+  blob.copy_model_hash(hash);
+  const tinyfl::CompiledModel* compiled = tinyfl::find_compiled_model(hash);
+  tinyfl::Status s = compiled == nullptr ? tinyfl::Status::WrongModel
+                                         : tinyfl::prepare_compiled_model(*compiled, backbone_work);
+  FILE* out = s == tinyfl::Status::Ok ? fopen(out_path, "wb") : nullptr;
+  if (s == tinyfl::Status::Ok && out == nullptr) {
+    fprintf(stderr, "error: cannot write %s\n", out_path);
+    return 1;
+  }
+  if (s == tinyfl::Status::Ok)
+    s = tinyfl::embed_windows(blob, backbone_work.model, backbone_work.arena, sizeof backbone_work.arena,
+                              [&](uint32_t, const int8_t* e, size_t len, uint8_t) {
+                                return fwrite(e, 1, len, out) == len ? tinyfl::Status::Ok
+                                                                     : tinyfl::Status::PipeError;
+                              });
+  if (out != nullptr && fclose(out) != 0 && s == tinyfl::Status::Ok) s = tinyfl::Status::PipeError;
+  if (s != tinyfl::Status::Ok) {
+    fprintf(stderr, "error: embedding the windows: %s\n", tinyfl::status_name(s));
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -68,14 +103,26 @@ int main(int argc, char** argv) {
   fclose(f);
   tinyfl::BlobView blob;
   tinyfl::Status s = tinyfl::parse_blob(blob_bytes, n, &blob);
-  if (s == tinyfl::Status::Ok) s = tinyfl::load_samples(blob, sample_cache);
+  if (s == tinyfl::Status::Ok && args.embed != nullptr) return embed_all(blob, args.embed);
+  tinyfl::BlobLoad load;
+  if (s == tinyfl::Status::Ok) s = tinyfl::load_blob_samples(blob, sample_cache, backbone_work, &load);
   if (s != tinyfl::Status::Ok) {
     fprintf(stderr, "error: data file %s: %s\n", args.data, tinyfl::status_name(s));
+    if (s == tinyfl::Status::WrongModel && blob.kind == static_cast<uint8_t>(tinyfl::BlobKind::RawWindows)) {
+      tinyfl::LogLine why;
+      tinyfl::describe_missing_model(blob, why);
+      fprintf(stderr, "error: %s\n", why.c_str());
+    }
     return 1;
   }
 
   signal(SIGPIPE, SIG_IGN);
   static port_native::NativePort port(host, static_cast<uint16_t>(port_number));
+  {
+    tinyfl::LogLine line;
+    tinyfl::describe_blob_load(blob, load, sample_cache, line);
+    port.log(line.c_str());
+  }
   static tinyfl::Node node(port, sample_cache);
   tinyfl::NodeConfig config{};
   config.node_id = args.id;

@@ -4,6 +4,7 @@
 #include "port_qemu.h"
 #include "tinyfl/blob.h"
 #include "tinyfl/logline.h"
+#include "tinyfl/models.h"
 #include "tinyfl/node.h"
 #include "tinyfl/node_config.h"
 
@@ -12,6 +13,7 @@ namespace {
 port_qemu::QemuPort port;
 tinyfl::CacheStorage<> sample_storage;
 tinyfl::EmbeddingCache sample_cache(sample_storage);
+tinyfl::BackboneWork backbone_work;
 tinyfl::Node node(port, sample_cache);
 
 [[noreturn]] void halt(const char* what, tinyfl::Status s) {
@@ -33,8 +35,19 @@ int main() {
   s = tinyfl::parse_blob(reinterpret_cast<const uint8_t*>(port_qemu::kDataBlobAddress),
                          port_qemu::kDataBlobMaxBytes, &blob);
   if (s != tinyfl::Status::Ok) halt("data blob at 0x21000000", s);
-  s = tinyfl::load_samples(blob, sample_cache);
-  if (s != tinyfl::Status::Ok) halt("samples", s);
+  tinyfl::BlobLoad load;
+  s = tinyfl::load_blob_samples(blob, sample_cache, backbone_work, &load);
+  if (s == tinyfl::Status::WrongModel && load.model == nullptr) {
+    tinyfl::LogLine why;
+    tinyfl::describe_missing_model(blob, why);
+    port.log(why.c_str());
+  }
+  if (s != tinyfl::Status::Ok) halt(load.model == nullptr ? "samples" : "samples through the backbone", s);
+  {
+    tinyfl::LogLine line;
+    tinyfl::describe_blob_load(blob, load, sample_cache, line);
+    port.log(line.c_str());
+  }
 
   tinyfl::NodeConfig config{};
   config.node_id = record.node_id;

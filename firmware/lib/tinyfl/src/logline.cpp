@@ -21,6 +21,21 @@ LogLine& LogLine::str(const char* s, size_t n) {
   return *this;
 }
 
+LogLine& LogLine::hex(const uint8_t* bytes, size_t n) {
+  static const char kDigits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) {
+    put(kDigits[bytes[i] >> 4]);
+    put(kDigits[bytes[i] & 15]);
+  }
+  return *this;
+}
+
+LogLine& LogLine::hex32(uint32_t v) {
+  const uint8_t be[4] = {static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16),
+                         static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)};
+  return hex(be, 4);
+}
+
 LogLine& LogLine::u32(uint32_t v) {
   char digits[10];
   int n = 0;

@@ -17,6 +17,9 @@
 #ifndef TINYFL_MAX_NODE_ID
 #define TINYFL_MAX_NODE_ID 32  // bytes in a node id
 #endif
+#ifndef TINYFL_BACKBONE_ARENA
+#define TINYFL_BACKBONE_ARENA 16384  // backbone activation scratch (the model build's limit)
+#endif
 #ifndef TINYFL_MQTT_RX_BUFFER
 #define TINYFL_MQTT_RX_BUFFER 2048  // largest incoming MQTT packet (a GLOBAL); bigger ones are dropped
 #endif
@@ -31,6 +34,7 @@ constexpr unsigned kHeadValues = kMaxClasses * (kMaxDim + 1);  // weights plus b
 constexpr unsigned kCacheCapacity = TINYFL_CACHE_CAPACITY;
 constexpr unsigned kMaxEpochs = TINYFL_MAX_EPOCHS;
 constexpr unsigned kMaxNodeId = TINYFL_MAX_NODE_ID;
+constexpr unsigned kBackboneArena = TINYFL_BACKBONE_ARENA;
 constexpr unsigned kMqttRxBuffer = TINYFL_MQTT_RX_BUFFER;
 constexpr unsigned kMqttTxBuffer = TINYFL_MQTT_TX_BUFFER;
 }  // namespace tinyfl

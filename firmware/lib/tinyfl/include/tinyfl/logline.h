@@ -12,6 +12,10 @@ class LogLine {
   LogLine& str(const char* s, size_t n);
   LogLine& u32(uint32_t v);
   LogLine& i32(int32_t v);
+  // Lower-case hex, two digits per byte, in the order given (hashes, CRCs as bytes).
+  LogLine& hex(const uint8_t* bytes, size_t n);
+  // 8 hex digits, most significant first (a CRC32 as zlib prints it).
+  LogLine& hex32(uint32_t v);
   // Fixed-point with `decimals` digits (0..6); NaN and Inf print as "nan"/"inf".
   LogLine& f32(float v, unsigned decimals = 4);
   const char* c_str() const { return buf_; }

@@ -1,0 +1,70 @@
+// The backbones compiled into this firmware, found by the model hash a data blob names.
+//
+// Each model is the firmware model blob of models/<task>/backbone.h (docs/MODEL.md), kept in
+// flash and parsed in place. Which ones a build carries is chosen with -DTINYFL_MODEL_HAR=0|1 and
+// -DTINYFL_MODEL_NSL_KDD=0|1 (both by default; a board short of flash keeps the one it runs).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tinyfl/backbone.h"
+#include "tinyfl/blob.h"
+#include "tinyfl/cache.h"
+#include "tinyfl/config.h"
+#include "tinyfl/logline.h"
+#include "tinyfl/samples.h"
+#include "tinyfl/status.h"
+
+#ifndef TINYFL_MODEL_HAR
+#define TINYFL_MODEL_HAR 1
+#endif
+#ifndef TINYFL_MODEL_NSL_KDD
+#define TINYFL_MODEL_NSL_KDD 1
+#endif
+
+namespace tinyfl {
+
+struct CompiledModel {
+  const char* task;     // "har", "nsl-kdd"
+  const uint8_t* blob;  // firmware model blob
+  size_t blob_len;
+  const uint8_t* hash;  // 8 bytes: first 8 bytes of the blob's SHA-256, what HELLO reports
+};
+
+size_t compiled_model_count();
+// i < compiled_model_count().
+const CompiledModel& compiled_model(size_t i);
+// The model with this 8-byte hash, or nullptr when the firmware does not carry it.
+const CompiledModel* find_compiled_model(const uint8_t hash[8]);
+
+// Working memory for running a backbone: the parsed model and its scratch. Large (the arena is
+// kBackboneArena bytes): give it static storage.
+struct BackboneWork {
+  Backbone model;
+  alignas(8) uint8_t arena[kBackboneArena];
+};
+
+// What the node's samples came from, for its boot log.
+struct BlobLoad {
+  const CompiledModel* model = nullptr;  // null for a feature blob
+  LoadSummary summary;
+};
+
+// Fills `cache` from a data blob: feature vectors (kind 1) are copied; raw windows (kind 2) run
+// through the compiled backbone whose hash the blob names (WrongModel when this firmware does not
+// carry it; the parse or run status when the model or the blob does not fit).
+[[nodiscard]] Status load_blob_samples(const BlobView& blob, EmbeddingCache& cache, BackboneWork& work,
+                                       BlobLoad* source);
+
+// "samples: 350 raw windows through the har backbone 51b533816730253b -> 350 embeddings (crc32
+// 1a2b3c4d), 350 cached" or "samples: 350 feature vectors (dim 64), 350 cached".
+void describe_blob_load(const BlobView& blob, const BlobLoad& load, const EmbeddingCache& cache, LogLine& line);
+
+// Why a blob's model is missing: "blob needs model 0123456789abcdef; this firmware carries har
+// 51b533816730253b, nsl-kdd 08c4466a4f2f931d".
+void describe_missing_model(const BlobView& blob, LogLine& line);
+
+// Parses the compiled model into work.model and checks its scratch fits work.arena.
+[[nodiscard]] Status prepare_compiled_model(const CompiledModel& compiled, BackboneWork& work);
+
+}  // namespace tinyfl

@@ -1,0 +1,87 @@
+#include "tinyfl/models.h"
+
+#include <string.h>
+
+namespace tinyfl {
+
+#if TINYFL_MODEL_HAR
+extern const CompiledModel kModel_har;
+#endif
+#if TINYFL_MODEL_NSL_KDD
+extern const CompiledModel kModel_nsl_kdd;
+#endif
+
+namespace {
+const CompiledModel* const kModels[] = {
+#if TINYFL_MODEL_HAR
+    &kModel_har,
+#endif
+#if TINYFL_MODEL_NSL_KDD
+    &kModel_nsl_kdd,
+#endif
+    nullptr,  // keeps the array non-empty when a build carries no model
+};
+}  // namespace
+
+size_t compiled_model_count() { return sizeof kModels / sizeof kModels[0] - 1; }
+
+const CompiledModel& compiled_model(size_t i) { return *kModels[i]; }
+
+const CompiledModel* find_compiled_model(const uint8_t hash[8]) {
+  for (size_t i = 0; i < compiled_model_count(); ++i)
+    if (memcmp(kModels[i]->hash, hash, 8) == 0) return kModels[i];
+  return nullptr;
+}
+
+}  // namespace tinyfl
+
+namespace tinyfl {
+
+Status prepare_compiled_model(const CompiledModel& compiled, BackboneWork& work) {
+  Status s = backbone_parse(compiled.blob, compiled.blob_len, &work.model);
+  if (s == Status::Ok && work.model.arena_bytes > sizeof work.arena) s = Status::TooLarge;
+  return s;
+}
+
+Status load_blob_samples(const BlobView& blob, EmbeddingCache& cache, BackboneWork& work, BlobLoad* source) {
+  BlobLoad result;
+  Status s;
+  if (blob.kind == static_cast<uint8_t>(BlobKind::Features)) {
+    s = load_samples(blob, cache);
+    result.summary.samples = blob.n_samples;
+  } else {
+    uint8_t hash[8];
+    blob.copy_model_hash(hash);
+    result.model = find_compiled_model(hash);
+    s = result.model == nullptr ? Status::WrongModel : prepare_compiled_model(*result.model, work);
+    if (s == Status::Ok) s = load_windows(blob, work.model, work.arena, sizeof work.arena, cache, &result.summary);
+  }
+  if (source != nullptr) *source = result;
+  return s;
+}
+
+}  // namespace tinyfl
+
+namespace tinyfl {
+
+void describe_blob_load(const BlobView& blob, const BlobLoad& load, const EmbeddingCache& cache, LogLine& line) {
+  line.str("samples: ").u32(blob.n_samples);
+  if (load.model == nullptr) {
+    line.str(" feature vectors (dim ").u32(blob.dim).str(")");
+  } else {
+    line.str(" raw windows through the ").str(load.model->task).str(" backbone ").hex(load.model->hash, 8);
+    line.str(" -> ").u32(load.summary.samples).str(" embeddings (crc32 ").hex32(load.summary.embedding_crc).str(")");
+  }
+  line.str(", ").u32(cache.size()).str(" cached");
+}
+
+void describe_missing_model(const BlobView& blob, LogLine& line) {
+  uint8_t hash[8];
+  blob.copy_model_hash(hash);
+  line.str("blob needs model ").hex(hash, 8).str("; this firmware carries");
+  for (size_t i = 0; i < compiled_model_count(); ++i)
+    line.str(i == 0 ? " " : ", ").str(compiled_model(i).task).str(" ").hex(compiled_model(i).hash, 8);
+  if (compiled_model_count() == 0) line.str(" no model");
+}
+
+}  // namespace tinyfl
