@@ -20,15 +20,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from support.nodes import wait_until
 from tinyfl.fleet import Emulator, NodeProcess, NodeSpec, build_firmware
 from tinyfl.model.artifacts import ModelArtifacts, load_artifacts
+from tinyfl.model.build import embed as litert_embed  # LiteRT: the `model` extra, set up by make
+from tinyfl.model.build import load_task as load_build_data
 from tinyfl.wire import BlobKind, DataBlob
-
-from support.nodes import wait_until
-
-pytest.importorskip("ai_edge_litert", reason="the `model` extra (ai-edge-litert) is needed")
-from tinyfl.model.build import embed as litert_embed  # noqa: E402  (needs LiteRT)
-from tinyfl.model.build import load_task as load_build_data  # noqa: E402
 
 I8 = npt.NDArray[np.int8]
 QEMU_SAMPLE = 96  # HAR test windows the emulated board embeds (about 0.7 s of guest time)
