@@ -41,7 +41,8 @@ def test_help_lists_coordinate(capsys: pytest.CaptureFixture[str]) -> None:
         (["--strategy", "fedsgd"], "unknown strategy 'fedsgd'"),
         (["--strategy", "fedprox:mu=-1"], "fedprox mu must be"),
         (["--strategy", "fedadam:eta"], "expected NAME[:key=value"),
-        (["--model", "models/har"], "--model models/<task> is not available yet"),
+        (["--model", "models/nsl-kdd"], "is a nsl-kdd backbone"),
+        (["--model", "models/none"], "no readable models/none/metadata.json"),
         (["--resume"], "--resume needs --out"),
     ],
 )
@@ -62,7 +63,7 @@ def test_bad_options_exit_2_with_one_line(
         (["coordinate", "--broker", BROKER, "--prefix", "a/+", "--task", "x"], "no wildcards"),
         (["coordinate", "--broker", "localhost", "--fleet", "a", "--task", "x"], "mqtt://"),
         (["coordinate", "--broker", BROKER, "--fleet", "a"], "--task is required"),
-        (["coordinate", "--broker", BROKER, "--fleet", "a", "--task", "har"], "unknown task"),
+        (["coordinate", "--broker", BROKER, "--fleet", "a", "--task", "mnist"], "unknown task"),
     ],
 )
 def test_where_and_what_are_checked(
@@ -70,6 +71,14 @@ def test_where_and_what_are_checked(
 ) -> None:
     assert main([*argv, "--out", str(tmp_path / "run")]) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_a_missing_model_folder_is_a_model_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["coordinate", "--broker", BROKER, "--fleet", "a", "--task", "har:models/none"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 8
+    assert "models/none is not a model folder" in capsys.readouterr().err
 
 
 def test_k_and_fraction_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,9 +59,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     what = parser.add_argument_group("what")
     what.add_argument(
         "--task",
-        help="nsl-kdd, or synthetic[:d=64,k=6,seed=0] (taken from the checkpoint with --resume)",
+        help="har (the backbone in models/har), nsl-kdd, or synthetic[:d=64,k=6,seed=0] "
+        "(taken from the checkpoint with --resume)",
     )
-    what.add_argument("--model", help="models/<task> folder (arrives with the model pipeline)")
+    what.add_argument("--model", help="a HAR backbone folder other than models/har (task har:DIR)")
     what.add_argument(
         "--strategy",
         help="aggregation, e.g. fedavg, fedprox:mu=0.01, fedavgm:momentum=0.9, fedadam:eta=0.01, "
@@ -167,22 +168,36 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     parse_broker_url(args.broker)
     topics = Topics(_prefix(args))
     if args.model is not None:
-        raise UsageError(
-            "--model models/<task> is not available yet (it comes with the model pipeline); "
-            "use --task nsl-kdd or --task synthetic"
-        )
+        args.task = _task_of_model(args.model, args.task)
     if args.resume:
         return _resume_plan(args, topics)
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{_fleet_slug(topics)}"
     if (out / CHECKPOINT_NAME).exists() or (out / CONFIG_NAME).exists():
         raise UsageError(f"{out} already holds a run: add --resume to continue it, or pick --out")
     if not args.task:
-        raise UsageError("--task is required (nsl-kdd or synthetic[:d=64,k=6,seed=0])")
+        raise UsageError("--task is required (har, nsl-kdd or synthetic[:d=64,k=6,seed=0])")
     given = _given_config(args)
     config = EngineConfig(**given)
     strategy = parse_strategy_spec(args.strategy or "fedavg")
     task = load_task(args.task)
     return Plan(args.broker, topics, task, args.task, strategy, config, out, None)
+
+
+def _task_of_model(folder: str, task: str | None) -> str:
+    """--model DIR as a task spec: a HAR backbone folder is `har:DIR`. NSL-KDD nodes train on
+    feature vectors (`--task nsl-kdd`), so its backbone folder is not a coordinator task yet."""
+    meta_path = Path(folder) / "metadata.json"
+    try:
+        model_task = json.loads(meta_path.read_text())["task"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--model {folder}: no readable {meta_path} ({exc})") from None
+    if model_task != "har":
+        raise UsageError(f"--model {folder} is a {model_task} backbone; the coordinator takes HAR "
+                         "backbones (NSL-KDD nodes train on feature vectors: --task nsl-kdd)")
+    spec = f"har:{folder}"
+    if task is not None and task not in ("har", spec):
+        raise UsageError(f"--task {task} and --model {folder} disagree; give one of them")
+    return spec
 
 
 def _prefix(args: argparse.Namespace) -> str:
@@ -278,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
     live = sys.stdout.isatty() and not getattr(args, "quiet", False)
     progress = Progress(sys.stdout, live=live, rounds=plan.config.rounds)
     try:
-        result = asyncio.run(_coordinate(plan, progress))
+        result = asyncio.run(coordinate(plan, progress))
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was done is on disk
         progress.clear()
         sys.stdout.write(
@@ -291,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _coordinate(plan: Plan, progress: Progress) -> RunResult:
+async def coordinate(plan: Plan, progress: Progress) -> RunResult:
     """Connect, run every round, disconnect; SIGTERM stops like Ctrl-C (the last checkpoint
     stays, so `--resume` continues)."""
     transport = MqttTransport()

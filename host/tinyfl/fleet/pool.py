@@ -4,7 +4,7 @@
 is in place *before* the first node starts, so every hello that counts arrives live; retained
 hellos delivered at subscribe time are left over from an earlier fleet of the same name on a
 shared broker and are ignored. A node that exits, or a QEMU board that logs `fatal:` and halts
-(e.g. a kind-2 HAR blob before the firmware has a backbone), fails the start at once with its
+(e.g. a data blob naming a model its firmware lacks), fails the start at once with its
 exit code and last log lines instead of leaving the user to wait for the timeout.
 
 Every process is started in its own session, so a Ctrl-C at the terminal reaches only the
