@@ -1,0 +1,172 @@
+"""`tinyfl demo`: the whole story in one command, on this machine.
+
+A private mosquitto on a free loopback port, an emulated fleet (8 QEMU Cortex-M4 boards by
+default) holding the HAR fleet users' raw sensor windows, the coordinator running federated
+rounds over MQTT (each board embeds its windows with the int8 backbone and trains the head), then
+the references computed by the same code path (centrally trained head, local-only heads, float32
+FedAvg with simulated nodes), the deployable model exported, and a report:
+
+    runs/<id>/metrics.jsonl, config.json, checkpoint.npz   the federated run
+    runs/<id>/baselines.json                               the references
+    runs/<id>/model.tflite, model.h                        backbone + trained head + softmax
+    runs/<id>/report.html, *.png                           the report
+    runs/<id>/data/, nodes/, broker/                       node data blobs and logs
+
+Ctrl-C stops the nodes and the broker; the rounds done so far stay on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from tinyfl.cli import Subparsers
+from tinyfl.cli.coordinate import CONFIG_NAME, Plan, coordinate, write_config
+from tinyfl.coordinator.config import EngineConfig
+from tinyfl.coordinator.engine import RunResult
+from tinyfl.coordinator.progress import Progress, summary_table
+from tinyfl.coordinator.task import load_task
+from tinyfl.errors import UsageError
+from tinyfl.fleet.nodes import Emulator
+from tinyfl.fleet.pool import Fleet, FleetConfig, install_stop_signals
+from tinyfl.strategy import parse_strategy_spec
+from tinyfl.wire import Topics, default_prefix
+
+SUMMARY = "train the HAR head across an emulated fleet end to end and write a report"
+RUNS_ROOT = Path("runs")
+FLEET_NAME = "demo"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    nodes: int
+    emulator: Emulator
+    rounds: int
+    uplink_bits: int
+    partition: str
+    strategy: str
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+    run_dir: Path
+    hello_timeout: float
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "demo", help=SUMMARY, description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = EngineConfig()
+    parser.add_argument("--nodes", type=int, default=8, metavar="N",
+                        help="emulated nodes (default: %(default)s)")
+    parser.add_argument("--emulator", choices=[e.value for e in Emulator], default="qemu",
+                        help="QEMU Cortex-M4 boards or native processes (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=20, help="default: %(default)s")
+    parser.add_argument("--uplink-bits", type=int, default=8, choices=(32, 8, 4, 2),
+                        help="bits per update value on the uplink (default: %(default)s)")
+    parser.add_argument("--partition", default="by-user", metavar="SCHEME",
+                        help="by-user, iid, dirichlet:ALPHA or quantity:ALPHA "
+                        "(default: %(default)s)")
+    parser.add_argument("--strategy", default="fedavg",
+                        help="e.g. fedavg, fedprox:mu=0.01 (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs,
+                        help="local epochs per round (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help="default: %(default)s")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="default: %(default)s")
+    parser.add_argument("--seed", type=int, default=0, help="partition and run seed")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="run folder (default: runs/<time>-demo)")
+    parser.add_argument("--hello-timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="how long the fleet may take to boot (default: %(default)s)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> DemoSettings:
+    if not 1 <= args.nodes <= 1000:
+        raise UsageError(f"--nodes must be 1..1000, got {args.nodes}")
+    if args.rounds < 1:
+        raise UsageError(f"--rounds must be >= 1, got {args.rounds}")
+    run_dir = args.out or RUNS_ROOT / f"{time.strftime('%Y%m%d-%H%M%S')}-demo"
+    if (run_dir / CONFIG_NAME).exists() or (run_dir / "fleet.json").exists():
+        raise UsageError(f"{run_dir} already holds a run; pick another --out")
+    return DemoSettings(
+        nodes=args.nodes, emulator=Emulator(args.emulator), rounds=args.rounds,
+        uplink_bits=args.uplink_bits, partition=args.partition, strategy=args.strategy,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        run_dir=run_dir, hello_timeout=args.hello_timeout,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    engine_config = EngineConfig(
+        rounds=settings.rounds, epochs=settings.epochs, batch_size=settings.batch_size,
+        lr=settings.lr, uplink_bits=settings.uplink_bits, seed=settings.seed,
+        wait_nodes=settings.nodes, min_clients=max(1, settings.nodes // 2),
+    )  # checks the training options before anything starts
+    strategy = parse_strategy_spec(settings.strategy)
+    say(f"demo: {settings.nodes} {settings.emulator.value} nodes, HAR, {settings.rounds} rounds, "
+        f"{settings.uplink_bits}-bit uplink, {settings.partition}, run folder {settings.run_dir}")
+    say("loading the HAR test set and the int8 backbone (models/har) ...")
+    task = load_task("har")
+    fleet = Fleet(FleetConfig(
+        nodes=settings.nodes, emulator=settings.emulator, task="har", run_dir=settings.run_dir,
+        fleet=FLEET_NAME, partition=settings.partition, seed=settings.seed,
+        hello_timeout=settings.hello_timeout))
+    ids = fleet.prepare()
+    plan = Plan(broker="", topics=Topics(default_prefix(FLEET_NAME)), task=task, task_spec="har",
+                strategy=strategy, config=engine_config, run_dir=settings.run_dir,
+                resume_from=None)
+    result = asyncio.run(_federate(fleet, ids, plan))
+    sys.stdout.write(summary_table(result.records, task.class_names))
+    say(f"run folder: {settings.run_dir}")
+    return 0
+
+
+async def _federate(fleet: Fleet, ids: list[str], plan: Plan) -> RunResult:
+    """Fleet up, rounds, fleet down; Ctrl-C or SIGTERM at any point stops every process."""
+    stop = asyncio.Event()
+    remove = install_stop_signals(stop)
+    try:
+        say(f"starting {len(ids)} nodes and waiting for their hellos ...")
+        t0 = time.monotonic()
+        await _until_stopped(fleet.up(ids, progress=sys.stderr.isatty()), stop)
+        fleet.save()  # fleet.json: `tinyfl fleet down --run` can clean up after a hard crash
+        say(f"fleet up in {time.monotonic() - t0:.1f} s, broker {fleet.broker_url}")
+        plan.broker = fleet.broker_url
+        write_config(plan)
+        live = sys.stdout.isatty()
+        progress = Progress(sys.stdout, live=live, rounds=plan.config.rounds)
+        return await _until_stopped(coordinate(plan, progress), stop)
+    finally:
+        remove()
+        fleet.stop()
+        say("fleet stopped")
+
+
+async def _until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
+    """Runs `work` unless `stop` is set first; then cancels it and raises KeyboardInterrupt."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
+            await task
+        raise KeyboardInterrupt
+    return task.result()
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
