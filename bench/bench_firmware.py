@@ -137,9 +137,17 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
         ok = "yes" if entry["instructions"] <= target else "no"
         lines.append(f"| {m.group(1)} | {d} x {k} | {entry['instructions']:.0f} | "
                      f"{entry['per_weight']:.2f} | {target} | {ok} |")
+    lines += ["", "## Backbone: one window through the compiled int8 model", "",
+              "What a node spends per sample when it embeds its data (`backbone_run`, the kernels",
+              "that are bit-exact with LiteRT). Time at 64 MHz assumes one instruction per cycle.", "",
+              "| model | instructions per window | ms at 64 MHz |", "|---|---|---|"]
+    for name, entry in counts.items():
+        if name.startswith("backbone_"):
+            lines.append(f"| {name[len('backbone_'):]} | {entry['instructions']:.0f} | "
+                         f"{entry['instructions'] / 64e3:.1f} |")
     lines += ["", "## Other operations", "", "| operation | instructions |", "|---|---|"]
     for name, entry in counts.items():
-        if "per_weight" not in entry:
+        if "per_weight" not in entry and not name.startswith("backbone_"):
             lines.append(f"| {name} | {entry['instructions']:.0f} |")
     comps = sizes["components"]
     assert isinstance(comps, dict)

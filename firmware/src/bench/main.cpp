@@ -12,6 +12,7 @@
 #include "tinyfl/cache.h"
 #include "tinyfl/head.h"
 #include "tinyfl/logline.h"
+#include "tinyfl/models.h"
 #include "tinyfl/quant.h"
 #include "tinyfl/rng.h"
 #include "tinyfl/wire.h"
@@ -196,6 +197,40 @@ void bench_encode_update(uint32_t reps) {
   report("encode_update_8bit_6x65", total, baseline, reps, 0);
 }
 
+// One window through each compiled backbone (models/<task>), as a node embeds its data at boot.
+// The input is a fixed pseudo-random window: int8 kernels take the same path whatever the values.
+tinyfl::BackboneWork backbone_work;
+int8_t window[2048];
+
+void bench_backbones(uint32_t reps) {
+  for (size_t m = 0; m < tinyfl::compiled_model_count(); ++m) {
+    const tinyfl::CompiledModel& model = tinyfl::compiled_model(m);
+    if (tinyfl::prepare_compiled_model(model, backbone_work) != tinyfl::Status::Ok ||
+        backbone_work.model.input_len() > sizeof window) {
+      print("bench error backbone\n");
+      continue;
+    }
+    tinyfl::Rng rng(5);
+    for (int8_t& v : window) v = static_cast<int8_t>(rng.next() & 0xFF);
+    const uint32_t baseline = baseline_ticks(reps);
+    int8_t embedding[tinyfl::kMaxDim];
+    const uint32_t t0 = ticks();
+    for (uint32_t r = 0; r < reps; ++r) {
+      if (tinyfl::backbone_run(backbone_work.model, window, backbone_work.model.input_len(), embedding,
+                               backbone_work.model.embedding_len, backbone_work.arena,
+                               sizeof backbone_work.arena) != tinyfl::Status::Ok)
+        print("bench error backbone run\n");
+    }
+    const uint32_t total = elapsed(t0, ticks());
+    char name[48] = "backbone_";
+    strncat(name, model.task, sizeof name - strlen(name) - 1);
+    report(name, total, baseline, reps, 0);
+    tinyfl::LogLine line;
+    line.str("bench ").str(name).str("_arena_bytes value=").u32(static_cast<uint32_t>(backbone_work.model.arena_bytes)).str("\n");
+    print(line.c_str());
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -213,6 +248,7 @@ int main() {
   bench_quantize(4, 200);
   bench_quantize(2, 200);
   bench_encode_update(200);
+  bench_backbones(4);
   print("bench done\n");
   semihosting_exit();
 }

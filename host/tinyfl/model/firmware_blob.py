@@ -11,7 +11,6 @@ whole blob is covered by a CRC32 (zlib's).
 from __future__ import annotations
 
 import hashlib
-
 import struct
 import zlib
 
