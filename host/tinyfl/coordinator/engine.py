@@ -515,12 +515,15 @@ class RoundEngine:
         return {
             "selected": len(selected),
             "answered": len(rnd.answers),
+            # who, sorted: per-node participation, which the counts alone cannot show
+            "answered_ids": sorted(rnd.answers),
             "missing": len(rnd.pending),
         }
 
     def _skip(self, record: dict[str, Any], selected: tuple[str, ...], started: float) -> None:
         record.setdefault("selected", len(selected))
         record.setdefault("answered", 0)
+        record.setdefault("answered_ids", [])
         record.setdefault("missing", len(selected))
         log.warning("round %d skipped: %s", record["round"], record["reason"])
 

@@ -5,7 +5,8 @@ round), a crash loses at most the round in flight, and `jq`, pandas or a spreads
 is. Fields (all rounds, skipped ones too):
 
     round, wire_round, status ("closed" | "skipped"), reason (why skipped, else null),
-    selected, answered, missing (selected without an accepted update), late (a past round's
+    selected, answered, answered_ids (the ids of the nodes counted in `answered`, sorted),
+    missing (selected without an accepted update), late (a past round's
     updates), dropped (duplicates, unselected nodes, future rounds), rejected (invalid updates),
     rejected_reasons ({reason: count}), online, eligible,
     bytes_up (every UPDATE received since the previous round closed, as the whole QoS 1

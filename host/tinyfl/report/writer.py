@@ -1,0 +1,94 @@
+"""`write_report`: a run folder in, its PNGs and report.html out (what `tinyfl report` runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tinyfl.coordinator.metrics import METRICS_NAME, read_metrics
+from tinyfl.errors import UsageError
+from tinyfl.report.baselines import BASELINES_NAME, Baselines, load_baselines, save_baselines
+from tinyfl.report.html import render_html
+from tinyfl.report.plots import render_plots
+
+__all__ = ["CONFIG_NAME", "MODEL_NAME", "REPORT_NAME", "read_run_config", "write_report"]
+
+REPORT_NAME = "report.html"
+MODEL_NAME = "model.tflite"  # the exported model, when the run has one
+CONFIG_NAME = "config.json"  # as `tinyfl coordinate` writes it (tinyfl.cli.coordinate)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Temporary file beside the target, then rename: a reader sees the old file or the new."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_run_config(run_dir: Path) -> dict[str, Any] | None:
+    """config.json of a run folder, None when there is none; UsageError when it is unreadable."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not a run configuration: {exc}") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{path} is not a run configuration (not a JSON object)")
+    return doc
+
+
+def _title(run_dir: Path, config: dict[str, Any] | None) -> str:
+    title = f"TinyFL run {run_dir.resolve().name}"
+    if config:
+        task, prefix = config.get("task"), config.get("prefix")
+        if task:
+            title += f": {task}"
+        if prefix:
+            title += f" on {prefix}"
+    return title
+
+
+def write_report(run_dir: Path, baselines: Baselines | None = None) -> Path:
+    """Writes accuracy.png, bytes.png, participation.png and report.html into `run_dir` (each
+    atomically) from its metrics.jsonl and config.json; returns the report's path.
+
+    `baselines` given: drawn and also saved as baselines.json, so `tinyfl report` can redraw
+    the same page later. None: baselines.json is read if the folder has one. UsageError when
+    the folder holds no run (no metrics.jsonl).
+    """
+    run_dir = Path(run_dir)
+    metrics = run_dir / METRICS_NAME
+    if not metrics.is_file():
+        raise UsageError(
+            f"{run_dir} holds no run: no {METRICS_NAME} (written by tinyfl coordinate)"
+        )
+    records = read_metrics(metrics)
+    config = read_run_config(run_dir)
+    if baselines is not None:
+        save_baselines(run_dir / BASELINES_NAME, baselines)
+    elif (run_dir / BASELINES_NAME).is_file():
+        baselines = load_baselines(run_dir / BASELINES_NAME)
+    images = render_plots(records, baselines)
+    model = run_dir / MODEL_NAME
+    page = render_html(
+        title=_title(run_dir, config),
+        config=config,
+        records=records,
+        baselines=baselines,
+        images=images,
+        model_file=MODEL_NAME if model.is_file() else None,
+        model_bytes=model.stat().st_size if model.is_file() else None,
+    )
+    for name, png in images.items():
+        _atomic_write(run_dir / name, png)
+    out = run_dir / REPORT_NAME
+    _atomic_write(out, page.encode("utf-8"))
+    return out
