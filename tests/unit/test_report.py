@@ -85,6 +85,7 @@ def test_central_beats_local_only_on_label_skew(
     assert baselines.central.accuracy >= baselines.local_only.mean_accuracy + 0.2
     assert baselines.central.samples == sum(n.n_samples for n in nodes)
     assert baselines.central.epochs == max(CONFIG.rounds * CONFIG.epochs, 30)
+    assert (baselines.central.lr, baselines.central.batch_size) == (0.05, 32)  # model build's fit
     assert set(baselines.local_only.per_node) == {n.node_id for n in nodes}
     # a node that saw one class mostly predicts it: no better than the class share
     assert min(baselines.local_only.per_node.values()) < 0.5

@@ -134,9 +134,14 @@ def _summary_table(s: RunSummary, baselines: Baselines | None) -> str:
     ]
     if baselines is not None:
         local = baselines.local_only
+        central = baselines.central
+        central_label = (
+            f"central head (pooled data, {central.epochs} epochs, lr {central.lr:g}, "
+            f"batch {central.batch_size})"
+        )
         local_label = f"local-only mean ({len(local.per_node)} nodes, {local.epochs} epochs each)"
         pairs += [
-            (f"central head (pooled data, {baselines.central.epochs} epochs)", _pct(s.central)),
+            (central_label, _pct(s.central)),
             ("gap to central", _points(s.gap_to_central_points)),
             (local_label, _pct(s.local_only)),
             ("gain over local-only", _points(s.gain_over_local_points)),
