@@ -21,6 +21,8 @@ from tinyfl.coordinator import (
 from tinyfl.coordinator.progress import Progress
 from tinyfl.coordinator.simnode import SimNode, partition
 from tinyfl.errors import UsageError
+from tinyfl.model.artifacts import load_artifacts
+from tinyfl.model.tflite import ModelError
 from tinyfl.rng import round_rng
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.wire import Global, Tensor, Topics, Update, decode, encode
@@ -81,9 +83,25 @@ def test_tasks_by_name() -> None:
     assert (task.embed_dim, task.n_classes, task.head_shape) == (4, 2, (2, 5))
     assert task.model_hash == load_task("synthetic:d=4,k=2,seed=1").model_hash
     assert task.model_hash != load_task("synthetic:d=4,k=2,seed=2").model_hash
-    for bad in ("har", "synthetic:q=1", "synthetic:d=x", "nsl-kdd:x"):
+    for bad in ("mnist", "synthetic:q=1", "synthetic:d=x", "nsl-kdd:x"):
         with pytest.raises(UsageError):
             load_task(bad)
+
+
+def test_har_task_is_the_backbone_embedding_of_the_held_out_users() -> None:
+    task = load_task("har")
+    art = load_artifacts("har")
+    assert (task.embed_dim, task.n_classes, task.model_hash) == (64, 6, art.model_hash)
+    assert task.test_x.shape == (2996, 64) and task.train_x is None
+    # Every value is a dequantized int8 embedding: (q - zero_point) * scale for an integer q.
+    q = task.test_x / np.float32(art.embed_scale) + art.embed_zero_point
+    assert np.allclose(q, np.round(q), atol=1e-3) and q.min() >= -128.5 and q.max() <= 127.5
+    # The pretraining head scores what model build recorded for it on these windows.
+    head = np.load(art.folder / "head_init.npy")
+    recorded = art.metadata["training"]["int8_test_accuracy_pretraining_head"]
+    assert evaluate(head, task.test_x, task.test_y).accuracy == pytest.approx(recorded, abs=1e-9)
+    with pytest.raises(ModelError, match="not a model folder"):
+        load_task("har:/nonexistent/model")
 
 
 def test_partitions_are_fixed_by_seed_and_skewed_by_alpha() -> None:
