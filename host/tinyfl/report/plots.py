@@ -85,6 +85,17 @@ def _no_data(ax: Any, text: str) -> None:
     ax.set_yticks([])
 
 
+def _accuracy_range(acc: Any, baselines: Baselines | None) -> tuple[float, float]:
+    """Y range in percent: from a little below the lowest value shown (run, curves, references)
+    to 100, so that points apart at the top of the scale stay visibly apart."""
+    values = [float(v) for v in acc if np.isfinite(v)]
+    if baselines is not None:
+        values += [100 * baselines.central.accuracy, 100 * baselines.local_only.mean_accuracy]
+        values += [100 * a for c in baselines.federated for a in c.accuracy]
+    low = min(values, default=0.0)
+    return (max(0.0, 5.0 * math.floor((low - 2) / 5)), 100.0)
+
+
 def accuracy_png(records: Sequence[Record], baselines: Baselines | None = None) -> bytes:
     """Test accuracy per round (skipped rounds as hollow markers: the head did not change),
     with the central and mean local-only references as horizontal lines and the simulated
@@ -133,7 +144,7 @@ def accuracy_png(records: Sequence[Record], baselines: Baselines | None = None) 
         else:
             ax.set_xlabel("round")
             ax.set_ylabel("test accuracy (%)")
-            ax.set_ylim(0, 100)
+            ax.set_ylim(*_accuracy_range(acc, baselines))
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(True, alpha=0.3)
             _legend(ax)
