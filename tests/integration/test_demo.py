@@ -90,3 +90,16 @@ def test_exported_model_predicts_as_the_host(demo_run: tuple[Path, str]) -> None
     assert np.array_equal(probs.argmax(axis=1), expected.argmax(axis=1))
     assert np.abs(probs - expected).max() < 1e-5
     assert "tinyfl_deploy_model" in (run_dir / "model.h").read_text()
+
+
+def test_the_same_flow_runs_with_100_native_nodes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    code = main(["demo", "--emulator", "native", "--nodes", "100", "--partition", "iid",
+                 "--rounds", "3", "--out", str(run_dir)])
+    assert code == 0
+    records = read_metrics(run_dir / "metrics.jsonl")
+    assert [r["answered"] for r in records] == [100, 100, 100]
+    refs = load_baselines(run_dir / "baselines.json")
+    assert len(refs.nodes) == 100
+    assert records[-1]["test_accuracy"] >= refs.central.accuracy - 0.03
+    assert (run_dir / "report.html").is_file() and (run_dir / "model.tflite").is_file()
