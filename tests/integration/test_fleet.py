@@ -6,9 +6,11 @@ Every test drives the CLI in a subprocess, as a user would, and checks the proce
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import io
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,8 +22,9 @@ import pytest
 
 from support.mqtt_probe import MqttProbe
 from tinyfl.fleet import Emulator, build_firmware
+from tinyfl.fleet.pool import Fleet, FleetConfig, FleetError
 from tinyfl.fleet.state import Liveness, proc_info, read_state, stop_processes, verify
-from tinyfl.wire import Hello, decode
+from tinyfl.wire import DataBlob, Hello, decode
 
 pytestmark = [pytest.mark.firmware, pytest.mark.broker]
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,14 +101,20 @@ def test_up_status_down_native(run_dir: Path) -> None:
 
 
 def test_node_that_never_says_hello_is_reported(run_dir: Path) -> None:
-    """HAR blobs are raw windows the current native firmware rejects: the node exits."""
-    result = tinyfl("fleet", "up", "--nodes", "2", "--emulator", "native", "--task", "har",
-                    "--run", str(run_dir), "--hello-timeout", "30")
-    assert result.returncode == 1
-    assert "failed before saying hello" in result.stderr
-    assert re.search(r"node0[12]: exit code 1", result.stdout), result.stdout
-    assert "unsupported" in result.stdout
-    assert not (run_dir / "fleet.json").exists()
+    """A node whose data blob names a model its firmware does not carry exits before its hello:
+    `fleet up` fails at once with the node's reason and stops everything it started."""
+    fleet = Fleet(FleetConfig(nodes=2, emulator=Emulator.NATIVE, task="har", run_dir=run_dir,
+                              hello_timeout=30), out=io.StringIO())
+    ids = fleet.prepare()
+    good = DataBlob.read(run_dir / "data" / "node02.blob")
+    foreign = dataclasses.replace(good, model_hash=bytes.fromhex("0011223344556677"))
+    foreign.write(run_dir / "data" / "node02.blob")
+    with pytest.raises(FleetError, match="1 node\\(s\\) failed before saying hello: node02"):
+        asyncio.run(fleet.up(ids, progress=False))
+    report = fleet.out.getvalue()  # type: ignore[attr-defined]
+    assert "node02: exit code 1" in report, report
+    assert "blob needs model 0011223344556677; this firmware carries har 51b533816730253b" in report
+    assert not any(node.alive for node in fleet.nodes.values())
     leftover = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, check=False)
     assert leftover.returncode == 1, leftover.stdout
 
