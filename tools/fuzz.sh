@@ -7,15 +7,30 @@ cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 out="fuzz-out"
 mkdir -p "$out"
-core_sources=(firmware/lib/tinyfl/src/*.cpp)
+# The core plus the compiled models, so data blobs go all the way through the backbone.
+core_sources=(firmware/lib/tinyfl/src/*.cpp firmware/lib/tinyfl_models/src/*.cpp)
 for target in firmware/fuzz/fuzz_*.cpp; do
   name="$(basename "$target" .cpp)"
   echo "== $name: building"
   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -Ifirmware/lib/tinyfl/include "$target" "${core_sources[@]}" -o "$out/$name"
+    -Ifirmware/lib/tinyfl/include -Ifirmware/lib/tinyfl_models/include -Imodels \
+    "$target" "${core_sources[@]}" -o "$out/$name"
   corpus="$out/corpus-$name"
   mkdir -p "$corpus"
   find testvectors -name '*.bin' -size -8k -exec cp {} "$corpus/" \; 2>/dev/null || true
+  # A raw-window blob the compiled NSL-KDD backbone takes, so the fuzzer starts inside that path.
+  python3 - "$corpus/seed-nslkdd-windows.bin" <<'PY'
+import json, sys
+import numpy as np
+from tinyfl.wire import BlobKind, DataBlob
+meta = json.load(open("models/nsl-kdd/metadata.json"))
+rng = np.random.default_rng(0)
+DataBlob(kind=BlobKind.RAW_WINDOWS, n_classes=5, scale=meta["input"]["scale"],
+         zero_point=meta["input"]["zero_point"], model_hash=bytes.fromhex(meta["model_hash"]),
+         labels=rng.integers(0, 5, 3).astype(np.uint8),
+         samples=rng.integers(-128, 128, (3, meta["input"]["shape"][-1])).astype(np.int8),
+         ).write(sys.argv[1])
+PY
   echo "== $name: fuzzing for ${seconds}s"
   (cd "$out" && "./$name" -max_total_time="$seconds" -print_final_stats=1 "corpus-$name" 2>"$name.log") || {
     tail -n 40 "$out/$name.log"

@@ -18,7 +18,9 @@
 #include <string.h>
 
 #include "tinyfl/blob.h"
+#include "tinyfl/cache.h"
 #include "tinyfl/crc32.h"
+#include "tinyfl/models.h"
 #include "tinyfl/wire.h"
 
 using namespace tinyfl;
@@ -149,6 +151,10 @@ void fuzz_frame(const uint8_t* data, size_t size) {
   }
 }
 
+CacheStorage<16, kMaxDim> cache_storage;
+EmbeddingCache cache(cache_storage);
+BackboneWork backbone_work;
+
 void fuzz_blob(const uint8_t* data, size_t size) {
   BlobView b;
   if (parse_blob(data, size, &b) != Status::Ok) return;
@@ -157,6 +163,17 @@ void fuzz_blob(const uint8_t* data, size_t size) {
     require(b.label(i) < b.n_classes);
     const int8_t* x = b.sample(i);
     for (uint16_t j = 0; j < b.dim; ++j) sink = b.value(x[j]);
+  }
+  // What a node does with it at boot: copy features, or embed raw windows with the compiled
+  // backbone the blob names (the compiled models are the repo's, models/<task>/backbone.h).
+  BlobLoad load;
+  const Status s = load_blob_samples(b, cache, backbone_work, &load);
+  if (s != Status::Ok) return;
+  const uint32_t kept = b.n_samples < cache.capacity() ? b.n_samples : cache.capacity();
+  require(cache.size() == kept);
+  if (b.kind == static_cast<uint8_t>(BlobKind::RawWindows)) {
+    require(load.model != nullptr && load.summary.samples == b.n_samples);
+    require(cache.dim() == backbone_work.model.embedding_len);
   }
 }
 
