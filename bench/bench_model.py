@@ -14,6 +14,7 @@ i.e. centralized). The float (Keras) figures come from metadata.json, measured t
 measured on the first 256 test inputs.
 
     python bench/bench_model.py [--tasks har,nsl-kdd]
+    python bench/bench_model.py --tasks nsl-kdd --seeds 5   # seed spread, model_seeds.json
 
 Targets (issue 4): HAR >= 90% (6 classes), NSL-KDD >= 78% (5 classes).
 """
@@ -52,8 +53,8 @@ def _embed(tflite: bytes, x: np.ndarray) -> tuple[np.ndarray, str]:
     return embed(tflite, x), "LiteRT BUILTIN_REF"
 
 
-def bench(task: str) -> dict[str, Any]:
-    folder = ROOT / "models" / task
+def bench(task: str, folder: Path | None = None) -> dict[str, Any]:
+    folder = folder if folder is not None else ROOT / "models" / task
     meta = json.loads((folder / "metadata.json").read_text())
     tflite = (folder / "backbone.tflite").read_bytes()
     data = load_task(task)
@@ -92,10 +93,43 @@ def bench(task: str) -> dict[str, Any]:
     }
 
 
+def seed_spread(task: str, seeds: int) -> dict[str, Any]:
+    """The same measurement on backbones built (`tinyfl model build`, default options) with seeds
+    0 .. seeds-1 in a temporary folder: how much of a result is the training seed's."""
+    import tempfile
+
+    from tinyfl.model.build import DEFAULT_EPOCHS, BuildConfig, build
+
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(seeds):
+            out = Path(tmp) / f"{task}-seed{seed}"
+            build(BuildConfig(task, out, DEFAULT_EPOCHS[task], seed), log=lambda _: None)
+            r = bench(task, out)
+            print(f"{task} seed {seed}: int8 {r['int8_test_accuracy']:.4f}", flush=True)
+            runs.append({"seed": seed, "model_hash": r["model_hash"],
+                         "int8_test_accuracy": r["int8_test_accuracy"],
+                         "float_test_accuracy": r["float_test_accuracy"]})
+    acc = np.array([r["int8_test_accuracy"] for r in runs])
+    return {"task": task, "epochs": DEFAULT_EPOCHS[task], "runs": runs,
+            "int8_test_accuracy": {"min": float(acc.min()), "max": float(acc.max()),
+                                   "mean": float(acc.mean()), "std": float(acc.std())}}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default="har,nsl-kdd")
+    ap.add_argument("--seeds", type=int, default=0, metavar="N",
+                    help="instead: rebuild each task with seeds 0..N-1 (needs the model extra) "
+                         "and write results/model_seeds.json")
     args = ap.parse_args(argv)
+    if args.seeds > 0:
+        spread = [seed_spread(task, args.seeds) for task in args.tasks.split(",")]
+        out = ROOT / "bench" / "results" / "model_seeds.json"
+        out.write_text(json.dumps({"python": platform.python_version(), "results": spread},
+                                  indent=2) + "\n")
+        print(f"wrote {out}")
+        return 0
     results = []
     for task in args.tasks.split(","):
         r = bench(task)

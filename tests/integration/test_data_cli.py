@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tinyfl.cli.main import main
-from tinyfl.data import har
+from tinyfl.data import har, nslkdd
 from tinyfl.wire import BlobKind, DataBlob
 
 
@@ -89,6 +89,30 @@ def test_nsl_kdd_gateways(tmp_path: Path) -> None:
     # the blob holds the encoded features, quantized as the node's cache stores them
     values = np.concatenate([b.values() for b in blobs])
     assert values.min() >= 0.0 and values.max() <= 1.0 + 1e-6
+
+
+def test_nsl_kdd_leaves_out_the_backbone_source_rows(tmp_path: Path) -> None:
+    # every record reaches a node (iid, no cap) except the backbone's pretraining rows
+    manifest = _partition(
+        tmp_path, "--task", "nsl-kdd", "--clients", "4", "--partition", "iid",
+        "--max-samples", "100000",
+    )
+    blobs = _check_manifest(tmp_path, manifest)
+    train = nslkdd.load(nslkdd.TRAIN_FILE)
+    source = nslkdd.source_mask(train.labels.size)
+    assert source.sum() == round(nslkdd.SOURCE_SHARE * train.labels.size) > 0
+    assert manifest["rows"] == {
+        "fleet": int((~source).sum()), "source_excluded": int(source.sum()),
+        "source_share": nslkdd.SOURCE_SHARE, "split_seed": nslkdd.SPLIT_SEED,
+    }
+    codes = nslkdd.quantize_features(nslkdd.encode(train, nslkdd.fit(train)))
+
+    def rows(x: np.ndarray, y: np.ndarray) -> list[bytes]:  # type: ignore[type-arg]
+        return sorted(bytes([int(label)]) + r.tobytes() for r, label in zip(x, y))
+
+    held = rows(np.concatenate([b.samples for b in blobs]),
+                np.concatenate([b.labels for b in blobs]))
+    assert held == rows(codes[~source], train.labels[~source])  # exactly the fleet's records
 
 
 def test_model_hash_override(tmp_path: Path) -> None:

@@ -5,8 +5,9 @@ HAR (default task): the fleet users' label-pure windows (see `tinyfl.data.har`) 
 for all axes fitted on the source users only (`har.fit_quantization`: 99.9th percentile of
 |value| / 127, zero point 0). Test and source users never reach a node.
 
-NSL-KDD: KDDTrain+_20Percent records as kind-1 blobs (FEATURES, dim 64), features in [0, 1]
-quantized with scale 1/255 and zero point -128 (as the node's embedding cache stores them).
+NSL-KDD: the fleet's KDDTrain+_20Percent records as kind-1 blobs (FEATURES, dim 64), features in
+[0, 1] quantized with scale 1/255 and zero point -128 (as the node's embedding cache stores them).
+The backbone's source rows (`nslkdd.source_mask`) never reach a node.
 
 Every blob is built and checked in memory before the first byte is written; each file is
 written to a temporary name and renamed, and manifest.json is written last, so a directory
@@ -49,7 +50,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description=(
             "Split a task's training data over N nodes and write DIR/<node>.blob (the data blob "
             "the firmware reads, docs/WIRE.md) and DIR/manifest.json. HAR uses the fleet users "
-            "only (held-out test and backbone source users never reach a node). The same "
+            "only (held-out test and backbone source users never reach a node); NSL-KDD leaves "
+            "out the backbone's source rows. The same "
             "arguments always give the same bytes."
         ),
     )
@@ -211,15 +213,25 @@ def build_partition(
         }
     else:
         train = nslkdd.load(nslkdd.TRAIN_FILE)
-        spec = nslkdd.fit(train)
-        features = nslkdd.encode(train, spec)
-        labels = train.labels
-        codes = nslkdd.quantize_features(features)
+        spec = nslkdd.fit(train)  # the whole file's statistics, as the backbone build uses
+        # the backbone's pretraining rows never reach a node (as HAR's source users)
+        fleet_rows = ~nslkdd.source_mask(train.labels.size)
+        labels = train.labels[fleet_rows]
+        codes = nslkdd.quantize_features(nslkdd.encode(train, spec)[fleet_rows])
         scale, zero_point = nslkdd.FEATURE_SCALE, nslkdd.FEATURE_ZERO_POINT
         kind, classes = BlobKind.FEATURES, nslkdd.CLASSES
         data_hash = spec.model_hash()
         groups = None
-        extra = {"dataset_sha256": nslkdd.SHA256[nslkdd.TRAIN_FILE], "file": nslkdd.TRAIN_FILE}
+        extra = {
+            "dataset_sha256": nslkdd.SHA256[nslkdd.TRAIN_FILE],
+            "file": nslkdd.TRAIN_FILE,
+            "rows": {
+                "fleet": int(labels.size),
+                "source_excluded": int(train.labels.size - labels.size),
+                "source_share": nslkdd.SOURCE_SHARE,
+                "split_seed": nslkdd.SPLIT_SEED,
+            },
+        }
 
     if model_hash is not None:
         data_hash = model_hash

@@ -58,6 +58,10 @@ FEATURE_DIM = 38 + len(PROTOCOLS) + len(FLAGS) + N_TOP_SERVICES  # 64
 # How a node's embedding cache holds these features: [0, 1] -> int8 codes -128..127.
 FEATURE_SCALE = 1.0 / 255.0
 FEATURE_ZERO_POINT = -128
+# The backbone's pretraining ("source") rows of TRAIN_FILE: the first round(SOURCE_SHARE * n) of a
+# permutation from SPLIT_SEED (`source_mask`). They never reach a node, as HAR's source users.
+SOURCE_SHARE = 0.2
+SPLIT_SEED = 20240601
 
 
 class DatasetError(TinyFLError):
@@ -209,6 +213,16 @@ def encode(records: Records, spec: FeatureSpec) -> npt.NDArray[np.float32]:
         one_hot(records.categorical[:, 1], spec.services),
     ]
     return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def source_mask(n: int) -> npt.NDArray[np.bool_]:
+    """Rows of TRAIN_FILE (n rows) that pretrain the NSL-KDD backbone (True) and are therefore not
+    the fleet's: the first round(SOURCE_SHARE * n) of a permutation from SPLIT_SEED, which is
+    fixed (not the build seed) so `tinyfl model build` and `tinyfl data partition` agree."""
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
+    mask = np.zeros(n, dtype=bool)
+    mask[order[: round(SOURCE_SHARE * n)]] = True
+    return mask
 
 
 def quantize_features(features: npt.NDArray[np.float32]) -> npt.NDArray[np.int8]:

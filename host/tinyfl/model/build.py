@@ -20,6 +20,14 @@ Input quantization (what a node feeds the model, with no rescaling on the node):
 - NSL-KDD: the node's feature codes (`nslkdd.quantize_features`: scale 1/255, zero point -128);
   features lie in [0, 1] and calibration sees both ends, so the input tensor gets the same.
 
+NSL-KDD pretraining adds Gaussian input noise (keras_models.NSLKDD_INPUT_NOISE) so the backbone
+generalises to KDDTest+'s unseen attack types; the converted backbone has no noise layer.
+
+Reproducibility: `keras_models.seed_everything` seeds Python, numpy and TF and turns on TF's op
+determinism, so the same seed writes the same ARTIFACTS byte for byte on the same TF build (seen
+here: also with 1 instead of 2 intra-op threads); metadata.json then differs only in
+TIMING_FIELDS.
+
 Artifacts (models/<task>/, written to a temporary folder and renamed into place, so a folder
 either is complete or is the previous one): backbone.tflite, backbone.tfmb + backbone.h (the
 firmware model blob and its C header, tinyfl.model.firmware_blob), head_init.npy (the pretraining
@@ -46,15 +54,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tinyfl.data import nslkdd
 from tinyfl.errors import TinyFLError
 from tinyfl.model import keras_models
 from tinyfl.model.evaluate import HEAD_EPOCHS, dequantize, fit_head
 
 __all__ = [
     "ACTIVATION_LIMIT",
+    "ARTIFACTS",
     "NSLKDD_SOURCE_SHARE",
     "NSLKDD_SPLIT_SEED",
     "TASKS",
+    "TIMING_FIELDS",
     "WEIGHT_LIMIT",
     "BuildConfig",
     "BuildError",
@@ -69,12 +80,17 @@ __all__ = [
 TASKS = ("har", "nsl-kdd")
 WEIGHT_LIMIT = 48 * 1024  # bytes of flash for the backbone's weights (firmware blob)
 ACTIVATION_LIMIT = 16 * 1024  # bytes of RAM for intermediate activations
-NSLKDD_SOURCE_SHARE = 0.2
-NSLKDD_SPLIT_SEED = 20240601
+NSLKDD_SOURCE_SHARE = nslkdd.SOURCE_SHARE
+NSLKDD_SPLIT_SEED = nslkdd.SPLIT_SEED
 DEFAULT_EPOCHS = {"har": 40, "nsl-kdd": 30}
 HAR_AUGMENT_COPIES = 8
 HAR_MAX_ROTATION_DEG = 20.0
 METADATA_VERSION = 1
+# What a build writes besides metadata.json. With the same task, seed, options, tool versions and
+# machine, two builds write these byte for byte, and metadata.json differs only in TIMING_FIELDS
+# (top-level keys measured with a clock).
+ARTIFACTS = ("backbone.tflite", "backbone.tfmb", "backbone.h", "head_init.npy")
+TIMING_FIELDS = ("build_seconds",)
 
 F32 = npt.NDArray[np.float32]
 I8 = npt.NDArray[np.int8]
@@ -120,11 +136,8 @@ class TaskData:
 
 def nslkdd_source_mask(n: int) -> npt.NDArray[np.bool_]:
     """Rows of KDDTrain+_20Percent that pretrain the NSL-KDD backbone (True) and are therefore
-    not the fleet's: the first round(0.2 n) of a permutation from NSLKDD_SPLIT_SEED."""
-    order = np.random.default_rng(NSLKDD_SPLIT_SEED).permutation(n)
-    mask = np.zeros(n, dtype=bool)
-    mask[order[: round(NSLKDD_SOURCE_SHARE * n)]] = True
-    return mask
+    not the fleet's (`nslkdd.source_mask`, which `tinyfl data partition` also excludes)."""
+    return nslkdd.source_mask(n)
 
 
 def load_task(task: str) -> TaskData:
@@ -149,8 +162,6 @@ def load_task(task: str) -> TaskData:
              "test_users": list(har.TEST_USERS)},
         )
     if task == "nsl-kdd":
-        from tinyfl.data import nslkdd
-
         train = nslkdd.load(nslkdd.TRAIN_FILE)
         test = nslkdd.load(nslkdd.TEST_FILE)
         spec = nslkdd.fit(train)
@@ -469,6 +480,8 @@ def build(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any
                                                 "test": len(data.test[1])}},
         "training": {"seed": cfg.seed, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
                      "optimizer": f"Adam lr={cfg.lr}", "loss": "sparse categorical cross-entropy",
+                     **({"input_noise_std": keras_models.NSLKDD_INPUT_NOISE}
+                        if cfg.task == "nsl-kdd" else {}),
                      "float_test_accuracy_pretraining_head": float_test_acc,
                      "int8_test_accuracy_pretraining_head": int8_test_acc,
                      "int8_float_prediction_agreement": agreement,
@@ -479,8 +492,7 @@ def build(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any
                              str(cfg.epochs), "--seed", str(cfg.seed)]),
         "build_seconds": 0.0,
     }
-    files = {"backbone.tflite": tflite, "backbone.tfmb": blob, "backbone.h": header.encode(),
-             "head_init.npy": buf.getvalue()}
+    files = dict(zip(ARTIFACTS, (tflite, blob, header.encode(), buf.getvalue()), strict=True))
     meta["files"] = {name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
                      for name, b in files.items()}
     meta["build_seconds"] = round(time.monotonic() - t0, 1)
