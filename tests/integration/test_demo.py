@@ -12,6 +12,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +107,31 @@ def test_the_same_flow_runs_with_100_native_nodes(tmp_path: Path) -> None:
     assert len(refs.nodes) == 100
     assert records[-1]["test_accuracy"] >= refs.central.accuracy - 0.03
     assert (run_dir / "report.html").is_file() and (run_dir / "model.tflite").is_file()
+
+
+def test_ctrl_c_stops_every_process_it_started(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinyfl.cli.main", "demo", "--emulator", "native", "--nodes", "4",
+         "--partition", "iid", "--rounds", "1000000", "--out", str(run_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any("nodes online" in ln for ln in lines[-1:]):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+    assert any("eligible nodes online" in ln for ln in lines), "".join(lines)
+    time.sleep(1.0)  # a few rounds in
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, "".join(lines) + out
+    assert "fleet stopped" in out
+    recorded = read_state(run_dir).processes
+    assert len(recorded) == 5  # broker + 4 nodes
+    assert all(verify(p) is not Liveness.RUNNING for p in recorded)
+    leftover = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, check=False)
+    assert leftover.returncode == 1, leftover.stdout
+    assert 1 <= len(read_metrics(run_dir / "metrics.jsonl")) < 1000000  # rounds done stay on disk

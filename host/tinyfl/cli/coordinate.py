@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from tinyfl.aio import cancel_and_wait
 from tinyfl.cli import Subparsers
 from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint
 from tinyfl.coordinator.config import RESUME_LOCKED, EngineConfig
@@ -325,10 +326,11 @@ async def coordinate(plan: Plan, progress: Progress) -> RunResult:
     loop = asyncio.get_running_loop()
     main = asyncio.ensure_future(engine.run())
     with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGTERM, main.cancel)
+        loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(cancel_and_wait(main)))
     try:
         return await main
     except asyncio.CancelledError:
+        await cancel_and_wait(main)
         raise KeyboardInterrupt from None
     finally:
         await transport.close()

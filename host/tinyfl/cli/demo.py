@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from tinyfl.aio import cancel_and_wait
 from tinyfl.cli import Subparsers
 from tinyfl.cli import export as export_cli
 from tinyfl.cli.coordinate import CONFIG_NAME, Plan, coordinate, write_config
@@ -210,9 +211,8 @@ async def _until_stopped(work: Awaitable[T], stop: asyncio.Event) -> T:
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     if not task.done():
-        task.cancel()
         with contextlib.suppress(asyncio.CancelledError, KeyboardInterrupt):
-            await task
+            await cancel_and_wait(task)
         raise KeyboardInterrupt
     return task.result()
 
