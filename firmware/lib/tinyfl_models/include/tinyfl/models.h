@@ -61,7 +61,7 @@ struct BlobLoad {
 void describe_blob_load(const BlobView& blob, const BlobLoad& load, const EmbeddingCache& cache, LogLine& line);
 
 // Why a blob's model is missing: "blob needs model 0123456789abcdef; this firmware carries har
-// 51b533816730253b, nsl-kdd 08c4466a4f2f931d".
+// 51b533816730253b, nsl-kdd 23dfe392e79f9cff".
 void describe_missing_model(const BlobView& blob, LogLine& line);
 
 // Parses the compiled model into work.model and checks its scratch fits work.arena.
