@@ -173,18 +173,6 @@ def test_header_name_must_be_a_c_identifier() -> None:
         export.c_header(b"x", HAR_HASH, "har", [], name="my-model")
 
 
-def test_write_atomically_replaces_and_leaves_no_temporary(tmp_path: Path) -> None:
-    a, b = tmp_path / "a.tflite", tmp_path / "b.h"
-    a.write_bytes(b"old")
-    export.write_atomically({a: b"new", b: b"header"})
-    assert a.read_bytes() == b"new" and b.read_bytes() == b"header"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tflite", "b.h"]
-    with pytest.raises(FileNotFoundError):
-        export.write_atomically({a: b"newer", tmp_path / "missing" / "x.h": b""})
-    assert a.read_bytes() == b"new"  # a failure before the renames changes nothing
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tflite", "b.h"]
-
-
 # --- the command ---------------------------------------------------------------------------------
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy.typing as npt
 from tinyfl.cli import Subparsers
 from tinyfl.data import har, nslkdd, partition
 from tinyfl.errors import TinyFLError, UsageError
+from tinyfl.files import atomic_write
 from tinyfl.wire import BlobKind, DataBlob
 
 SUMMARY = "prepare datasets for a fleet: per-node data blobs"
@@ -324,17 +324,6 @@ def manifest(plan: Plan, blobs: dict[str, bytes]) -> dict[str, Any]:
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temporary file beside the target, then rename: readers see the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _listed_files(manifest_path: Path) -> set[str]:
     """Blob file names a previous manifest in the directory lists (only plain names)."""
     try:
@@ -358,12 +347,12 @@ def write_partition(plan: Plan, out: Path, progress: bool = False) -> dict[str, 
         for name in sorted(stale):  # blobs of a previous, larger partition in the same DIR
             (out / name).unlink(missing_ok=True)
         for i, node in enumerate(plan.nodes, 1):
-            _atomic_write(out / f"{node.node_id}.blob", blobs[node.node_id])
+            atomic_write(out / f"{node.node_id}.blob", blobs[node.node_id])
             if progress:
                 print(f"\rwriting blobs {i}/{len(plan.nodes)}", end="", file=sys.stderr)
         if progress:
             print(file=sys.stderr)
-        _atomic_write(old, text.encode())
+        atomic_write(old, text.encode())
     except OSError as exc:
         raise TinyFLError(f"cannot write the partition to {out}: {exc}") from exc
     return doc

@@ -63,6 +63,7 @@ def _default_model(run_dir: Path, task: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
+    from tinyfl.files import atomic_write_all
     from tinyfl.model import export
     from tinyfl.model.artifacts import load_artifacts, model_dir
     from tinyfl.model.firmware_blob import export_blob
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     files = {out: tflite}
     if header is not None:
         files[header] = export.c_header(tflite, art.model_hash, art.task, art.classes).encode()
-    export.write_atomically(files)
+    atomic_write_all(files, durable=True)
 
     shape = "x".join(str(v) for v in art.input_shape)
     print(f"exported {run_dir} (round {ckpt.round}) on {folder} (model {art.model_hash.hex()})")

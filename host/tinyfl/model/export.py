@@ -35,13 +35,11 @@ it is returned, and `verify` runs it with LiteRT against the host's numpy backbo
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import struct
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -69,7 +67,6 @@ __all__ = [
     "litert_probabilities",
     "sample_inputs",
     "verify",
-    "write_atomically",
 ]
 
 DEFAULT_HEADER_NAME = "tinyfl_deploy_model"
@@ -509,23 +506,3 @@ def c_header(tflite: bytes, model_hash: bytes, task: str, classes: Sequence[str]
         f"static const char {name}_task[] = {_c_string(task)};\n"
         f"static const char* const {name}_classes[{len(classes)}] = {{{names}}};\n"
     )
-
-
-def write_atomically(files: dict[Path, bytes]) -> None:
-    """Writes every file to a temporary name beside it (flushed, fsynced), then renames them into
-    place; on an error before the renames nothing is left behind, and a reader never sees a
-    partly written file."""
-    tmps: list[tuple[Path, Path]] = []
-    try:
-        for path, data in files.items():
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmps.append((tmp, path))
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        for tmp, path in tmps:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in tmps:
-            tmp.unlink(missing_ok=True)

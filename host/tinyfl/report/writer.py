@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from tinyfl.coordinator.metrics import METRICS_NAME, read_metrics
 from tinyfl.errors import UsageError
+from tinyfl.files import atomic_write
 from tinyfl.report.baselines import BASELINES_NAME, Baselines, load_baselines, save_baselines
 from tinyfl.report.html import render_html
 from tinyfl.report.plots import render_plots
@@ -18,17 +18,6 @@ __all__ = ["CONFIG_NAME", "MODEL_NAME", "REPORT_NAME", "read_run_config", "write
 REPORT_NAME = "report.html"
 MODEL_NAME = "model.tflite"  # the exported model, when the run has one
 CONFIG_NAME = "config.json"  # as `tinyfl coordinate` writes it (tinyfl.cli.coordinate)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Temporary file beside the target, then rename: a reader sees the old file or the new."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any] | None:
@@ -88,7 +77,7 @@ def write_report(run_dir: Path, baselines: Baselines | None = None) -> Path:
         model_bytes=model.stat().st_size if model.is_file() else None,
     )
     for name, png in images.items():
-        _atomic_write(run_dir / name, png)
+        atomic_write(run_dir / name, png)
     out = run_dir / REPORT_NAME
-    _atomic_write(out, page.encode("utf-8"))
+    atomic_write(out, page.encode("utf-8"))
     return out
