@@ -95,8 +95,8 @@ def markdown(r: dict[str, object]) -> str:
         "# Fleet benchmark",
         "",
         (f"Recorded {r['date']} by `python bench/bench_fleet.py` on a {r['host_cores']}-core host: "
-        f"{r['nodes']} idle {r['emulator']} nodes (NSL-KDD feature blobs, connected to a private "
-        f"mosquitto, no coordinator), measured over {r['window_s']} s after {r['settle_s']} s "
+        f"{r['nodes']} idle {r['emulator']} nodes (NSL-KDD blobs, embedded by the compiled "
+        f"backbone at boot, connected to a private mosquitto, no coordinator), measured over {r['window_s']} s after {r['settle_s']} s "
         "of settling. CPU is utime + stime from /proc/PID/stat as a fraction of one core; RSS is "
         "VmRSS."),
         "",

@@ -1,5 +1,6 @@
 """The coordinator against a real mosquitto: simulated Python nodes speaking the real wire format,
-the `tinyfl coordinate` process killed with SIGKILL and resumed, and real native firmware nodes.
+the `tinyfl coordinate` process killed with SIGKILL and resumed, and real native firmware nodes
+running the NSL-KDD backbone on `tinyfl data partition`'s blobs.
 
 Fleets get unique names because the session broker keeps retained messages between tests.
 """
@@ -24,7 +25,8 @@ import pytest
 
 from support.broker import MosquittoBroker
 from support.mqtt_probe import MqttProbe
-from support.nodes import load_features, make_blob, start_node, wait_until
+from support.nodes import start_node, wait_until
+from tinyfl.cli.data import build_partition
 from tinyfl.coordinator import (
     CHECKPOINT_NAME,
     METRICS_NAME,
@@ -37,10 +39,12 @@ from tinyfl.coordinator import (
 )
 from tinyfl.coordinator.simnode import SimNode, start_fleet
 from tinyfl.fleet import Emulator, build_firmware
+from tinyfl.model.artifacts import load_artifacts
+from tinyfl.report import plan_node_data
 from tinyfl.strategy import get_strategy
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.transport.mqtt import MqttTransport
-from tinyfl.wire import Topics, Update, decode, encode
+from tinyfl.wire import BlobKind, Topics, Update, decode, encode
 
 pytestmark = pytest.mark.broker
 
@@ -55,7 +59,7 @@ def fleet_name(tag: str) -> str:
 
 @pytest.fixture(scope="module")
 def task() -> Task:
-    return load_task("nsl-kdd")
+    return load_task("nsl-kdd", with_train=True)  # the simulated nodes train on the fleet's rows
 
 
 def run(scenario: Callable[[], Any], timeout: float = SCENARIO_TIMEOUT) -> None:
@@ -396,10 +400,14 @@ def test_two_native_firmware_nodes_complete_three_rounds(
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     image = build_firmware(Emulator.NATIVE)
-    features = load_features()
+    # what `tinyfl data partition` writes: the records' feature codes, which each node runs
+    # through its compiled NSL-KDD backbone before training the head on the embeddings
+    plan = build_partition("nsl-kdd", clients=2, scheme="iid", seed=40, max_samples=300)
     fleet = fleet_name("firmware")
     prefix = f"tinyfl/{fleet}"
-    blobs = [make_blob(features, 300, 40 + i) for i in range(2)]
+    blobs = [node.blob for node in plan.nodes]
+    art = load_artifacts("nsl-kdd")
+    assert all(b.kind == BlobKind.RAW_WINDOWS and b.model_hash == art.model_hash for b in blobs)
     nodes = [
         start_node(
             Emulator.NATIVE,
@@ -473,13 +481,12 @@ def test_two_native_firmware_nodes_complete_three_rounds(
         updates = [decode(m.payload) for m in probe.messages() if m.topic.endswith("/update")]
         assert len(updates) == 6
         first = min(globals_, key=lambda g: g.round_id)
-        blob = blobs[0]
-        x = (blob.samples.astype(np.float32) - np.float32(blob.zero_point)) * np.float32(blob.scale)
+        data = plan_node_data(plan, art)[0]  # the numpy backbone's embeddings, as the node's
         twin = SimNode(
             "fw-0",
-            x,
-            blob.labels,
-            model_hash=blob.model_hash,
+            data.x,
+            data.y,
+            model_hash=art.model_hash,
             n_classes=5,
             topics=Topics(prefix),
             transport=MemoryTransport(MemoryBroker()),

@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyfl.cli.data import backbone_model_hash
 from tinyfl.cli.main import main
 from tinyfl.data import har, nslkdd
+from tinyfl.model.artifacts import load_artifacts
+from tinyfl.model.tflite import ModelError
 from tinyfl.wire import BlobKind, DataBlob
 
 
@@ -80,8 +83,13 @@ def test_har_dirichlet_same_seed_same_bytes(tmp_path: Path) -> None:
 def test_nsl_kdd_gateways(tmp_path: Path) -> None:
     manifest = _partition(tmp_path, "--task", "nsl-kdd", "--clients", "8", "--max-samples", "256")
     assert manifest["partition"] == "gateways"
-    assert manifest["kind"] == BlobKind.FEATURES and manifest["dim"] == 64
-    assert manifest["zero_point"] == -128 and np.isclose(manifest["scale"], 1 / 255)
+    # the feature codes are the input of the backbone in models/nsl-kdd, which the node runs
+    art = load_artifacts("nsl-kdd")
+    assert manifest["kind"] == BlobKind.RAW_WINDOWS and manifest["dim"] == 64
+    assert manifest["model_hash"] == art.model_hash.hex()
+    assert manifest["zero_point"] == -128 == art.input_zero_point
+    assert np.isclose(manifest["scale"], 1 / 255)
+    assert np.float32(manifest["scale"]) == np.float32(art.input_scale)
     blobs = _check_manifest(tmp_path, manifest)
     for blob in blobs:
         present = set(np.unique(blob.labels).tolist())
@@ -122,6 +130,20 @@ def test_model_hash_override(tmp_path: Path) -> None:
     )
     assert manifest["model_hash"] == "0011223344556677"
     _check_manifest(tmp_path, manifest)
+
+
+def test_a_backbone_expecting_other_codes_is_a_model_error() -> None:
+    scale, zp = nslkdd.FEATURE_SCALE, nslkdd.FEATURE_ZERO_POINT
+    assert backbone_model_hash("nsl-kdd", 64, scale, zp, "codes") == (
+        load_artifacts("nsl-kdd").model_hash)
+    with pytest.raises(ModelError, match="zero point -128, codes have"):
+        backbone_model_hash("nsl-kdd", 64, scale, 0, "codes")
+    with pytest.raises(ModelError, match="scale"):
+        backbone_model_hash("nsl-kdd", 64, scale * 1.001, zp, "codes")
+    with pytest.raises(ModelError, match="expects 64 input values per sample, codes have 63"):
+        backbone_model_hash("nsl-kdd", 63, scale, zp, "codes")
+    with pytest.raises(ModelError, match="expects input codes with scale"):  # HAR's model
+        backbone_model_hash("har", 64, scale, zp, "codes")
 
 
 def test_smaller_partition_replaces_larger_one(tmp_path: Path) -> None:

@@ -18,12 +18,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from support.mqtt_probe import MqttProbe
+from tinyfl.coordinator import METRICS_NAME, read_metrics
+from tinyfl.data import nslkdd
 from tinyfl.fleet import Emulator, build_firmware
 from tinyfl.fleet.pool import Fleet, FleetConfig, FleetError
 from tinyfl.fleet.state import Liveness, proc_info, read_state, stop_processes, verify
+from tinyfl.model.export import litert_probabilities
 from tinyfl.wire import DataBlob, Hello, decode
 
 pytestmark = [pytest.mark.firmware, pytest.mark.broker]
@@ -98,6 +103,60 @@ def test_up_status_down_native(run_dir: Path) -> None:
 
     status = tinyfl("fleet", "status", "--run", str(run_dir))
     assert status.returncode == 1 and "0/4 nodes up" in status.stdout
+
+
+# Final KDDTest+ accuracy of the run below, measured: 0.7453 (every run: 4 native nodes, the
+# default gateways partition and seed, all nodes answer every round, so nothing is left to
+# chance); the central head on the frozen backbone reaches 0.7635 (bench/model.md).
+NSL_KDD_FLEET_ACCURACY = 0.7453
+
+
+def test_nsl_kdd_fleet_trains_its_head_on_the_backbone_and_exports(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """The NSL-KDD flow as a user runs it: native nodes embed their records with the compiled
+    int8 backbone, the coordinator evaluates on the numpy backbone's KDDTest+ embeddings, and the
+    run exports as one .tflite."""
+    up = tinyfl("fleet", "up", "--nodes", "4", "--emulator", "native", "--task", "nsl-kdd",
+                "--fleet", "nsl", "--run", str(run_dir))
+    assert up.returncode == 0, up.stdout + up.stderr
+    state = read_state(run_dir)
+    out = tmp_path / "run"
+    try:
+        coordinate = tinyfl("coordinate", "--broker", state.broker_url, "--fleet", "nsl",
+                            "--task", "nsl-kdd", "--rounds", "10", "--out", str(out))
+        logs = [Path(n.log).read_text() for n in state.nodes]
+    finally:
+        down = tinyfl("fleet", "down", "--run", str(run_dir))
+    assert coordinate.returncode == 0, coordinate.stdout + coordinate.stderr
+    assert down.returncode == 0, down.stdout + down.stderr
+    model_hash = json.loads((ROOT / "models" / "nsl-kdd" / "metadata.json").read_text())[
+        "model_hash"]
+    for log in logs:  # every record went through the backbone on the node
+        assert f"raw windows through the nsl-kdd backbone {model_hash} ->" in log, log
+    records = read_metrics(out / METRICS_NAME)
+    assert [r["status"] for r in records] == ["closed"] * 10
+    assert all(r["answered"] == 4 for r in records)
+    final = records[-1]["test_accuracy"]
+    assert final >= NSL_KDD_FLEET_ACCURACY - 0.01, final
+    assert final > records[0]["test_accuracy"]
+
+    exported = tmp_path / "model.tflite"
+    result = tinyfl("export", "--run", str(out), "--out", str(exported))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"(model {model_hash})" in result.stdout
+    # the deployed model scores KDDTest+ as the coordinator's last evaluation did
+    probs = litert_probabilities(exported.read_bytes(), kddtest_codes())
+    if probs is not None:
+        test = nslkdd.load(nslkdd.TEST_FILE)
+        assert np.mean(np.argmax(probs, axis=1) == test.labels) == pytest.approx(final, abs=1e-9)
+
+
+def kddtest_codes() -> npt.NDArray[np.int8]:
+    """Every KDDTest+ record as the int8 feature codes the backbone takes."""
+    train = nslkdd.load(nslkdd.TRAIN_FILE)
+    return nslkdd.quantize_features(nslkdd.encode(nslkdd.load(nslkdd.TEST_FILE),
+                                                  nslkdd.fit(train)))
 
 
 def test_node_that_never_says_hello_is_reported(run_dir: Path) -> None:

@@ -1,7 +1,10 @@
 """Helpers for tests that run real node firmware (native processes and QEMU boards).
 
-The data is real: NSL-KDD records as 64-value feature vectors (feature-vector mode), partitioned
-into per-node blobs. The firmware is built once per session by `firmware_images`.
+The data is real: NSL-KDD records as 64-value feature vectors in feature-vector mode (kind-1
+blobs carrying the feature specification's hash), which the firmware keeps supporting for nodes
+without a backbone; what `tinyfl data partition` gives a fleet (kind 2, through the compiled
+backbone) comes from `tinyfl.cli.data.build_partition`. The firmware is built once per session by
+`firmware_images`.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ def test_help_lists_coordinate(capsys: pytest.CaptureFixture[str]) -> None:
         (["--strategy", "fedsgd"], "unknown strategy 'fedsgd'"),
         (["--strategy", "fedprox:mu=-1"], "fedprox mu must be"),
         (["--strategy", "fedadam:eta"], "expected NAME[:key=value"),
-        (["--model", "models/nsl-kdd"], "is a nsl-kdd backbone"),
+        (["--model", "models/nsl-kdd"],
+         "--task synthetic:d=4,k=2 and --model models/nsl-kdd (a nsl-kdd backbone) disagree"),
         (["--model", "models/none"], "no readable models/none/metadata.json"),
         (["--resume"], "--resume needs --out"),
     ],
@@ -79,6 +80,29 @@ def test_a_missing_model_folder_is_a_model_error(
     argv = ["coordinate", "--broker", BROKER, "--fleet", "a", "--task", "har:models/none"]
     assert main([*argv, "--out", str(tmp_path / "run")]) == 8
     assert "models/none is not a model folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", [None, "nsl-kdd", "nsl-kdd:models/nsl-kdd"])
+def test_an_nsl_kdd_backbone_folder_is_the_nsl_kdd_task(task: str | None, tmp_path: Path) -> None:
+    argv = ["coordinate", "--broker", BROKER, "--fleet", "a", "--model", "models/nsl-kdd",
+            "--out", str(tmp_path / "run"), *(["--task", task] if task else [])]
+    plan = plan_from_args(parse(argv))
+    assert plan.task_spec == "nsl-kdd:models/nsl-kdd"
+    assert plan.task.name == "nsl-kdd" and plan.task.head_shape == (5, 65)
+    meta = json.loads(Path("models/nsl-kdd/metadata.json").read_text())
+    assert plan.task.model_hash.hex() == meta["model_hash"]
+
+
+def test_a_model_folder_of_another_task_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "metadata.json").write_text(json.dumps({"task": "mnist"}))
+    argv = ["coordinate", "--broker", BROKER, "--fleet", "a", "--model", str(folder)]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert "is a 'mnist' model; the coordinator takes backbones of har or nsl-kdd" in (
+        capsys.readouterr().err)
 
 
 def test_k_and_fraction_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ import io
 import numpy as np
 import pytest
 
+from tinyfl.cli.data import build_partition
 from tinyfl.coordinator import (
     evaluate,
     global_seed,
@@ -21,8 +22,9 @@ from tinyfl.coordinator import (
 from tinyfl.coordinator.progress import Progress
 from tinyfl.coordinator.simnode import SimNode, partition
 from tinyfl.errors import UsageError
-from tinyfl.model.artifacts import load_artifacts
+from tinyfl.model.artifacts import MODELS_ROOT, load_artifacts
 from tinyfl.model.tflite import ModelError
+from tinyfl.report import plan_node_data
 from tinyfl.rng import round_rng
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.wire import Global, Tensor, Topics, Update, decode, encode
@@ -83,7 +85,7 @@ def test_tasks_by_name() -> None:
     assert (task.embed_dim, task.n_classes, task.head_shape) == (4, 2, (2, 5))
     assert task.model_hash == load_task("synthetic:d=4,k=2,seed=1").model_hash
     assert task.model_hash != load_task("synthetic:d=4,k=2,seed=2").model_hash
-    for bad in ("mnist", "synthetic:q=1", "synthetic:d=x", "nsl-kdd:x"):
+    for bad in ("mnist", "synthetic:q=1", "synthetic:d=x", "har-kdd"):
         with pytest.raises(UsageError):
             load_task(bad)
 
@@ -102,6 +104,33 @@ def test_har_task_is_the_backbone_embedding_of_the_held_out_users() -> None:
     assert evaluate(head, task.test_x, task.test_y).accuracy == pytest.approx(recorded, abs=1e-9)
     with pytest.raises(ModelError, match="not a model folder"):
         load_task("har:/nonexistent/model")
+
+
+def test_nsl_kdd_task_is_the_backbone_embedding_of_kddtest() -> None:
+    task = load_task("nsl-kdd", with_train=True)
+    art = load_artifacts("nsl-kdd")
+    assert (task.embed_dim, task.n_classes, task.model_hash) == (64, 5, art.model_hash)
+    assert task.test_x.shape == (22544, 64)  # every KDDTest+ record
+    q = task.test_x / np.float32(art.embed_scale) + art.embed_zero_point
+    assert np.allclose(q, np.round(q), atol=1e-3) and q.min() >= -128.5 and q.max() <= 127.5
+    head = np.load(art.folder / "head_init.npy")
+    recorded = art.metadata["training"]["int8_test_accuracy_pretraining_head"]
+    assert evaluate(head, task.test_x, task.test_y).accuracy == pytest.approx(recorded, abs=1e-9)
+    # The training rows are the embeddings of exactly the records `tinyfl data partition` puts
+    # on the nodes (the backbone's source rows left out), as the node's backbone computes them.
+    assert task.train_x is not None and task.train_y is not None
+    plan = build_partition("nsl-kdd", clients=1, scheme="iid", seed=0, max_samples=10**6)
+    (data,) = plan_node_data(plan, art, capacity=10**6)
+
+    def rows(x: np.ndarray, y: np.ndarray) -> list[bytes]:  # type: ignore[type-arg]
+        return sorted(bytes([int(label)]) + r.tobytes() for r, label in zip(x, y))
+
+    assert rows(task.train_x, task.train_y) == rows(data.x, data.y)
+    assert load_task("nsl-kdd").train_x is None  # only when asked for
+    with pytest.raises(ModelError, match="not a model folder"):
+        load_task("nsl-kdd:/nonexistent/model")
+    with pytest.raises(ModelError, match="is not the nodes' feature codes"):
+        load_task(f"nsl-kdd:{MODELS_ROOT / 'har'}")
 
 
 def test_partitions_are_fixed_by_seed_and_skewed_by_alpha() -> None:

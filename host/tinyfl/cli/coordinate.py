@@ -39,6 +39,7 @@ from tinyfl.wire import Topics, check_prefix, default_prefix
 SUMMARY = "run federated training rounds on a fleet over MQTT"
 CONFIG_NAME = "config.json"
 DEFAULTS = EngineConfig()
+BACKBONE_TASKS = ("har", "nsl-kdd")  # tasks whose --model folder is a `tinyfl model build` output
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +61,14 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     what = parser.add_argument_group("what")
     what.add_argument(
         "--task",
-        help="har (the backbone in models/har), nsl-kdd, or synthetic[:d=64,k=6,seed=0] "
+        help="har or nsl-kdd (the backbone in models/<task>), or synthetic[:d=64,k=6,seed=0] "
         "(taken from the checkpoint with --resume)",
     )
-    what.add_argument("--model", help="a HAR backbone folder other than models/har (task har:DIR)")
+    what.add_argument(
+        "--model",
+        help="a backbone folder other than models/<task> (task har:DIR or nsl-kdd:DIR, from the "
+        "folder's metadata.json)",
+    )
     what.add_argument(
         "--strategy",
         help="aggregation, e.g. fedavg, fedprox:mu=0.01, fedavgm:momentum=0.9, fedadam:eta=0.01, "
@@ -185,19 +190,20 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
 
 
 def _task_of_model(folder: str, task: str | None) -> str:
-    """--model DIR as a task spec: a HAR backbone folder is `har:DIR`. NSL-KDD nodes train on
-    feature vectors (`--task nsl-kdd`), so its backbone folder is not a coordinator task yet."""
+    """--model DIR as a task spec: the folder's task (metadata.json) and the folder, `har:DIR` or
+    `nsl-kdd:DIR`; a --task naming another task is a contradiction, not a choice."""
     meta_path = Path(folder) / "metadata.json"
     try:
         model_task = json.loads(meta_path.read_text())["task"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"--model {folder}: no readable {meta_path} ({exc})") from None
-    if model_task != "har":
-        raise UsageError(f"--model {folder} is a {model_task} backbone; the coordinator takes HAR "
-                         "backbones (NSL-KDD nodes train on feature vectors: --task nsl-kdd)")
-    spec = f"har:{folder}"
-    if task is not None and task not in ("har", spec):
-        raise UsageError(f"--task {task} and --model {folder} disagree; give one of them")
+    if model_task not in BACKBONE_TASKS:
+        raise UsageError(f"--model {folder} is a {model_task!r} model; the coordinator takes "
+                         f"backbones of {' or '.join(BACKBONE_TASKS)}")
+    spec = f"{model_task}:{folder}"
+    if task is not None and task not in (model_task, spec):
+        raise UsageError(f"--task {task} and --model {folder} (a {model_task} backbone) "
+                         "disagree; give one of them")
     return spec
 
 

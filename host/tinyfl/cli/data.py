@@ -5,9 +5,14 @@ HAR (default task): the fleet users' label-pure windows (see `tinyfl.data.har`) 
 for all axes fitted on the source users only (`har.fit_quantization`: 99.9th percentile of
 |value| / 127, zero point 0). Test and source users never reach a node.
 
-NSL-KDD: the fleet's KDDTrain+_20Percent records as kind-1 blobs (FEATURES, dim 64), features in
-[0, 1] quantized with scale 1/255 and zero point -128 (as the node's embedding cache stores them).
-The backbone's source rows (`nslkdd.source_mask`) never reach a node.
+NSL-KDD: the fleet's KDDTrain+_20Percent records as kind-2 blobs (RAW_WINDOWS, dim 64): each
+sample is the record's 64 encoded features in [0, 1] quantized with scale 1/255 and zero point
+-128 (`nslkdd.quantize_features`), which is exactly the input tensor of the MLP backbone in
+models/nsl-kdd, so the node embeds every record and trains its head on the embeddings, as for
+HAR. The backbone's source rows (`nslkdd.source_mask`) never reach a node.
+
+Both tasks' blobs carry the hash of the backbone in models/<task> (checked to expect the codes'
+quantization); `--model-hash` puts another hash in instead, unchecked.
 
 Every blob is built and checked in memory before the first byte is written; each file is
 written to a temporary name and renamed, and manifest.json is written last, so a directory
@@ -83,9 +88,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--model-hash",
         metavar="HEX",
         help=(
-            "8-byte model hash (16 hex digits) the blobs carry; default: HAR, the hash of the "
-            "backbone in models/har (the 12-activity data: the identity of the window "
-            "definition); NSL-KDD, the identity of the feature specification"
+            "8-byte model hash (16 hex digits) the blobs carry; default: the hash of the "
+            "backbone in models/<task> (HAR's 12-activity data, which has no built backbone: "
+            "the identity of its window definition)"
         ),
     )
     part.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
@@ -200,7 +205,8 @@ def build_partition(
         labels = fleet.y
         codes = har.quantize(fleet.x, scale, zero_point).reshape(len(fleet), -1)
         kind, classes = BlobKind.RAW_WINDOWS, fleet.classes
-        data_hash = har_model_hash(all_activities, scale, zero_point)
+        data_hash = (model_hash if model_hash is not None
+                     else har_model_hash(all_activities, scale, zero_point))
         groups: npt.NDArray[Any] | None = fleet.user
         extra = {
             "dataset_sha256": har.SHA256,
@@ -219,12 +225,15 @@ def build_partition(
         labels = train.labels[fleet_rows]
         codes = nslkdd.quantize_features(nslkdd.encode(train, spec)[fleet_rows])
         scale, zero_point = nslkdd.FEATURE_SCALE, nslkdd.FEATURE_ZERO_POINT
-        kind, classes = BlobKind.FEATURES, nslkdd.CLASSES
-        data_hash = spec.model_hash()
+        # the feature codes are the backbone's input tensor: the node embeds them (kind 2)
+        kind, classes = BlobKind.RAW_WINDOWS, nslkdd.CLASSES
+        data_hash = (model_hash if model_hash is not None else backbone_model_hash(
+            "nsl-kdd", codes.shape[1], scale, zero_point, "the feature codes"))
         groups = None
         extra = {
             "dataset_sha256": nslkdd.SHA256[nslkdd.TRAIN_FILE],
             "file": nslkdd.TRAIN_FILE,
+            "layout": "the 64 encoded features of tinyfl.data.nslkdd (the backbone's input)",
             "rows": {
                 "fleet": int(labels.size),
                 "source_excluded": int(train.labels.size - labels.size),
@@ -233,8 +242,6 @@ def build_partition(
             },
         }
 
-    if model_hash is not None:
-        data_hash = model_hash
     try:
         if name == "by-user":
             assert groups is not None
@@ -279,15 +286,28 @@ def har_model_hash(all_activities: bool, scale: float, zero_point: int) -> bytes
     """The hash of the backbone the windows feed (models/har), which nodes report in HELLO and
     use to pick the compiled model; the 12-activity data has no built model and carries the
     identity of its window definition instead. ModelError when models/har expects other codes."""
+    if all_activities:
+        return har.data_hash(all_activities, scale, zero_point)
+    return backbone_model_hash("har", har.WINDOW * len(har.CHANNELS), scale, zero_point,
+                               "the windows")
+
+
+def backbone_model_hash(folder: str, dim: int, scale: float, zero_point: int, what: str) -> bytes:
+    """The model hash of the backbone in `folder` (models/<task> for a task name), after checking
+    that its input tensor is what the blobs hold: `dim` int8 values with this scale (compared as
+    float32, the precision both the blob and the .tflite store) and zero point. A node refuses a
+    blob whose quantization is not its model's, so the mismatch is a ModelError here, not a fleet
+    of nodes failing at boot."""
     from tinyfl.model.artifacts import load_artifacts
     from tinyfl.model.tflite import ModelError
 
-    if all_activities:
-        return har.data_hash(all_activities, scale, zero_point)
-    art = load_artifacts("har")
+    art = load_artifacts(folder)
+    size = int(np.prod(art.input_shape, dtype=np.int64))
     if art.input_zero_point != zero_point or np.float32(art.input_scale) != np.float32(scale):
         raise ModelError(f"{art.folder} expects input codes with scale {art.input_scale!r} and "
-                         f"zero point {art.input_zero_point}, the windows have {scale!r}, {zero_point}")
+                         f"zero point {art.input_zero_point}, {what} have {scale!r}, {zero_point}")
+    if size != dim:
+        raise ModelError(f"{art.folder} expects {size} input values per sample, {what} have {dim}")
     return art.model_hash
 
 

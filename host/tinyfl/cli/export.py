@@ -52,7 +52,8 @@ def _output_path(path: Path, option: str) -> Path:
 
 
 def _default_model(run_dir: Path, task: str) -> str:
-    """The folder the run trained with: `har:FOLDER` in its config.json, else models/<task>."""
+    """The folder the run trained with: `<task>:FOLDER` (`har:` or `nsl-kdd:`) in its
+    config.json, else models/<task>."""
     try:
         spec = str(json.loads((run_dir / "config.json").read_text()).get("task", ""))
     except (OSError, ValueError, AttributeError):

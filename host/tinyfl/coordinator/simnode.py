@@ -387,7 +387,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def _run_fleet(args: argparse.Namespace) -> None:
-    task = load_task(args.task)
+    task = load_task(args.task, with_train=True)  # the nodes' data: the fleet's embeddings
     topics = Topics.for_fleet(args.fleet)
     nodes = await start_fleet(
         task,

@@ -1,11 +1,11 @@
 """What a run trains: the head's shape, the model identity nodes must report, and the held-out
 test set the coordinator evaluates every round's global head on.
 
-A `Task` is deliberately small so that any model can plug in: a built model folder
-(`models/har`: the test set is the int8 backbone's embeddings of the held-out users' windows,
-computed by the numpy backbone that is bit-exact with the node's), NSL-KDD feature vectors
-(d = 64, k = 5, the nodes carry features instead of a backbone) and a synthetic task for tests and
-benchmarks. The coordinator never looks past these fields.
+A `Task` is deliberately small so that any model can plug in: a built model folder (`models/har`:
+the test set is the int8 backbone's embeddings of the held-out users' windows; `models/nsl-kdd`:
+its embeddings of the KDDTest+ records; both computed by the numpy backbone that is bit-exact with
+the node's) and a synthetic task for tests and benchmarks. The coordinator never looks past these
+fields.
 
 Evaluation is server-side on embeddings: logits = X @ W[:, :-1].T + W[:, -1].
 """
@@ -148,27 +148,55 @@ def har_task(model: str = "har", with_train: bool = False) -> Task:
     )
 
 
-def nsl_kdd_task() -> Task:
-    """NSL-KDD as 64-value feature vectors: trained from KDDTrain+ 20%, tested on KDDTest+.
+def nsl_kdd_task(model: str = "nsl-kdd", with_train: bool = False) -> Task:
+    """NSL-KDD on a built backbone (`models/nsl-kdd` or another folder `tinyfl model build
+    --task nsl-kdd` wrote), whose input is the 64 feature codes of a record.
 
-    The model hash is the feature specification's (`FeatureSpec.model_hash()`), which is what
-    feature-mode nodes report in their HELLO.
+    Test set: every KDDTest+ record, encoded with the feature specification fitted on the whole
+    KDDTrain+_20Percent file (as the build and `tinyfl data partition` do), quantized as the
+    nodes' blobs are and embedded by the numpy int8 backbone. `with_train` adds the fleet's rows
+    of the training file (not the backbone's source rows, which no node holds), embedded the same
+    way (about 1 s more).
     """
     from tinyfl.data import nslkdd
+    from tinyfl.model.artifacts import load_artifacts
+    from tinyfl.model.tflite import ModelError
 
+    art = load_artifacts(model)
+    scale, zero_point = nslkdd.FEATURE_SCALE, nslkdd.FEATURE_ZERO_POINT
+    if (art.input_shape[-1:] != (nslkdd.FEATURE_DIM,) or zero_point != art.input_zero_point
+            or np.float32(scale) != np.float32(art.input_scale)):
+        raise ModelError(
+            f"{art.folder}: the model's input (shape {list(art.input_shape)}, scale "
+            f"{art.input_scale!r}, zero point {art.input_zero_point}) is not the nodes' feature "
+            f"codes ({nslkdd.FEATURE_DIM} values, scale {scale!r}, zero point {zero_point})"
+        )
+    if art.classes != tuple(nslkdd.CLASSES):
+        raise ModelError(f"{art.folder}: classes {art.classes} are not NSL-KDD's {nslkdd.CLASSES}")
     train = nslkdd.load(nslkdd.TRAIN_FILE)
-    test = nslkdd.load(nslkdd.TEST_FILE)
     spec = nslkdd.fit(train)
+
+    def embedded(records: nslkdd.Records, rows: npt.NDArray[np.bool_] | None = None
+                 ) -> tuple[F32, U8]:
+        codes = nslkdd.quantize_features(nslkdd.encode(records, spec))
+        labels = records.labels
+        if rows is not None:
+            codes, labels = codes[rows], labels[rows]
+        return art.dequantize(art.embed(codes)), labels.astype(np.uint8)
+
+    test_x, test_y = embedded(nslkdd.load(nslkdd.TEST_FILE))
+    fleet_rows = ~nslkdd.source_mask(train.labels.size)
+    train_x, train_y = embedded(train, fleet_rows) if with_train else (None, None)
     return Task(
         name="nsl-kdd",
-        embed_dim=nslkdd.FEATURE_DIM,
-        n_classes=len(nslkdd.CLASSES),
-        model_hash=spec.model_hash(),
-        class_names=tuple(nslkdd.CLASSES),
-        test_x=nslkdd.encode(test, spec),
-        test_y=test.labels,
-        train_x=nslkdd.encode(train, spec),
-        train_y=train.labels,
+        embed_dim=art.embed_dim,
+        n_classes=len(art.classes),
+        model_hash=art.model_hash,
+        class_names=art.classes,
+        test_x=test_x,
+        test_y=test_y,
+        train_x=train_x,
+        train_y=train_y,
     )
 
 
@@ -208,9 +236,10 @@ def synthetic_task(
 
 
 def load_task(spec: str, with_train: bool = False) -> Task:
-    """A task from its command-line name: `har` (or `har:MODEL_FOLDER`), `nsl-kdd`, or
-    `synthetic[:d=64,k=6,seed=0]`. `with_train` asks for the fleet's training data where it
-    is computed on demand (HAR embeddings); the other tasks always carry it.
+    """A task from its command-line name: `har` or `nsl-kdd` (or `har:MODEL_FOLDER`,
+    `nsl-kdd:MODEL_FOLDER`), or `synthetic[:d=64,k=6,seed=0]`. `with_train` asks for the fleet's
+    training data where it is computed on demand (the backbone tasks' embeddings); the synthetic
+    task always carries it.
 
     UsageError for an unknown name or malformed parameters; the dataset's own error (with how to
     fetch it) when NSL-KDD files are missing.
@@ -218,8 +247,8 @@ def load_task(spec: str, with_train: bool = False) -> Task:
     name, _, rest = spec.strip().partition(":")
     if name == "har":
         return har_task(rest or "har", with_train=with_train)
-    if name == "nsl-kdd" and not rest:
-        return nsl_kdd_task()
+    if name == "nsl-kdd":
+        return nsl_kdd_task(rest or "nsl-kdd", with_train=with_train)
     if name == "synthetic":
         params = {"d": 64, "k": 6, "seed": 0}
         for item in filter(None, (p.strip() for p in rest.split(","))):
@@ -232,6 +261,6 @@ def load_task(spec: str, with_train: bool = False) -> Task:
                 raise UsageError(f"bad task {spec!r}: {key} must be an integer") from None
         return synthetic_task(params["d"], params["k"], params["seed"])
     raise UsageError(
-        f"unknown task {spec!r}; choose har[:MODEL_FOLDER], nsl-kdd or "
+        f"unknown task {spec!r}; choose har[:MODEL_FOLDER], nsl-kdd[:MODEL_FOLDER] or "
         "synthetic[:d=64,k=6,seed=0]"
     )

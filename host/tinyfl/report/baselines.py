@@ -118,10 +118,11 @@ def plan_node_data(
 ) -> list[NodeData]:
     """What each node of a partition plan (`tinyfl.cli.data.build_partition`) trains on.
 
-    Raw windows (kind 2, HAR) go through `artifacts`' int8 backbone, bit-exact with the node's,
-    and are dequantized as the node's embedding cache does; features (kind 1, NSL-KDD) are
-    dequantized directly. Of a blob with more than `capacity` samples the node keeps the newest
-    (the last ones: blobs are replayed oldest first), and so does this.
+    Raw windows (kind 2: HAR windows, NSL-KDD feature codes) go through `artifacts`' int8
+    backbone, bit-exact with the node's, and are dequantized as the node's embedding cache does;
+    feature vectors (kind 1, already embeddings) are dequantized directly. Of a blob with more
+    than `capacity` samples the node keeps the newest (the last ones: blobs are replayed oldest
+    first), and so does this.
     """
     out = []
     for node in plan.nodes:
@@ -162,7 +163,7 @@ def task_node_data(
     (as `tinyfl data partition` names them). The newest `capacity` rows of each are kept."""
     if task.train_x is None or task.train_y is None:
         raise UsageError(
-            f"task {task.name} has no training data (HAR: load_task(..., with_train=True))"
+            f"task {task.name} has no training data (load_task(..., with_train=True))"
         )
     if node_ids is None:
         width = max(2, len(str(len(parts))))
