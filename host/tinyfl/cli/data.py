@@ -299,15 +299,9 @@ def backbone_model_hash(folder: str, dim: int, scale: float, zero_point: int, wh
     blob whose quantization is not its model's, so the mismatch is a ModelError here, not a fleet
     of nodes failing at boot."""
     from tinyfl.model.artifacts import load_artifacts
-    from tinyfl.model.tflite import ModelError
 
     art = load_artifacts(folder)
-    size = int(np.prod(art.input_shape, dtype=np.int64))
-    if art.input_zero_point != zero_point or np.float32(art.input_scale) != np.float32(scale):
-        raise ModelError(f"{art.folder} expects input codes with scale {art.input_scale!r} and "
-                         f"zero point {art.input_zero_point}, {what} have {scale!r}, {zero_point}")
-    if size != dim:
-        raise ModelError(f"{art.folder} expects {size} input values per sample, {what} have {dim}")
+    art.check_input(dim, scale, zero_point, what)
     return art.model_hash
 
 

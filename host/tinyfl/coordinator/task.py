@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from tinyfl.errors import UsageError
+
+if TYPE_CHECKING:  # the model package is imported when a backbone task is loaded
+    from tinyfl.model.artifacts import ModelArtifacts
 
 __all__ = [
     "Evaluation",
@@ -120,11 +123,7 @@ def har_task(model: str = "har", with_train: bool = False) -> Task:
     art = load_artifacts(model)
     windows = har.load(all_activities=len(art.classes) > 6)
     scale, zero_point = har.fit_quantization(windows.split("source").x)
-    if zero_point != art.input_zero_point or np.float32(scale) != np.float32(art.input_scale):
-        raise ModelError(
-            f"{art.folder}: the model's input quantization (scale {art.input_scale!r}, zero point "
-            f"{art.input_zero_point}) is not the nodes' (scale {scale!r}, zero point {zero_point})"
-        )
+    art.check_input(har.WINDOW * len(har.CHANNELS), scale, zero_point, "the nodes' windows")
     if tuple(windows.classes) != art.classes:
         raise ModelError(f"{art.folder}: classes {art.classes} are not the data's {windows.classes}")
 
@@ -133,18 +132,23 @@ def har_task(model: str = "har", with_train: bool = False) -> Task:
         codes = har.quantize(part.x, scale, zero_point)
         return art.dequantize(art.embed(codes)), part.y.astype(np.uint8)
 
-    test_x, test_y = embedded("test")
-    train_x, train_y = embedded("fleet") if with_train else (None, None)
+    train = embedded("fleet") if with_train else None
+    return _backbone_task("har", art, embedded("test"), train)
+
+
+def _backbone_task(name: str, art: ModelArtifacts, test: tuple[F32, U8],
+                   train: tuple[F32, U8] | None) -> Task:
+    """A task whose rows are the backbone's dequantized embeddings."""
     return Task(
-        name="har",
+        name=name,
         embed_dim=art.embed_dim,
         n_classes=len(art.classes),
         model_hash=art.model_hash,
         class_names=art.classes,
-        test_x=test_x,
-        test_y=test_y,
-        train_x=train_x,
-        train_y=train_y,
+        test_x=test[0],
+        test_y=test[1],
+        train_x=None if train is None else train[0],
+        train_y=None if train is None else train[1],
     )
 
 
@@ -163,14 +167,8 @@ def nsl_kdd_task(model: str = "nsl-kdd", with_train: bool = False) -> Task:
     from tinyfl.model.tflite import ModelError
 
     art = load_artifacts(model)
-    scale, zero_point = nslkdd.FEATURE_SCALE, nslkdd.FEATURE_ZERO_POINT
-    if (art.input_shape[-1:] != (nslkdd.FEATURE_DIM,) or zero_point != art.input_zero_point
-            or np.float32(scale) != np.float32(art.input_scale)):
-        raise ModelError(
-            f"{art.folder}: the model's input (shape {list(art.input_shape)}, scale "
-            f"{art.input_scale!r}, zero point {art.input_zero_point}) is not the nodes' feature "
-            f"codes ({nslkdd.FEATURE_DIM} values, scale {scale!r}, zero point {zero_point})"
-        )
+    art.check_input(nslkdd.FEATURE_DIM, nslkdd.FEATURE_SCALE, nslkdd.FEATURE_ZERO_POINT,
+                    "the nodes' feature codes")
     if art.classes != tuple(nslkdd.CLASSES):
         raise ModelError(f"{art.folder}: classes {art.classes} are not NSL-KDD's {nslkdd.CLASSES}")
     train = nslkdd.load(nslkdd.TRAIN_FILE)
@@ -184,20 +182,9 @@ def nsl_kdd_task(model: str = "nsl-kdd", with_train: bool = False) -> Task:
             codes, labels = codes[rows], labels[rows]
         return art.dequantize(art.embed(codes)), labels.astype(np.uint8)
 
-    test_x, test_y = embedded(nslkdd.load(nslkdd.TEST_FILE))
     fleet_rows = ~nslkdd.source_mask(train.labels.size)
-    train_x, train_y = embedded(train, fleet_rows) if with_train else (None, None)
-    return Task(
-        name="nsl-kdd",
-        embed_dim=art.embed_dim,
-        n_classes=len(art.classes),
-        model_hash=art.model_hash,
-        class_names=art.classes,
-        test_x=test_x,
-        test_y=test_y,
-        train_x=train_x,
-        train_y=train_y,
-    )
+    fleet = embedded(train, fleet_rows) if with_train else None
+    return _backbone_task("nsl-kdd", art, embedded(nslkdd.load(nslkdd.TEST_FILE)), fleet)
 
 
 def synthetic_task(
