@@ -141,83 +141,20 @@ def test_an_existing_run_folder_needs_resume_and_resume_keeps_its_settings(
     assert main([*BASE, "--out", str(out)]) == 2
     assert "already holds a run" in capsys.readouterr().err
 
-    resumed = plan_from_args(
-        parse(
-            [
-                "coordinate",
-                "--broker",
-                BROKER,
-                "--fleet",
-                "lab",
-                "--out",
-                str(out),
-                "--resume",
-                "--rounds",
-                "20",
-                "--round-timeout",
-                "5",
-            ]
-        )
-    )
+    resume = ["coordinate", "--broker", BROKER, "--fleet", "lab", "--out", str(out), "--resume"]
+    resumed = plan_from_args(parse([*resume, "--rounds", "20", "--round-timeout", "5"]))
     assert resumed.config.lr == 0.3 and resumed.config.seed == 5
     assert resumed.config.rounds == 20 and resumed.config.round_timeout == 5
     assert resumed.strategy.name == "fedavgm" and resumed.task.embed_dim == 4
     assert resumed.resume_from is None  # no round finished yet: starts at round 1
 
     same = ["--lr", "0.3", "--strategy", "fedavgm", "--task", "synthetic:d=4,k=2"]
-    plan_from_args(
-        parse(
-            [
-                "coordinate",
-                "--broker",
-                BROKER,
-                "--fleet",
-                "lab",
-                "--out",
-                str(out),
-                "--resume",
-                *same,
-            ]
-        )
-    )
-    assert (
-        main(
-            [
-                "coordinate",
-                "--broker",
-                BROKER,
-                "--fleet",
-                "lab",
-                "--out",
-                str(out),
-                "--resume",
-                "--lr",
-                "0.1",
-                "--seed",
-                "6",
-                "--strategy",
-                "fedavg",
-            ]
-        )
-        == 2
-    )
+    plan_from_args(parse([*resume, *same]))
+    assert main([*resume, "--lr", "0.1", "--seed", "6", "--strategy", "fedavg"]) == 2
     err = capsys.readouterr().err
     assert "--lr 0.1 (the run used 0.3)" in err and "--seed 6 (the run used 5)" in err
     assert "--strategy fedavg" in err
 
-    assert (
-        main(
-            [
-                "coordinate",
-                "--broker",
-                BROKER,
-                "--fleet",
-                "lab",
-                "--resume",
-                "--out",
-                str(tmp_path / "nothing"),
-            ]
-        )
-        == 2
-    )
+    nothing = ["coordinate", "--broker", BROKER, "--fleet", "lab", "--resume"]
+    assert main([*nothing, "--out", str(tmp_path / "nothing")]) == 2
     assert "holds no run to resume" in capsys.readouterr().err
