@@ -35,7 +35,6 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +42,7 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host"))
 
+from tinyfl.model.build import convert, embed, micro_embed
 from tinyfl.model.firmware_blob import export_blob
 from tinyfl.model.tflite import read_model
 
@@ -84,18 +84,7 @@ def build_tflite() -> bytes:
     )
     rep_rng = np.random.default_rng(SEED + 1)
     rep = rep_rng.normal(0.0, 1.0, size=(100, WINDOW, CHANNELS)).astype(np.float32)
-
-    def representative() -> Any:
-        for i in range(rep.shape[0]):
-            yield [rep[i : i + 1]]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    return bytes(conv.convert())
+    return convert(model, rep)
 
 
 def make_inputs() -> npt.NDArray[np.int8]:
@@ -104,42 +93,13 @@ def make_inputs() -> npt.NDArray[np.int8]:
     return rng.integers(-128, 128, size=(N_INPUTS, WINDOW, CHANNELS), dtype=np.int8)
 
 
-def reference_outputs(tflite: bytes, x: npt.NDArray[np.int8]) -> npt.NDArray[np.int8]:
-    """LiteRT's reference kernels, no delegate: the bit-exact ground truth."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_content=tflite,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
-    out = interp.get_output_details()[0]
-    ys = []
-    for i in range(x.shape[0]):
-        interp.set_tensor(inp["index"], x[i : i + 1])
-        interp.invoke()
-        ys.append(interp.get_tensor(out["index"]).reshape(-1).copy())
-    return np.stack(ys).astype(np.int8)
-
-
-def micro_outputs(tflite: bytes, x: npt.NDArray[np.int8]) -> npt.NDArray[np.int8] | None:
-    """tflite-micro's Python interpreter, when installed (a second, independent reference)."""
-    try:
-        from tflite_micro.python.tflite_micro import runtime
-    except ImportError:
-        return None
-    interp = runtime.Interpreter.from_bytes(tflite)
-    ys = []
-    for i in range(x.shape[0]):
-        interp.set_input(x[i : i + 1], 0)
-        interp.invoke()
-        ys.append(np.asarray(interp.get_output(0)).reshape(-1).copy())
-    return np.stack(ys).astype(np.int8)
-
-
 def cross_check(tflite: bytes, x: npt.NDArray[np.int8], y: npt.NDArray[np.int8]) -> list[str]:
     """Differences between `y` and the other implementations that must equal it."""
     problems = []
-    micro = micro_outputs(tflite, x)
+    try:
+        micro: npt.NDArray[np.int8] | None = micro_embed(tflite, x)
+    except ImportError:  # tflite-micro is the optional `model-check` extra
+        micro = None
     if micro is not None:
         # Informational: TFLM's MEAN and per-channel FULLY_CONNECTED kernels round differently
         # from LiteRT's reference kernels (the node follows LiteRT), so off-by-one bytes are
@@ -165,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         tflite = (OUT / "tiny.tflite").read_bytes()
         arrays = tv.unpack((OUT / "tiny_io.bin").read_bytes())
         x, y = arrays["x"], arrays["y"]
-        fresh = reference_outputs(tflite, x)
+        fresh = embed(tflite, x)
         problems = [] if np.array_equal(fresh, y) else ["stored outputs differ from the reference interpreter"]
         if (OUT / "tiny.tfmb").read_bytes() != export_blob(read_model(tflite)):
             problems.append("tiny.tfmb is not the export of tiny.tflite")
@@ -177,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tflite = build_tflite()
     x = make_inputs()
-    y = reference_outputs(tflite, x)
+    y = embed(tflite, x)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "tiny.tflite").write_bytes(tflite)
     (OUT / "tiny.tfmb").write_bytes(export_blob(read_model(tflite)))

@@ -25,6 +25,7 @@ from tinyfl.fleet import Emulator, NodeProcess, NodeSpec, build_firmware
 from tinyfl.model.artifacts import ModelArtifacts, load_artifacts
 from tinyfl.model.build import embed as litert_embed  # LiteRT: the `model` extra, set up by make
 from tinyfl.model.build import load_task as load_build_data
+from tinyfl.model.build import micro_embed
 from tinyfl.wire import BlobKind, DataBlob
 
 I8 = npt.NDArray[np.int8]
@@ -43,18 +44,6 @@ def _firmware_embed(image: Path, blob: DataBlob, workdir: Path) -> I8:
     blob.write(src)
     subprocess.run([str(image), "--data", str(src), "--embed", str(out)], check=True, timeout=300)
     return np.fromfile(out, dtype=np.int8).reshape(blob.n_samples, -1)
-
-
-def _micro_embed(tflite: bytes, codes: I8) -> I8:
-    from tflite_micro.python.tflite_micro import runtime  # the `model-check` extra, set up by make
-
-    interp = runtime.Interpreter.from_bytes(tflite)
-    out = []
-    for i in range(codes.shape[0]):
-        interp.set_input(codes[i : i + 1], 0)
-        interp.invoke()
-        out.append(np.asarray(interp.get_output(0)).reshape(-1).copy())
-    return np.stack(out).astype(np.int8)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +72,7 @@ def test_every_test_sample_embeds_identically(task: str, native_image: Path,
     assert np.array_equal(numpy_backbone, reference)
 
     sample = codes[:: max(1, n // 256)]
-    micro = _micro_embed(tflite, sample)
+    micro = micro_embed(tflite, sample)  # the `model-check` extra, set up by make
     diff = np.abs(micro.astype(np.int16) - art.embed(sample).astype(np.int16))
     print(f"{task}: tflite-micro differs in {int((diff != 0).sum())} of {diff.size} bytes")
     assert diff.max() <= 1 and (diff != 0).mean() < 0.01

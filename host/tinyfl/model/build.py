@@ -295,6 +295,21 @@ def embed(tflite: bytes, x: I8, batch: int = 256) -> I8:
     return np.concatenate(parts).astype(np.int8)
 
 
+def micro_embed(tflite: bytes, x: I8) -> I8:
+    """The same outputs from tflite-micro's Python interpreter (the `model-check` extra), one
+    input at a time: a second, independent reference. Its MEAN and per-channel FULLY_CONNECTED
+    kernels round differently from LiteRT's (docs/MODEL.md), so it may differ by one here and
+    there; ImportError when it is not installed."""
+    runtime = importlib.import_module("tflite_micro.python.tflite_micro.runtime")
+    interp = runtime.Interpreter.from_bytes(tflite)
+    out = []
+    for i in range(x.shape[0]):
+        interp.set_input(x[i : i + 1], 0)
+        interp.invoke()
+        out.append(np.asarray(interp.get_output(0)).reshape(-1).copy())
+    return np.stack(out).astype(np.int8)
+
+
 # --- sizes -----------------------------------------------------------------------------------
 
 
