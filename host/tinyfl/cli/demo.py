@@ -25,13 +25,12 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tinyfl.aio import cancel_and_wait
 from tinyfl.cli import Subparsers
 from tinyfl.cli import export as export_cli
 from tinyfl.cli.coordinate import CONFIG_NAME, Plan, coordinate, write_config
-from tinyfl.cli.data import build_partition
 from tinyfl.coordinator.config import EngineConfig
 from tinyfl.coordinator.engine import RunResult
 from tinyfl.coordinator.progress import Progress, summary_table
@@ -40,10 +39,12 @@ from tinyfl.errors import UsageError
 from tinyfl.fleet.nodes import Emulator
 from tinyfl.fleet.pool import Fleet, FleetConfig, install_stop_signals
 from tinyfl.model.artifacts import load_artifacts
-from tinyfl.report import Baselines, compute_baselines, har_node_data, write_report
-from tinyfl.report.baselines import curve_label
 from tinyfl.strategy import parse_strategy_spec
 from tinyfl.wire import Topics, default_prefix
+
+if TYPE_CHECKING:  # tinyfl.report loads matplotlib: only when the demo gets that far
+    from tinyfl.cli.data import Plan as Partition
+    from tinyfl.report import Baselines
 
 SUMMARY = "train the HAR head across an emulated fleet end to end and write a report"
 RUNS_ROOT = Path("runs")
@@ -143,22 +144,25 @@ def run(args: argparse.Namespace) -> int:
 
     say("references: central head, local-only heads and float32 FedAvg on the nodes' data ...")
     t0 = time.monotonic()
-    refs = references(task, settings, engine_config)
+    refs = references(task, fleet.plan, settings.strategy, engine_config)
     say(f"references done in {time.monotonic() - t0:.1f} s")
     export_model(settings.run_dir)
+    from tinyfl.report import write_report
+
     html = write_report(settings.run_dir, refs)
     say(verdict(result.records[-1].get("test_accuracy"), refs))
     say(f"report: {html}")
     return 0
 
 
-def references(task: Task, settings: DemoSettings, config: EngineConfig) -> Baselines:
-    """The references on exactly the data the nodes hold: the same partition (same seed, same
-    blobs) embedded by the numpy backbone that is bit-exact with the nodes'."""
-    partition = build_partition("har", settings.nodes, settings.partition, settings.seed,
-                                max_samples=512)
+def references(task: Task, partition: Partition, strategy: str, config: EngineConfig
+               ) -> Baselines:
+    """The references on exactly the data the nodes hold: the fleet's own partition (the blobs
+    it wrote) embedded by the numpy backbone that is bit-exact with the nodes'."""
+    from tinyfl.report import compute_baselines, har_node_data
+
     nodes = har_node_data(partition, load_artifacts("har"))
-    return compute_baselines(task, nodes, config, bits=(32,), strategy=settings.strategy)
+    return compute_baselines(task, nodes, config, bits=(32,), strategy=strategy)
 
 
 def export_model(run_dir: Path) -> None:
@@ -171,6 +175,8 @@ def export_model(run_dir: Path) -> None:
 
 def verdict(final: object, refs: Baselines) -> str:
     """One line: where the federated head ended against the references."""
+    from tinyfl.report.baselines import curve_label
+
     if not isinstance(final, (int, float)):
         return "no round closed: no federated accuracy to compare"
     float32 = refs.curve(curve_label("fedavg", 32))

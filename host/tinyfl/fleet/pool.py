@@ -132,8 +132,8 @@ class Fleet:
         c = self.config
         self.say(f"building firmware ({c.emulator.pio_env}) ...")
         self.image = build_firmware(c.emulator)
-        plan = build_partition(task=c.task, clients=c.nodes, scheme=c.partition, seed=c.seed,
-                               max_samples=c.max_samples)
+        self.plan = plan = build_partition(task=c.task, clients=c.nodes, scheme=c.partition,
+                                           seed=c.seed, max_samples=c.max_samples)
         doc = write_partition(plan, self.data_dir)
         ids = [str(n["id"]) for n in doc["nodes"]]
         self.say(f"data: {c.task}, {doc['partition']}, {len(ids)} nodes -> {self.data_dir}")
