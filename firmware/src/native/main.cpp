@@ -57,11 +57,7 @@ bool parse_args(int argc, char** argv, Args* a) {
 // --embed: every window of a raw-window blob through the compiled backbone it names, written as
 // n_samples x embedding_len int8 values.
 int embed_all(const tinyfl::BlobView& blob, const char* out_path) {
-  uint8_t hash[8];
-  blob.copy_model_hash(hash);
-  const tinyfl::CompiledModel* compiled = tinyfl::find_compiled_model(hash);
-  tinyfl::Status s = compiled == nullptr ? tinyfl::Status::WrongModel
-                                         : tinyfl::prepare_compiled_model(*compiled, backbone_work);
+  tinyfl::Status s = tinyfl::prepare_blob_model(blob, backbone_work, nullptr);
   FILE* out = s == tinyfl::Status::Ok ? fopen(out_path, "wb") : nullptr;
   if (s == tinyfl::Status::Ok && out == nullptr) {
     fprintf(stderr, "error: cannot write %s\n", out_path);

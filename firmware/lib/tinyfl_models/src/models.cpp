@@ -43,6 +43,14 @@ Status prepare_compiled_model(const CompiledModel& compiled, BackboneWork& work)
   return s;
 }
 
+Status prepare_blob_model(const BlobView& blob, BackboneWork& work, const CompiledModel** model) {
+  uint8_t hash[8];
+  blob.copy_model_hash(hash);
+  const CompiledModel* found = find_compiled_model(hash);
+  if (model != nullptr) *model = found;
+  return found == nullptr ? Status::WrongModel : prepare_compiled_model(*found, work);
+}
+
 Status load_blob_samples(const BlobView& blob, EmbeddingCache& cache, BackboneWork& work, BlobLoad* source) {
   BlobLoad result;
   Status s;
@@ -50,10 +58,7 @@ Status load_blob_samples(const BlobView& blob, EmbeddingCache& cache, BackboneWo
     s = load_samples(blob, cache);
     result.summary.samples = blob.n_samples;
   } else {
-    uint8_t hash[8];
-    blob.copy_model_hash(hash);
-    result.model = find_compiled_model(hash);
-    s = result.model == nullptr ? Status::WrongModel : prepare_compiled_model(*result.model, work);
+    s = prepare_blob_model(blob, work, &result.model);
     if (s == Status::Ok) s = load_windows(blob, work.model, work.arena, sizeof work.arena, cache, &result.summary);
   }
   if (source != nullptr) *source = result;

@@ -67,4 +67,8 @@ void describe_missing_model(const BlobView& blob, LogLine& line);
 // Parses the compiled model into work.model and checks its scratch fits work.arena.
 [[nodiscard]] Status prepare_compiled_model(const CompiledModel& compiled, BackboneWork& work);
 
+// The compiled model a raw-window blob names, parsed into work.model: WrongModel (and *model
+// null) when this firmware does not carry it. *model may be null when not wanted.
+[[nodiscard]] Status prepare_blob_model(const BlobView& blob, BackboneWork& work, const CompiledModel** model);
+
 }  // namespace tinyfl
