@@ -2,7 +2,7 @@
 # missing first (Debian packages, the Python package with its extras, offline PlatformIO).
 PYTHON ?= python3
 PIO ?= pio
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm mosquitto clang libclang-rt-14-dev
+APT_PACKAGES := g++ gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm mosquitto clang libclang-rt-14-dev gdb
 FUZZ_SECONDS ?= 30
 
 .PHONY: setup setup-apt setup-python setup-pio firmware test test-lint test-firmware test-fuzz test-python bench demo clean

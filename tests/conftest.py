@@ -1,4 +1,4 @@
-"""Shared fixtures: real local parts started by the tests (DESIGN.md section 4).
+"""Shared fixtures: real local parts started by the tests (docs/ARCHITECTURE.md, section 5).
 
 `broker` is one mosquitto for the whole session; `fresh_broker` is a private one for tests that
 stop and restart it. `mqtt_probe(broker)` makes a connected paho probe that is closed at teardown.

@@ -2,7 +2,9 @@
 //
 // Each test program defines cases with TINYFL_TEST and calls tinyfl_test::run_all() from main.
 // Output, one line per case, is parsed by test_custom_runner.py for `pio test -e native`:
-//   "ok <name>"  or  "FAIL <name>: <message> (<file>:<line>)"
+//   "ok <name>", or "FAIL-DETAIL <message> (<file>:<line>)" followed by "FAIL <name>"
+// then a summary "<n> passed, <m> failed". Registering more than kMaxCases cases fails the
+// program with a case named harness_capacity: a case that never ran must not pass silently.
 #pragma once
 #include <math.h>
 #include <stdio.h>
@@ -17,18 +19,27 @@ struct Case {
   CaseFn fn;
 };
 
-inline Case* registry(int** count) {
-  static Case cases[256];
-  static int n = 0;
-  *count = &n;
-  return cases;
+constexpr int kMaxCases = 256;
+
+struct Registry {
+  Case cases[kMaxCases];
+  int count;
+  int dropped;  // cases registered past kMaxCases, reported as a failure by run_all
+};
+
+inline Registry& registry() {
+  static Registry r{};
+  return r;
 }
 
 struct Register {
   Register(const char* name, CaseFn fn) {
-    int* n;
-    Case* cases = registry(&n);
-    if (*n < 256) cases[(*n)++] = Case{name, fn};
+    Registry& r = registry();
+    if (r.count < kMaxCases) {
+      r.cases[r.count++] = Case{name, fn};
+    } else {
+      ++r.dropped;
+    }
   }
 };
 
@@ -37,8 +48,7 @@ inline bool& current_failed() {
   return failed;
 }
 
-inline void fail(const char* name_unused, const char* msg, const char* file, int line) {
-  (void)name_unused;
+inline void fail(const char* msg, const char* file, int line) {
   if (!current_failed()) printf("FAIL-DETAIL %s (%s:%d)\n", msg, file, line);
   current_failed() = true;
 }
@@ -62,21 +72,27 @@ inline long read_file(const char* path, unsigned char* buf, long cap) {
 }
 
 inline int run_all() {
-  int* n;
-  Case* cases = registry(&n);
+  Registry& r = registry();
   int failures = 0;
-  for (int i = 0; i < *n; ++i) {
+  for (int i = 0; i < r.count; ++i) {
     current_failed() = false;
-    cases[i].fn();
+    r.cases[i].fn();
     if (current_failed()) {
       ++failures;
-      printf("FAIL %s\n", cases[i].name);
+      printf("FAIL %s\n", r.cases[i].name);
     } else {
-      printf("ok %s\n", cases[i].name);
+      printf("ok %s\n", r.cases[i].name);
     }
     fflush(stdout);
   }
-  printf("%d passed, %d failed\n", *n - failures, failures);
+  const int passed = r.count - failures;
+  if (r.dropped > 0) {
+    ++failures;
+    printf("FAIL-DETAIL %d cases past the harness's %d were not run: raise kMaxCases (%s)\n",
+           r.dropped, kMaxCases, __FILE__);
+    printf("FAIL harness_capacity\n");
+  }
+  printf("%d passed, %d failed\n", passed, failures);
   return failures == 0 ? 0 : 1;
 }
 
@@ -89,7 +105,7 @@ inline int run_all() {
 
 #define CHECK(cond)                                                          \
   do {                                                                       \
-    if (!(cond)) tinyfl_test::fail(__func__, "CHECK(" #cond ")", __FILE__, __LINE__); \
+    if (!(cond)) tinyfl_test::fail("CHECK(" #cond ")", __FILE__, __LINE__); \
   } while (0)
 
 #define CHECK_EQ(a, b)                                                              \
@@ -98,7 +114,7 @@ inline int run_all() {
     if (va_ != vb_) {                                                               \
       char m_[160];                                                                 \
       snprintf(m_, sizeof m_, "CHECK_EQ(" #a ", " #b "): %lld != %lld", va_, vb_);  \
-      tinyfl_test::fail(__func__, m_, __FILE__, __LINE__);                          \
+      tinyfl_test::fail(m_, __FILE__, __LINE__);                          \
     }                                                                               \
   } while (0)
 
@@ -110,6 +126,6 @@ inline int run_all() {
     if (!(fabs(va_ - vb_) <= lim_)) {                                                   \
       char m_[200];                                                                     \
       snprintf(m_, sizeof m_, "CHECK_NEAR(" #a ", " #b "): %.9g vs %.9g", va_, vb_);    \
-      tinyfl_test::fail(__func__, m_, __FILE__, __LINE__);                              \
+      tinyfl_test::fail(m_, __FILE__, __LINE__);                              \
     }                                                                                   \
   } while (0)

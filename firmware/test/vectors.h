@@ -61,7 +61,9 @@ struct Vectors {
       pos += static_cast<long>(a.count * kSize[a.dtype <= 5 ? a.dtype : 0]);
       if (match) return a;
     }
-    tinyfl_test::fail(name, "array missing from test vector", __FILE__, __LINE__);
+    char msg[160];
+    snprintf(msg, sizeof msg, "array %s missing from test vector", name);
+    tinyfl_test::fail(msg, __FILE__, __LINE__);
     return Array{};
   }
 };

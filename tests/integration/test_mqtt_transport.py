@@ -1,6 +1,6 @@
 """MqttTransport against a real mosquitto, and one behavioural suite run against both it and the
 in-memory transport, so the fake that the coordinator tests rely on is checked against the real
-thing (DESIGN.md: nothing is mocked where the real part can run).
+thing (docs/ARCHITECTURE.md: nothing is mocked where the real part can run).
 
 Every scenario runs in a fresh event loop under an overall timeout; topics carry a per-test
 prefix because the session broker keeps retained messages between tests.

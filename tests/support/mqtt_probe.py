@@ -1,7 +1,7 @@
 """A small synchronous MQTT client for tests: subscribe, wait for a message, publish.
 
 paho-mqtt 2.x with its own network thread (`loop_start`), which is fine in tests; product code
-drives paho from asyncio instead (DESIGN.md section 4). The probe resubscribes after a reconnect,
+drives paho from asyncio instead (docs/ARCHITECTURE.md, section 5). The probe resubscribes after a reconnect,
 so it survives broker restarts.
 """
 

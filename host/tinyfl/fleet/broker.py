@@ -1,6 +1,6 @@
 """A private mosquitto on a free loopback port, for `tinyfl demo`, `tinyfl fleet` and the tests.
 
-DESIGN.md: the project starts the real broker itself, never a public one. Each broker gets its own
+docs/ARCHITECTURE.md, section 4: the project starts the real broker itself, never a public one. Each broker gets its own
 config, log file and port, so parallel runs and other brokers on the machine do not interfere.
 """
 

@@ -2,7 +2,8 @@
 
 A strategy is a pure function of (global head, client updates, optimizer state) -> (new head, new
 state). Nothing is mutated and nothing is remembered between calls, so the round engine can
-checkpoint the state, crash, reload it and get the same next head bit for bit (issue 3, --resume).
+checkpoint the state, crash, reload it and get the same next head bit for bit
+(`tinyfl coordinate --resume`).
 """
 
 from __future__ import annotations

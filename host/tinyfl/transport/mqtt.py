@@ -5,7 +5,7 @@ the running loop (`on_socket_open` -> `loop.add_reader(sock, client.loop_read)`,
 `on_socket_register_write` -> `loop.add_writer(sock, client.loop_write)`, and their inverses),
 and a small task calls `client.loop_misc()` every second for keep-alive. No `loop_start()`
 thread: every paho call happens on the event loop's thread, so there are no locks to get wrong
-and a coordinator can run hundreds of transports in one process (DESIGN.md section 4).
+and a coordinator can run hundreds of transports in one process (docs/ARCHITECTURE.md, section 5).
 
 One paho method is replaced: `_create_socket_connection`. paho's own connect blocks in
 `socket.create_connection` for up to its timeout, which would freeze the event loop (and every

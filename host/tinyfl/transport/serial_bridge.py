@@ -1,6 +1,6 @@
 """A transparent byte pipe between a serial-only board and an MQTT broker's TCP port.
 
-The board runs its own MQTT 3.1.1 client over its serial line (DESIGN.md section 1), so the bridge
+The board runs its own MQTT 3.1.1 client over its serial line (docs/ARCHITECTURE.md, section 1), so the bridge
 never parses MQTT: it moves bytes. What it does own is the life cycle of the two ends:
 
 * broker connection lost: the MQTT session on it is dead, so bytes the board sends meanwhile are
