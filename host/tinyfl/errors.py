@@ -33,3 +33,10 @@ class TransportError(TinyFLError):
     """A broker, serial port or socket failed or could not be reached."""
 
     exit_code = 4
+
+
+class DatasetError(TinyFLError):
+    """A dataset is missing, unreadable or invalid (names the file and the row or array at fault),
+    or cannot be downloaded or fails its checksum."""
+
+    exit_code = 5

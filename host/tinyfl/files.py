@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_all"]
+__all__ = ["atomic_write", "atomic_write_all", "replace_folder"]
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
@@ -42,3 +43,27 @@ def atomic_write_all(files: Mapping[Path, bytes], *, durable: bool = False) -> N
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def replace_folder(out: Path, files: Mapping[str, bytes]) -> None:
+    """Writes `files` (name -> bytes) into a temporary sibling folder, then swaps it in for `out`
+    with renames: a reader sees the old folder or the complete new one, and a failure leaves the
+    old one as it was."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tinyfl.data import har
-from tinyfl.data.nslkdd import DatasetError
+from tinyfl.errors import DatasetError
 
 
 class _CallsOsSystem:

@@ -38,6 +38,7 @@ class EngineConfig:
     seed: int = 0
     wait_nodes: int | None = None
     wait_timeout: float = 60.0
+    initial_head: str = "zeros"  # zeros | init (the model folder's head_init.npy) | PATH.npy
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -95,6 +96,7 @@ class EngineConfig:
             self.wait_nodes is None or self.wait_nodes >= 0,
             f"--wait-nodes must be >= 0, got {self.wait_nodes}",
         )
+        need(bool(self.initial_head), "--initial-head must be zeros, init or a .npy path")
         need(
             math.isfinite(self.wait_timeout) and self.wait_timeout >= 0,
             f"--wait-timeout must be >= 0 seconds, got {self.wait_timeout}",

@@ -126,7 +126,7 @@ class RoundEngine:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         self._round_id_clock = round_id_clock
-        self.head: F32 = task.initial_head()
+        self.head: F32 = task.initial_head(config.initial_head)
         self.state: dict[str, StateValue] = strategy.init_state(self.head)
         self.round = 0  # rounds done (closed or skipped)
         self.wire_round = 0  # last round id published, or seen retained on the broker

@@ -1,11 +1,10 @@
 """What a run trains: the head's shape, the model identity nodes must report, and the held-out
 test set the coordinator evaluates every round's global head on.
 
-A `Task` is deliberately small so that any model can plug in: a built model folder (`models/har`:
-the test set is the int8 backbone's embeddings of the held-out users' windows; `models/nsl-kdd`:
-its embeddings of the KDDTest+ records; both computed by the numpy backbone that is bit-exact with
-the node's) and a synthetic task for tests and benchmarks. The coordinator never looks past these
-fields.
+A `Task` is deliberately small so that any model can plug in: a model folder (its held-out test
+set is the int8 backbone's embeddings of the held-out samples, stored in the folder by `tinyfl
+model build`) or a synthetic task for tests and benchmarks. The coordinator never looks past these
+fields and never reads a dataset.
 
 Evaluation is server-side on embeddings: logits = X @ W[:, :-1].T + W[:, -1].
 """
@@ -14,29 +13,24 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from tinyfl.errors import UsageError
 
-if TYPE_CHECKING:  # the model package is imported when a backbone task is loaded
-    from tinyfl.model.artifacts import ModelArtifacts
-
 __all__ = [
     "Evaluation",
     "Task",
     "evaluate",
-    "har_task",
     "load_task",
-    "nsl_kdd_task",
+    "model_task",
     "synthetic_task",
 ]
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
-TASKS = ("har", "nsl-kdd", "synthetic")
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +50,7 @@ class Task:
     test_y: U8 = field(repr=False)
     train_x: F32 | None = field(default=None, repr=False)
     train_y: U8 | None = field(default=None, repr=False)
+    start_head: F32 | None = field(default=None, repr=False)  # the model folder's initial head
 
     def __post_init__(self) -> None:
         if len(self.model_hash) != 8:
@@ -72,9 +67,25 @@ class Task:
         """(k, d + 1): one row per class, bias last (docs/WIRE.md)."""
         return (self.n_classes, self.embed_dim + 1)
 
-    def initial_head(self) -> F32:
-        """Zeros: with softmax regression every start is as good, and zero is reproducible."""
-        return np.zeros(self.head_shape, dtype=np.float32)
+    def initial_head(self, which: str = "zeros") -> F32:
+        """The head round 1 starts from: "zeros" (reproducible for any task), "init" (the model
+        folder's initial head: its pretraining or user-given head), or a path to a .npy of
+        shape (k, d + 1). UsageError when it cannot be had or has the wrong shape."""
+        if which == "zeros":
+            return np.zeros(self.head_shape, dtype=np.float32)
+        if which == "init":
+            if self.start_head is None:
+                raise UsageError(f"task {self.name} has no initial head; use zeros or a .npy")
+            head = self.start_head
+        else:
+            try:
+                head = np.load(which, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"--initial-head {which}: not a readable .npy ({exc})") from exc
+        if head.shape != self.head_shape or not np.isfinite(head).all():
+            raise UsageError(f"--initial-head {which}: need a finite head of shape "
+                             f"{self.head_shape}, got {head.shape}")
+        return np.asarray(head, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -108,83 +119,32 @@ def evaluate(head: npt.NDArray[np.floating], x: F32, y: U8) -> Evaluation:
     return Evaluation(accuracy, loss, tuple(f1), float(np.mean(f1)))
 
 
-def har_task(model: str = "har", with_train: bool = False) -> Task:
-    """HAR on a built backbone (`models/har` or another folder `tinyfl model build` wrote).
-
-    Test set: every label-pure window of the held-out users, quantized as the nodes' blobs are
-    (`har.fit_quantization` on the source users, which the model's input tensor must equal) and
-    embedded by the numpy int8 backbone. `with_train` adds the fleet users' windows (for
-    simulations and baselines; about 4 s more).
-    """
-    from tinyfl.data import har
+def model_task(model: str | Path, data: str | Path | None = None) -> Task:
+    """The task of a model folder (`models/har`, or any folder `tinyfl model build` wrote): its
+    head shape, model hash and classes, scored on the folder's held-out test set (test.npz: the
+    int8 backbone's embeddings, bit-exact with the node's). With `data` (the dataset file the
+    model was built from), the fleet's samples embedded the same way come along as training rows,
+    for simulations and references."""
     from tinyfl.model.artifacts import load_artifacts
-    from tinyfl.model.tflite import ModelError
 
     art = load_artifacts(model)
-    windows = har.load(all_activities=len(art.classes) > 6)
-    scale, zero_point = har.fit_quantization(windows.split("source").x)
-    art.check_input(har.WINDOW * len(har.CHANNELS), scale, zero_point, "the nodes' windows")
-    if tuple(windows.classes) != art.classes:
-        raise ModelError(f"{art.folder}: classes {art.classes} are not the data's {windows.classes}")
+    test_x, test_y = art.test_set()
+    train_x = train_y = None
+    if data is not None:
+        from tinyfl.data.dataset import load_dataset
+        from tinyfl.data.splits import quantize, split_rows
 
-    def embedded(split: Literal["test", "fleet"]) -> tuple[F32, U8]:
-        part = windows.split(split)
-        codes = har.quantize(part.x, scale, zero_point)
-        return art.dequantize(art.embed(codes)), part.y.astype(np.uint8)
-
-    train = embedded("fleet") if with_train else None
-    return _backbone_task("har", art, embedded("test"), train)
-
-
-def _backbone_task(name: str, art: ModelArtifacts, test: tuple[F32, U8],
-                   train: tuple[F32, U8] | None) -> Task:
-    """A task whose rows are the backbone's dequantized embeddings."""
-    return Task(
-        name=name,
-        embed_dim=art.embed_dim,
-        n_classes=len(art.classes),
-        model_hash=art.model_hash,
-        class_names=art.classes,
-        test_x=test[0],
-        test_y=test[1],
-        train_x=None if train is None else train[0],
-        train_y=None if train is None else train[1],
-    )
-
-
-def nsl_kdd_task(model: str = "nsl-kdd", with_train: bool = False) -> Task:
-    """NSL-KDD on a built backbone (`models/nsl-kdd` or another folder `tinyfl model build
-    --task nsl-kdd` wrote), whose input is the 64 feature codes of a record.
-
-    Test set: every KDDTest+ record, encoded with the feature specification fitted on the whole
-    KDDTrain+_20Percent file (as the build and `tinyfl data partition` do), quantized as the
-    nodes' blobs are and embedded by the numpy int8 backbone. `with_train` adds the fleet's rows
-    of the training file (not the backbone's source rows, which no node holds), embedded the same
-    way (about 1 s more).
-    """
-    from tinyfl.data import nslkdd
-    from tinyfl.model.artifacts import load_artifacts
-    from tinyfl.model.tflite import ModelError
-
-    art = load_artifacts(model)
-    art.check_input(nslkdd.FEATURE_DIM, nslkdd.FEATURE_SCALE, nslkdd.FEATURE_ZERO_POINT,
-                    "the nodes' feature codes")
-    if art.classes != tuple(nslkdd.CLASSES):
-        raise ModelError(f"{art.folder}: classes {art.classes} are not NSL-KDD's {nslkdd.CLASSES}")
-    train = nslkdd.load(nslkdd.TRAIN_FILE)
-    spec = nslkdd.fit(train)
-
-    def embedded(records: nslkdd.Records, rows: npt.NDArray[np.bool_] | None = None
-                 ) -> tuple[F32, U8]:
-        codes = nslkdd.quantize_features(nslkdd.encode(records, spec))
-        labels = records.labels
-        if rows is not None:
-            codes, labels = codes[rows], labels[rows]
-        return art.dequantize(art.embed(codes)), labels.astype(np.uint8)
-
-    fleet_rows = ~nslkdd.source_mask(train.labels.size)
-    fleet = embedded(train, fleet_rows) if with_train else None
-    return _backbone_task("nsl-kdd", art, embedded(nslkdd.load(nslkdd.TEST_FILE)), fleet)
+        dataset = load_dataset(data)
+        if dataset.sha256 != art.data_sha256:
+            raise UsageError(f"{data} is not the data file {art.folder} was built from")
+        fleet = dataset.select(split_rows(dataset, art.split).fleet)
+        codes = quantize(fleet.x, art.input_scale, art.input_zero_point)
+        train_x = art.dequantize(art.embed(codes.reshape(len(fleet), -1)))
+        train_y = fleet.y.astype(np.uint8)
+    return Task(name=art.name, embed_dim=art.embed_dim, n_classes=len(art.classes),
+                model_hash=art.model_hash, class_names=art.classes, test_x=test_x,
+                test_y=test_y, train_x=train_x, train_y=train_y,
+                start_head=art.initial_head())
 
 
 def synthetic_task(
@@ -222,20 +182,12 @@ def synthetic_task(
     )
 
 
-def load_task(spec: str, with_train: bool = False) -> Task:
-    """A task from its command-line name: `har` or `nsl-kdd` (or `har:MODEL_FOLDER`,
-    `nsl-kdd:MODEL_FOLDER`), or `synthetic[:d=64,k=6,seed=0]`. `with_train` asks for the fleet's
-    training data where it is computed on demand (the backbone tasks' embeddings); the synthetic
-    task always carries it.
-
-    UsageError for an unknown name or malformed parameters; the dataset's own error (with how to
-    fetch it) when NSL-KDD files are missing.
-    """
+def load_task(spec: str, data: str | Path | None = None) -> Task:
+    """A task from its command-line form: a model folder (a path, or a name under models/ such
+    as `har`; `data` adds the fleet's training rows, see `model_task`), or
+    `synthetic[:d=64,k=6,seed=0]`. UsageError for malformed parameters; ModelError (exit 8) for a
+    folder that is not a complete model folder."""
     name, _, rest = spec.strip().partition(":")
-    if name == "har":
-        return har_task(rest or "har", with_train=with_train)
-    if name == "nsl-kdd":
-        return nsl_kdd_task(rest or "nsl-kdd", with_train=with_train)
     if name == "synthetic":
         params = {"d": 64, "k": 6, "seed": 0}
         for item in filter(None, (p.strip() for p in rest.split(","))):
@@ -247,7 +199,4 @@ def load_task(spec: str, with_train: bool = False) -> Task:
             except ValueError:
                 raise UsageError(f"bad task {spec!r}: {key} must be an integer") from None
         return synthetic_task(params["d"], params["k"], params["seed"])
-    raise UsageError(
-        f"unknown task {spec!r}; choose har[:MODEL_FOLDER], nsl-kdd[:MODEL_FOLDER] or "
-        "synthetic[:d=64,k=6,seed=0]"
-    )
+    return model_task(spec, data)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.errors import TinyFLError
+from tinyfl.errors import DatasetError
 
 TRAIN_FILE = "KDDTrain+_20Percent.txt"
 TEST_FILE = "KDDTest+.txt"
@@ -62,12 +62,6 @@ FEATURE_ZERO_POINT = -128
 # permutation from SPLIT_SEED (`source_mask`). They never reach a node, as HAR's source users.
 SOURCE_SHARE = 0.2
 SPLIT_SEED = 20240601
-
-
-class DatasetError(TinyFLError):
-    """A dataset file is missing, cannot be downloaded, or fails its checksum."""
-
-    exit_code = 5
 
 
 @dataclass(frozen=True)

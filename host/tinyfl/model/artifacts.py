@@ -1,8 +1,10 @@
-"""A built model folder (models/<task>/, written by `tinyfl model build`), read without TensorFlow.
+"""A model folder (models/<name>/, written by `tinyfl model build`), read without TensorFlow.
 
 What the host needs from it: the model hash nodes report, the classes, the input and embedding
-quantization, and the int8 backbone itself (`tinyfl.model.backbone`, bit-exact with the node), so
-that the coordinator can evaluate heads on the embeddings the nodes would compute.
+quantization, the int8 backbone itself (`tinyfl.model.backbone`, bit-exact with the node), the
+initial head, the held-out test set's embeddings the coordinator scores every round on, and the
+split rule that says which samples of the data file are the fleet's. Nothing here knows which
+dataset a folder was built from.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tinyfl.data.splits import SplitRule
 from tinyfl.model.backbone import Layer, prepare, run
 from tinyfl.model.tflite import ModelError, read_model
 
-__all__ = ["MODELS_ROOT", "ModelArtifacts", "load_artifacts", "model_dir"]
+__all__ = ["METADATA_VERSION", "MODELS_ROOT", "ModelArtifacts", "load_artifacts", "model_dir"]
+
+METADATA_VERSION = 2
 
 MODELS_ROOT = Path(__file__).resolve().parents[3] / "models"
 
@@ -30,7 +35,7 @@ F32 = npt.NDArray[np.float32]
 @dataclass(frozen=True, eq=False)
 class ModelArtifacts:
     folder: Path
-    task: str
+    name: str
     model_hash: bytes
     classes: tuple[str, ...]
     input_shape: tuple[int, ...]
@@ -65,6 +70,40 @@ class ModelArtifacts:
             raise ModelError(f"{self.folder} expects {size} input values per sample, {what} "
                              f"have {values}")
 
+    @property
+    def split(self) -> SplitRule:
+        """Which samples of the data file are the backbone's source and the held-out test set;
+        the rest are the fleet's (tinyfl.data.splits)."""
+        return SplitRule.from_json(self.metadata["data"]["split"])
+
+    @property
+    def data_sha256(self) -> str:
+        return str(self.metadata["data"]["sha256"])
+
+    def initial_head(self) -> F32:
+        """head_init.npy: the head a run starts from by default, (k, d + 1) float32."""
+        head = _load_array(self.folder / "head_init.npy", "head_init.npy")
+        if head.shape != (len(self.classes), self.embed_dim + 1) or not np.isfinite(head).all():
+            raise ModelError(f"{self.folder}/head_init.npy is not a finite "
+                             f"({len(self.classes)}, {self.embed_dim + 1}) head")
+        return head.astype(np.float32)
+
+    def test_set(self) -> tuple[F32, npt.NDArray[np.uint8]]:
+        """The held-out samples' dequantized embeddings (n, d) and labels (n,), from test.npz."""
+        path = self.folder / "test.npz"
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                emb, labels = npz["embeddings"], npz["labels"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(f"{path}: unreadable test set ({exc}); rebuild the model folder"
+                             ) from exc
+        if (emb.dtype != np.int8 or emb.ndim != 2 or emb.shape[1] != self.embed_dim
+                or labels.shape != (emb.shape[0],) or labels.size == 0
+                or int(labels.max()) >= len(self.classes)):
+            raise ModelError(f"{path}: expected int8 embeddings (n, {self.embed_dim}) and n "
+                             f"labels below {len(self.classes)}")
+        return self.dequantize(emb), labels.astype(np.uint8)
+
     def dequantize(self, embeddings: I8) -> F32:
         """The head's input: (q - zero_point) * scale in float32, the node's own arithmetic."""
         q = np.asarray(embeddings, dtype=np.float32)
@@ -74,9 +113,18 @@ class ModelArtifacts:
         return out
 
 
-def model_dir(task_or_path: str | Path) -> Path:
-    """`har` -> models/har in this checkout; anything with a slash is a folder path as given."""
-    text = str(task_or_path)
+def _load_array(path: Path, what: str) -> npt.NDArray[np.float32]:
+    try:
+        out: npt.NDArray[np.float32] = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable {what} ({exc})") from exc
+    return out
+
+
+def model_dir(name_or_path: str | Path) -> Path:
+    """A folder path as given when it exists or has a slash; else models/NAME of this checkout
+    (`har` -> models/har)."""
+    text = str(name_or_path)
     return Path(text) if "/" in text or Path(text).is_dir() else MODELS_ROOT / text
 
 
@@ -87,7 +135,7 @@ def load_artifacts(folder: str | Path) -> ModelArtifacts:
     meta_path = folder / "metadata.json"
     if not meta_path.is_file():
         raise ModelError(f"{folder} is not a model folder (no metadata.json); "
-                         "build one with `tinyfl model build --task har`")
+                         "build one with `tinyfl model build --data FILE --out DIR`")
     try:
         meta: dict[str, Any] = json.loads(meta_path.read_text())
         blob = (folder / "backbone.tfmb").read_bytes()
@@ -95,15 +143,19 @@ def load_artifacts(folder: str | Path) -> ModelArtifacts:
         model_hash = bytes.fromhex(meta["model_hash"])
         inp, emb = meta["input"], meta["embedding"]
         classes = tuple(str(c) for c in meta["classes"])
+        version = int(meta.get("metadata_version", 1))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{folder}: incomplete or unreadable model folder ({exc})") from exc
+    if version != METADATA_VERSION:
+        raise ModelError(f"{folder}: metadata version {version}, this TinyFL reads version "
+                         f"{METADATA_VERSION}; rebuild the folder with `tinyfl model build`")
     if hashlib.sha256(blob).digest()[:8] != model_hash:
         raise ModelError(f"{folder}: backbone.tfmb does not have the model hash "
                          f"{model_hash.hex()} of metadata.json (rebuild the folder)")
     layers = prepare(read_model(tflite))
     return ModelArtifacts(
         folder=folder,
-        task=str(meta.get("task", folder.name)),
+        name=str(meta.get("name", folder.name)),
         model_hash=model_hash,
         classes=classes,
         input_shape=tuple(int(v) for v in inp["shape"]),

