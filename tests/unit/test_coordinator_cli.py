@@ -4,6 +4,7 @@ before anything connects; --resume takes the run's own settings."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,9 +42,8 @@ def test_help_lists_coordinate(capsys: pytest.CaptureFixture[str]) -> None:
         (["--strategy", "fedsgd"], "unknown strategy 'fedsgd'"),
         (["--strategy", "fedprox:mu=-1"], "fedprox mu must be"),
         (["--strategy", "fedadam:eta"], "expected NAME[:key=value"),
-        (["--model", "models/nsl-kdd"],
-         "--task synthetic:d=4,k=2 and --model models/nsl-kdd (a nsl-kdd backbone) disagree"),
-        (["--model", "models/none"], "no readable models/none/metadata.json"),
+        (["--model", "models/nsl-kdd"], "give --model DIR or --task NAME, not both"),
+        (["--initial-head", "init"], "has no initial head"),
         (["--resume"], "--resume needs --out"),
     ],
 )
@@ -63,8 +63,7 @@ def test_bad_options_exit_2_with_one_line(
         (["coordinate", "--broker", BROKER, "--fleet", "a/b", "--task", "x"], "fleet name"),
         (["coordinate", "--broker", BROKER, "--prefix", "a/+", "--task", "x"], "no wildcards"),
         (["coordinate", "--broker", "localhost", "--fleet", "a", "--task", "x"], "mqtt://"),
-        (["coordinate", "--broker", BROKER, "--fleet", "a"], "--task is required"),
-        (["coordinate", "--broker", BROKER, "--fleet", "a", "--task", "mnist"], "unknown task"),
+        (["coordinate", "--broker", BROKER, "--fleet", "a"], "--model DIR is required"),
     ],
 )
 def test_where_and_what_are_checked(
@@ -77,32 +76,35 @@ def test_where_and_what_are_checked(
 def test_a_missing_model_folder_is_a_model_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    argv = ["coordinate", "--broker", BROKER, "--fleet", "a", "--task", "har:models/none"]
-    assert main([*argv, "--out", str(tmp_path / "run")]) == 8
-    assert "models/none is not a model folder" in capsys.readouterr().err
+    for what in (["--model", "models/none"], ["--task", "mnist"]):
+        argv = ["coordinate", "--broker", BROKER, "--fleet", "a", *what]
+        assert main([*argv, "--out", str(tmp_path / "run")]) == 8
+        assert "is not a model folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("task", [None, "nsl-kdd", "nsl-kdd:models/nsl-kdd"])
-def test_an_nsl_kdd_backbone_folder_is_the_nsl_kdd_task(task: str | None, tmp_path: Path) -> None:
-    argv = ["coordinate", "--broker", BROKER, "--fleet", "a", "--model", "models/nsl-kdd",
-            "--out", str(tmp_path / "run"), *(["--task", task] if task else [])]
+@pytest.mark.parametrize(("what", "spec"), [(["--model", "models/nsl-kdd"], "models/nsl-kdd"),
+                                           (["--task", "nsl-kdd"], "nsl-kdd")])
+def test_a_model_folder_is_the_task(what: list[str], spec: str, tmp_path: Path) -> None:
+    argv = ["coordinate", "--broker", BROKER, "--fleet", "a", *what, "--out",
+            str(tmp_path / "run"), "--initial-head", "init"]
     plan = plan_from_args(parse(argv))
-    assert plan.task_spec == "nsl-kdd:models/nsl-kdd"
+    assert plan.task_spec == spec
     assert plan.task.name == "nsl-kdd" and plan.task.head_shape == (5, 65)
     meta = json.loads(Path("models/nsl-kdd/metadata.json").read_text())
     assert plan.task.model_hash.hex() == meta["model_hash"]
+    assert plan.config.initial_head == "init"
 
 
-def test_a_model_folder_of_another_task_is_refused(
+def test_a_model_folder_of_an_older_format_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "metadata.json").write_text(json.dumps({"task": "mnist"}))
+    shutil.copytree("models/nsl-kdd", folder)
+    meta = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**meta, "metadata_version": 1}))
     argv = ["coordinate", "--broker", BROKER, "--fleet", "a", "--model", str(folder)]
-    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
-    assert "is a 'mnist' model; the coordinator takes backbones of har or nsl-kdd" in (
-        capsys.readouterr().err)
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 8
+    assert "metadata version 1, this TinyFL reads version 2" in capsys.readouterr().err
 
 
 def test_k_and_fraction_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:

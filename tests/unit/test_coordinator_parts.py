@@ -4,11 +4,11 @@ partitions, simulated nodes and the terminal output."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tinyfl.cli.data import build_partition
 from tinyfl.coordinator import (
     evaluate,
     global_seed,
@@ -21,8 +21,12 @@ from tinyfl.coordinator import (
 )
 from tinyfl.coordinator.progress import Progress
 from tinyfl.coordinator.simnode import SimNode, partition
+from tinyfl.data.dataset import load_dataset
+from tinyfl.data.packaged import cached
+from tinyfl.data.splits import quantize, split_rows
 from tinyfl.errors import UsageError
-from tinyfl.model.artifacts import MODELS_ROOT, load_artifacts
+from tinyfl.fleet.partition import build_partition
+from tinyfl.model.artifacts import load_artifacts
 from tinyfl.model.tflite import ModelError
 from tinyfl.report import plan_node_data
 from tinyfl.rng import round_rng
@@ -85,53 +89,60 @@ def test_tasks_by_name() -> None:
     assert (task.embed_dim, task.n_classes, task.head_shape) == (4, 2, (2, 5))
     assert task.model_hash == load_task("synthetic:d=4,k=2,seed=1").model_hash
     assert task.model_hash != load_task("synthetic:d=4,k=2,seed=2").model_hash
-    for bad in ("mnist", "synthetic:q=1", "synthetic:d=x", "har-kdd"):
+    for bad in ("synthetic:q=1", "synthetic:d=x"):
         with pytest.raises(UsageError):
             load_task(bad)
+    for missing in ("mnist", "/nonexistent/model"):
+        with pytest.raises(ModelError, match="not a model folder"):
+            load_task(missing)
 
 
-def test_har_task_is_the_backbone_embedding_of_the_held_out_users() -> None:
+def test_a_model_task_scores_on_the_folders_test_set_which_the_numpy_backbone_reproduces(
+        tmp_path: Path) -> None:
     task = load_task("har")
     art = load_artifacts("har")
     assert (task.embed_dim, task.n_classes, task.model_hash) == (64, 6, art.model_hash)
     assert task.test_x.shape == (2996, 64) and task.train_x is None
-    # Every value is a dequantized int8 embedding: (q - zero_point) * scale for an integer q.
-    q = task.test_x / np.float32(art.embed_scale) + art.embed_zero_point
-    assert np.allclose(q, np.round(q), atol=1e-3) and q.min() >= -128.5 and q.max() <= 127.5
-    # The pretraining head scores what model build recorded for it on these windows.
-    head = np.load(art.folder / "head_init.npy")
-    recorded = art.metadata["training"]["int8_test_accuracy_pretraining_head"]
+    # test.npz holds LiteRT's embeddings of the held-out groups' windows; the numpy backbone,
+    # bit-exact with the node, computes the same from the data file (a sample of them here).
+    data = load_dataset(cached("har").data)
+    test = data.select(split_rows(data, art.split).test)
+    rows = np.arange(0, len(test), 37)
+    codes = quantize(test.x[rows], art.input_scale, art.input_zero_point).reshape(len(rows), -1)
+    assert np.array_equal(art.dequantize(art.embed(codes)), task.test_x[rows])
+    assert np.array_equal(test.y, task.test_y)
+    # The initial head scores what model build recorded for it, and a run can start from it.
+    recorded = art.metadata["head_init"]["test_accuracy"]
+    head = task.initial_head("init")
     assert evaluate(head, task.test_x, task.test_y).accuracy == pytest.approx(recorded, abs=1e-9)
-    with pytest.raises(ModelError, match="not a model folder"):
-        load_task("har:/nonexistent/model")
+    assert not task.initial_head("zeros").any()
+    with pytest.raises(UsageError, match="not a readable .npy"):
+        task.initial_head(str(art.folder / "backbone.tflite"))
+    np.save(tmp_path / "head.npy", np.zeros((6, 64), np.float32))
+    with pytest.raises(UsageError, match=r"shape \(6, 65\)"):
+        task.initial_head(str(tmp_path / "head.npy"))
 
 
-def test_nsl_kdd_task_is_the_backbone_embedding_of_kddtest() -> None:
-    task = load_task("nsl-kdd", with_train=True)
+def test_a_model_task_with_data_trains_on_exactly_the_fleets_samples() -> None:
+    fetched = cached("nsl-kdd")
+    task = load_task("nsl-kdd", fetched.data)
     art = load_artifacts("nsl-kdd")
     assert (task.embed_dim, task.n_classes, task.model_hash) == (64, 5, art.model_hash)
     assert task.test_x.shape == (22544, 64)  # every KDDTest+ record
-    q = task.test_x / np.float32(art.embed_scale) + art.embed_zero_point
-    assert np.allclose(q, np.round(q), atol=1e-3) and q.min() >= -128.5 and q.max() <= 127.5
-    head = np.load(art.folder / "head_init.npy")
-    recorded = art.metadata["training"]["int8_test_accuracy_pretraining_head"]
-    assert evaluate(head, task.test_x, task.test_y).accuracy == pytest.approx(recorded, abs=1e-9)
     # The training rows are the embeddings of exactly the records `tinyfl data partition` puts
     # on the nodes (the backbone's source rows left out), as the node's backbone computes them.
     assert task.train_x is not None and task.train_y is not None
-    plan = build_partition("nsl-kdd", clients=1, scheme="iid", seed=0, max_samples=10**6)
-    (data,) = plan_node_data(plan, art, capacity=10**6)
+    fleet = build_partition(load_dataset(fetched.data), art, clients=1, scheme="iid", seed=0,
+                            max_samples=10**6)
+    (data,) = plan_node_data(fleet, art, capacity=10**6)
 
     def rows(x: np.ndarray, y: np.ndarray) -> list[bytes]:  # type: ignore[type-arg]
         return sorted(bytes([int(label)]) + r.tobytes() for r, label in zip(x, y))
 
     assert rows(task.train_x, task.train_y) == rows(data.x, data.y)
     assert load_task("nsl-kdd").train_x is None  # only when asked for
-    with pytest.raises(ModelError, match="not a model folder"):
-        load_task("nsl-kdd:/nonexistent/model")
-    with pytest.raises(ModelError, match="expects input codes .* the nodes' feature codes have"):
-        load_task(f"nsl-kdd:{MODELS_ROOT / 'har'}")
-
+    with pytest.raises(UsageError, match="not the data file"):
+        load_task("har", fetched.data)
 
 def test_partitions_are_fixed_by_seed_and_skewed_by_alpha() -> None:
     task = synthetic_task(4, 4, seed=0, n_train=4000, n_test=10)

@@ -1,4 +1,4 @@
-"""The committed backbone artifacts (models/<task>/) agree with their metadata and fit the node.
+"""The committed model folders (models/<name>/) agree with their metadata and fit the node.
 
 No TensorFlow needed: the files are read with TinyFL's own .tflite reader and numpy backbone;
 LiteRT is used when installed (the `model` extra) to check the .tflite loads and agrees.
@@ -21,7 +21,8 @@ from tinyfl.model.tflite import read_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ("har", "nsl-kdd")
-FILES = ("backbone.tflite", "backbone.tfmb", "backbone.h", "head_init.npy", "metadata.json")
+FILES = ("backbone.tflite", "backbone.tfmb", "backbone.h", "head_init.npy", "test.npz",
+         "metadata.json")
 
 
 def _meta(task: str) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def test_files_exist_and_hashes_match(task: str) -> None:
     for name in FILES:
         assert (folder / name).is_file(), name
     meta = _meta(task)
-    assert meta["task"] == task
+    assert meta["name"] == task and meta["metadata_version"] == 2
     for name, info in meta["files"].items():
         data = (folder / name).read_bytes()
         assert len(data) == info["bytes"], name
@@ -62,14 +63,18 @@ def test_shapes_quantization_and_sizes(task: str) -> None:
     assert meta["embedding"]["shape"][0] <= 64
     assert x.quant is not None and y.quant is not None
     assert x.quant.scale[0] == meta["input"]["scale"]
-    assert x.quant.zero_point[0] == meta["input"]["zero_point"] == meta["input"]["data_zero_point"]
-    assert np.float32(meta["input"]["scale"]) == np.float32(meta["input"]["data_scale"])
+    assert x.quant.zero_point[0] == meta["input"]["zero_point"]
     assert y.quant.scale[0] == meta["embedding"]["scale"]
     assert y.quant.zero_point[0] == meta["embedding"]["zero_point"]
     assert sorted({op.name for op in model.operators}) == meta["ops"]
-    assert meta["firmware_blob_bytes"] <= 48 * 1024
-    assert meta["int8_weight_bytes"] + meta["int32_bias_bytes"] <= 48 * 1024
-    assert meta["activation_scratch_bytes"] <= 16 * 1024
+    assert meta["budget"]["fits"] and meta["budget"]["board"] == "qemu_cortex_m4"
+    assert meta["budget"]["flash_bytes"] > meta["firmware_blob_bytes"]
+    assert meta["activation_scratch_bytes"] <= 16 * 1024  # TINYFL_BACKBONE_ARENA's default
+    with np.load(ROOT / "models" / task / "test.npz") as test:
+        assert test["embeddings"].dtype == np.int8
+        assert test["embeddings"].shape == (meta["test_set"]["samples"],
+                                            meta["embedding"]["shape"][0])
+        assert test["labels"].max() < len(meta["classes"])
     head = np.load(ROOT / "models" / task / "head_init.npy")
     assert head.dtype == np.float32
     assert list(head.shape) == [len(meta["classes"]), meta["embedding"]["shape"][0] + 1]

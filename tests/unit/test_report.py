@@ -36,7 +36,7 @@ from tinyfl.report import (
     task_node_data,
     write_report,
 )
-from tinyfl.report.baselines import har_node_data
+from tinyfl.report.baselines import plan_node_data
 from tinyfl.strategy import get_strategy
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.wire import Topics
@@ -261,14 +261,16 @@ def test_answered_ids_of_a_skipped_round_are_the_accepted_updates(task: Task) ->
     assert record["answered"] == 2 and record["answered_ids"] == ["n0", "n2"]
 
 
-def test_har_node_data_is_the_backbone_of_the_blobs() -> None:
-    """What the emulated HAR nodes train on: their blobs' windows through the int8 backbone."""
-    from tinyfl.cli.data import build_partition
+def test_node_data_is_the_backbone_of_the_blobs() -> None:
+    """What the emulated nodes train on: their blobs' windows through the int8 backbone."""
+    from tinyfl.data.dataset import load_dataset
+    from tinyfl.data.packaged import cached
+    from tinyfl.fleet.partition import build_partition
     from tinyfl.model.artifacts import load_artifacts
 
-    plan = build_partition("har", 4, "by-user", 0, 512)
     artifacts = load_artifacts("har")
-    data = har_node_data(plan, artifacts)
+    plan = build_partition(load_dataset(cached("har").data), artifacts, 4, "by-group", 0, 512)
+    data = plan_node_data(plan, artifacts)
     assert [d.node_id for d in data] == [n.node_id for n in plan.nodes]
     for node, d in zip(plan.nodes, data):
         blob = node.blob
@@ -276,6 +278,6 @@ def test_har_node_data_is_the_backbone_of_the_blobs() -> None:
         np.testing.assert_array_equal(d.x, artifacts.dequantize(artifacts.embed(blob.samples)))
         np.testing.assert_array_equal(d.y, blob.labels)
     # a node with a smaller cache keeps its newest windows
-    small = har_node_data(plan, artifacts, capacity=10)[0]
+    small = plan_node_data(plan, artifacts, capacity=10)[0]
     np.testing.assert_array_equal(small.y, plan.nodes[0].blob.labels[-10:])
     np.testing.assert_array_equal(small.x, data[0].x[-10:])

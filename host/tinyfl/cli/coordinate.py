@@ -11,35 +11,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import os
-import signal
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from tinyfl.aio import cancel_and_wait
 from tinyfl.cli import Subparsers
-from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, load_checkpoint
+from tinyfl.coordinator.checkpoint import load_checkpoint
 from tinyfl.coordinator.config import RESUME_LOCKED, EngineConfig
-from tinyfl.coordinator.engine import RoundEngine, RunResult
-from tinyfl.coordinator.metrics import METRICS_NAME, read_metrics
+from tinyfl.coordinator.metrics import read_metrics
 from tinyfl.coordinator.progress import Progress, summary_table
-from tinyfl.coordinator.task import Task, load_task
+from tinyfl.coordinator.run_folder import (
+    CHECKPOINT_NAME,
+    CONFIG_NAME,
+    METRICS_NAME,
+    RunPlan,
+    coordinate,
+    write_config,
+)
+from tinyfl.coordinator.task import load_task
 from tinyfl.errors import UsageError
-from tinyfl.strategy import Strategy, get_strategy, parse_strategy_spec, strategy_params
-from tinyfl.transport.mqtt import MqttTransport
+from tinyfl.strategy import get_strategy, parse_strategy_spec, strategy_params
 from tinyfl.transport.serial_bridge import parse_broker_url
 from tinyfl.wire import Topics, check_prefix, default_prefix
 
 SUMMARY = "run federated training rounds on a fleet over MQTT"
-CONFIG_NAME = "config.json"
 DEFAULTS = EngineConfig()
-BACKBONE_TASKS = ("har", "nsl-kdd")  # tasks whose --model folder is a `tinyfl model build` output
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +60,21 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     where.add_argument("--prefix", help="topic prefix instead of tinyfl/<fleet>")
     what = parser.add_argument_group("what")
     what.add_argument(
-        "--task",
-        help="har or nsl-kdd (the backbone in models/<task>), or synthetic[:d=64,k=6,seed=0] "
-        "(taken from the checkpoint with --resume)",
+        "--model",
+        metavar="DIR",
+        help="the model folder the nodes run (tinyfl model build --out DIR); the run scores "
+        "every round on its held-out test set (taken from the run with --resume)",
     )
     what.add_argument(
-        "--model",
-        help="a backbone folder other than models/<task> (task har:DIR or nsl-kdd:DIR, from the "
-        "folder's metadata.json)",
+        "--task",
+        help="short for --model models/NAME (e.g. har, nsl-kdd), or synthetic[:d=64,k=6,seed=0] "
+        "for tests",
+    )
+    what.add_argument(
+        "--initial-head",
+        metavar="zeros|init|PATH",
+        help="the head round 1 starts from: zeros (default), init (the model folder's "
+        "head_init.npy, its pretraining head) or a .npy file of shape (classes, embedding + 1)",
     )
     what.add_argument(
         "--strategy",
@@ -136,20 +143,6 @@ def _scale_mode(text: str) -> int:
     return modes[text]
 
 
-@dataclass
-class Plan:
-    """A validated run: where, what, how, and what it resumes from."""
-
-    broker: str
-    topics: Topics
-    task: Task
-    task_spec: str
-    strategy: Strategy
-    config: EngineConfig
-    run_dir: Path
-    resume_from: Checkpoint | None
-
-
 _OPTION = {  # EngineConfig field -> command-line option, for messages
     "rounds": "--rounds",
     "clients_per_round": "--clients-per-round",
@@ -166,45 +159,31 @@ _OPTION = {  # EngineConfig field -> command-line option, for messages
     "seed": "--seed",
     "wait_nodes": "--wait-nodes",
     "wait_timeout": "--wait-timeout",
+    "initial_head": "--initial-head",
 }
 
 
-def plan_from_args(args: argparse.Namespace) -> Plan:
+def plan_from_args(args: argparse.Namespace) -> RunPlan:
     """Everything checked before connecting: UsageError (exit 2) with the fix for mistakes."""
     parse_broker_url(args.broker)
     topics = Topics(_prefix(args))
     if args.model is not None:
-        args.task = _task_of_model(args.model, args.task)
+        if args.task is not None:
+            raise UsageError("give --model DIR or --task NAME, not both")
+        args.task = str(args.model)
     if args.resume:
         return _resume_plan(args, topics)
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{_fleet_slug(topics)}"
     if (out / CHECKPOINT_NAME).exists() or (out / CONFIG_NAME).exists():
         raise UsageError(f"{out} already holds a run: add --resume to continue it, or pick --out")
     if not args.task:
-        raise UsageError("--task is required (har, nsl-kdd or synthetic[:d=64,k=6,seed=0])")
+        raise UsageError("--model DIR is required (or --task NAME for models/NAME)")
     given = _given_config(args)
     config = EngineConfig(**given)
     strategy = parse_strategy_spec(args.strategy or "fedavg")
     task = load_task(args.task)
-    return Plan(args.broker, topics, task, args.task, strategy, config, out, None)
-
-
-def _task_of_model(folder: str, task: str | None) -> str:
-    """--model DIR as a task spec: the folder's task (metadata.json) and the folder, `har:DIR` or
-    `nsl-kdd:DIR`; a --task naming another task is a contradiction, not a choice."""
-    meta_path = Path(folder) / "metadata.json"
-    try:
-        model_task = json.loads(meta_path.read_text())["task"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--model {folder}: no readable {meta_path} ({exc})") from None
-    if model_task not in BACKBONE_TASKS:
-        raise UsageError(f"--model {folder} is a {model_task!r} model; the coordinator takes "
-                         f"backbones of {' or '.join(BACKBONE_TASKS)}")
-    spec = f"{model_task}:{folder}"
-    if task is not None and task not in (model_task, spec):
-        raise UsageError(f"--task {task} and --model {folder} (a {model_task} backbone) "
-                         "disagree; give one of them")
-    return spec
+    task.initial_head(config.initial_head)  # a bad --initial-head fails before connecting
+    return RunPlan(args.broker, topics, task, args.task, strategy, config, out, None)
 
 
 def _prefix(args: argparse.Namespace) -> str:
@@ -227,7 +206,7 @@ def _given_config(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
-def _resume_plan(args: argparse.Namespace, topics: Topics) -> Plan:
+def _resume_plan(args: argparse.Namespace, topics: Topics) -> RunPlan:
     if args.out is None:
         raise UsageError("--resume needs --out DIR, the folder of the run to continue")
     out: Path = args.out
@@ -268,23 +247,7 @@ def _resume_plan(args: argparse.Namespace, topics: Topics) -> Plan:
     merged = {**saved_engine, **given}
     config = EngineConfig(**merged)
     task = load_task(task_spec)
-    return Plan(args.broker, topics, task, task_spec, strategy, config, out, checkpoint)
-
-
-def write_config(plan: Plan) -> None:
-    """config.json: the run's settings, what --resume reads when no checkpoint exists yet."""
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
-    record = {
-        "task": plan.task_spec,
-        "model_hash": plan.task.model_hash.hex(),
-        "prefix": plan.topics.prefix,
-        "broker": plan.broker,
-        "engine": plan.config.to_dict(),
-        "strategy": strategy_params(plan.strategy),
-    }
-    tmp = plan.run_dir / f".{CONFIG_NAME}.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, plan.run_dir / CONFIG_NAME)
+    return RunPlan(args.broker, topics, task, task_spec, strategy, config, out, checkpoint)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -311,32 +274,3 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(summary_table(result.records, plan.task.class_names))
     print(f"run folder: {plan.run_dir}")
     return 0
-
-
-async def coordinate(plan: Plan, progress: Progress) -> RunResult:
-    """Connect, run every round, disconnect; SIGTERM stops like Ctrl-C (the last checkpoint
-    stays, so `--resume` continues)."""
-    transport = MqttTransport()
-    client_id = f"tinyfl-coordinator-{_fleet_slug(plan.topics)}-{os.getpid()}"
-    await transport.connect(plan.broker, client_id=client_id)
-    engine = RoundEngine(
-        transport,
-        plan.topics,
-        plan.task,
-        plan.strategy,
-        plan.config,
-        run_dir=plan.run_dir,
-        resume_from=plan.resume_from,
-        progress=progress,
-    )
-    loop = asyncio.get_running_loop()
-    main = asyncio.ensure_future(engine.run())
-    with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(cancel_and_wait(main)))
-    try:
-        return await main
-    except asyncio.CancelledError:
-        await cancel_and_wait(main)
-        raise KeyboardInterrupt from None
-    finally:
-        await transport.close()

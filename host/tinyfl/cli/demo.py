@@ -1,8 +1,9 @@
 """`tinyfl demo`: the whole story in one command, on this machine.
 
 A private mosquitto on a free loopback port, an emulated fleet (8 QEMU Cortex-M4 boards by
-default) holding the HAR fleet users' raw sensor windows, the coordinator running federated
-rounds over MQTT (each board embeds its windows with the int8 backbone and trains the head), then
+default) holding the fleet's raw sensor windows (the HAR model and data unless --model and --data
+name yours), the coordinator running federated rounds over MQTT (each board embeds its windows
+with the int8 backbone and trains the head), then
 the references computed by the same code path (centrally trained head, local-only heads, float32
 FedAvg with simulated nodes), the deployable model exported, and a report:
 
@@ -29,24 +30,23 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tinyfl.aio import cancel_and_wait
 from tinyfl.cli import Subparsers
-from tinyfl.cli import export as export_cli
-from tinyfl.cli.coordinate import CONFIG_NAME, Plan, coordinate, write_config
+from tinyfl.cli.data import resolve_model_data
 from tinyfl.coordinator.config import EngineConfig
 from tinyfl.coordinator.engine import RunResult
+from tinyfl.coordinator.export_run import DEFAULT_SAMPLES, export_run
 from tinyfl.coordinator.progress import Progress, summary_table
+from tinyfl.coordinator.run_folder import CONFIG_NAME, RunPlan, coordinate, write_config
 from tinyfl.coordinator.task import Task, load_task
 from tinyfl.errors import UsageError
 from tinyfl.fleet.nodes import Emulator
 from tinyfl.fleet.pool import Fleet, FleetConfig, install_stop_signals
-from tinyfl.model.artifacts import load_artifacts
 from tinyfl.strategy import parse_strategy_spec
 from tinyfl.wire import Topics, default_prefix
 
 if TYPE_CHECKING:  # tinyfl.report loads matplotlib: only when the demo gets that far
-    from tinyfl.cli.data import Plan as Partition
     from tinyfl.report import Baselines
 
-SUMMARY = "train the HAR head across an emulated fleet end to end and write a report"
+SUMMARY = "train a head across an emulated fleet end to end and write a report (HAR by default)"
 RUNS_ROOT = Path("runs")
 FLEET_NAME = "demo"
 # Local training of the demo: 2 epochs at lr 0.05 per round. On the HAR by-user partition this
@@ -63,7 +63,7 @@ class DemoSettings:
     emulator: Emulator
     rounds: int
     uplink_bits: int
-    partition: str
+    partition: str | None
     strategy: str
     epochs: int
     batch_size: int
@@ -71,6 +71,9 @@ class DemoSettings:
     seed: int
     run_dir: Path
     hello_timeout: float
+    model: str
+    data: Path
+    initial_head: str
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -85,9 +88,17 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=20, help="default: %(default)s")
     parser.add_argument("--uplink-bits", type=int, default=8, choices=(32, 8, 4, 2),
                         help="bits per update value on the uplink (default: %(default)s)")
-    parser.add_argument("--partition", default="by-user", metavar="SCHEME",
-                        help="by-user, iid, dirichlet:ALPHA or quantity:ALPHA "
-                        "(default: %(default)s)")
+    parser.add_argument("--model", metavar="DIR",
+                        help="model folder (default: models/har with the packaged HAR data)")
+    parser.add_argument("--data", type=Path, metavar="FILE.npz",
+                        help="the dataset --model was built from")
+    parser.add_argument("--partition", metavar="SCHEME",
+                        help="by-group, iid, dirichlet:ALPHA, quantity:ALPHA or gateways "
+                        "(default: by-group when the data has at least as many fleet groups as "
+                        "nodes, else iid; the demo says which)")
+    parser.add_argument("--initial-head", default="zeros", metavar="zeros|init|PATH",
+                        help="the head round 1 starts from (default: %(default)s; init: the "
+                        "model folder's pretraining head)")
     parser.add_argument("--strategy", default="fedavg",
                         help="e.g. fedavg, fedprox:mu=0.01 (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS,
@@ -111,12 +122,34 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
     run_dir = args.out or RUNS_ROOT / f"{time.strftime('%Y%m%d-%H%M%S')}-demo"
     if (run_dir / CONFIG_NAME).exists() or (run_dir / "fleet.json").exists():
         raise UsageError(f"{run_dir} already holds a run; pick another --out")
+    model, data = resolve_model_data(args.model, None if args.model else "har", args.data)
     return DemoSettings(
         nodes=args.nodes, emulator=Emulator(args.emulator), rounds=args.rounds,
         uplink_bits=args.uplink_bits, partition=args.partition, strategy=args.strategy,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        run_dir=run_dir, hello_timeout=args.hello_timeout,
+        run_dir=run_dir, hello_timeout=args.hello_timeout, model=model, data=data,
+        initial_head=args.initial_head,
     )
+
+
+def pick_partition(settings: DemoSettings) -> str:
+    """--partition, else by-group when every node can have a group of its own, else iid."""
+    if settings.partition:
+        return settings.partition
+    from tinyfl.data.dataset import load_dataset
+    from tinyfl.data.splits import split_rows
+    from tinyfl.model.artifacts import load_artifacts
+
+    data = load_dataset(settings.data)
+    if data.groups is None:
+        return "iid"
+    fleet_groups = len(set(data.groups[split_rows(data, load_artifacts(settings.model).split)
+                                       .fleet].tolist()))
+    if settings.nodes <= fleet_groups:
+        return "by-group"
+    say(f"{settings.nodes} nodes but {fleet_groups} fleet groups: partition iid (give "
+        "--partition dirichlet:ALPHA for label skew)")
+    return "iid"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,26 +158,30 @@ def run(args: argparse.Namespace) -> int:
         rounds=settings.rounds, epochs=settings.epochs, batch_size=settings.batch_size,
         lr=settings.lr, uplink_bits=settings.uplink_bits, seed=settings.seed,
         wait_nodes=settings.nodes, min_clients=max(1, settings.nodes // 2),
+        initial_head=settings.initial_head,
     )  # checks the training options before anything starts
     strategy = parse_strategy_spec(settings.strategy)
-    say(f"demo: {settings.nodes} {settings.emulator.value} nodes, HAR, {settings.rounds} rounds, "
-        f"{settings.uplink_bits}-bit uplink, {settings.partition}, run folder {settings.run_dir}")
-    say("loading the HAR test set and the int8 backbone (models/har) ...")
-    task = load_task("har")
+    partition = pick_partition(settings)
+    say(f"demo: {settings.nodes} {settings.emulator.value} nodes, model {settings.model}, "
+        f"{settings.rounds} rounds, {settings.uplink_bits}-bit uplink, {partition}, run folder "
+        f"{settings.run_dir}")
+    say(f"loading the test set and the int8 backbone ({settings.model}) ...")
+    task = load_task(settings.model)
+    task.initial_head(settings.initial_head)  # a bad --initial-head fails before the fleet starts
     fleet = Fleet(FleetConfig(
-        nodes=settings.nodes, emulator=settings.emulator, task="har", run_dir=settings.run_dir,
-        fleet=FLEET_NAME, partition=settings.partition, seed=settings.seed,
-        hello_timeout=settings.hello_timeout))
+        nodes=settings.nodes, emulator=settings.emulator, model=settings.model,
+        data=settings.data, run_dir=settings.run_dir, fleet=FLEET_NAME, partition=partition,
+        seed=settings.seed, hello_timeout=settings.hello_timeout))
     ids = fleet.prepare()
-    plan = Plan(broker="", topics=Topics(default_prefix(FLEET_NAME)), task=task, task_spec="har",
-                strategy=strategy, config=engine_config, run_dir=settings.run_dir,
-                resume_from=None)
+    plan = RunPlan(broker="", topics=Topics(default_prefix(FLEET_NAME)), task=task,
+                   task_spec=settings.model, strategy=strategy, config=engine_config,
+                   run_dir=settings.run_dir, resume_from=None)
     result = asyncio.run(_federate(fleet, ids, plan))
     sys.stdout.write(summary_table(result.records, task.class_names))
 
     say("references: central head, local-only heads and float32 FedAvg on the nodes' data ...")
     t0 = time.monotonic()
-    refs = references(task, fleet.plan, settings.strategy, engine_config)
+    refs = references(task, fleet, settings.strategy, engine_config)
     say(f"references done in {time.monotonic() - t0:.1f} s")
     export_model(settings.run_dir)
     from tinyfl.report import write_report
@@ -155,22 +192,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def references(task: Task, partition: Partition, strategy: str, config: EngineConfig
-               ) -> Baselines:
+def references(task: Task, fleet: Fleet, strategy: str, config: EngineConfig) -> Baselines:
     """The references on exactly the data the nodes hold: the fleet's own partition (the blobs
     it wrote) embedded by the numpy backbone that is bit-exact with the nodes'."""
-    from tinyfl.report import compute_baselines, har_node_data
+    from tinyfl.report import compute_baselines, plan_node_data
 
-    nodes = har_node_data(partition, load_artifacts("har"))
+    nodes = plan_node_data(fleet.partition, fleet.artifacts)
     return compute_baselines(task, nodes, config, bits=(32,), strategy=strategy)
 
 
 def export_model(run_dir: Path) -> None:
     """runs/<id>/model.tflite and model.h: backbone + the run's head + softmax, checked against
-    the host computation with LiteRT before it is written (`tinyfl export`)."""
-    export_cli.run(argparse.Namespace(run=run_dir, out=run_dir / "model.tflite",
-                                      header=run_dir / "model.h", model=None,
-                                      samples=export_cli.DEFAULT_SAMPLES))
+    the host computation with LiteRT before it is written (as `tinyfl export`)."""
+    done = export_run(run_dir, run_dir / "model.tflite", run_dir / "model.h",
+                      samples=DEFAULT_SAMPLES)
+    say(f"exported {run_dir / 'model.tflite'} ({done.size:,} bytes) and model.h; {done.verdict}")
 
 
 def verdict(final: object, refs: Baselines) -> str:
@@ -189,7 +225,7 @@ def verdict(final: object, refs: Baselines) -> str:
     return "test accuracy: " + ", ".join(parts)
 
 
-async def _federate(fleet: Fleet, ids: list[str], plan: Plan) -> RunResult:
+async def _federate(fleet: Fleet, ids: list[str], plan: RunPlan) -> RunResult:
     """Fleet up, rounds, fleet down; Ctrl-C or SIGTERM at any point stops every process."""
     stop = asyncio.Event()
     remove = install_stop_signals(stop)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from tinyfl.cli import Subparsers
+from tinyfl.cli.data import resolve_model_data
 from tinyfl.errors import TransportError, UsageError
 from tinyfl.fleet.nodes import Emulator
 from tinyfl.fleet.pool import RESTART_POLICIES, Fleet, FleetConfig, install_stop_signals
@@ -41,17 +42,22 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="subcommands", metavar="<subcommand>", dest="fleet_cmd")
     up = commands.add_parser(
         "up", help="partition data, start a broker and N nodes, wait for their hellos",
-        description="Build the firmware if needed, partition the task's data into the run "
-        "folder, start a private mosquitto (unless --broker) and N nodes, and wait until all "
-        "have said hello.")
+        description="Build the firmware if needed, partition the fleet's data of --data under "
+        "--model's split into the run folder, start a private mosquitto (unless --broker) and N "
+        "nodes, and wait until all have said hello.")
     up.add_argument("--nodes", type=int, required=True, metavar="N")
     up.add_argument("--emulator", choices=[e.value for e in Emulator], default="qemu")
-    up.add_argument("--task", choices=("har", "nsl-kdd"), default="har")
+    up.add_argument("--model", metavar="DIR", help="model folder the nodes run")
+    up.add_argument("--data", type=Path, metavar="FILE.npz",
+                    help="the dataset the model was built from")
+    up.add_argument("--task", choices=("har", "nsl-kdd"),
+                    help="short for --model models/NAME with its packaged data (default: har "
+                         "when no --model is given)")
     up.add_argument("--broker", metavar="mqtt://HOST:PORT",
                     help="use this broker (default: a private mosquitto on a free loopback port)")
     up.add_argument("--partition", metavar="SCHEME",
-                    help="by-user|gateways|iid|dirichlet:ALPHA|quantity:ALPHA "
-                    "(default: the task's natural one)")
+                    help="by-group|iid|dirichlet:ALPHA|quantity:ALPHA|gateways "
+                    "(default: by-group when the data has groups, else iid)")
     up.add_argument("--seed", type=int, default=0)
     up.add_argument("--max-samples", type=int, default=512, metavar="K",
                     help="at most K samples per node (default: %(default)s)")
@@ -94,8 +100,10 @@ def up(args: argparse.Namespace) -> int:
     if args.restart != "no" and not args.foreground:
         raise UsageError("--restart needs --foreground (a detached fleet has no supervisor)")
     run_dir = args.run or RUNS_ROOT / f"fleet-{args.fleet}-{time.strftime('%Y%m%d-%H%M%S')}"
-    config = FleetConfig(nodes=args.nodes, emulator=Emulator(args.emulator), task=args.task,
-                         run_dir=run_dir, fleet=args.fleet, broker_url=args.broker,
+    task = args.task if args.task or args.model else "har"
+    model, data = resolve_model_data(args.model, task, args.data)
+    config = FleetConfig(nodes=args.nodes, emulator=Emulator(args.emulator), model=model,
+                         data=data, run_dir=run_dir, fleet=args.fleet, broker_url=args.broker,
                          partition=args.partition, seed=args.seed, max_samples=args.max_samples,
                          hello_timeout=args.hello_timeout)
     fleet = Fleet(config)

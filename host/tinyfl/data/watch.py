@@ -60,7 +60,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.data.nslkdd import DatasetError
+from tinyfl.errors import DatasetError
 
 __all__ = [
     "CHANNELS",

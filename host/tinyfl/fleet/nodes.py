@@ -36,6 +36,11 @@ class FirmwareError(TinyFLError):
     exit_code = 6
 
 
+def blob_name(node_id: str) -> str:
+    """The file of a node's data blob inside a partition folder."""
+    return f"{node_id}.blob"
+
+
 def firmware_image(emulator: Emulator, project_root: Path = PROJECT_ROOT) -> Path:
     name = "program" if emulator is Emulator.NATIVE else "program.elf"
     return project_root / ".pio" / "build" / emulator.pio_env / name

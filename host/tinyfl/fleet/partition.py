@@ -31,6 +31,7 @@ from tinyfl.data.dataset import Dataset
 from tinyfl.data.splits import quantize, split_rows
 from tinyfl.errors import DatasetError, TinyFLError, UsageError
 from tinyfl.files import atomic_write
+from tinyfl.fleet.nodes import blob_name
 from tinyfl.model.artifacts import ModelArtifacts
 from tinyfl.wire import BlobKind, DataBlob
 
@@ -70,11 +71,6 @@ class FleetData:
     max_samples: int
     classes: tuple[str, ...]
     nodes: tuple[Node, ...]
-
-
-def blob_name(node_id: str) -> str:
-    """The file of a node's data blob inside a partition folder."""
-    return f"{node_id}.blob"
 
 
 def parse_scheme(scheme: str | None, has_groups: bool) -> tuple[str, float | None]:

@@ -27,7 +27,7 @@ from typing import TextIO
 
 from tinyfl.errors import TinyFLError, TransportError, UsageError, WireError
 from tinyfl.fleet.broker import BrokerUnavailable, MosquittoBroker, port_accepts
-from tinyfl.fleet.nodes import Emulator, NodeProcess, NodeSpec, build_firmware
+from tinyfl.fleet.nodes import Emulator, NodeProcess, NodeSpec, blob_name, build_firmware
 from tinyfl.fleet.state import (
     FleetState,
     Liveness,
@@ -60,7 +60,8 @@ class FleetError(TinyFLError):
 class FleetConfig:
     nodes: int
     emulator: Emulator
-    task: str
+    model: str  # model folder (or a name under models/)
+    data: Path  # the dataset file the model was built from
     run_dir: Path
     fleet: str = "fleet"
     broker_url: str | None = None
@@ -127,16 +128,20 @@ class Fleet:
 
     def prepare(self) -> list[str]:
         """Builds the firmware (incremental) and partitions the data; returns the node ids."""
-        from tinyfl.cli.data import build_partition, write_partition  # heavy: numpy, datasets
+        from tinyfl.data.dataset import load_dataset
+        from tinyfl.fleet.partition import build_partition, write_partition
+        from tinyfl.model.artifacts import load_artifacts
 
         c = self.config
+        self.artifacts = load_artifacts(c.model)
+        self.partition = build_partition(load_dataset(c.data), self.artifacts, c.nodes,
+                                         c.partition, c.seed, c.max_samples)
         self.say(f"building firmware ({c.emulator.pio_env}) ...")
         self.image = build_firmware(c.emulator)
-        self.plan = plan = build_partition(task=c.task, clients=c.nodes, scheme=c.partition,
-                                           seed=c.seed, max_samples=c.max_samples)
-        doc = write_partition(plan, self.data_dir)
+        doc = write_partition(self.partition, self.data_dir)
         ids = [str(n["id"]) for n in doc["nodes"]]
-        self.say(f"data: {c.task}, {doc['partition']}, {len(ids)} nodes -> {self.data_dir}")
+        self.say(f"data: {self.artifacts.name} model, {doc['partition']}, {len(ids)} nodes -> "
+                 f"{self.data_dir}")
         return ids
 
     def say(self, text: str) -> None:
@@ -175,7 +180,7 @@ class Fleet:
         address = parse_broker_url(self.broker_url)
         node = self.nodes.get(node_id)
         if node is None:
-            spec = NodeSpec(node_id, self.data_dir / f"{node_id}.blob", self.node_dir,
+            spec = NodeSpec(node_id, self.data_dir / blob_name(node_id), self.node_dir,
                             self.config.emulator, self.config.keep_alive_s)
             node = NodeProcess(spec, self.image, address.host, address.port,
                                self.config.topics.prefix)
@@ -192,7 +197,7 @@ class Fleet:
         procs = [p for p in (self.supervisor, self.broker_record) if p is not None]
         procs += [self.records[i] for i in sorted(self.records)]
         return FleetState(fleet=self.config.fleet, prefix=self.config.topics.prefix,
-                          task=self.config.task, emulator=self.config.emulator.value,
+                          task=self.config.model, emulator=self.config.emulator.value,
                           broker_url=self.broker_url, broker_owned=self.broker_proc is not None,
                           processes=procs)
 

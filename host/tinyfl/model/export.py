@@ -52,7 +52,6 @@ from tinyfl.model.tflite import ModelError, _Buf, read_model
 from tinyfl.model.tflite import _Table as _OldTable
 
 if TYPE_CHECKING:
-    from tinyfl.coordinator.checkpoint import Checkpoint
     from tinyfl.model.artifacts import ModelArtifacts
 
 __all__ = [
@@ -62,7 +61,6 @@ __all__ = [
     "build_deploy_model",
     "c_header",
     "check_head",
-    "check_run",
     "host_probabilities",
     "litert_probabilities",
     "sample_inputs",
@@ -362,30 +360,6 @@ def _check_exported(data: bytes, input_index: int, k: int, d: int) -> None:
             or probs is None or probs.shape[-1] != k or probs.type != _FLOAT32
             or weights is None or weights.array().shape != (k, d)):
         raise AssertionError(f"the exported model does not read back as built: {ops}")
-
-
-# --- checks of a run against a model folder ---------------------------------------------------
-
-
-def check_run(ckpt: Checkpoint, art: ModelArtifacts, run_name: str) -> None:
-    """CheckpointError (exit 7) when the run's head was not trained for this model: another
-    model hash (with a hint when the run trained on NSL-KDD feature vectors instead of this
-    backbone's embedding) or a head that is not (classes, embedding + 1)."""
-    from tinyfl.coordinator.checkpoint import CheckpointError
-
-    if ckpt.model_hash != art.model_hash:
-        hint = ""
-        features = art.metadata.get("dataset", {}).get("feature_spec_hash")
-        if isinstance(features, str) and ckpt.model_hash.hex() == features:
-            hint = (" (the run trained on the raw NSL-KDD feature vectors, not on this "
-                    "backbone's embedding)")
-        raise CheckpointError(f"{run_name} trained for model {ckpt.model_hash.hex()}, "
-                              f"{art.folder} is model {art.model_hash.hex()}{hint}")
-    want = (len(art.classes), art.embed_dim + 1)
-    if tuple(ckpt.head.shape) != want:
-        raise CheckpointError(f"{run_name}: the head is {list(ckpt.head.shape)}, {art.folder} "
-                              f"needs {list(want)} ({len(art.classes)} classes, embedding "
-                              f"{art.embed_dim} + bias)")
 
 
 # --- verification ------------------------------------------------------------------------------

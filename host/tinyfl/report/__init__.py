@@ -1,8 +1,8 @@
 """Run reports: reference baselines, plots and a self-contained report.html of a run folder.
 
-    from tinyfl.report import compute_baselines, har_node_data, write_report
+    from tinyfl.report import compute_baselines, plan_node_data, write_report
 
-    nodes = har_node_data(plan, load_artifacts("har"))        # what each emulated node trains on
+    nodes = plan_node_data(fleet_data, load_artifacts(model))  # what each emulated node trains on
     refs = compute_baselines(load_task("har"), nodes, config)  # central, local-only, float32 FedAvg
     write_report(Path("runs/lab"), refs)                       # PNGs + report.html (+ baselines.json)
 
@@ -21,7 +21,6 @@ from tinyfl.report.baselines import (
     central_epochs,
     central_head,
     compute_baselines,
-    har_node_data,
     load_baselines,
     local_only,
     plan_node_data,
@@ -47,7 +46,6 @@ __all__ = [
     "central_epochs",
     "central_head",
     "compute_baselines",
-    "har_node_data",
     "load_baselines",
     "local_only",
     "plan_node_data",

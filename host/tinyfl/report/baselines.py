@@ -15,8 +15,8 @@ set (the coordinator's own per-round score):
   simulated nodes holding the same data, at any uplink width (float32 is the "no quantization"
   reference) and with FedAvg or FedProx.
 
-Node data (`NodeData`) comes from a partition plan (`plan_node_data`, `har_node_data`: the exact
-blobs an emulated fleet gets, replayed through the bit-exact int8 backbone) or from a task's
+Node data (`NodeData`) comes from a fleet partition (`plan_node_data`: the exact blobs an
+emulated fleet gets, replayed through the bit-exact int8 backbone) or from a task's
 training rows and index arrays (`task_node_data`). Like the node's embedding cache, each node
 keeps at most its newest `capacity` samples.
 """
@@ -39,6 +39,7 @@ from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME
 from tinyfl.coordinator.config import EngineConfig
 from tinyfl.coordinator.engine import RoundEngine
 from tinyfl.coordinator.metrics import METRICS_NAME
+from tinyfl.coordinator.run_folder import RunPlan, write_config
 from tinyfl.coordinator.simnode import SimNode
 from tinyfl.coordinator.task import Task, evaluate
 from tinyfl.errors import UsageError
@@ -50,7 +51,7 @@ from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.wire import BlobKind, Topics
 
 if TYPE_CHECKING:
-    from tinyfl.cli.data import Plan
+    from tinyfl.fleet.partition import FleetData
     from tinyfl.model.artifacts import ModelArtifacts
 
 __all__ = [
@@ -65,7 +66,6 @@ __all__ = [
     "central_head",
     "compute_baselines",
     "curve_label",
-    "har_node_data",
     "load_baselines",
     "local_only",
     "plan_node_data",
@@ -114,11 +114,11 @@ def _newest(n: int, capacity: int) -> slice:
 
 
 def plan_node_data(
-    plan: Plan, artifacts: ModelArtifacts | None = None, capacity: int = NODE_CACHE_CAPACITY
+    plan: FleetData, artifacts: ModelArtifacts | None = None, capacity: int = NODE_CACHE_CAPACITY
 ) -> list[NodeData]:
-    """What each node of a partition plan (`tinyfl.cli.data.build_partition`) trains on.
+    """What each node of a fleet partition (`tinyfl.fleet.partition.build_partition`) trains on.
 
-    Raw windows (kind 2: HAR windows, NSL-KDD feature codes) go through `artifacts`' int8
+    Raw samples (kind 2: the model's int8 input codes) go through `artifacts`' int8
     backbone, bit-exact with the node's, and are dequantized as the node's embedding cache does;
     feature vectors (kind 1, already embeddings) are dequantized directly. Of a blob with more
     than `capacity` samples the node keeps the newest (the last ones: blobs are replayed oldest
@@ -130,7 +130,8 @@ def plan_node_data(
         keep = _newest(blob.n_samples, capacity)
         if blob.kind == BlobKind.RAW_WINDOWS:
             if artifacts is None:
-                raise UsageError(f"{plan.task} blobs hold raw windows: the backbone is needed")
+                raise UsageError(f"{plan.model_name} blobs hold raw samples: the backbone is "
+                                 "needed")
             if blob.model_hash != artifacts.model_hash:
                 raise UsageError(
                     f"node {node.node_id}'s blob is for model {blob.model_hash.hex()}, the "
@@ -141,15 +142,6 @@ def plan_node_data(
             x = blob.values()[keep]
         out.append(NodeData(node.node_id, x, blob.labels[keep]))
     return out
-
-
-def har_node_data(
-    plan: Plan, artifacts: ModelArtifacts, capacity: int = NODE_CACHE_CAPACITY
-) -> list[NodeData]:
-    """`plan_node_data` for a HAR plan: every node's windows embedded by the int8 backbone."""
-    if plan.task != "har":
-        raise UsageError(f"har_node_data needs a HAR partition, not {plan.task}")
-    return plan_node_data(plan, artifacts, capacity)
 
 
 def task_node_data(
@@ -378,10 +370,7 @@ async def simulated_federated_async(
 
 
 def _write_run_config(run_dir: Path, task: Task, strategy: Strategy, config: EngineConfig) -> None:
-    """config.json by `tinyfl coordinate`'s own writer, so the schema is one."""
-    from tinyfl.cli.coordinate import Plan as RunPlan
-    from tinyfl.cli.coordinate import write_config
-
+    """config.json by the run folder's own writer, so the schema is one."""
     write_config(
         RunPlan(
             "memory://simulated",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from tinyfl.coordinator.metrics import METRICS_NAME, read_metrics
+from tinyfl.coordinator.run_folder import CONFIG_NAME, read_config
 from tinyfl.errors import UsageError
 from tinyfl.files import atomic_write
 from tinyfl.report.baselines import BASELINES_NAME, Baselines, load_baselines, save_baselines
@@ -17,21 +17,7 @@ __all__ = ["CONFIG_NAME", "MODEL_NAME", "REPORT_NAME", "read_run_config", "write
 
 REPORT_NAME = "report.html"
 MODEL_NAME = "model.tflite"  # the exported model, when the run has one
-CONFIG_NAME = "config.json"  # as `tinyfl coordinate` writes it (tinyfl.cli.coordinate)
-
-
-def read_run_config(run_dir: Path) -> dict[str, Any] | None:
-    """config.json of a run folder, None when there is none; UsageError when it is unreadable."""
-    path = Path(run_dir) / CONFIG_NAME
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path} is not a run configuration: {exc}") from None
-    if not isinstance(doc, dict):
-        raise UsageError(f"{path} is not a run configuration (not a JSON object)")
-    return doc
+read_run_config = read_config  # config.json as the run folder's owner reads it
 
 
 def _title(run_dir: Path, config: dict[str, Any] | None) -> str:
