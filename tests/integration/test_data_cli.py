@@ -1,4 +1,5 @@
-"""`tinyfl data partition` on the real datasets: blobs parse, manifest agrees, seeds reproduce."""
+"""`tinyfl data fetch|partition` on the real datasets: blobs parse, manifest agrees, seeds
+reproduce, and only the fleet's samples reach a node."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyfl.cli.data import backbone_model_hash
 from tinyfl.cli.main import main
 from tinyfl.data import har, nslkdd
+from tinyfl.data.dataset import load_dataset
+from tinyfl.data.packaged import cached
 from tinyfl.model.artifacts import load_artifacts
-from tinyfl.model.tflite import ModelError
 from tinyfl.wire import BlobKind, DataBlob
 
 
@@ -44,20 +45,22 @@ def _check_manifest(out: Path, manifest: dict) -> list[DataBlob]:  # type: ignor
     return blobs
 
 
-def test_har_by_user(tmp_path: Path) -> None:
+def test_har_by_group(tmp_path: Path) -> None:
     manifest = _partition(tmp_path / "a", "--task", "har", "--clients", "18", "--seed", "3")
-    assert manifest["task"] == "har" and manifest["partition"] == "by-user"
+    assert manifest["model"] == {"name": "har", "hash": load_artifacts("har").model_hash.hex()}
+    assert manifest["partition"] == "by-group"
     assert manifest["kind"] == BlobKind.RAW_WINDOWS and manifest["dim"] == 128 * 6
-    assert manifest["dataset_sha256"] == har.SHA256
+    assert manifest["data"]["sha256"] == load_dataset(cached("har").data).sha256  # type: ignore
     blobs = _check_manifest(tmp_path / "a", manifest)
     nodes = manifest["nodes"]
     assert isinstance(nodes, list)
-    users = [n["users"] for n in nodes]
-    assert sorted(u for us in users for u in us) == list(har.FLEET_USERS)  # one user per node
-    assert not set(har.TEST_USERS + har.SOURCE_USERS) & {u for us in users for u in us}
+    groups = [n["groups"] for n in nodes]
+    held = [int(g) for gs in groups for g in gs]
+    assert held == list(har.FLEET_USERS)  # one user per node, in user order
+    assert not set(har.TEST_USERS + har.SOURCE_USERS) & set(held)
     # the values round-trip to the user's real windows (within the quantization step)
     fleet = har.load().split("fleet")
-    first = fleet.select(fleet.user == users[0][0])
+    first = fleet.select(fleet.user == held[0])
     values = blobs[0].values().reshape(-1, 128, 6)
     assert values.shape[0] == len(first)
     inside = np.abs(first.x) <= 127 * blobs[0].scale
@@ -81,38 +84,32 @@ def test_har_dirichlet_same_seed_same_bytes(tmp_path: Path) -> None:
 
 
 def test_nsl_kdd_gateways(tmp_path: Path) -> None:
-    manifest = _partition(tmp_path, "--task", "nsl-kdd", "--clients", "8", "--max-samples", "256")
+    manifest = _partition(tmp_path, "--task", "nsl-kdd", "--clients", "8", "--max-samples", "256",
+                          "--partition", "gateways")
     assert manifest["partition"] == "gateways"
     # the feature codes are the input of the backbone in models/nsl-kdd, which the node runs
     art = load_artifacts("nsl-kdd")
     assert manifest["kind"] == BlobKind.RAW_WINDOWS and manifest["dim"] == 64
     assert manifest["model_hash"] == art.model_hash.hex()
     assert manifest["zero_point"] == -128 == art.input_zero_point
-    assert np.isclose(manifest["scale"], 1 / 255)
-    assert np.float32(manifest["scale"]) == np.float32(art.input_scale)
+    assert np.float32(manifest["scale"]) == np.float32(art.input_scale) == np.float32(1 / 255)
     blobs = _check_manifest(tmp_path, manifest)
     for blob in blobs:
         present = set(np.unique(blob.labels).tolist())
         assert 0 in present and 1 <= len(present - {0}) <= 2  # normal plus 1-2 attack families
-    # the blob holds the encoded features, quantized as the node's cache stores them
     values = np.concatenate([b.values() for b in blobs])
     assert values.min() >= 0.0 and values.max() <= 1.0 + 1e-6
 
 
 def test_nsl_kdd_leaves_out_the_backbone_source_rows(tmp_path: Path) -> None:
-    # every record reaches a node (iid, no cap) except the backbone's pretraining rows
-    manifest = _partition(
-        tmp_path, "--task", "nsl-kdd", "--clients", "4", "--partition", "iid",
-        "--max-samples", "100000",
-    )
+    # every record reaches a node (iid, the default without groups; no cap) except the
+    # backbone's pretraining rows
+    manifest = _partition(tmp_path, "--task", "nsl-kdd", "--clients", "4", "--max-samples",
+                          "100000")
+    assert manifest["partition"] == "iid"
     blobs = _check_manifest(tmp_path, manifest)
     train = nslkdd.load(nslkdd.TRAIN_FILE)
     source = nslkdd.source_mask(train.labels.size)
-    assert source.sum() == round(nslkdd.SOURCE_SHARE * train.labels.size) > 0
-    assert manifest["rows"] == {
-        "fleet": int((~source).sum()), "source_excluded": int(source.sum()),
-        "source_share": nslkdd.SOURCE_SHARE, "split_seed": nslkdd.SPLIT_SEED,
-    }
     codes = nslkdd.quantize_features(nslkdd.encode(train, nslkdd.fit(train)))
 
     def rows(x: np.ndarray, y: np.ndarray) -> list[bytes]:  # type: ignore[type-arg]
@@ -123,27 +120,29 @@ def test_nsl_kdd_leaves_out_the_backbone_source_rows(tmp_path: Path) -> None:
     assert held == rows(codes[~source], train.labels[~source])  # exactly the fleet's records
 
 
-def test_model_hash_override(tmp_path: Path) -> None:
-    manifest = _partition(
-        tmp_path, "--task", "nsl-kdd", "--clients", "2", "--max-samples", "8",
-        "--model-hash", "0011223344556677",
-    )
-    assert manifest["model_hash"] == "0011223344556677"
-    _check_manifest(tmp_path, manifest)
+def test_fetch_writes_the_npz_form_the_models_were_built_from(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:
+    out = tmp_path / "kdd.npz"
+    assert main(["data", "fetch", "nsl-kdd", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "tinyfl model build --data" in printed and "--source-fraction 0.2" in printed
+    data, test = load_dataset(out), load_dataset(tmp_path / "kdd-test.npz")
+    art = load_artifacts("nsl-kdd")
+    assert data.sha256 == art.data_sha256  # the same bytes on every machine
+    assert data.classes == test.classes == art.classes and data.groups is None
+    assert (len(data), len(test)) == (25192, 22544)
 
 
-def test_a_backbone_expecting_other_codes_is_a_model_error() -> None:
-    scale, zp = nslkdd.FEATURE_SCALE, nslkdd.FEATURE_ZERO_POINT
-    assert backbone_model_hash("nsl-kdd", 64, scale, zp, "codes") == (
-        load_artifacts("nsl-kdd").model_hash)
-    with pytest.raises(ModelError, match="zero point -128, codes have"):
-        backbone_model_hash("nsl-kdd", 64, scale, 0, "codes")
-    with pytest.raises(ModelError, match="scale"):
-        backbone_model_hash("nsl-kdd", 64, scale * 1.001, zp, "codes")
-    with pytest.raises(ModelError, match="expects 64 input values per sample, codes have 63"):
-        backbone_model_hash("nsl-kdd", 63, scale, zp, "codes")
-    with pytest.raises(ModelError, match="expects input codes with scale"):  # HAR's model
-        backbone_model_hash("har", 64, scale, zp, "codes")
+def test_data_that_is_not_the_models_exits_5(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    args = ["data", "partition", "--model", "har", "--data", str(cached("nsl-kdd").data),
+            "--clients", "2", "--out", str(out)]
+    assert main(args) == 5
+    assert "is not the data file models/har was built from" in capsys.readouterr().err.replace(
+        str(load_artifacts("har").folder), "models/har")
+    assert not out.exists()
 
 
 def test_smaller_partition_replaces_larger_one(tmp_path: Path) -> None:
@@ -155,11 +154,15 @@ def test_smaller_partition_replaces_larger_one(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--task", "har", "--clients", "40"], "only 18 groups"),
-        (["--task", "har", "--clients", "4", "--partition", "gateways"], "not available"),
+        (["--task", "har", "--clients", "40"],
+         "only 18 groups: by-group gives each node at least one group, so use at most 18 nodes, "
+         "or a partition that splits samples instead of groups (--partition iid"),
+        (["--task", "nsl-kdd", "--clients", "4", "--partition", "by-group"],
+         "needs a data file with a group array"),
         (["--task", "nsl-kdd", "--clients", "4", "--partition", "dirichlet:x"], "positive"),
         (["--task", "har", "--clients", "0"], "--clients"),
-        (["--task", "har", "--clients", "2", "--model-hash", "abc"], "16 hex digits"),
+        (["--task", "har", "--model", "har", "--clients", "2"], "not both"),
+        (["--clients", "2"], "give --model DIR and --data FILE.npz"),
     ],
 )
 def test_bad_arguments_exit_2_and_write_nothing(
@@ -168,7 +171,7 @@ def test_bad_arguments_exit_2_and_write_nothing(
     out = tmp_path / "out"
     assert main(["data", "partition", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and fragment in err
+    assert err.startswith("error: ") and fragment in " ".join(err.split()), err
     assert not out.exists()
 
 
@@ -176,6 +179,7 @@ def test_missing_har_file_exits_5(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("TINYFL_HAPT_FILE", str(tmp_path / "nope.pkl.gz"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no fetched copy to reuse
     out = tmp_path / "out"
     assert main(["data", "partition", "--task", "har", "--clients", "2", "--out", str(out)]) == 5
     assert "TINYFL_HAPT_FILE" in capsys.readouterr().err
