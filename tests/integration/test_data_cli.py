@@ -155,8 +155,8 @@ def test_smaller_partition_replaces_larger_one(tmp_path: Path) -> None:
     ("args", "fragment"),
     [
         (["--task", "har", "--clients", "40"],
-         "only 18 groups: by-group gives each node at least one group, so use at most 18 nodes, "
-         "or a partition that splits samples instead of groups (--partition iid"),
+         ("only 18 groups: by-group gives each node at least one group, so use at most 18 nodes, "
+          "or a partition that splits samples instead of groups (--partition iid")),
         (["--task", "nsl-kdd", "--clients", "4", "--partition", "by-group"],
          "needs a data file with a group array"),
         (["--task", "nsl-kdd", "--clients", "4", "--partition", "dirichlet:x"], "positive"),
