@@ -26,7 +26,6 @@ import pytest
 from support.broker import MosquittoBroker
 from support.mqtt_probe import MqttProbe
 from support.nodes import start_node, wait_until
-from tinyfl.cli.data import build_partition
 from tinyfl.coordinator import (
     CHECKPOINT_NAME,
     METRICS_NAME,
@@ -59,7 +58,8 @@ def fleet_name(tag: str) -> str:
 
 @pytest.fixture(scope="module")
 def task() -> Task:
-    return load_task("nsl-kdd", with_train=True)  # the simulated nodes train on the fleet's rows
+    # the simulated nodes train on the fleet's rows
+    return load_task("nsl-kdd", cached("nsl-kdd").data)
 
 
 def run(scenario: Callable[[], Any], timeout: float = SCENARIO_TIMEOUT) -> None:
@@ -402,7 +402,8 @@ def test_two_native_firmware_nodes_complete_three_rounds(
     image = build_firmware(Emulator.NATIVE)
     # what `tinyfl data partition` writes: the records' feature codes, which each node runs
     # through its compiled NSL-KDD backbone before training the head on the embeddings
-    plan = build_partition("nsl-kdd", clients=2, scheme="iid", seed=40, max_samples=300)
+    plan = build_partition(load_dataset(cached("nsl-kdd").data), load_artifacts("nsl-kdd"),
+                           clients=2, scheme="iid", seed=40, max_samples=300)
     fleet = fleet_name("firmware")
     prefix = f"tinyfl/{fleet}"
     blobs = [node.blob for node in plan.nodes]

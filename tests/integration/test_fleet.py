@@ -25,6 +25,7 @@ import pytest
 from support.mqtt_probe import MqttProbe
 from tinyfl.coordinator import METRICS_NAME, read_metrics
 from tinyfl.data import nslkdd
+from tinyfl.data.packaged import cached
 from tinyfl.fleet import Emulator, build_firmware
 from tinyfl.fleet.pool import Fleet, FleetConfig, FleetError
 from tinyfl.fleet.state import Liveness, proc_info, read_state, stop_processes, verify
@@ -106,7 +107,7 @@ def test_up_status_down_native(run_dir: Path) -> None:
 
 
 # Final KDDTest+ accuracy of the run below, measured: 0.7453 (every run: 4 native nodes, the
-# default gateways partition and seed, all nodes answer every round, so nothing is left to
+# gateways partition and the default seed, all nodes answer every round, so nothing is left to
 # chance); the central head on the frozen backbone reaches 0.7635 (bench/model.md).
 NSL_KDD_FLEET_ACCURACY = 0.7453
 
@@ -118,7 +119,7 @@ def test_nsl_kdd_fleet_trains_its_head_on_the_backbone_and_exports(
     int8 backbone, the coordinator evaluates on the numpy backbone's KDDTest+ embeddings, and the
     run exports as one .tflite."""
     up = tinyfl("fleet", "up", "--nodes", "4", "--emulator", "native", "--task", "nsl-kdd",
-                "--fleet", "nsl", "--run", str(run_dir))
+                "--partition", "gateways", "--fleet", "nsl", "--run", str(run_dir))
     assert up.returncode == 0, up.stdout + up.stderr
     state = read_state(run_dir)
     out = tmp_path / "run"
@@ -162,8 +163,9 @@ def kddtest_codes() -> npt.NDArray[np.int8]:
 def test_node_that_never_says_hello_is_reported(run_dir: Path) -> None:
     """A node whose data blob names a model its firmware does not carry exits before its hello:
     `fleet up` fails at once with the node's reason and stops everything it started."""
-    fleet = Fleet(FleetConfig(nodes=2, emulator=Emulator.NATIVE, task="har", run_dir=run_dir,
-                              hello_timeout=30), out=io.StringIO())
+    fleet = Fleet(FleetConfig(nodes=2, emulator=Emulator.NATIVE, model="har",
+                              data=cached("har").data, run_dir=run_dir, hello_timeout=30),
+                  out=io.StringIO())
     ids = fleet.prepare()
     good = DataBlob.read(run_dir / "data" / "node02.blob")
     foreign = dataclasses.replace(good, model_hash=bytes.fromhex("0011223344556677"))
