@@ -2,34 +2,13 @@
 
 #include <string.h>
 
+// compiled_model_count() and compiled_model() are generated with the table of the image's models
+// (firmware/tools/model_registry.py, run by this library's build script registry_build.py).
 namespace tinyfl {
-
-#if TINYFL_MODEL_HAR
-extern const CompiledModel kModel_har;
-#endif
-#if TINYFL_MODEL_NSL_KDD
-extern const CompiledModel kModel_nsl_kdd;
-#endif
-
-namespace {
-const CompiledModel* const kModels[] = {
-#if TINYFL_MODEL_HAR
-    &kModel_har,
-#endif
-#if TINYFL_MODEL_NSL_KDD
-    &kModel_nsl_kdd,
-#endif
-    nullptr,  // keeps the array non-empty when a build carries no model
-};
-}  // namespace
-
-size_t compiled_model_count() { return sizeof kModels / sizeof kModels[0] - 1; }
-
-const CompiledModel& compiled_model(size_t i) { return *kModels[i]; }
 
 const CompiledModel* find_compiled_model(const uint8_t hash[8]) {
   for (size_t i = 0; i < compiled_model_count(); ++i)
-    if (memcmp(kModels[i]->hash, hash, 8) == 0) return kModels[i];
+    if (memcmp(compiled_model(i).hash, hash, 8) == 0) return &compiled_model(i);
   return nullptr;
 }
 
