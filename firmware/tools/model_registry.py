@@ -4,8 +4,9 @@
 A model folder (`tinyfl model build --out DIR`) holds backbone.h: the firmware model blob as
 `static` arrays plus its model hash and task name. Every such header defines the same static names,
 so each model is compiled in its own translation unit; this script writes one per model and one
-with the table `kModels` behind `compiled_model_count()` / `compiled_model()` (declared in
-firmware/lib/tinyfl_models/include/tinyfl/models.h, which `find_compiled_model` searches).
+with the table `kModels` and `kModelCount` (declared in firmware/lib/tinyfl_models/include/
+tinyfl/models.h) that `compiled_model_count()`, `compiled_model()` and `find_compiled_model()`
+read.
 
 Two callers:
   - the tinyfl_models library's PlatformIO build script (firmware/lib/tinyfl_models/
@@ -147,13 +148,12 @@ def table_source(models: Sequence[Model]) -> str:
         lines.append("namespace registry {")
         lines += [f"extern const CompiledModel {m.key};" for m in models]
         lines.append("}  // namespace registry")
-    lines += ["", "namespace {",
-              "// nullptr last keeps the array non-empty when the image carries no model.",
+    lines += ["",
+              "// The table find_compiled_model() searches; nullptr last keeps it non-empty when the",
+              "// image carries no model.",
               "const CompiledModel* const kModels[] = {"]
     lines += [f"    &registry::{m.key}," for m in models]
-    lines += ["    nullptr,", "};", "}  // namespace", "",
-              f"size_t compiled_model_count() {{ return {len(models)}; }}", "",
-              "const CompiledModel& compiled_model(size_t i) { return *kModels[i]; }", "",
+    lines += ["    nullptr,", "};", f"const size_t kModelCount = {len(models)};", "",
               "}  // namespace tinyfl", ""]
     return "\n".join(lines)
 

@@ -2,13 +2,17 @@
 
 #include <string.h>
 
-// compiled_model_count() and compiled_model() are generated with the table of the image's models
-// (firmware/tools/model_registry.py, run by this library's build script registry_build.py).
+// kModels and kModelCount are generated for each image (firmware/tools/model_registry.py, run by
+// this library's build script registry_build.py).
 namespace tinyfl {
 
+size_t compiled_model_count() { return kModelCount; }
+
+const CompiledModel& compiled_model(size_t i) { return *kModels[i]; }
+
 const CompiledModel* find_compiled_model(const uint8_t hash[8]) {
-  for (size_t i = 0; i < compiled_model_count(); ++i)
-    if (memcmp(compiled_model(i).hash, hash, 8) == 0) return &compiled_model(i);
+  for (size_t i = 0; i < kModelCount; ++i)
+    if (memcmp(kModels[i]->hash, hash, 8) == 0) return kModels[i];
   return nullptr;
 }
 

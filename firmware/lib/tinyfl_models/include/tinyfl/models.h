@@ -25,7 +25,11 @@ struct CompiledModel {
   const uint8_t* hash;  // 8 bytes: first 8 bytes of the blob's SHA-256, what HELLO reports
 };
 
-// Generated per image, in the order of its model list.
+// The image's models in the order of its model list, then nullptr; kModelCount of them. Defined
+// by the registry the build generates (registry.cpp in the build folder); use the functions below.
+extern const CompiledModel* const kModels[];
+extern const size_t kModelCount;
+
 size_t compiled_model_count();
 // i < compiled_model_count().
 const CompiledModel& compiled_model(size_t i);
