@@ -80,7 +80,7 @@ def component_of(path: str, section: str) -> str:
         return "stack"
     member = re.search(r"\(([^)]+)\)$", path)
     obj = member.group(1) if member else Path(path).name
-    if "libtinyfl_models" in path:
+    if "libtinyfl_models" in path:  # also the generated libtinyfl_models_registry.a
         return "backbone"
     if "libtinyfl" in path:
         return COMPONENT_OF_OBJECT.get(obj, "node")

@@ -7,13 +7,19 @@ cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 out="fuzz-out"
 mkdir -p "$out"
-# The core plus the compiled models, so data blobs go all the way through the backbone.
-core_sources=(firmware/lib/tinyfl/src/*.cpp firmware/lib/tinyfl_models/src/*.cpp)
+# The core plus the compiled models, so data blobs go all the way through the backbone. The model
+# registry comes from the generator the PlatformIO build runs (firmware/tools/model_registry.py),
+# for the folders in TINYFL_MODELS (default: both models of this checkout; the seed below needs
+# models/nsl-kdd).
+models="${TINYFL_MODELS:-models/har models/nsl-kdd}"
+# shellcheck disable=SC2086 # the list is whitespace-separated, as in platformio.ini
+python3 firmware/tools/model_registry.py --out "$out/models" $models
+core_sources=(firmware/lib/tinyfl/src/*.cpp firmware/lib/tinyfl_models/src/*.cpp "$out"/models/*.cpp)
 for target in firmware/fuzz/fuzz_*.cpp; do
   name="$(basename "$target" .cpp)"
   echo "== $name: building"
   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -Ifirmware/lib/tinyfl/include -Ifirmware/lib/tinyfl_models/include -Imodels \
+    -Ifirmware/lib/tinyfl/include -Ifirmware/lib/tinyfl_models/include \
     "$target" "${core_sources[@]}" -o "$out/$name"
   corpus="$out/corpus-$name"
   mkdir -p "$corpus"

@@ -7,8 +7,10 @@ Each node gets a folder with its data blob, its config record (QEMU) and its log
 from __future__ import annotations
 
 import enum
+import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 QEMU_MACHINE = "mps2-an386"
 QEMU_BLOB_ADDRESS = 0x21000000
 QEMU_CONFIG_ADDRESS = 0x21F00000
+# Replaces the env's `custom_models` list of platformio.ini for one firmware build
+# (firmware/lib/tinyfl_models/registry_build.py reads it).
+MODELS_ENV_VAR = "TINYFL_MODELS"
 
 
 class Emulator(enum.Enum):
@@ -46,19 +51,34 @@ def firmware_image(emulator: Emulator, project_root: Path = PROJECT_ROOT) -> Pat
     return project_root / ".pio" / "build" / emulator.pio_env / name
 
 
-def build_firmware(emulator: Emulator, project_root: Path = PROJECT_ROOT) -> Path:
-    """Runs `pio run -e <env>` (incremental, so cheap when up to date); returns the image path."""
+def build_firmware(emulator: Emulator, project_root: Path = PROJECT_ROOT,
+                   models: Sequence[str | Path] | None = None) -> Path:
+    """Runs `pio run -e <env>` (incremental, so cheap when up to date); returns the image path.
+
+    `models`: the model folders (each with the backbone.h `tinyfl model build` writes) the image
+    carries, relative to the current directory unless absolute; None builds the env's
+    `custom_models` list of platformio.ini. Images of every model set are built into the same
+    `.pio/build/<env>`, so the image path holds the last one built: copy it to keep it.
+    """
     pio = shutil.which("pio") or shutil.which("platformio")
     if pio is None:
         raise FirmwareError("PlatformIO (`pio`) not found; run `make setup`")
+    env = {k: v for k, v in os.environ.items() if k != MODELS_ENV_VAR}
+    if models is not None:
+        folders = [str(Path(m).absolute()) for m in models]
+        # The build splits the list at whitespace, as it does platformio.ini's.
+        if any(len(f.split()) != 1 for f in folders):
+            raise UsageError(f"model folder paths must not contain whitespace: {folders}")
+        env[MODELS_ENV_VAR] = " ".join(folders)
     result = subprocess.run(
         [pio, "run", "-s", "-e", emulator.pio_env],
-        cwd=project_root, capture_output=True, text=True, check=False,
+        cwd=project_root, capture_output=True, text=True, check=False, env=env,
     )
     image = firmware_image(emulator, project_root)
     if result.returncode != 0 or not image.is_file():
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
-        raise FirmwareError(f"`pio run -e {emulator.pio_env}` failed:\n{tail}")
+        which = "" if models is None else f" with {MODELS_ENV_VAR}={env[MODELS_ENV_VAR]!r}"
+        raise FirmwareError(f"`pio run -e {emulator.pio_env}`{which} failed:\n{tail}")
     return image
 
 

@@ -2,33 +2,16 @@
 
 #include <string.h>
 
+// kModels and kModelCount are generated for each image (firmware/tools/model_registry.py, run by
+// this library's build script registry_build.py).
 namespace tinyfl {
 
-#if TINYFL_MODEL_HAR
-extern const CompiledModel kModel_har;
-#endif
-#if TINYFL_MODEL_NSL_KDD
-extern const CompiledModel kModel_nsl_kdd;
-#endif
-
-namespace {
-const CompiledModel* const kModels[] = {
-#if TINYFL_MODEL_HAR
-    &kModel_har,
-#endif
-#if TINYFL_MODEL_NSL_KDD
-    &kModel_nsl_kdd,
-#endif
-    nullptr,  // keeps the array non-empty when a build carries no model
-};
-}  // namespace
-
-size_t compiled_model_count() { return sizeof kModels / sizeof kModels[0] - 1; }
+size_t compiled_model_count() { return kModelCount; }
 
 const CompiledModel& compiled_model(size_t i) { return *kModels[i]; }
 
 const CompiledModel* find_compiled_model(const uint8_t hash[8]) {
-  for (size_t i = 0; i < compiled_model_count(); ++i)
+  for (size_t i = 0; i < kModelCount; ++i)
     if (memcmp(kModels[i]->hash, hash, 8) == 0) return kModels[i];
   return nullptr;
 }

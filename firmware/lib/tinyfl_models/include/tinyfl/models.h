@@ -1,8 +1,9 @@
 // The backbones compiled into this firmware, found by the model hash a data blob names.
 //
-// Each model is the firmware model blob of models/<task>/backbone.h (docs/MODEL.md), kept in
-// flash and parsed in place. Which ones a build carries is chosen with -DTINYFL_MODEL_HAR=0|1 and
-// -DTINYFL_MODEL_NSL_KDD=0|1 (both by default; a board short of flash keeps the one it runs).
+// Each model is the firmware model blob of a model folder's backbone.h (docs/MODEL.md), kept in
+// flash and parsed in place. Which folders an image carries is configuration: `custom_models` in
+// platformio.ini or the environment variable TINYFL_MODELS; the library's build script generates
+// the registry (compiled_model_count, compiled_model) from that list.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -15,21 +16,19 @@
 #include "tinyfl/samples.h"
 #include "tinyfl/status.h"
 
-#ifndef TINYFL_MODEL_HAR
-#define TINYFL_MODEL_HAR 1
-#endif
-#ifndef TINYFL_MODEL_NSL_KDD
-#define TINYFL_MODEL_NSL_KDD 1
-#endif
-
 namespace tinyfl {
 
 struct CompiledModel {
-  const char* task;     // "har", "nsl-kdd"
+  const char* task;     // the model's task name, e.g. "har"
   const uint8_t* blob;  // firmware model blob
   size_t blob_len;
   const uint8_t* hash;  // 8 bytes: first 8 bytes of the blob's SHA-256, what HELLO reports
 };
+
+// The image's models in the order of its model list, then nullptr; kModelCount of them. Defined
+// by the registry the build generates (registry.cpp in the build folder); use the functions below.
+extern const CompiledModel* const kModels[];
+extern const size_t kModelCount;
 
 size_t compiled_model_count();
 // i < compiled_model_count().
