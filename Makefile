@@ -46,7 +46,7 @@ test-python: setup
 	$(PYTHON) -m pytest -q
 
 test-lint: setup
-	$(PYTHON) -m ruff check host tests tools bench
+	$(PYTHON) -m ruff check host tests tools bench firmware/tools
 	$(PYTHON) -m mypy
 
 test: test-lint test-firmware test-fuzz test-python

@@ -37,7 +37,10 @@ from tinyfl.coordinator import (
     read_metrics,
 )
 from tinyfl.coordinator.simnode import SimNode, start_fleet
+from tinyfl.data.dataset import load_dataset
+from tinyfl.data.packaged import cached
 from tinyfl.fleet import Emulator, build_firmware
+from tinyfl.fleet.partition import build_partition
 from tinyfl.model.artifacts import load_artifacts
 from tinyfl.report import plan_node_data
 from tinyfl.strategy import get_strategy

@@ -137,7 +137,8 @@ class Fleet:
         self.partition = build_partition(load_dataset(c.data), self.artifacts, c.nodes,
                                          c.partition, c.seed, c.max_samples)
         self.say(f"building firmware ({c.emulator.pio_env}) ...")
-        self.image = build_firmware(c.emulator)
+        # an image carrying exactly the fleet's model (a user's folder needs no platformio.ini edit)
+        self.image = build_firmware(c.emulator, models=[self.artifacts.folder])
         doc = write_partition(self.partition, self.data_dir)
         ids = [str(n["id"]) for n in doc["nodes"]]
         self.say(f"data: {self.artifacts.name} model, {doc['partition']}, {len(ids)} nodes -> "
