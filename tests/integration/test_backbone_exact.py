@@ -20,11 +20,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from support.models import held_out_codes
 from support.nodes import wait_until
 from tinyfl.fleet import Emulator, NodeProcess, NodeSpec, build_firmware
 from tinyfl.model.artifacts import ModelArtifacts, load_artifacts
 from tinyfl.model.build import embed as litert_embed  # LiteRT: the `model` extra, set up by make
-from tinyfl.model.build import load_task as load_build_data
 from tinyfl.model.build import micro_embed
 from tinyfl.wire import BlobKind, DataBlob
 
@@ -55,9 +55,7 @@ def native_image() -> Path:
 def test_every_test_sample_embeds_identically(task: str, native_image: Path,
                                               tmp_path: Path) -> None:
     art = load_artifacts(task)
-    data = load_build_data(task)
-    codes, labels = data.test
-    assert data.in_scale == pytest.approx(art.input_scale, rel=1e-7)
+    codes, labels = held_out_codes(art)
     tflite = (art.folder / "backbone.tflite").read_bytes()
 
     reference = litert_embed(tflite, codes)
@@ -80,7 +78,7 @@ def test_every_test_sample_embeds_identically(task: str, native_image: Path,
 
 def test_emulated_cortex_m4_embeds_identically(tmp_path: Path) -> None:
     art = load_artifacts("har")
-    codes, labels = load_build_data("har").test
+    codes, labels = held_out_codes(art)
     idx = np.linspace(0, codes.shape[0] - 1, QEMU_SAMPLE).astype(int)
     blob = _blob(art, codes[idx], labels[idx])
     expected = zlib.crc32(art.embed(codes[idx]).tobytes())

