@@ -61,7 +61,8 @@ def test_build_is_consistent_and_reproducible(tmp_path: Path) -> None:
     assert meta == second
     art = load_artifacts(out)  # what every later step reads
     x, y = art.test_set()
-    assert x.shape == (22544, 64) and art.initial_head().shape == (5, 65)
+    assert x.shape == (22544, 64) and y.shape == (22544,)
+    assert art.initial_head().shape == (5, 65)
 
 
 def test_a_given_int8_backbone_is_used_as_it_is(tmp_path: Path) -> None:
