@@ -92,8 +92,7 @@ def _fetch_watch(out: Path) -> Fetched:
     with tempfile.TemporaryDirectory(prefix="tinyfl-watch-") as tmp:
         write_csv("watch", Path(tmp))
         data = import_csv(Path(tmp), WATCH_CSV)
-    save_dataset(out, make_dataset(data.x, data.y, data.groups, list(watch.EXERCISES),
-                                   origin="smartwatch shoulder exercises (seglearn)"))
+    save_dataset(out, data)  # byte for byte what `tinyfl data import-csv` writes of them
     return Fetched(out, None, build_args("watch", None))
 
 
