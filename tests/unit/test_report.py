@@ -19,7 +19,7 @@ import pytest
 from tinyfl.cli.main import main
 from tinyfl.coordinator import EngineConfig, RoundEngine, load_task, read_metrics
 from tinyfl.coordinator.simnode import SimNode
-from tinyfl.coordinator.task import Task
+from tinyfl.coordinator.task import Task, evaluate
 from tinyfl.data import partition
 from tinyfl.errors import UsageError
 from tinyfl.report import (
@@ -209,6 +209,12 @@ def test_write_report_on_a_real_engine_run(
     page = html_path.read_text()
     assert "central head" in page and "tinyfl/simulated" in page and "model.tflite" in page
     assert load_baselines(run_dir / "baselines.json") == baselines
+    # round 0: the zero head's score, recorded by the run folder's config.json
+    start = json.loads((run_dir / "config.json").read_text())["initial"]
+    assert start["head"] == "zeros"
+    assert start["test_accuracy"] == evaluate(task.initial_head(), task.test_x,
+                                              task.test_y).accuracy
+    assert f"starting head (zeros), round 0</td><td>{start['test_accuracy']:.2%}" in page
 
     # the CLI redraws the same page from the folder (baselines.json included)
     assert main(["report", "--run", str(run_dir)]) == 0

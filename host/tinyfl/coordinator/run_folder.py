@@ -1,6 +1,7 @@
 """The run folder: one owner for what a run writes and what later commands read.
 
-    <run>/config.json       the run's settings: task (model folder), prefix, broker, engine, strategy
+    <run>/config.json       the run's settings: task (model folder), prefix, broker, engine,
+                            strategy, and `initial`: the starting head's score (round 0)
     <run>/metrics.jsonl     one line per round (tinyfl.coordinator.metrics)
     <run>/checkpoint.npz    the head and the strategy's state after the last round (checkpoint)
 
@@ -27,7 +28,7 @@ from tinyfl.coordinator.config import EngineConfig
 from tinyfl.coordinator.engine import RoundEngine, RunResult
 from tinyfl.coordinator.metrics import METRICS_NAME
 from tinyfl.coordinator.progress import Progress
-from tinyfl.coordinator.task import Task
+from tinyfl.coordinator.task import Task, evaluate
 from tinyfl.errors import UsageError
 from tinyfl.files import atomic_write
 from tinyfl.strategy import Strategy, strategy_params
@@ -64,6 +65,8 @@ class RunPlan:
 def write_config(plan: RunPlan) -> None:
     """config.json: the run's settings, what --resume reads when no checkpoint exists yet."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
+    start = evaluate(plan.task.initial_head(plan.config.initial_head), plan.task.test_x,
+                     plan.task.test_y)
     record = {
         "task": plan.task_spec,
         "model_hash": plan.task.model_hash.hex(),
@@ -71,6 +74,8 @@ def write_config(plan: RunPlan) -> None:
         "broker": plan.broker,
         "engine": plan.config.to_dict(),
         "strategy": strategy_params(plan.strategy),
+        "initial": {"head": plan.config.initial_head, "test_accuracy": start.accuracy,
+                    "test_loss": start.loss, "macro_f1": start.macro_f1},
     }
     atomic_write(plan.run_dir / CONFIG_NAME, (json.dumps(record, indent=2) + "\n").encode())
 

@@ -119,8 +119,14 @@ def _rows(pairs: Sequence[tuple[str, str]]) -> str:
     return "\n".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in pairs)
 
 
-def _summary_table(s: RunSummary, baselines: Baselines | None) -> str:
-    pairs = [
+def _summary_table(s: RunSummary, baselines: Baselines | None,
+                   start: Mapping[str, Any] | None = None) -> str:
+    pairs = []
+    if start is not None:
+        acc = start.get("test_accuracy")
+        pairs.append((f"starting head ({start.get('head', 'zeros')}), round 0",
+                      _pct(float(acc) if isinstance(acc, (int, float)) else None)))
+    pairs += [
         ("final test accuracy", _pct(s.final_accuracy)),
         ("final macro F1", "n/a" if s.final_macro_f1 is None else f"{s.final_macro_f1:.3f}"),
         ("rounds (closed / recorded)", f"{s.closed} / {s.rounds}"),
@@ -257,6 +263,7 @@ def render_html(
     """The page as text. `images` maps the plot file names (plots.ACCURACY_PNG, ...) to PNG
     bytes; `model_file` is a path relative to the page (e.g. "model.tflite")."""
     summary = summarize(records, baselines)
+    start = (config or {}).get("initial")
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -269,7 +276,7 @@ def render_html(
         "<body>",
         f"<h1>{_e(title)}</h1>",
         "<h2>Summary</h2>",
-        _summary_table(summary, baselines),
+        _summary_table(summary, baselines, start if isinstance(start, Mapping) else None),
     ]
     if baselines is not None:
         parts.append(

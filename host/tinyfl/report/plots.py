@@ -96,18 +96,26 @@ def _accuracy_range(acc: Any, baselines: Baselines | None) -> tuple[float, float
     return (max(0.0, 5.0 * math.floor((low - 2) / 5)), 100.0)
 
 
-def accuracy_png(records: Sequence[Record], baselines: Baselines | None = None) -> bytes:
-    """Test accuracy per round (skipped rounds as hollow markers: the head did not change),
-    with the central and mean local-only references as horizontal lines and the simulated
-    federated curves of `baselines` dashed."""
+def accuracy_png(records: Sequence[Record], baselines: Baselines | None = None,
+                 initial: float | None = None) -> bytes:
+    """Test accuracy per round (skipped rounds as hollow markers: the head did not change), from
+    the starting head's accuracy at round 0 when `initial` is given, with the central and mean
+    local-only references as horizontal lines and the simulated federated curves of
+    `baselines` dashed."""
     with matplotlib.style.context("default"):
         fig = _figure()
         ax = fig.add_subplot()
         rounds = _rounds(records)
         acc = np.array([_number(r.get("test_accuracy")) for r in records]) * 100
+        if initial is not None:
+            rounds = [0, *rounds]
+            acc = np.concatenate([[initial * 100], acc])
+            ax.plot([0], [initial * 100], "s", color="C0", label=f"starting head {initial:.1%}")
+        offset = 1 if initial is not None else 0
         if records:
-            ax.plot(rounds, acc, marker="o", color="C0", label="this run (test accuracy)")
-            skipped = [i for i, r in enumerate(records) if r.get("status") != "closed"]
+            ax.plot(rounds, acc, marker="o", color="C0", label="this run (test accuracy)",
+                    markevery=list(range(offset, len(rounds))))
+            skipped = [i + offset for i, r in enumerate(records) if r.get("status") != "closed"]
             if skipped:
                 ax.plot(
                     [rounds[i] for i in skipped],
@@ -237,11 +245,12 @@ def participation_png(records: Sequence[Record], node_ids: Sequence[str] = ()) -
         return _png(fig)
 
 
-def render_plots(records: Sequence[Record], baselines: Baselines | None = None) -> dict[str, bytes]:
+def render_plots(records: Sequence[Record], baselines: Baselines | None = None,
+                 initial: float | None = None) -> dict[str, bytes]:
     """Every figure of the report: file name -> PNG bytes."""
     node_ids = tuple(baselines.nodes) if baselines is not None else ()
     return {
-        ACCURACY_PNG: accuracy_png(records, baselines),
+        ACCURACY_PNG: accuracy_png(records, baselines, initial),
         BYTES_PNG: bytes_png(records, baselines),
         PARTICIPATION_PNG: participation_png(records, node_ids),
     }

@@ -51,7 +51,10 @@ def write_report(run_dir: Path, baselines: Baselines | None = None) -> Path:
         save_baselines(run_dir / BASELINES_NAME, baselines)
     elif (run_dir / BASELINES_NAME).is_file():
         baselines = load_baselines(run_dir / BASELINES_NAME)
-    images = render_plots(records, baselines)
+    start = (config or {}).get("initial", {})
+    initial = start.get("test_accuracy") if isinstance(start, dict) else None
+    images = render_plots(records, baselines,
+                          float(initial) if isinstance(initial, (int, float)) else None)
     model = run_dir / MODEL_NAME
     page = render_html(
         title=_title(run_dir, config),
