@@ -13,7 +13,7 @@ the same updates. Training and quantization are the firmware's numpy mirrors
 (`tinyfl.model.head`, `tinyfl.quant`, `tinyfl.rng`): same shuffles, same draws, same codes. Used by the coordinator's tests and benchmark, and runnable on its own:
 
     python -m tinyfl.coordinator.simnode --broker mqtt://127.0.0.1:1883 --fleet lab \\
-        --task nsl-kdd --nodes 20 --samples 200
+        --task synthetic --nodes 20 --samples 200
 """
 
 from __future__ import annotations
