@@ -157,6 +157,13 @@ def test_an_existing_run_folder_needs_resume_and_resume_keeps_its_settings(
     assert "--lr 0.1 (the run used 0.3)" in err and "--seed 6 (the run used 5)" in err
     assert "--strategy fedavg" in err
 
+    # without --fleet the run's own topics; another fleet is a conflict
+    unnamed = ["coordinate", "--broker", BROKER, "--out", str(out), "--resume"]
+    assert plan_from_args(parse(unnamed)).topics.prefix == plan.topics.prefix
+    assert main([*unnamed, "--fleet", "other"]) == 2
+    assert f"topic prefix tinyfl/other (the run used {plan.topics.prefix})" in (
+        capsys.readouterr().err)
+
     nothing = ["coordinate", "--broker", BROKER, "--fleet", "lab", "--resume"]
     assert main([*nothing, "--out", str(tmp_path / "nothing")]) == 2
     assert "holds no run to resume" in capsys.readouterr().err

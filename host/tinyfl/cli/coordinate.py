@@ -166,13 +166,13 @@ _OPTION = {  # EngineConfig field -> command-line option, for messages
 def plan_from_args(args: argparse.Namespace) -> RunPlan:
     """Everything checked before connecting: UsageError (exit 2) with the fix for mistakes."""
     parse_broker_url(args.broker)
-    topics = Topics(_prefix(args))
     if args.model is not None:
         if args.task is not None:
             raise UsageError("give --model DIR or --task NAME, not both")
         args.task = str(args.model)
     if args.resume:
-        return _resume_plan(args, topics)
+        return _resume_plan(args)
+    topics = Topics(_prefix(args))
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{_fleet_slug(topics)}"
     if (out / CHECKPOINT_NAME).exists() or (out / CONFIG_NAME).exists():
         raise UsageError(f"{out} already holds a run: add --resume to continue it, or pick --out")
@@ -206,7 +206,8 @@ def _given_config(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
-def _resume_plan(args: argparse.Namespace, topics: Topics) -> RunPlan:
+def _resume_plan(args: argparse.Namespace) -> RunPlan:
+    """The run in --out with its own settings; --fleet/--prefix may be left out (the run's)."""
     if args.out is None:
         raise UsageError("--resume needs --out DIR, the folder of the run to continue")
     out: Path = args.out
@@ -218,8 +219,10 @@ def _resume_plan(args: argparse.Namespace, topics: Topics) -> RunPlan:
         saved_engine: dict[str, Any] = dict(saved["engine"])
         saved_strategy: dict[str, Any] = dict(saved["strategy"])
         task_spec = str(saved["task"])
+        saved_prefix = str(saved["prefix"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{config_path} is not a run configuration: {exc}") from None
+    topics = Topics(_prefix(args) if args.fleet or args.prefix else saved_prefix)
     checkpoint = (
         load_checkpoint(out / CHECKPOINT_NAME) if (out / CHECKPOINT_NAME).exists() else None
     )
@@ -234,6 +237,8 @@ def _resume_plan(args: argparse.Namespace, topics: Topics) -> RunPlan:
     ]
     if args.task and args.task != task_spec:
         conflicts.append(f"--task {args.task} (the run used {task_spec})")
+    if topics.prefix != saved_prefix:
+        conflicts.append(f"topic prefix {topics.prefix} (the run used {saved_prefix})")
     name = saved_strategy.pop("name", "fedavg")
     strategy = get_strategy(name, **saved_strategy)
     if args.strategy and strategy_params(parse_strategy_spec(args.strategy)) != strategy_params(
