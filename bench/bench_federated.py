@@ -36,13 +36,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host"))
 
-from tinyfl.cli.data import build_partition
 from tinyfl.cli.demo import DEMO_EPOCHS, DEMO_LR
 from tinyfl.coordinator.config import EngineConfig
 from tinyfl.coordinator.metrics import read_metrics
 from tinyfl.coordinator.task import load_task
+from tinyfl.data.dataset import load_dataset
+from tinyfl.data.packaged import cached
+from tinyfl.fleet.partition import build_partition
 from tinyfl.model.artifacts import load_artifacts
-from tinyfl.report import central_head, har_node_data, local_only, simulated_federated
+from tinyfl.report import central_head, local_only, plan_node_data, simulated_federated
 
 NODES = 8
 PARTITIONS = ("by-user", "iid", "dirichlet:0.3")
@@ -66,12 +68,13 @@ def rounds_to(curve: list[float], level: float) -> int | None:
 def accuracy_matrix(rounds: int) -> list[dict[str, Any]]:
     art = load_artifacts("har")
     task = load_task("har")
+    data = load_dataset(cached("har").data)
     config = EngineConfig(rounds=rounds, epochs=DEMO_EPOCHS, lr=DEMO_LR, batch_size=16,
                           wait_nodes=NODES)
     rows: list[dict[str, Any]] = []
     for scheme in PARTITIONS:
         t0 = time.monotonic()
-        nodes = har_node_data(build_partition("har", NODES, scheme, 0, 512), art)
+        nodes = plan_node_data(build_partition(data, art, NODES, scheme, 0, 512), art)
         central = central_head(task, nodes, config)
         local = local_only(task, nodes, config)
         print(f"{scheme}: central {central.accuracy:.4f}, local-only {local.mean_accuracy:.4f} "

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
+from tinyfl.data.packaged import cached
 from tinyfl.fleet import Emulator
 from tinyfl.fleet.pool import Fleet, FleetConfig
 
@@ -47,8 +48,8 @@ def rss_bytes(pid: int) -> int:
 
 def measure(nodes: int, emulator: Emulator, seconds: float, settle: float) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="tinyfl-bench-fleet-") as tmp:
-        fleet = Fleet(FleetConfig(nodes=nodes, emulator=emulator, task="nsl-kdd",
-                                  run_dir=Path(tmp), fleet="bench", hello_timeout=120),
+        fleet = Fleet(FleetConfig(nodes=nodes, emulator=emulator, model="nsl-kdd",
+                                  data=cached("nsl-kdd").data, run_dir=Path(tmp), fleet="bench", hello_timeout=120),
                       out=io.StringIO())
         ids = fleet.prepare()
         t0 = time.monotonic()
