@@ -528,8 +528,10 @@ class SerialBridge:
                 return str(exc) or type(exc).__name__
             if not data:
                 return "closed by broker"
-            await link.write(data)
+            # counted before the write awaits: a stop that cancels it after the bytes left must
+            # not lose them from the total (seen under load: the board had more than counted)
             self.stats.broker_to_board += len(data)
+            await link.write(data)
 
 
 async def _close_writer(writer: asyncio.StreamWriter) -> None:
