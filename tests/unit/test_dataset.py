@@ -220,3 +220,11 @@ def test_import_csv_command_writes_the_npz_and_exits_5_on_bad_data(
     assert main(argv) == 5
     assert "two.csv, line 3, column 'v'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_command_lines_names_are_the_packaged_datasets() -> None:
+    from tinyfl.data import DEFAULT_MODEL, MODEL_TASKS, PACKAGED_NAMES
+    from tinyfl.data.packaged import PACKAGED, RECIPES
+
+    assert tuple(PACKAGED) == PACKAGED_NAMES == tuple(RECIPES)
+    assert DEFAULT_MODEL in MODEL_TASKS and set(MODEL_TASKS) <= set(PACKAGED)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from tinyfl.cli import Subparsers
+from tinyfl.data import MODEL_TASKS, PACKAGED_NAMES
 from tinyfl.errors import UsageError
 
 SUMMARY = "datasets (fetch, import-csv) and per-node data blobs (partition)"
@@ -33,7 +34,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                                         "in the npz form (har: UCI HAPT raw IMU windows; nsl-kdd: "
                                         "NSL-KDD records, with FILE-test.npz beside it; watch: "
                                         "smartwatch shoulder-exercise IMU windows).")
-    f.add_argument("name", choices=("har", "nsl-kdd", "watch"), help="packaged dataset")
+    f.add_argument("name", choices=PACKAGED_NAMES, help="packaged dataset")
     out = f.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", type=Path, metavar="FILE.npz", help="npz file to write")
     out.add_argument("--csv", type=Path, metavar="DIR",
@@ -70,7 +71,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                    help="the dataset the model was built from (default for --model har: the "
                         "packaged HAR set)")
     p.add_argument("--model", metavar="DIR", help="model folder (or a name under models/)")
-    p.add_argument("--task", choices=("har", "nsl-kdd"), help="short for --model models/NAME "
+    p.add_argument("--task", choices=MODEL_TASKS, help="short for --model models/NAME "
                    "with its packaged data")
     p.add_argument("--clients", required=True, type=int, metavar="N", help="number of nodes")
     p.add_argument("--partition", metavar="SCHEME",

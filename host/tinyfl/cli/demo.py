@@ -37,6 +37,7 @@ from tinyfl.coordinator.export_run import DEFAULT_SAMPLES, export_run
 from tinyfl.coordinator.progress import Progress, summary_table
 from tinyfl.coordinator.run_folder import CONFIG_NAME, RunPlan, coordinate, write_config
 from tinyfl.coordinator.task import Task, load_task
+from tinyfl.data import DEFAULT_MODEL
 from tinyfl.errors import UsageError
 from tinyfl.fleet.nodes import Emulator
 from tinyfl.fleet.pool import Fleet, FleetConfig, install_stop_signals
@@ -122,7 +123,8 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
     run_dir = args.out or RUNS_ROOT / f"{time.strftime('%Y%m%d-%H%M%S')}-demo"
     if (run_dir / CONFIG_NAME).exists() or (run_dir / "fleet.json").exists():
         raise UsageError(f"{run_dir} already holds a run; pick another --out")
-    model, data = resolve_model_data(args.model, None if args.model else "har", args.data)
+    model, data = resolve_model_data(args.model, None if args.model else DEFAULT_MODEL,
+                                     args.data)
     return DemoSettings(
         nodes=args.nodes, emulator=Emulator(args.emulator), rounds=args.rounds,
         uplink_bits=args.uplink_bits, partition=args.partition, strategy=args.strategy,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tinyfl.cli import Subparsers
 from tinyfl.cli.data import resolve_model_data
+from tinyfl.data import DEFAULT_MODEL, MODEL_TASKS
 from tinyfl.errors import TransportError, UsageError
 from tinyfl.fleet.nodes import Emulator
 from tinyfl.fleet.pool import RESTART_POLICIES, Fleet, FleetConfig, install_stop_signals
@@ -50,7 +51,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     up.add_argument("--model", metavar="DIR", help="model folder the nodes run")
     up.add_argument("--data", type=Path, metavar="FILE.npz",
                     help="the dataset the model was built from")
-    up.add_argument("--task", choices=("har", "nsl-kdd"),
+    up.add_argument("--task", choices=MODEL_TASKS,
                     help="short for --model models/NAME with its packaged data (default: har "
                          "when no --model is given)")
     up.add_argument("--broker", metavar="mqtt://HOST:PORT",
@@ -100,7 +101,7 @@ def up(args: argparse.Namespace) -> int:
     if args.restart != "no" and not args.foreground:
         raise UsageError("--restart needs --foreground (a detached fleet has no supervisor)")
     run_dir = args.run or RUNS_ROOT / f"fleet-{args.fleet}-{time.strftime('%Y%m%d-%H%M%S')}"
-    task = args.task if args.task or args.model else "har"
+    task = args.task if args.task or args.model else DEFAULT_MODEL
     model, data = resolve_model_data(args.model, task, args.data)
     config = FleetConfig(nodes=args.nodes, emulator=Emulator(args.emulator), model=model,
                          data=data, run_dir=run_dir, fleet=args.fleet, broker_url=args.broker,
