@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.model.backbone import Layer, prepare, run
+from tinyfl.model.backbone import Graph, prepare, run
 from tinyfl.model.tflite import ModelError, read_model
 
 __all__ = ["MODELS_ROOT", "ModelArtifacts", "load_artifacts", "model_dir"]
@@ -39,7 +39,7 @@ class ModelArtifacts:
     embed_dim: int
     embed_scale: float
     embed_zero_point: int
-    layers: list[Layer] = field(repr=False)
+    layers: Graph = field(repr=False)
     metadata: dict[str, Any] = field(repr=False)
 
     def embed(self, codes: I8) -> I8:

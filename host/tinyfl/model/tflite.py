@@ -119,6 +119,7 @@ _OPTIONS: dict[int, tuple[str, tuple[tuple[str, str, int | bool], ...]]] = {
     5: ("Pool2DOptions", (("padding", "b", 0), ("stride_w", "i", 0), ("stride_h", "i", 0),
                           ("filter_width", "i", 0), ("filter_height", "i", 0),
                           ("fused_activation_function", "b", 0))),
+    11: ("AddOptions", (("fused_activation_function", "b", 0), ("pot_scale_int16", "?", True))),
     8: ("FullyConnectedOptions", (("fused_activation_function", "b", 0), ("weights_format", "b", 0),
                                   ("keep_num_dims", "?", False))),
     27: ("ReducerOptions", (("keep_dims", "?", False),)),
