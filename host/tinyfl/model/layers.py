@@ -220,7 +220,7 @@ def output_size(layer: Layer) -> int:
 
 def _rescale(acc: I64, bias: I32, mult: I32, shift: I32, out_zp: int, act: tuple[int, int]) -> I8:
     """acc + bias -> rescale per output channel (last axis) -> + zp_out -> clamp."""
-    acc = acc + bias.astype(np.int64)
+    acc = (acc + bias.astype(np.int64)).astype(np.int32).astype(np.int64)  # int32 wrap, as C
     y = multiply_by_quantized_multiplier(acc, mult.astype(np.int64), shift.astype(np.int64))
     return np.clip(y + out_zp, act[0], act[1]).astype(np.int8)
 

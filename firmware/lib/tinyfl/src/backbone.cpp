@@ -17,7 +17,8 @@ using kernels::le_f64;
 using kernels::le_i32;
 
 constexpr int32_t kInt32Min = -2147483647 - 1;
-// Largest dot-product length whose int32 accumulator cannot overflow: 127 * 255 * n < 2^31.
+// Largest dot-product length whose int32 accumulator cannot overflow: 127 * 255 * n < 2^31
+// (a FULLY_CONNECTED input, a u16, is always below it).
 constexpr uint32_t kMaxDepth = 66000;
 // Window geometry bound: keeps every index computation of the kernels inside int32.
 constexpr uint64_t kMaxSpan = 0xFFFF;
@@ -148,7 +149,7 @@ Status parse_fc(Reader& r, uint32_t len, BackboneLayer* l) {
   l->act_min = static_cast<int8_t>(r.u8());
   l->act_max = static_cast<int8_t>(r.u8());
   if (!r.ok()) return r.status();
-  if (l->in_c == 0 || l->out_c == 0 || l->act_min > l->act_max || l->in_c > kMaxDepth) {
+  if (l->in_c == 0 || l->out_c == 0 || l->act_min > l->act_max) {
     return Status::BadValue;
   }
   const uint64_t n = l->in_c, m = l->out_c;

@@ -17,12 +17,25 @@ constexpr int32_t kInt32Min = -2147483647 - 1;
 
 int32_t clamp(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+// v + zp_out, clamped to [lo, hi]. In 64 bits: a blob from outside may hold a rescale that lands
+// next to INT32_MAX, and the sum must not be undefined behaviour (valid models never get close).
+int8_t offset_clamp(int32_t v, int32_t zp, int32_t lo, int32_t hi) {
+  const int64_t y = static_cast<int64_t>(v) + zp;
+  return static_cast<int8_t>(y < lo ? lo : (y > hi ? hi : y));
+}
+
+// acc + bias wraps like the reference's int32 arithmetic on the hardware it runs on (a bias can
+// be anything in a blob from outside; defined behaviour either way). The host does the same.
+int32_t wrapping_add(int32_t a, int32_t b) {
+  return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
+}
+
 // acc + bias -> per-channel rescale -> + zp_out -> fused activation clamp.
 int8_t requantize_channel(const BackboneLayer& l, int32_t acc, int oc) {
-  acc += le_i32(l.bias + 4 * oc);
+  acc = wrapping_add(acc, le_i32(l.bias + 4 * oc));
   acc = multiply_by_quantized_multiplier(acc, le_i32(l.mults + 4 * oc),
                                          static_cast<int8_t>(l.shifts[oc]));
-  return static_cast<int8_t>(clamp(acc + l.out_zp, l.act_min, l.act_max));
+  return offset_clamp(acc, l.out_zp, l.act_min, l.act_max);
 }
 
 // C's truncating division rounded half away from zero, as the reference AveragePool divides.
@@ -152,7 +165,7 @@ void mean(const BackboneLayer& l, const int8_t* in, int8_t* out) {
         continue;
       }
       const int32_t v = multiply_by_quantized_multiplier(sum - l.in_zp * n, l.multiplier, l.shift);
-      *out++ = static_cast<int8_t>(clamp(v + l.out_zp, -128, 127));
+      *out++ = offset_clamp(v, l.out_zp, -128, 127);
     }
   }
 }
@@ -165,7 +178,7 @@ void fully_connected(const BackboneLayer& l, const int8_t* in, int8_t* out) {
     const int8_t* w = l.weights + static_cast<size_t>(oc) * l.in_c;
     int32_t acc = 0;
     for (int i = 0; i < l.in_c; ++i) acc += w[i] * (in[i] + in_offset);
-    acc += le_i32(l.bias + 4 * oc);
+    acc = wrapping_add(acc, le_i32(l.bias + 4 * oc));
     double v = round(static_cast<double>(acc) * le_f64(l.scales + 8 * oc));
     if (v > kInt32Max) v = kInt32Max;
     if (v < kInt32Min) v = kInt32Min;
@@ -182,8 +195,8 @@ void add(const BackboneLayer& l, const int8_t* a, const int8_t* b, int8_t* out) 
     const int32_t xb = (b[i] - l.in2_zp) * (1 << l.left_shift);
     const int32_t sum = multiply_by_quantized_multiplier(xa, l.in_mults[0], l.in_shifts[0]) +
                         multiply_by_quantized_multiplier(xb, l.in_mults[1], l.in_shifts[1]);
-    const int32_t v = multiply_by_quantized_multiplier(sum, l.multiplier, l.shift) + l.out_zp;
-    out[i] = static_cast<int8_t>(clamp(v, l.act_min, l.act_max));
+    const int32_t v = multiply_by_quantized_multiplier(sum, l.multiplier, l.shift);
+    out[i] = offset_clamp(v, l.out_zp, l.act_min, l.act_max);
   }
 }
 
@@ -205,7 +218,7 @@ void pad(const BackboneLayer& l, const int8_t* in, int8_t* out) {
 void requantize(const BackboneLayer& l, const int8_t* in, int8_t* out) {
   for (uint32_t i = 0; i < l.out_size; ++i) {
     const int32_t v = multiply_by_quantized_multiplier(in[i] - l.in_zp, l.multiplier, l.shift);
-    out[i] = static_cast<int8_t>(clamp(v + l.out_zp, l.act_min, l.act_max));
+    out[i] = offset_clamp(v, l.out_zp, l.act_min, l.act_max);
   }
 }
 
