@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from support.random_models import build_int8
+from support.random_models import SPECIAL_MODELS, build_int8, build_special_int8
 from tinyfl.model import backbone as bb
 from tinyfl.model.build import embed
 from tinyfl.model.firmware_blob import export_graph
@@ -35,7 +35,7 @@ from tinyfl.model.tflite import read_model
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_SEED = int(os.environ.get("TINYFL_KERNEL_SEED", str(secrets.randbelow(10**6) * 100)))
-N_RANDOM = int(os.environ.get("TINYFL_KERNEL_MODELS", "24"))
+N_RANDOM = int(os.environ.get("TINYFL_KERNEL_MODELS", "48"))
 FIXED_SEEDS = (1, 6, 36, 46)
 N_INPUTS = 64
 OPS_SEEN: set[str] = set()
@@ -64,6 +64,17 @@ def _inputs(seed: int, shape: tuple[int, ...], zp: int) -> npt.NDArray[np.int8]:
 @pytest.mark.parametrize("seed", [*FIXED_SEEDS, *range(BASE_SEED, BASE_SEED + N_RANDOM)])
 def test_random_model_is_bit_exact(seed: int, core_runner: Path, tmp_path: Path) -> None:
     tflite, shape = build_int8(seed)
+    _check_bit_exact(tflite, shape, seed, core_runner, tmp_path)
+
+
+@pytest.mark.parametrize("name", SPECIAL_MODELS)
+def test_special_graph_is_bit_exact(name: str, core_runner: Path, tmp_path: Path) -> None:
+    tflite, shape = build_special_int8(name)
+    _check_bit_exact(tflite, shape, 11, core_runner, tmp_path)
+
+
+def _check_bit_exact(tflite: bytes, shape: tuple[int, ...], seed: int, core_runner: Path,
+                     tmp_path: Path) -> None:
     model = read_model(tflite)
     graph = bb.prepare(model)
     plan = plan_arena(graph)
@@ -95,3 +106,33 @@ def test_every_op_was_exercised() -> None:
     expected = {"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN", "ADD",
                 "PAD", "RELU", "RELU6", "FULLY_CONNECTED", "RESHAPE"}
     assert expected <= OPS_SEEN, f"not exercised: {sorted(expected - OPS_SEEN)}"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_requantize_layer_numpy_equals_core(seed: int, core_runner: Path, tmp_path: Path) -> None:
+    """QUANTIZE (int8 -> int8) has no Keras layer that makes the converter emit it, so its layer
+    (shared with RELU/RELU6, which LiteRT checks above) is compared between numpy and the core
+    alone, over random scales and zero points, every input code, and clamps."""
+    from tinyfl.model.fixedpoint import quantize_multiplier
+    from tinyfl.model.graph import Graph, Step
+    from tinyfl.model.layers import Requantize
+
+    rng = np.random.default_rng(seed)
+    ratio = float(np.float32(rng.uniform(0.05, 3.0)))
+    mult, shift = quantize_multiplier(ratio)
+    zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
+    lo = int(rng.integers(-128, 0))
+    layer = Requantize(256, zp_in, zp_out, mult, shift, (lo, int(rng.integers(lo, 128))))
+    graph = Graph((Step(layer, (0,), 1, 0, "QUANTIZE"),), 0, 1, (1, 1, 256), (1.0, zp_in),
+                  (ratio, zp_out))
+    x = np.arange(-128, 128, dtype=np.int8)
+    expected = bb.run(graph, x)
+    real = np.clip(np.round((x.astype(np.float64) - zp_in) * ratio) + zp_out, *layer.act)
+    assert np.abs(expected.astype(np.float64) - real).max() <= 1  # the rescale is what it says
+    (tmp_path / "q.tfmb").write_bytes(export_graph(graph, plan_arena(graph)))
+    x.tofile(tmp_path / "x.bin")
+    run = subprocess.run([str(core_runner), str(tmp_path / "q.tfmb"), str(tmp_path / "x.bin"),
+                          str(tmp_path / "y.bin")], capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert run.returncode == 0, run.stderr
+    assert np.fromfile(tmp_path / "y.bin", dtype=np.int8).tobytes() == expected.tobytes()

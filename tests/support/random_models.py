@@ -121,3 +121,34 @@ def build_int8(seed: int) -> tuple[bytes, tuple[int, ...]]:
     model, shape = build_model(seed)
     rep = np.random.default_rng(seed + 1).normal(0.0, 1.0, size=(32, *shape)).astype(np.float32)
     return convert(model, rep), shape
+
+
+def _special(name: str) -> tuple[Any, tuple[int, ...]]:
+    tf = _tf()
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(7)
+    if name == "add_input_to_itself":  # ADD whose two operands are both the caller's input
+        shape: tuple[int, ...] = (6,)
+        inp = tf.keras.Input(shape, batch_size=1)
+        out = L.Dense(5)(L.Add()([inp, inp]))
+    elif name == "relu_on_input":  # standalone RELU reading the model input
+        shape = (12,)
+        inp = tf.keras.Input(shape, batch_size=1)
+        out = L.Dense(4)(L.ReLU()(inp))
+    elif name == "output_is_a_reshape":  # the embedding is a reshape alias of the last pool
+        shape = (10, 3)
+        inp = tf.keras.Input(shape, batch_size=1)
+        out = L.Reshape((8,))(L.MaxPooling1D(2)(L.Conv1D(2, 3, activation="relu")(inp)))
+    else:
+        raise ValueError(name)
+    return tf.keras.Model(inp, out), shape
+
+
+SPECIAL_MODELS = ("add_input_to_itself", "relu_on_input", "output_is_a_reshape")
+
+
+def build_special_int8(name: str) -> tuple[bytes, tuple[int, ...]]:
+    """Hand-picked graph shapes the random stacks rarely produce (SPECIAL_MODELS)."""
+    model, shape = _special(name)
+    rep = np.random.default_rng(3).normal(0.0, 1.0, size=(32, *shape)).astype(np.float32)
+    return convert(model, rep), shape
