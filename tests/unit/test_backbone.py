@@ -140,12 +140,14 @@ def test_model_error_is_a_tinyfl_error_with_its_exit_code() -> None:
     assert issubclass(ModelError, TinyFLError) and ModelError.exit_code == 8
 
 
+@pytest.mark.parametrize("name", ["tiny", "branchy"])
 @settings(max_examples=300, deadline=None)
 @given(st.data())
-def test_any_corruption_parses_or_raises_model_error(data: st.DataObject) -> None:
-    """Flip bytes anywhere (offsets, vtables, lengths): the reader either returns a model or
-    raises ModelError, never another exception."""
-    raw = bytearray(TFLITE)
+def test_any_corruption_parses_or_raises_model_error(name: str, data: st.DataObject) -> None:
+    """Flip bytes anywhere (offsets, vtables, lengths) of the chain and of the graph: the reader,
+    the model check, the arena plan and the blob writer either work or raise ModelError, never
+    another exception."""
+    raw = bytearray((VECTORS / f"{name}.tflite").read_bytes())
     for _ in range(data.draw(st.integers(1, 8))):
         pos = data.draw(st.integers(0, len(raw) - 1))
         raw[pos] = data.draw(st.integers(0, 255))

@@ -120,3 +120,17 @@ def test_blob_v2_header_declares_the_arena() -> None:
     magic, version, _, total = struct.unpack_from("<4sHHI", blob)
     assert (magic, version, total) == (b"TFMB", 2, len(blob))
     assert struct.unpack_from("<II", blob, 32) == (arena_bytes(_model("branchy")), 0)
+
+
+def test_a_version_1_blob_is_refused_with_the_fix(tmp_path: Path) -> None:
+    import shutil
+
+    from tinyfl.model.artifacts import load_artifacts
+
+    folder = tmp_path / "har"
+    shutil.copytree(ROOT / "models" / "har", folder)
+    blob = bytearray((folder / "backbone.tfmb").read_bytes())
+    blob[4] = 1
+    (folder / "backbone.tfmb").write_bytes(bytes(blob))
+    with pytest.raises(ModelError, match="version 1; nodes read version 2 only: re-export"):
+        load_artifacts(folder)

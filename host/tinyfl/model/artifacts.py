@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tinyfl.model.backbone import Graph, prepare, run
+from tinyfl.model.firmware_blob import check_blob_version
 from tinyfl.model.tflite import ModelError, read_model
 
 __all__ = ["MODELS_ROOT", "ModelArtifacts", "load_artifacts", "model_dir"]
@@ -97,6 +98,7 @@ def load_artifacts(folder: str | Path) -> ModelArtifacts:
         classes = tuple(str(c) for c in meta["classes"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{folder}: incomplete or unreadable model folder ({exc})") from exc
+    check_blob_version(blob, f"{folder}/backbone.tfmb")
     if hashlib.sha256(blob).digest()[:8] != model_hash:
         raise ModelError(f"{folder}: backbone.tfmb does not have the model hash "
                          f"{model_hash.hex()} of metadata.json (rebuild the folder)")

@@ -31,7 +31,7 @@ from tinyfl.model.plan import ArenaPlan, plan_arena
 from tinyfl.model.tflite import ModelError, TfliteModel
 
 __all__ = ["BLOB_MAGIC", "BLOB_VERSION", "HEADER_SIZE", "OP_CODES", "RECORD_SIZE", "blob_c_header",
-           "export_blob", "export_graph"]
+           "check_blob_version", "export_blob", "export_graph"]
 
 BLOB_MAGIC = b"TFMB"
 BLOB_VERSION = 2
@@ -126,6 +126,18 @@ def export_blob(model: TfliteModel) -> bytes:
     """The firmware blob of a .tflite backbone (ModelError if it cannot run on the node)."""
     graph = prepare(model)
     return export_graph(graph, plan_arena(graph))
+
+
+def check_blob_version(blob: bytes, what: str = "firmware model blob") -> None:
+    """ModelError unless `blob` starts like a version-2 firmware model blob. Version 1 (chains
+    without an arena plan) is refused by the node too; the fix is to re-export the .tflite."""
+    if len(blob) < 6 or blob[:4] != BLOB_MAGIC:
+        raise ModelError(f"{what} is not a firmware model blob (no TFMB magic)")
+    version = struct.unpack_from("<H", blob, 4)[0]
+    if version != BLOB_VERSION:
+        raise ModelError(f"{what} is firmware model blob version {version}; nodes read version "
+                         f"{BLOB_VERSION} only: re-export it from its .tflite with "
+                         "tools/export_firmware_model.py (the model hash changes)")
 
 
 def blob_c_header(blob: bytes, name: str = "tinyfl_model_blob", task: str = "") -> str:

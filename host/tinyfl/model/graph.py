@@ -114,6 +114,13 @@ def _quant(t: Tensor) -> tuple[float, int]:
     return t.quant.scale[0], t.quant.zero_point[0]
 
 
+def _operand(model: TfliteModel, op: Operator, k: int, what: str) -> Tensor:
+    """The op's k-th input tensor; a missing one (absent or -1) is an error, not tensors[-1]."""
+    if len(op.inputs) <= k or op.inputs[k] < 0:
+        raise _OpError(f"{what} (input {k}) is missing")
+    return model.tensors[op.inputs[k]]
+
+
 def _size(t: Tensor) -> int:
     return int(np.prod(t.shape, dtype=np.int64))
 
@@ -133,7 +140,7 @@ def _per_channel(model: TfliteModel, op: Operator, n_out: int, axis: int
                  ) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """int8 weights, int32 bias and the per-channel weight scales of a conv/FC op. Weights must
     be symmetric per-channel int8 along `axis` (TFLite's int8 spec), the bias int32."""
-    w = model.tensors[op.inputs[1]]
+    w = _operand(model, op, 1, "weights")
     if w.type != INT8 or w.quant is None or w.data is None:
         raise _OpError(f"weights must be constant INT8, are {w.type_name}")
     if any(z != 0 for z in w.quant.zero_point):
@@ -172,7 +179,7 @@ def _window(o: dict[str, int | bool], keys: tuple[str, ...]) -> list[int]:
 
 
 def _conv(model: TfliteModel, op: Operator, x: Tensor, out: Tensor) -> Layer:
-    w = model.tensors[op.inputs[1]]
+    w = _operand(model, op, 1, "filter")
     h, wd, cin = _hwc(x.shape, "input")
     oh, ow, cout = _hwc(out.shape, "output")
     depthwise = op.name == "DEPTHWISE_CONV_2D"
@@ -235,7 +242,7 @@ def _mean(model: TfliteModel, op: Operator, x: Tensor, out: Tensor) -> Mean:
     s_out, zp_out = _quant(out)
     dims = x.shape
     _hwc(dims, "input")
-    axes = sorted({int(a) % len(dims) for a in model.tensors[op.inputs[1]].array().reshape(-1)})
+    axes = sorted({int(a) % len(dims) for a in _operand(model, op, 1, "axes").array().reshape(-1)})
     if not axes or axes != list(range(axes[0], axes[-1] + 1)) or axes[0] == 0:
         raise _OpError(f"axes {axes} are not one contiguous run of non-batch axes")
     if len(dims) == 4 and axes == [1, 2] and bool(op.options.get("keep_dims", False)):
@@ -254,7 +261,7 @@ def _mean(model: TfliteModel, op: Operator, x: Tensor, out: Tensor) -> Mean:
 
 
 def _fully_connected(model: TfliteModel, op: Operator, x: Tensor, out: Tensor) -> FullyConnected:
-    w = model.tensors[op.inputs[1]]
+    w = _operand(model, op, 1, "weights")
     if len(w.shape) != 2:
         raise _OpError(f"weights must be 2-D, are {list(w.shape)}")
     m, n = w.shape
@@ -282,7 +289,7 @@ def _add(model: TfliteModel, op: Operator, out: Tensor) -> Add:
     sum rescaled by 2 * max(S1, S2) / (2^20 * S_out) (QuantizeMultiplierSmallerThanOneExp)."""
     if len(op.inputs) != 2:
         raise _OpError(f"{len(op.inputs)} inputs; ADD takes two")
-    a, b = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]]
+    a, b = _operand(model, op, 0, "input"), _operand(model, op, 1, "second input")
     # Shapes that differ only by leading 1s (the converter emits (1, n) + (n,)) broadcast to an
     # elementwise add; LiteRT's broadcasting kernel does the same arithmetic per element.
     if _squeeze_leading(a.shape) != _squeeze_leading(b.shape) or _size(a) != _size(out):
@@ -304,7 +311,7 @@ def _add(model: TfliteModel, op: Operator, out: Tensor) -> Add:
 def _pad(model: TfliteModel, op: Operator, x: Tensor, out: Tensor) -> Pad:
     if _quant(x) != _quant(out):
         raise _OpError("input and output quantization differ")
-    paddings = model.tensors[op.inputs[1]].array().astype(np.int64).reshape(-1, 2)
+    paddings = _operand(model, op, 1, "paddings").array().astype(np.int64).reshape(-1, 2)
     rank = len(x.shape)
     if paddings.shape[0] != rank or (paddings < 0).any() or (rank >= 2 and paddings[0].any()):
         raise _OpError(f"paddings {paddings.tolist()} do not fit input {list(x.shape)} (no "
