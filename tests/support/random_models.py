@@ -1,11 +1,11 @@
 """Random small Keras models built only from the ops the node runs, converted to full int8.
 
 One seed gives one model: an input kind (a 1-D window (T, C), a feature vector (F,) or a 2-D
-input (H, W, C)), then a random stack of convolutions (kernel size, stride, 'same'/'valid'
-padding, activation), depthwise convolutions (depth multiplier), max/average pooling, zero
-padding, standalone ReLU/ReLU6 and residual branches joined by Add, ending in global average
-pooling or a static Reshape and a Dense layer. Sizes stay small so TF's conversion (the slow part) is
-quick; the converter then lowers them to CONV_2D, DEPTHWISE_CONV_2D, *_POOL_2D, PAD, ADD, RELU,
+input (H, W, C)), then a random stack of convolutions (kernel size, stride or dilation,
+'same'/'valid' padding, activation), depthwise convolutions (depth multiplier), max/average
+pooling, zero padding, standalone ReLU/ReLU6 and residual branches joined by Add, ending in global
+average pooling or a static Reshape and a Dense layer. Sizes stay small so TF's conversion (the
+slow part) is quick; the converter then lowers them to CONV_2D, DEPTHWISE_CONV_2D, *_POOL_2D, PAD, ADD, RELU,
 RELU6, MEAN, RESHAPE, FULLY_CONNECTED.
 """
 
@@ -41,15 +41,17 @@ def _block(rng: np.random.Generator, x: Any, dims: int, length: list[int], chann
     small = min(length)
     k = int(rng.integers(1, 4))
     stride = int(rng.integers(1, 3))
-    pad = "same" if rng.random() < 0.5 or small < k + 1 else "valid"
+    dilation = int(rng.integers(1, 3)) if stride == 1 else 1  # Keras: dilation needs stride 1
+    pad = "same" if rng.random() < 0.5 or small < (k - 1) * dilation + 2 else "valid"
     init = {"bias_initializer": "random_normal"}
     if kind == 0:
         c = int(rng.integers(2, 9))
-        return conv(c, k, strides=stride, padding=pad, activation=_act(rng), **init)(x), c
+        return conv(c, k, strides=stride, dilation_rate=dilation, padding=pad,
+                    activation=_act(rng), **init)(x), c
     if kind == 1:
         m = int(rng.integers(1, 3))
-        return dw(k, strides=stride, padding=pad, depth_multiplier=m, activation=_act(rng),
-                  **init)(x), channels * m
+        return dw(k, strides=stride, dilation_rate=dilation, padding=pad, depth_multiplier=m,
+                  activation=_act(rng), **init)(x), channels * m
     if kind in (2, 3) and small >= 2:
         pool = (L.MaxPooling1D if dims == 1 else L.MaxPooling2D) if kind == 2 else (
             L.AveragePooling1D if dims == 1 else L.AveragePooling2D)
