@@ -4,6 +4,8 @@ ModelError (exit code 8) that names the op, its operator index and its output te
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import struct
 from pathlib import Path
 
@@ -130,7 +132,10 @@ def test_a_version_1_blob_is_refused_with_the_fix(tmp_path: Path) -> None:
     folder = tmp_path / "har"
     shutil.copytree(ROOT / "models" / "har", folder)
     blob = bytearray((folder / "backbone.tfmb").read_bytes())
-    blob[4] = 1
+    blob[4] = 1  # an old folder: a version-1 blob whose hash metadata.json records
     (folder / "backbone.tfmb").write_bytes(bytes(blob))
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["model_hash"] = hashlib.sha256(bytes(blob)).digest()[:8].hex()
+    (folder / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="version 1; nodes read version 2 only: re-export"):
         load_artifacts(folder)

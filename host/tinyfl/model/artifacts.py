@@ -98,10 +98,11 @@ def load_artifacts(folder: str | Path) -> ModelArtifacts:
         classes = tuple(str(c) for c in meta["classes"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{folder}: incomplete or unreadable model folder ({exc})") from exc
-    check_blob_version(blob, f"{folder}/backbone.tfmb")
     if hashlib.sha256(blob).digest()[:8] != model_hash:
         raise ModelError(f"{folder}: backbone.tfmb does not have the model hash "
                          f"{model_hash.hex()} of metadata.json (rebuild the folder)")
+    # After the hash: an old folder (a v1 blob with its own hash) gets the re-export hint.
+    check_blob_version(blob, f"{folder}/backbone.tfmb")
     layers = prepare(read_model(tflite))
     return ModelArtifacts(
         folder=folder,
