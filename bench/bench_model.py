@@ -1,31 +1,37 @@
 #!/usr/bin/env python3
-"""Backbone accuracy: a head trained centrally on the fleet's int8 embeddings, tested on held-out
-data, for the committed models/<task>/ artifacts. Writes bench/results/model.json.
+"""Backbones per family and dataset: build time, flash, scratch, instructions per sample on the
+emulated Cortex-M4F, central-head accuracy, and how far TFLite Micro and XNNPACK are from the
+reference. Writes bench/results/model.json and bench/model.md.
 
-For each task: the fleet's and the test split's int8 inputs (tinyfl.model.build.load_task: HAR
-= UCI HAPT fleet users / test users 2, 4, 9, 10, 12, 13, 18, 20, 24; NSL-KDD = the 80% of
-KDDTrain+_20Percent not used for pretraining / KDDTest+) go through the frozen int8 backbone in
-LiteRT's reference interpreter (OpResolverType.BUILTIN_REF; the numpy backbone when LiteRT is
-missing, slower), the embeddings are dequantized as the node does, and a k x (d + 1) head is
-trained from zeros with the node's own SGD (tinyfl.model.head.train_local via
-tinyfl.model.evaluate.fit_head: 30 epochs, batch 32, lr 0.05, one pass over all fleet samples,
-i.e. centralized). The float (Keras) figures come from metadata.json, measured the same way by
-`tinyfl model build` (which has TensorFlow). The numpy backbone's agreement with LiteRT is
-measured on the first 256 test inputs.
+Rows: the committed model folders (models/har and models/watch: conv1d on IMU windows;
+models/nsl-kdd: mlp on feature vectors) plus a dscnn on 2-D inputs, built here from the watch
+windows' spectrograms (tinyfl.data.transforms, subjects 1-2 source, 9-10 held out, as
+models/watch). For each:
 
-    python bench/bench_model.py [--tasks har,nsl-kdd]
-    python bench/bench_model.py --tasks nsl-kdd --seeds 5   # seed spread, model_seeds.json
+- build seconds, firmware blob bytes and the planned scratch arena: from the folder's
+  metadata.json (written by `tinyfl model build`, which timed and measured them);
+- instructions per sample: one input through `backbone_run` on QEMU mps2-an386 with
+  `-icount shift=0` (firmware/src/bench, built with TINYFL_MODELS naming every folder);
+- central head: the node's SGD on every fleet sample's int8 embedding, scored on the held-out
+  set (`tinyfl.model.evaluate.fit_head`, recorded by the build);
+- TFLite Micro and LiteRT's default XNNPACK delegate against the reference interpreter
+  (OpResolverType.BUILTIN_REF, the bit-exact ground truth): differing embedding bytes on up to
+  SAMPLES held-out inputs.
 
-Targets (issue 4): HAR >= 90% (6 classes), NSL-KDD >= 78% (5 classes).
+    python bench/bench_model.py [--no-dscnn]
+    python bench/bench_model.py --seeds 5 --model nsl-kdd   # seed spread, model_seeds.json
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+import os
 import platform
+import re
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,112 +41,200 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host"))
 
-from tinyfl.model.backbone import prepare, run
-from tinyfl.model.build import embed, load_task
-from tinyfl.model.evaluate import HEAD_BATCH, HEAD_EPOCHS, HEAD_LR, dequantize, fit_head
-from tinyfl.model.tflite import read_model
+from tinyfl.data.dataset import load_dataset, save_dataset
+from tinyfl.data.packaged import RECIPES, cached
+from tinyfl.data.splits import quantize, split_rows
+from tinyfl.data.transforms import spectrograms
+from tinyfl.model.artifacts import ModelArtifacts, load_artifacts
+from tinyfl.model.build import embed, micro_embed
 
-TARGETS = {"har": 0.90, "nsl-kdd": 0.78}
-AGREEMENT_SAMPLES = 256
-
-
-def _embed(tflite: bytes, x: np.ndarray) -> tuple[np.ndarray, str]:
-    try:
-        importlib.import_module("ai_edge_litert.interpreter")
-    except ImportError:
-        layers = prepare(read_model(tflite))
-        return np.stack([run(layers, xi) for xi in x]), "numpy backbone"
-    return embed(tflite, x), "LiteRT BUILTIN_REF"
+SAMPLES = 300  # held-out inputs for the TFLite Micro / XNNPACK comparison
+COMMITTED = ("har", "nsl-kdd", "watch")
+BENCH_LINE = re.compile(r"^bench backbone_(\S+?)(_arena_bytes)? value=(\d+)")
 
 
-def bench(task: str, folder: Path | None = None) -> dict[str, Any]:
-    folder = folder if folder is not None else ROOT / "models" / task
-    meta = json.loads((folder / "metadata.json").read_text())
-    tflite = (folder / "backbone.tflite").read_bytes()
-    data = load_task(task)
-    t0 = time.monotonic()
-    fleet_q, engine = _embed(tflite, data.fleet[0])
-    test_q, _ = _embed(tflite, data.test[0])
-    t_embed = time.monotonic() - t0
-    e = meta["embedding"]
-    fit = fit_head(dequantize(fleet_q, e["scale"], e["zero_point"]), data.fleet[1],
-                   dequantize(test_q, e["scale"], e["zero_point"]), data.test[1],
-                   len(data.classes))
-    layers = prepare(read_model(tflite))
-    n = min(AGREEMENT_SAMPLES, len(data.test[1]))
-    same = sum(np.array_equal(run(layers, data.test[0][i]), test_q[i]) for i in range(n))
-    training = meta["training"]
+def held_out(art: ModelArtifacts, data: Path, test: Path | None) -> np.ndarray:
+    """Up to SAMPLES held-out inputs of a model as int8 codes (evenly spread)."""
+    dataset = load_dataset(test if test else data, require_every_class=False)
+    if test is None:
+        dataset = dataset.select(split_rows(dataset, art.split).test)
+    rows = np.linspace(0, len(dataset) - 1, min(SAMPLES, len(dataset))).astype(int)
+    return quantize(dataset.x[rows], art.input_scale, art.input_zero_point)
+
+
+def xnnpack_embed(tflite: bytes, x: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=tflite)  # the default: XNNPACK delegate
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    rows = []
+    for i in range(x.shape[0]):
+        interp.resize_tensor_input(inp["index"], [1, *x.shape[1:]])
+        interp.allocate_tensors()
+        interp.set_tensor(inp["index"], x[i:i + 1])
+        interp.invoke()
+        rows.append(interp.get_tensor(out["index"]).reshape(-1).copy())
+    return np.stack(rows).astype(np.int8)
+
+
+def differing(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    return {"bytes": int((diff != 0).sum()), "of": int(diff.size),
+            "share": float((diff != 0).mean()), "max_abs": int(diff.max())}
+
+
+def instructions(folders: list[Path]) -> dict[str, dict[str, int]]:
+    """{model name: {"instructions": per sample, "arena_bytes": ...}} on the emulated board."""
+    env = {**os.environ, "TINYFL_MODELS": " ".join(str(f) for f in folders)}
+    subprocess.run(["pio", "run", "-s", "-e", "qemu_bench"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=900)
+    out = subprocess.run(
+        ["qemu-system-arm", "-machine", "mps2-an386", "-icount", "shift=0", "-nographic",
+         "-monitor", "none", "-serial", "stdio", "-semihosting-config", "enable=on,target=native",
+         "-kernel", ".pio/build/qemu_bench/program.elf"], cwd=ROOT, capture_output=True,
+        text=True, timeout=900, check=True).stdout
+    found: dict[str, dict[str, int]] = {}
+    for line in out.splitlines():
+        m = BENCH_LINE.match(line)
+        if m:
+            key = "arena_bytes" if m.group(2) else "instructions"
+            found.setdefault(m.group(1), {})[key] = int(m.group(3))
+    subprocess.run(["pio", "run", "-s", "-e", "qemu_bench"], cwd=ROOT, check=True,
+                   capture_output=True, timeout=900)  # back to the default image
+    return found
+
+
+def build_dscnn(workdir: Path) -> tuple[Path, Path]:
+    """The watch windows as spectrograms and a dscnn model folder built from them."""
+    data = workdir / "watch-spectra.npz"
+    save_dataset(data, spectrograms(load_dataset(cached("watch").data)))
+    out = workdir / "watch-spectra"
+    args = list(RECIPES["watch"])
+    args[args.index("conv1d")] = "dscnn"
+    args = [a for a in args if a not in ("--augment", "imu-rotation:8")]
+    subprocess.run([sys.executable, "-m", "tinyfl.cli.main", "-q", "model", "build", "--data",
+                    str(data), *args, "--out", str(out)], cwd=ROOT, check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT / "host")})
+    return out, data
+
+
+def row(art: ModelArtifacts, data: Path, test: Path | None,
+        counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+    meta = art.metadata
+    tflite = (art.folder / "backbone.tflite").read_bytes()
+    codes = held_out(art, data, test)
+    reference = embed(tflite, codes)
+    assert np.array_equal(art.embed(codes.reshape(len(codes), -1)), reference.reshape(
+        len(codes), -1)), "numpy backbone differs from LiteRT"
+    backbone = meta["backbone"]
     return {
-        "task": task,
-        "model_hash": meta["model_hash"],
-        "classes": len(data.classes),
-        "fleet_samples": len(data.fleet[1]),
-        "test_samples": len(data.test[1]),
-        "embeddings_from": engine,
-        "embed_seconds": round(t_embed, 2),
-        "head": {"init": "zeros", "epochs": HEAD_EPOCHS, "batch_size": HEAD_BATCH, "lr": HEAD_LR},
-        "int8_test_accuracy": fit.test_accuracy,
-        "int8_fleet_train_accuracy": fit.train_accuracy,
-        "float_test_accuracy": training["float_test_accuracy_fleet_head"],
-        "pretraining_head_int8_test_accuracy": training["int8_test_accuracy_pretraining_head"],
-        "pretraining_head_float_test_accuracy": training["float_test_accuracy_pretraining_head"],
-        "int8_float_prediction_agreement": training["int8_float_prediction_agreement"],
-        "numpy_backbone_equal_to_litert": f"{same}/{n}",
-        "target": TARGETS[task],
-        "target_met": fit.test_accuracy >= TARGETS[task],
+        "model": art.name,
+        "family": backbone.get("family", backbone["from"]),
+        "input": meta["input"]["shape"],
+        "classes": len(art.classes),
+        "build_seconds": meta["build_seconds"],
         "firmware_blob_bytes": meta["firmware_blob_bytes"],
-        "activation_scratch_bytes": meta["activation_scratch_bytes"],
+        "arena_bytes": meta["activation_scratch_bytes"],
+        "node_arena_bytes": counts.get(art.name, {}).get("arena_bytes"),
+        "instructions_per_sample": counts.get(art.name, {}).get("instructions"),
+        "central_head_test_accuracy": meta["accuracy"]["central_head_test"],
+        "initial_head_test_accuracy": meta["accuracy"]["initial_head_test"],
+        "tflite_micro_vs_reference": differing(micro_embed(tflite, codes), reference),
+        "xnnpack_vs_reference": differing(xnnpack_embed(tflite, codes), reference),
+        "compared_inputs": len(codes),
     }
 
 
-def seed_spread(task: str, seeds: int) -> dict[str, Any]:
-    """The same measurement on backbones built (`tinyfl model build`, default options) with seeds
-    0 .. seeds-1 in a temporary folder: how much of a result is the training seed's."""
-    import tempfile
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "# Backbones per family and dataset",
+        "",
+        (f"Recorded {time.strftime('%Y-%m-%d')} by `python bench/bench_model.py` (raw numbers in "
+        "`results/model.json`; how each figure is measured: the script's docstring). "
+        "Instructions: QEMU mps2-an386 `-icount shift=0`, arm-none-eabi-gcc 12 `-Os`; time at "
+        "64 MHz assumes one instruction per cycle."),
+        "",
+        ("| model | family | input | build (s) | blob (B) | arena (B) | instructions per sample "
+        "| ms at 64 MHz | central head | initial head |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ins = r["instructions_per_sample"]
+        lines.append(
+            f"| {r['model']} | {r['family']} | {' x '.join(map(str, r['input']))} | "
+            f"{r['build_seconds']} | {r['firmware_blob_bytes']} | {r['arena_bytes']} | "
+            f"{ins if ins is not None else 'n/a'} | "
+            f"{'n/a' if ins is None else f'{ins / 64e3:.1f}'} | "
+            f"{100 * r['central_head_test_accuracy']:.2f}% | "
+            f"{100 * r['initial_head_test_accuracy']:.2f}% |")
+    lines += [
+        "",
+        "## Other interpreters against the reference",
+        "",
+        ("Embedding bytes that differ from LiteRT's reference interpreter (BUILTIN_REF), which the "
+        "node and the numpy backbone equal byte for byte, on evenly spread held-out inputs:"),
+        "",
+        "| model | inputs | TFLite Micro | XNNPACK (LiteRT default) |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        t, x = r["tflite_micro_vs_reference"], r["xnnpack_vs_reference"]
+        lines.append(
+            f"| {r['model']} | {r['compared_inputs']} | {t['bytes']} of {t['of']} "
+            f"({100 * t['share']:.2f}%, at most {t['max_abs']}) | {x['bytes']} of {x['of']} "
+            f"({100 * x['share']:.2f}%, at most {x['max_abs']}) |")
+    return "\n".join(lines) + "\n"
 
-    from tinyfl.model.build import DEFAULT_EPOCHS, BuildConfig, build
 
+def seed_spread(name: str, seeds: int) -> dict[str, Any]:
+    """models/NAME's recipe built with seeds 0 .. seeds-1: how much of a result is the seed's."""
+    fetched = cached(name)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
-            out = Path(tmp) / f"{task}-seed{seed}"
-            build(BuildConfig(task, out, DEFAULT_EPOCHS[task], seed), log=lambda _: None)
-            r = bench(task, out)
-            print(f"{task} seed {seed}: int8 {r['int8_test_accuracy']:.4f}", flush=True)
-            runs.append({"seed": seed, "model_hash": r["model_hash"],
-                         "int8_test_accuracy": r["int8_test_accuracy"],
-                         "float_test_accuracy": r["float_test_accuracy"]})
-    acc = np.array([r["int8_test_accuracy"] for r in runs])
-    return {"task": task, "epochs": DEFAULT_EPOCHS[task], "runs": runs,
-            "int8_test_accuracy": {"min": float(acc.min()), "max": float(acc.max()),
-                                   "mean": float(acc.mean()), "std": float(acc.std())}}
+            out = Path(tmp) / f"{name}-seed{seed}"
+            subprocess.run([sys.executable, "-m", "tinyfl.cli.main", "-q", "model", "build",
+                            "--data", str(fetched.data), *fetched.build_args, "--seed",
+                            str(seed), "--out", str(out)], cwd=ROOT, check=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT / "host")},
+                           capture_output=True)
+            acc = load_artifacts(out).metadata["accuracy"]["central_head_test"]
+            print(f"{name} seed {seed}: central head {acc:.4f}", flush=True)
+            runs.append({"seed": seed, "central_head_test_accuracy": acc})
+    acc = np.array([r["central_head_test_accuracy"] for r in runs])
+    return {"model": name, "runs": runs,
+            "central_head_test_accuracy": {"min": float(acc.min()), "max": float(acc.max()),
+                                           "mean": float(acc.mean()), "std": float(acc.std())}}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", default="har,nsl-kdd")
+    ap.add_argument("--no-dscnn", action="store_true", help="only the committed folders")
     ap.add_argument("--seeds", type=int, default=0, metavar="N",
-                    help="instead: rebuild each task with seeds 0..N-1 (needs the model extra) "
-                         "and write results/model_seeds.json")
+                    help="instead: rebuild --model with seeds 0..N-1, write model_seeds.json")
+    ap.add_argument("--model", default="nsl-kdd", choices=COMMITTED)
     args = ap.parse_args(argv)
     if args.seeds > 0:
-        spread = [seed_spread(task, args.seeds) for task in args.tasks.split(",")]
         out = ROOT / "bench" / "results" / "model_seeds.json"
-        out.write_text(json.dumps({"python": platform.python_version(), "results": spread},
+        out.write_text(json.dumps({"python": platform.python_version(),
+                                   "results": [seed_spread(args.model, args.seeds)]},
                                   indent=2) + "\n")
         print(f"wrote {out}")
         return 0
-    results = []
-    for task in args.tasks.split(","):
-        r = bench(task)
-        results.append(r)
-        print(f"{task}: int8 {r['int8_test_accuracy']:.4f} (float {r['float_test_accuracy']:.4f}, "
-              f"target {r['target']:.2f}: {'met' if r['target_met'] else 'NOT met'}); numpy == "
-              f"LiteRT on {r['numpy_backbone_equal_to_litert']}", flush=True)
-    out = ROOT / "bench" / "results" / "model.json"
-    out.write_text(json.dumps({"python": platform.python_version(), "results": results},
-                              indent=2) + "\n")
-    print(f"wrote {out}")
+    with tempfile.TemporaryDirectory(prefix="tinyfl-bench-model-") as tmp:
+        models = [(load_artifacts(n), cached(n).data, cached(n).test) for n in COMMITTED]
+        if not args.no_dscnn:
+            folder, data = build_dscnn(Path(tmp))
+            models.append((load_artifacts(folder), data, None))
+        counts = instructions([art.folder for art, _, _ in models])
+        rows = []
+        for art, data, test in models:
+            rows.append(row(art, data, test, counts))
+            print(json.dumps(rows[-1]), flush=True)
+    (ROOT / "bench" / "results" / "model.json").write_text(
+        json.dumps({"python": platform.python_version(), "rows": rows}, indent=2) + "\n")
+    (ROOT / "bench" / "model.md").write_text(markdown(rows))
+    print("wrote bench/model.md and bench/results/model.json")
     return 0
 
 

@@ -43,6 +43,7 @@ COMPONENT_OF_OBJECT = {
     "blob.o": "codec",
     "mqtt.o": "mqtt",
     "backbone.o": "backbone",
+    "backbone_kernels.o": "backbone",
     "samples.o": "backbone",
 }
 

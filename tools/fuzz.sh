@@ -24,6 +24,8 @@ for target in firmware/fuzz/fuzz_*.cpp; do
   corpus="$out/corpus-$name"
   mkdir -p "$corpus"
   find testvectors -name '*.bin' -size -8k -exec cp {} "$corpus/" \; 2>/dev/null || true
+  # Firmware model blobs (v2), so fuzz_backbone starts from graphs the parser accepts.
+  find testvectors models -name '*.tfmb' -size -24k -exec cp {} "$corpus/" \; 2>/dev/null || true
   # A raw-window blob the compiled NSL-KDD backbone takes, so the fuzzer starts inside that path.
   python3 - "$corpus/seed-nslkdd-windows.bin" <<'PY'
 import json, sys

@@ -24,7 +24,9 @@ TF's converter is not guaranteed to be byte-deterministic across versions, so `-
 rebuild the model: it re-runs the reference on the stored .tflite and inputs and compares.
 
 Files (layouts in testvectors/backbone/README.md): tiny.tflite, tiny.tfmb (firmware model blob,
-docs/MODEL.md), tiny_io.bin (TFTV container: x int8 (64, 128, 6), y int8 (64, 32)).
+docs/MODEL.md), tiny_io.bin (TFTV container: x int8 (64, 128, 6), y int8 (64, 32)); and the same
+three for `branchy` (build_branchy_tflite: an ADD branch, depthwise, average pool, pad, RELU;
+x int8 (64, 32, 3), y int8 (64, 16)).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ OUT = ROOT / "testvectors" / "backbone"
 N_INPUTS = 64
 SEED = 20240604
 WINDOW, CHANNELS, EMBED = 128, 6, 32
+BRANCHY_SHAPE, BRANCHY_EMBED = (32, 3), 16
 
 
 def _vector_container() -> ModuleType:
@@ -87,6 +90,31 @@ def build_tflite() -> bytes:
     return convert(model, rep)
 
 
+def build_branchy_tflite() -> bytes:
+    """The second test model: a graph, not a chain, with the ops the HAR backbone does not use.
+    Conv1D(8, 3, relu) -> ZeroPadding1D(2) -> DepthwiseConv1D(3, depth multiplier 2) ->
+    Conv1D(16, 1) -> Add(with a Conv1D(16, 3) shortcut) -> ReLU -> AveragePooling1D(2) ->
+    GlobalAveragePooling1D -> Dense(16) on (32, 3) windows."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(SEED + 10)
+    L = tf.keras.layers
+    inp = tf.keras.Input(BRANCHY_SHAPE)
+    x = L.Conv1D(8, 3, activation="relu", bias_initializer="random_normal")(inp)
+    x = L.ZeroPadding1D(2)(x)
+    main = L.DepthwiseConv1D(3, depth_multiplier=2, bias_initializer="random_normal")(x)
+    main = L.Conv1D(16, 1, bias_initializer="random_normal")(main)
+    short = L.Conv1D(16, 3, bias_initializer="random_normal")(x)
+    y = L.ReLU()(L.Add()([main, short]))
+    y = L.AveragePooling1D(2)(y)
+    y = L.GlobalAveragePooling1D()(y)
+    out = L.Dense(BRANCHY_EMBED, bias_initializer="random_normal")(y)
+    rep = np.random.default_rng(SEED + 11).normal(0.0, 1.0, size=(100, *BRANCHY_SHAPE))
+    return convert(tf.keras.Model(inp, out), rep.astype(np.float32))
+
+
 def make_inputs() -> npt.NDArray[np.int8]:
     """N random int8 windows spanning the whole int8 range (exercises saturation too)."""
     rng = np.random.default_rng(SEED + 2)
@@ -122,30 +150,35 @@ def main(argv: list[str] | None = None) -> int:
     tv = _vector_container()
 
     if args.check:
-        tflite = (OUT / "tiny.tflite").read_bytes()
-        arrays = tv.unpack((OUT / "tiny_io.bin").read_bytes())
-        x, y = arrays["x"], arrays["y"]
-        fresh = embed(tflite, x)
-        problems = [] if np.array_equal(fresh, y) else ["stored outputs differ from the reference interpreter"]
-        if (OUT / "tiny.tfmb").read_bytes() != export_blob(read_model(tflite)):
-            problems.append("tiny.tfmb is not the export of tiny.tflite")
-        problems += cross_check(tflite, x, y)
+        problems = []
+        for name in ("tiny", "branchy"):
+            tflite = (OUT / f"{name}.tflite").read_bytes()
+            arrays = tv.unpack((OUT / f"{name}_io.bin").read_bytes())
+            x, y = arrays["x"], arrays["y"]
+            if not np.array_equal(embed(tflite, x), y):
+                problems.append(f"{name}: stored outputs differ from the reference interpreter")
+            if (OUT / f"{name}.tfmb").read_bytes() != export_blob(read_model(tflite)):
+                problems.append(f"{name}.tfmb is not the export of {name}.tflite")
+            problems += [f"{name}: {p}" for p in cross_check(tflite, x, y)]
         for p in problems:
             print(f"check failed: {p}", file=sys.stderr)
-        print(f"{'FAIL' if problems else 'ok'}: {x.shape[0]} inputs checked")
+        print(f"{'FAIL' if problems else 'ok'}: tiny and branchy checked")
         return 1 if problems else 0
 
-    tflite = build_tflite()
-    x = make_inputs()
-    y = embed(tflite, x)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "tiny.tflite").write_bytes(tflite)
-    (OUT / "tiny.tfmb").write_bytes(export_blob(read_model(tflite)))
-    (OUT / "tiny_io.bin").write_bytes(tv.pack({"x": x, "y": y}))
-    problems = cross_check(tflite, x, y)
+    problems = []
+    rng = np.random.default_rng(SEED + 3)
+    branchy_x = rng.integers(-128, 128, size=(N_INPUTS, *BRANCHY_SHAPE), dtype=np.int8)
+    for name, tflite, x in (("tiny", build_tflite(), make_inputs()),
+                            ("branchy", build_branchy_tflite(), branchy_x)):
+        y = embed(tflite, x)
+        (OUT / f"{name}.tflite").write_bytes(tflite)
+        (OUT / f"{name}.tfmb").write_bytes(export_blob(read_model(tflite)))
+        (OUT / f"{name}_io.bin").write_bytes(tv.pack({"x": x, "y": y}))
+        problems += [f"{name}: {p}" for p in cross_check(tflite, x, y)]
+        print(f"wrote {OUT}: {name}.tflite ({len(tflite)} B), {x.shape[0]} reference outputs")
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
-    print(f"wrote {OUT}: tiny.tflite ({len(tflite)} B), {x.shape[0]} reference outputs")
     return 1 if problems else 0
 
 

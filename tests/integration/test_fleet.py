@@ -174,7 +174,7 @@ def test_node_that_never_says_hello_is_reported(run_dir: Path) -> None:
         asyncio.run(fleet.up(ids, progress=False))
     report = fleet.out.getvalue()  # type: ignore[attr-defined]
     assert "node02: exit code 1" in report, report
-    assert "blob needs model 0011223344556677; this firmware carries har 51b533816730253b" in report
+    assert "blob needs model 0011223344556677; this firmware carries har 6fd44058ec534a5d" in report
     assert not any(node.alive for node in fleet.nodes.values())
     leftover = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, check=False)
     assert leftover.returncode == 1, leftover.stdout

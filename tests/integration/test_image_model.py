@@ -10,39 +10,27 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from support.nodes import wait_until
 from tinyfl.cli.main import main
-from tinyfl.data.dataset import load_dataset, make_dataset, save_dataset
+from tinyfl.data.dataset import load_dataset, save_dataset
 from tinyfl.data.packaged import cached
 from tinyfl.data.splits import quantize
+from tinyfl.data.transforms import spectrograms
 from tinyfl.fleet import Emulator, NodeProcess, NodeSpec, build_firmware
 from tinyfl.model.artifacts import load_artifacts
 from tinyfl.wire import BlobKind, DataBlob
 
 pytestmark = [pytest.mark.firmware, pytest.mark.qemu]
-FRAME, HOP = 32, 16
 BOARD_SAMPLES = 24
-
-
-def spectrograms(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """log(1 + |STFT|) of each channel of windows (n, T, C): Hann frames of FRAME samples every
-    HOP, giving (n, frames, FRAME // 2 + 1, C)."""
-    starts = range(0, x.shape[1] - FRAME + 1, HOP)
-    frames = np.stack([x[:, s:s + FRAME, :] for s in starts], axis=1)  # (n, F, FRAME, C)
-    window = np.hanning(FRAME)[None, None, :, None]
-    spectrum = np.abs(np.fft.rfft(frames * window, axis=2))
-    return np.log1p(spectrum).astype(np.float32)
 
 
 def test_a_2d_input_model_runs_on_a_qemu_board_bit_exactly(tmp_path: Path) -> None:
     watch = load_dataset(cached("watch").data)
     assert watch.groups is not None
     keep = np.isin(watch.groups, ["subject01", "subject02", "subject03", "subject09"])
-    images = make_dataset(spectrograms(watch.x[keep]), watch.y[keep], watch.groups[keep],
-                          list(watch.classes))
+    images = spectrograms(watch.select(keep))
     assert images.kind == "images" and images.sample_shape == (7, 17, 6)
     data = tmp_path / "spectra.npz"
     save_dataset(data, images)

@@ -22,6 +22,7 @@ from support.vectors import head_vector_generator
 from tinyfl.errors import TinyFLError
 from tinyfl.model import backbone as bb
 from tinyfl.model.firmware_blob import blob_c_header, export_blob
+from tinyfl.model.plan import arena_bytes
 from tinyfl.model.tflite import ModelError, read_model
 
 VECTORS = Path(__file__).resolve().parents[2] / "testvectors" / "backbone"
@@ -39,6 +40,20 @@ def test_numpy_backbone_equals_reference_interpreter_on_all_inputs(io: dict[str,
     assert x.shape == (64, 128, 6) and y.shape == (64, 32)
     out = np.stack([bb.run(layers, x[i]) for i in range(x.shape[0])])
     assert out.tobytes() == y.tobytes()
+
+
+def test_branchy_graph_equals_reference_interpreter() -> None:
+    """The graph vectors: an ADD branch, depthwise (multiplier 2), PAD, average pool."""
+    model = read_model((VECTORS / "branchy.tflite").read_bytes())
+    io = head_vector_generator().unpack((VECTORS / "branchy_io.bin").read_bytes())
+    graph = bb.prepare(model)
+    names = [s.op_name for s in graph.steps]
+    assert {"ADD", "DEPTHWISE_CONV_2D", "PAD", "AVERAGE_POOL_2D"} <= set(names)
+    add = graph.steps[names.index("ADD")]
+    assert len(add.inputs) == 2 and add.inputs[0] != add.inputs[1]
+    out = np.stack([bb.run(graph, x) for x in io["x"]])
+    assert out.tobytes() == io["y"].tobytes()
+    assert (VECTORS / "branchy.tfmb").read_bytes() == export_blob(model)
 
 
 def test_reader_sees_the_converted_graph() -> None:
@@ -62,7 +77,8 @@ def test_stored_blob_is_the_export_of_the_stored_model() -> None:
 def test_blob_header_and_crc() -> None:
     blob = (VECTORS / "tiny.tfmb").read_bytes()
     magic, version, layers, total = struct.unpack_from("<4sHHI", blob)
-    assert (magic, version, layers, total) == (b"TFMB", 1, 5, len(blob))
+    assert (magic, version, layers, total) == (b"TFMB", 2, 5, len(blob))
+    assert struct.unpack_from("<I", blob, 32)[0] == arena_bytes(read_model(TFLITE)) == 1488
     assert struct.unpack_from("<I", blob, len(blob) - 4)[0] == zlib.crc32(blob[:-4])
     header = blob_c_header(blob, "tiny_model_blob")
     assert f"uint8_t tiny_model_blob[{len(blob)}] = {{" in header
@@ -109,10 +125,13 @@ def test_not_a_tflite_file() -> None:
 def test_unsupported_op_is_named() -> None:
     model = read_model(TFLITE)
     ops = list(model.operators)
-    ops[4] = type(ops[4])(ops[4].index, 1, "AVERAGE_POOL_2D", ops[4].inputs, ops[4].outputs, {})
+    ops[4] = type(ops[4])(ops[4].index, 25, "SOFTMAX", ops[4].inputs, ops[4].outputs, {})
     patched = type(model)(model.version, model.tensors, tuple(ops), model.inputs, model.outputs)
-    with pytest.raises(ModelError, match="AVERAGE_POOL_2D"):
+    out_name = model.tensors[ops[4].outputs[0]].name
+    with pytest.raises(ModelError) as err:
         bb.prepare(patched)
+    assert f"SOFTMAX (operator 4, output tensor '{out_name}'): unsupported op" in str(err.value)
+    assert "supported ops: ADD, AVERAGE_POOL_2D, CONV_2D, DEPTHWISE_CONV_2D" in str(err.value)
     with pytest.raises(ModelError, match="unsupported op CONV_2D"):
         read_model(TFLITE, supported=frozenset({"RESHAPE", "EXPAND_DIMS"}))
 
@@ -121,12 +140,14 @@ def test_model_error_is_a_tinyfl_error_with_its_exit_code() -> None:
     assert issubclass(ModelError, TinyFLError) and ModelError.exit_code == 8
 
 
+@pytest.mark.parametrize("name", ["tiny", "branchy"])
 @settings(max_examples=300, deadline=None)
 @given(st.data())
-def test_any_corruption_parses_or_raises_model_error(data: st.DataObject) -> None:
-    """Flip bytes anywhere (offsets, vtables, lengths): the reader either returns a model or
-    raises ModelError, never another exception."""
-    raw = bytearray(TFLITE)
+def test_any_corruption_parses_or_raises_model_error(name: str, data: st.DataObject) -> None:
+    """Flip bytes anywhere (offsets, vtables, lengths) of the chain and of the graph: the reader,
+    the model check, the arena plan and the blob writer either work or raise ModelError, never
+    another exception."""
+    raw = bytearray((VECTORS / f"{name}.tflite").read_bytes())
     for _ in range(data.draw(st.integers(1, 8))):
         pos = data.draw(st.integers(0, len(raw) - 1))
         raw[pos] = data.draw(st.integers(0, 255))
@@ -134,7 +155,7 @@ def test_any_corruption_parses_or_raises_model_error(data: st.DataObject) -> Non
         model = read_model(bytes(raw))
         layers = bb.prepare(model)
         export_blob(model)
-        bb.run(layers, np.zeros(128 * 6, dtype=np.int8))
+        bb.run(layers, np.zeros(layers.in_shape, dtype=np.int8))
     except ModelError:
         pass
 

@@ -1,6 +1,7 @@
 // The node's int8 backbone against LiteRT's reference interpreter (testvectors/backbone/): the
-// firmware blob exported from tiny.tflite, run on all 64 stored inputs, must give the stored
-// outputs byte for byte. Plus the fixed-point primitives and rejection of bad blobs.
+// firmware blobs exported from tiny.tflite (a chain) and branchy.tflite (a graph: ADD branch,
+// depthwise, PAD, average pool), run on all 64 stored inputs each, must give the stored outputs
+// byte for byte. Plus the fixed-point primitives and rejection of bad blobs (format version 2).
 #include <stdint.h>
 #include <string.h>
 
@@ -18,6 +19,21 @@ long g_blob_len = -1;
 Vectors g_io;
 Backbone g_model;
 uint8_t g_arena[4096];
+
+uint32_t le32(const uint8_t* p) {
+  return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+
+void put32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+// Offset of layer `i`'s record (op byte) in a blob.
+size_t record_at(const uint8_t* b, int i) {
+  size_t at = kBackboneHeaderSize;
+  for (int k = 0; k < i; ++k) at += kBackboneRecordSize + le32(b + at + 16);
+  return at;
+}
 
 bool load() {
   if (g_blob_len < 0) {
@@ -49,6 +65,44 @@ TINYFL_TEST(backbone_parses_the_exported_blob) {
   CHECK(g_model.layers[4].op == BackboneOp::FullyConnected);
   // conv1 out (124 x 8) + pool out (62 x 8) is the largest pair held at once.
   CHECK_EQ(g_model.arena_bytes, 124 * 8 + 62 * 8);
+  // The host's plan: conv1 -> [0, 992), pool -> [992, 1488), conv2 -> [0, 928), mean -> [928, ..)
+  CHECK_EQ(g_model.layers[0].in_ref[0], kBackboneRefInput);
+  CHECK_EQ(g_model.layers[1].in_ref[0], 0u);
+  CHECK_EQ(g_model.layers[1].out_ref, 992u);
+  CHECK_EQ(g_model.layers[4].out_ref, kBackboneRefEmbedding);
+}
+
+TINYFL_TEST(backbone_graph_equals_reference_interpreter) {
+  static unsigned char blob[16384];
+  const long len = tinyfl_test::read_file(tinyfl_test::vector_path("backbone/branchy.tfmb"), blob,
+                                          sizeof blob);
+  CHECK(len > 0);
+  Vectors io;
+  CHECK(io.load("backbone/branchy_io.bin"));
+  static Backbone m;
+  CHECK(backbone_parse(blob, static_cast<size_t>(len), &m) == Status::Ok);
+  int adds = 0, depthwise = 0, pads = 0, avg = 0;
+  for (int i = 0; i < m.layer_count; ++i) {
+    adds += m.layers[i].op == BackboneOp::Add;
+    depthwise += m.layers[i].op == BackboneOp::DepthwiseConv2D;
+    pads += m.layers[i].op == BackboneOp::Pad;
+    avg += m.layers[i].op == BackboneOp::AvgPool2D;
+  }
+  CHECK(adds == 1 && depthwise == 1 && pads == 1 && avg == 1);
+  const Array x = io.get("x");
+  const Array y = io.get("y");
+  const uint32_t in_len = m.input_len(), out_len = m.embedding_len;
+  CHECK_EQ(in_len, 32u * 3u);
+  CHECK_EQ(y.dims[1], out_len);
+  CHECK(m.arena_bytes <= sizeof g_arena);
+  int mismatched = 0;
+  for (uint32_t i = 0; i < x.dims[0]; ++i) {
+    int8_t emb[16];
+    CHECK(backbone_run(m, reinterpret_cast<const int8_t*>(x.data) + i * in_len, in_len, emb,
+                       out_len, g_arena, m.arena_bytes) == Status::Ok);
+    if (memcmp(emb, y.data + i * out_len, out_len) != 0) ++mismatched;
+  }
+  CHECK_EQ(mismatched, 0);
 }
 
 TINYFL_TEST(backbone_equals_reference_interpreter_on_all_inputs) {
@@ -116,7 +170,8 @@ TINYFL_TEST(backbone_rejects_corrupt_blobs) {
   b[0] = 'X';
   CHECK(backbone_parse(b, n, &m) == Status::BadMagic);
   memcpy(b, g_blob, n);
-  b[4] = 2;
+  b[4] = 1;  // a version 1 blob (a chain without an arena plan) must be re-exported
+  fix_crc(b, n);
   CHECK(backbone_parse(b, n, &m) == Status::BadVersion);
   memcpy(b, g_blob, n);
   b[100] ^= 1;
@@ -125,23 +180,59 @@ TINYFL_TEST(backbone_rejects_corrupt_blobs) {
   memcpy(longer, g_blob, n);
   CHECK(backbone_parse(longer, n + 4, &m) == Status::BadLength);
   // Well-formed CRC, bad contents: unknown op, out-of-range shift, layers that do not chain.
+  const size_t l0 = record_at(g_blob, 0);
   memcpy(b, g_blob, n);
-  b[kBackboneHeaderSize] = 9;
+  b[l0] = 99;
   fix_crc(b, n);
   CHECK(backbone_parse(b, n, &m) == Status::Unsupported);
   memcpy(b, g_blob, n);
-  const size_t conv_shifts = kBackboneHeaderSize + 8 + 32 + 8 * 4 + 8 * 4;
+  const size_t conv_shifts = l0 + kBackboneRecordSize + 32 + 8 * 4 + 8 * 4;
   b[conv_shifts] = 40;
   fix_crc(b, n);
   CHECK(backbone_parse(b, n, &m) == Status::BadValue);
   memcpy(b, g_blob, n);
-  b[kBackboneHeaderSize + 8] = 127;  // conv1 in_h: its input no longer matches the window
+  b[l0 + kBackboneRecordSize] = 127;  // conv1 in_h: its input no longer matches the window
   fix_crc(b, n);
   CHECK(backbone_parse(b, n, &m) == Status::BadValue);
   memcpy(b, g_blob, n);
-  b[6] = 17;  // layer count above kBackboneMaxLayers
+  b[6] = 33;  // layer count above kBackboneMaxLayers
   fix_crc(b, n);
   CHECK(backbone_parse(b, n, &m) == Status::TooLarge);
+  CHECK_EQ(m.layer_count, 0);  // a failed parse leaves no half-filled model
+}
+
+TINYFL_TEST(backbone_rejects_bad_operands) {
+  CHECK(load());
+  static uint8_t b[16384];
+  const size_t n = static_cast<size_t>(g_blob_len);
+  const size_t l0 = record_at(g_blob, 0), l1 = record_at(g_blob, 1), l4 = record_at(g_blob, 4);
+  Backbone m;
+  struct Edit {
+    size_t at;
+    uint32_t value;
+  };
+  const Edit edits[] = {
+      {l0 + 12, 1488 - 100},          // conv1's output runs past the arena
+      {l1 + 4, 4},                    // pool reads from inside conv1's output, not all of it
+      {l1 + 4, 992},                  // pool reads past the arena
+      {l1 + 12, 0},                   // pool writes over its own input
+      {l1 + 12, kBackboneRefEmbedding},  // only the last layer writes the embedding
+      {l0 + 12, kBackboneRefInput},   // nothing writes the caller's input
+      {l4 + 12, 0},                   // the last layer must write the embedding
+      {l1 + 4, kBackboneRefEmbedding},   // the embedding is never read
+      {l0 + 8, 5},                    // a one-input op with a second operand
+      {32, 1000},                     // the declared arena is smaller than the plan
+  };
+  for (const Edit& e : edits) {
+    memcpy(b, g_blob, n);
+    put32(b + e.at, e.value);
+    fix_crc(b, n);
+    CHECK(backbone_parse(b, n, &m) == Status::BadValue);
+  }
+  memcpy(b, g_blob, n);
+  b[36] = 1;  // the reserved header word
+  fix_crc(b, n);
+  CHECK(backbone_parse(b, n, &m) == Status::BadValue);
 }
 
 TINYFL_TEST(fixed_point_primitives) {

@@ -19,7 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from tinyfl.data.splits import SplitRule
-from tinyfl.model.backbone import Layer, prepare, run
+from tinyfl.model.backbone import Graph, prepare, run
+from tinyfl.model.firmware_blob import check_blob_version
 from tinyfl.model.tflite import ModelError, read_model
 
 __all__ = ["METADATA_VERSION", "MODELS_ROOT", "ModelArtifacts", "load_artifacts", "model_dir"]
@@ -44,7 +45,7 @@ class ModelArtifacts:
     embed_dim: int
     embed_scale: float
     embed_zero_point: int
-    layers: list[Layer] = field(repr=False)
+    layers: Graph = field(repr=False)
     metadata: dict[str, Any] = field(repr=False)
 
     def embed(self, codes: I8) -> I8:
@@ -152,6 +153,8 @@ def load_artifacts(folder: str | Path) -> ModelArtifacts:
     if hashlib.sha256(blob).digest()[:8] != model_hash:
         raise ModelError(f"{folder}: backbone.tfmb does not have the model hash "
                          f"{model_hash.hex()} of metadata.json (rebuild the folder)")
+    # After the hash: an old folder (a v1 blob with its own hash) gets the re-export hint.
+    check_blob_version(blob, f"{folder}/backbone.tfmb")
     layers = prepare(read_model(tflite))
     return ModelArtifacts(
         folder=folder,

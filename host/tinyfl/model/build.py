@@ -333,35 +333,29 @@ def micro_embed(tflite: bytes, x: I8) -> I8:
 
 
 def sizes(tflite: bytes) -> dict[str, Any]:
-    """Weights and activation scratch of the backbone as the node runs it (docs/MODEL.md: the
-    arena holds the largest input + output of any layer, not counting the caller's model input
-    and embedding buffers)."""
-    from tinyfl.model.backbone import Conv2D, FullyConnected, MaxPool2D, prepare
+    """Weights and activation scratch of the backbone as the node runs it: the scratch is the
+    arena the host plans for the firmware blob (tinyfl.model.plan, docs/MODEL.md), not counting
+    the caller's model input and embedding buffers."""
+    from tinyfl.model.backbone import Conv2D, DepthwiseConv2D, FullyConnected, prepare
+    from tinyfl.model.layers import input_sizes, output_size
+    from tinyfl.model.plan import plan_arena
     from tinyfl.model.tflite import read_model
 
     model = read_model(tflite)
-    layers = prepare(model)
+    graph = prepare(model)
     weights = bias = 0
-    acts: list[tuple[int, int]] = []
-    for layer in layers:
-        if isinstance(layer, (Conv2D, FullyConnected)):
+    for layer in graph.layers:
+        if isinstance(layer, (Conv2D, DepthwiseConv2D, FullyConnected)):
             weights += int(layer.weights.size)
             bias += int(layer.bias.size) * 4
-        if isinstance(layer, (Conv2D, MaxPool2D)):
-            acts.append((int(np.prod(layer.in_shape)), int(np.prod(layer.out_shape))))
-        elif isinstance(layer, FullyConnected):
-            acts.append((layer.in_features, layer.out_features))
-        else:
-            acts.append((layer.outer * layer.reduce * layer.inner, layer.outer * layer.inner))
-    last = len(acts) - 1
-    scratch = max(((a if i > 0 else 0) + (b if i < last else 0)) for i, (a, b) in enumerate(acts))
     return {
         "ops": sorted({op.name for op in model.operators}),
         "op_sequence": [op.name for op in model.operators],
         "int8_weight_bytes": weights,
         "int32_bias_bytes": bias,
-        "activation_scratch_bytes": scratch,
-        "largest_layer_in_plus_out_bytes": max(a + b for a, b in acts),
+        "activation_scratch_bytes": plan_arena(graph).arena_bytes,
+        "largest_layer_in_plus_out_bytes": max(sum(input_sizes(layer)) + output_size(layer)
+                                               for layer in graph.layers),
     }
 
 

@@ -14,17 +14,31 @@ import hashlib
 import struct
 import zlib
 
-import numpy as np
-
-from tinyfl.model.backbone import Conv2D, FullyConnected, Layer, MaxPool2D, Mean, prepare
+from tinyfl.model.graph import Graph, prepare
+from tinyfl.model.layers import (
+    Add,
+    AvgPool2D,
+    Conv2D,
+    DepthwiseConv2D,
+    FullyConnected,
+    Layer,
+    MaxPool2D,
+    Mean,
+    Pad,
+    Requantize,
+)
+from tinyfl.model.plan import ArenaPlan, plan_arena
 from tinyfl.model.tflite import ModelError, TfliteModel
 
-__all__ = ["BLOB_MAGIC", "BLOB_VERSION", "OP_CODES", "blob_c_header", "export_blob", "export_layers"]
+__all__ = ["BLOB_MAGIC", "BLOB_VERSION", "HEADER_SIZE", "OP_CODES", "RECORD_SIZE", "blob_c_header",
+           "check_blob_version", "export_blob", "export_graph"]
 
 BLOB_MAGIC = b"TFMB"
-BLOB_VERSION = 1
-HEADER_SIZE = 32
-OP_CODES = {Conv2D: 1, MaxPool2D: 2, Mean: 3, FullyConnected: 4}
+BLOB_VERSION = 2
+HEADER_SIZE = 40
+RECORD_SIZE = 20  # op, input count, reserved, 2 input refs, output ref, payload length
+OP_CODES: dict[type, int] = {Conv2D: 1, MaxPool2D: 2, Mean: 3, FullyConnected: 4,
+                             DepthwiseConv2D: 5, AvgPool2D: 6, Add: 7, Pad: 8, Requantize: 9}
 
 
 def _u16(*values: int) -> bytes:
@@ -42,24 +56,41 @@ def _pad4(b: bytes) -> bytes:
     return b + bytes(-len(b) % 4)
 
 
+def _conv_payload(layer: Conv2D | DepthwiseConv2D) -> bytes:
+    (h, w, cin), (oh, ow, cout) = layer.in_shape, layer.out_shape
+    kh, kw = ((int(layer.weights.shape[1]), int(layer.weights.shape[2]))
+              if isinstance(layer, Conv2D) else
+              (int(layer.weights.shape[0]), int(layer.weights.shape[1])))
+    return _pad4(
+        _u16(h, w, cin, oh, ow, cout, kh, kw, *layer.stride, *layer.dilation, *layer.pad)
+        + _i8(layer.in_zp, layer.out_zp, *layer.act)
+        + layer.bias.astype("<i4").tobytes()
+        + layer.multiplier.astype("<i4").tobytes()
+        + layer.shift.astype("i1").tobytes()
+        + layer.weights.astype("i1").tobytes()
+    )
+
+
 def _payload(layer: Layer) -> bytes:
-    if isinstance(layer, Conv2D):
-        (h, w, cin), (oh, ow, cout) = layer.in_shape, layer.out_shape
-        kh, kw = int(layer.weights.shape[1]), int(layer.weights.shape[2])
-        return _pad4(
-            _u16(h, w, cin, oh, ow, cout, kh, kw, *layer.stride, *layer.dilation, *layer.pad)
-            + _i8(layer.in_zp, layer.out_zp, *layer.act)
-            + layer.bias.astype("<i4").tobytes()
-            + layer.multiplier.astype("<i4").tobytes()
-            + layer.shift.astype("i1").tobytes()
-            + layer.weights.astype("i1").tobytes()
-        )
-    if isinstance(layer, MaxPool2D):
+    if isinstance(layer, (Conv2D, DepthwiseConv2D)):
+        return _conv_payload(layer)
+    if isinstance(layer, (MaxPool2D, AvgPool2D)):
         (h, w, c), (oh, ow, _) = layer.in_shape, layer.out_shape
         return _u16(h, w, c, oh, ow, *layer.filter, *layer.stride, *layer.pad) + _i8(*layer.act)
     if isinstance(layer, Mean):
-        return (_u16(layer.outer, layer.reduce, layer.inner, 0)
-                + struct.pack("<i", layer.multiplier) + _i8(layer.shift, layer.in_zp, layer.out_zp, 0))
+        return (_u16(layer.outer, layer.reduce, layer.inner, 0 if layer.rescale else 1)
+                + struct.pack("<i", layer.multiplier)
+                + _i8(layer.shift, layer.in_zp, layer.out_zp, 0))
+    if isinstance(layer, Add):
+        return (struct.pack("<I", layer.count)
+                + _i8(*layer.in_zp, layer.out_zp, *layer.act, layer.left_shift, 0, 0)
+                + struct.pack("<3i", *layer.in_multiplier, layer.out_multiplier)
+                + _i8(*layer.in_shift, layer.out_shift, 0))
+    if isinstance(layer, Pad):
+        return _u16(*layer.in_shape, *layer.out_shape, *layer.before, 0) + _i8(layer.value, 0, 0, 0)
+    if isinstance(layer, Requantize):
+        return (struct.pack("<I", layer.count) + _i8(layer.in_zp, layer.out_zp, *layer.act)
+                + struct.pack("<i", layer.multiplier) + _i8(layer.shift, 0, 0, 0))
     return _pad4(
         _u16(layer.in_features, layer.out_features)
         + _i8(layer.in_zp, layer.out_zp, *layer.act)
@@ -69,46 +100,44 @@ def _payload(layer: Layer) -> bytes:
     )
 
 
-def export_layers(layers: list[Layer], in_shape: tuple[int, int, int], in_quant: tuple[float, int],
-                  out_quant: tuple[float, int]) -> bytes:
-    """Serializes prepared layers (docs/MODEL.md): header, layers, CRC32 of everything before."""
-    out_len = _output_size(layers[-1])
-    body = b"".join(
-        struct.pack("<BBHI", OP_CODES[type(layer)], 0, 0, len(p)) + p
-        for layer in layers
-        for p in [_payload(layer)]
-    )
+def _record(layer: Layer, ins: tuple[int, ...], out: int) -> bytes:
+    p = _payload(layer)
+    refs = (*ins, 0) if len(ins) == 1 else ins
+    return struct.pack("<BBHIIII", OP_CODES[type(layer)], len(ins), 0, *refs, out, len(p)) + p
+
+
+def export_graph(graph: Graph, plan: ArenaPlan) -> bytes:
+    """Serializes a prepared graph and its arena plan (docs/MODEL.md, format version 2): header,
+    one record per layer, CRC32 of everything before."""
+    body = b"".join(_record(step.layer, ins, out)
+                    for step, (ins, out) in zip(graph.steps, plan.refs, strict=True))
     total = HEADER_SIZE + len(body) + 4
-    header = (BLOB_MAGIC + struct.pack("<HHI", BLOB_VERSION, len(layers), total)
-              + _u16(*in_shape) + _i8(in_quant[1], 0) + struct.pack("<f", in_quant[0])
-              + _u16(out_len) + _i8(out_quant[1], 0) + struct.pack("<f", out_quant[0]))
+    (s_in, zp_in), (s_out, zp_out) = graph.in_quant, graph.out_quant
+    header = (BLOB_MAGIC + struct.pack("<HHI", BLOB_VERSION, len(graph.steps), total)
+              + _u16(*graph.in_shape) + _i8(zp_in, 0) + struct.pack("<f", s_in)
+              + _u16(graph.embedding_len) + _i8(zp_out, 0) + struct.pack("<f", s_out)
+              + struct.pack("<II", plan.arena_bytes, 0))
     assert len(header) == HEADER_SIZE
     blob = header + body
     return blob + struct.pack("<I", zlib.crc32(blob))
 
 
-def _output_size(layer: Layer) -> int:
-    if isinstance(layer, (Conv2D, MaxPool2D)):
-        return int(np.prod(layer.out_shape))
-    if isinstance(layer, Mean):
-        return layer.outer * layer.inner
-    return layer.out_features
-
-
 def export_blob(model: TfliteModel) -> bytes:
     """The firmware blob of a .tflite backbone (ModelError if it cannot run on the node)."""
-    layers = prepare(model)
-    x = model.tensors[model.inputs[0]]
-    y = model.tensors[model.outputs[0]]
-    assert x.quant is not None and y.quant is not None  # prepare() checked both are int8
-    dims = [d for d in x.shape[1:]] if x.shape and x.shape[0] == 1 else list(x.shape)
-    while len(dims) < 3:
-        dims.insert(0, 1)
-    if len(dims) != 3:
-        raise ModelError(f"input shape {list(x.shape)} is not (1, [h,] w, c)")
-    return export_layers(layers, (dims[0], dims[1], dims[2]),
-                         (x.quant.scale[0], x.quant.zero_point[0]),
-                         (y.quant.scale[0], y.quant.zero_point[0]))
+    graph = prepare(model)
+    return export_graph(graph, plan_arena(graph))
+
+
+def check_blob_version(blob: bytes, what: str = "firmware model blob") -> None:
+    """ModelError unless `blob` starts like a version-2 firmware model blob. Version 1 (chains
+    without an arena plan) is refused by the node too; the fix is to re-export the .tflite."""
+    if len(blob) < 6 or blob[:4] != BLOB_MAGIC:
+        raise ModelError(f"{what} is not a firmware model blob (no TFMB magic)")
+    version = struct.unpack_from("<H", blob, 4)[0]
+    if version != BLOB_VERSION:
+        raise ModelError(f"{what} is firmware model blob version {version}; nodes read version "
+                         f"{BLOB_VERSION} only: re-export it from its .tflite with "
+                         "tools/export_firmware_model.py (the model hash changes)")
 
 
 def blob_c_header(blob: bytes, name: str = "tinyfl_model_blob", task: str = "") -> str:

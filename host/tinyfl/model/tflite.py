@@ -4,6 +4,11 @@ Why by hand: the host must read the shipped model without TensorFlow or the `fla
 (server-side evaluation and export run on machines with numpy only), and a file from outside must
 never crash the reader. Every offset and length is checked against the buffer; anything that does
 not fit raises `ModelError`, never IndexError/struct.error.
+LiteRT's generated object API (`ai_edge_litert.schema_py_generated.ModelT`) was measured as an
+alternative on 2500 corrupted/random inputs (tests' corruption scheme on branchy.tflite): it raised
+struct.error, ValueError or TypeError on 1749 of them, accepted corrupted values silently, and
+parses a clean model 3x slower (2.9 ms vs 0.9 ms); wrapping it would not remove the checks this
+reader does, so the reader stays, decoding only the option tables the supported ops need.
 
 FlatBuffers in one paragraph (https://flatbuffers.dev/internals/): little-endian; the file starts
 with a u32 offset to the root table, then the 4-byte file identifier ("TFL3" for TFLite). A table
@@ -119,6 +124,7 @@ _OPTIONS: dict[int, tuple[str, tuple[tuple[str, str, int | bool], ...]]] = {
     5: ("Pool2DOptions", (("padding", "b", 0), ("stride_w", "i", 0), ("stride_h", "i", 0),
                           ("filter_width", "i", 0), ("filter_height", "i", 0),
                           ("fused_activation_function", "b", 0))),
+    11: ("AddOptions", (("fused_activation_function", "b", 0), ("pot_scale_int16", "?", True))),
     8: ("FullyConnectedOptions", (("fused_activation_function", "b", 0), ("weights_format", "b", 0),
                                   ("keep_num_dims", "?", False))),
     27: ("ReducerOptions", (("keep_dims", "?", False),)),

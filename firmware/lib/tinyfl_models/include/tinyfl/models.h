@@ -55,12 +55,12 @@ struct BlobLoad {
 [[nodiscard]] Status load_blob_samples(const BlobView& blob, EmbeddingCache& cache, BackboneWork& work,
                                        BlobLoad* source);
 
-// "samples: 350 raw windows through the har backbone 51b533816730253b -> 350 embeddings (crc32
+// "samples: 350 raw windows through the har backbone 6fd44058ec534a5d -> 350 embeddings (crc32
 // 1a2b3c4d), 350 cached" or "samples: 350 feature vectors (dim 64), 350 cached".
 void describe_blob_load(const BlobView& blob, const BlobLoad& load, const EmbeddingCache& cache, LogLine& line);
 
 // Why a blob's model is missing: "blob needs model 0123456789abcdef; this firmware carries har
-// 51b533816730253b, nsl-kdd 23dfe392e79f9cff".
+// 6fd44058ec534a5d, nsl-kdd 86175f5beafd3b69".
 void describe_missing_model(const BlobView& blob, LogLine& line);
 
 // Parses the compiled model into work.model and checks its scratch fits work.arena.
