@@ -8,7 +8,9 @@ running images with it is tests/integration/test_firmware_models.py.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -19,8 +21,9 @@ import pytest
 from tinyfl.model.firmware_blob import blob_c_header
 
 REPO = Path(__file__).resolve().parents[2]
-HAR_HASH = "51b533816730253b"
-NSL_KDD_HASH = "23dfe392e79f9cff"
+HAR_HASH = json.loads((REPO / "models" / "har" / "metadata.json").read_text())["model_hash"]
+NSL_KDD_HASH = json.loads((REPO / "models" / "nsl-kdd" / "metadata.json").read_text())[
+    "model_hash"]
 
 
 def _load() -> ModuleType:
