@@ -91,11 +91,14 @@ void compress(uint32_t h[8], const uint8_t* block) {
 // memset called through a volatile function pointer: the compiler must load the pointer and call
 // whatever it holds, so it cannot prove the call is a memset of dead memory and drop it (the
 // store-elimination that removes a plain memset before a buffer goes out of scope).
+namespace {
 void* (*const volatile g_memset)(void*, int, size_t) = memset;
+}  // namespace
 
 void secure_wipe(void* p, size_t len) {
   if (len > 0) g_memset(p, 0, len);
 }
+
 void Sha256::init() {
   memcpy(h_, kH0, sizeof h_);
   bytes_ = 0;

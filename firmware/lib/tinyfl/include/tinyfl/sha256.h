@@ -13,8 +13,9 @@ namespace tinyfl {
 constexpr size_t kSha256BlockLen = 64;   // bytes per compression (also HMAC's block size B)
 constexpr size_t kSha256DigestLen = 32;  // bytes of a digest
 
-// Sets `len` bytes at `p` to zero through a volatile pointer, so the stores are not elided even
-// when the buffer is dead afterwards (keys, pads and midstates on the stack).
+// Sets `len` bytes at `p` to zero with memset called through a volatile function pointer, so the
+// stores are not elided even when the buffer is dead afterwards (keys, pads, midstates on the
+// stack).
 void secure_wipe(void* p, size_t len);
 
 class HmacSha256;
