@@ -124,7 +124,11 @@ CRYPTO_ROWS = {
     "hmac_sha256_600B_frame": "HMAC-SHA256 of a 600-byte frame, key set-up included",
     "hmac_sha256_600B_frame_keyed": "HMAC-SHA256 of a 600-byte frame, key loaded once",
     "hkdf_expand_per_32B": "HKDF-Expand, per 32 output bytes (16-byte info)",
+    "tag_equal_16B_same": "tag_equal, 16-byte tags, equal",
+    "tag_equal_16B_first_byte_differs": "tag_equal, 16-byte tags, first byte differs",
+    "tag_equal_16B_last_byte_differs": "tag_equal, 16-byte tags, last byte differs",
 }
+TAG_ROWS = [name for name in CRYPTO_ROWS if name.startswith("tag_equal_")]
 
 
 def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
@@ -177,6 +181,9 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
         if name in counts:
             n = counts[name]["instructions"]
             lines.append(f"| {label} (`{name}`) | {n:.0f} | {n / 64:.0f} |")
+    tag_counts = {counts[name]["instructions"] for name in TAG_ROWS if name in counts}
+    lines += ["", "tag_equal takes the same count whether the tags agree or where they differ: "
+              + ("yes" if len(tag_counts) == 1 else "NO") + "."]
     lines += ["", "Flash of the crypto code (sha256.o, hmac.o, hkdf.o in the bench image, which",
               f"links all of it): {crypto['flash']} B, RAM {crypto['ram']} B (contexts live with",
               "their caller). The node image links it once frames carry tags; until then its",

@@ -288,6 +288,22 @@ void bench_crypto(uint32_t reps) {
   }
   report("hkdf_expand_per_32B", elapsed(t0, ticks()), hkdf_baseline, kBlocks, 0);
   stream.wipe();
+
+  // tag_equal on a 16-byte tag: the count must not depend on where (or whether) the tags differ.
+  uint8_t tag[16], forged[16];
+  memcpy(tag, crypto_out, sizeof tag);
+  const char* const names[3] = {"tag_equal_16B_same", "tag_equal_16B_first_byte_differs",
+                                "tag_equal_16B_last_byte_differs"};
+  volatile bool verdict = false;
+  for (int c = 0; c < 3; ++c) {
+    memcpy(forged, tag, sizeof forged);
+    if (c == 1) forged[0] ^= 1u;
+    if (c == 2) forged[15] ^= 0x80u;
+    t0 = ticks();
+    for (uint32_t r = 0; r < reps; ++r) verdict = tinyfl::tag_equal(tag, forged, sizeof tag);
+    report(names[c], elapsed(t0, ticks()), baseline, reps, 0);
+    if (verdict != (c == 0)) print("bench error tag_equal\n");
+  }
 }
 
 }  // namespace
