@@ -29,9 +29,10 @@ class HmacSha256 {
   void wipe() { secure_wipe(this, sizeof *this); }
 
  private:
-  uint32_t inner_key_[8];  // SHA-256 state after (K xor ipad)
-  uint32_t outer_key_[8];  // SHA-256 state after (K xor opad)
-  Sha256 inner_;           // the running inner hash of the current message
+  // Zero until init(): a context used without a key computes garbage, never reads stale memory.
+  uint32_t inner_key_[8] = {};  // SHA-256 state after (K xor ipad)
+  uint32_t outer_key_[8] = {};  // SHA-256 state after (K xor opad)
+  Sha256 inner_;                // the running inner hash of the current message
 };
 
 // HMAC-SHA256 of one message under one key; leaves no key material on the stack.
