@@ -7,6 +7,9 @@ instruction per virtual nanosecond; SysTick on the 25 MHz clock ticks once per 4
 so they are the same on every run and every machine. The image is firmware/src/bench/main.cpp,
 built as the `qemu_bench` env with the same flags as the node (-Os, Cortex-M4F hard float).
 
+Crypto (docs/CRYPTO.md): SHA-256, HMAC-SHA256 and HKDF-Expand are measured in the bench image,
+and so is their flash, since the node image links them only once frames carry tags.
+
 Targets (issue: node firmware): one-sample training step of a d x k head <= 8*d*k instructions;
 core <= 24 KiB flash and <= 16 KiB RAM besides the sample cache and the model.
 """
@@ -50,6 +53,14 @@ def instruction_counts() -> dict[str, dict[str, float]]:
     if "bench done" not in out or not results:
         raise SystemExit(f"benchmark image did not finish:\n{out}")
     return results
+
+
+def crypto_size() -> dict[str, int]:
+    """Flash and RAM of the crypto component (sha256.o, hmac.o, hkdf.o) in the bench image, which
+    links every crypto function the benchmark calls (instruction_counts() built it)."""
+    map_path = ROOT / ".pio/build/qemu_bench/firmware.map"
+    usage = firmware_size.parse_map(map_path.read_text()).get("crypto", firmware_size.Usage())
+    return {"flash": usage.flash, "ram": usage.ram}
 
 
 def cpu_seconds(pid: int, ticks_per_second: int) -> float:
@@ -107,8 +118,21 @@ def image_sizes() -> dict[str, object]:
     }
 
 
+CRYPTO_ROWS = {
+    "sha256_one_64B_block": "SHA-256, one 64-byte block (one compression)",
+    "sha256_64B_message": "SHA-256 of a 64-byte message (two compressions: data, padding)",
+    "hmac_sha256_600B_frame": "HMAC-SHA256 of a 600-byte frame, key set-up included",
+    "hmac_sha256_600B_frame_keyed": "HMAC-SHA256 of a 600-byte frame, key loaded once",
+    "hkdf_expand_per_32B": "HKDF-Expand, per 32 output bytes (16-byte info)",
+    "tag_equal_16B_same": "tag_equal, 16-byte tags, equal",
+    "tag_equal_16B_first_byte_differs": "tag_equal, 16-byte tags, first byte differs",
+    "tag_equal_16B_last_byte_differs": "tag_equal, 16-byte tags, last byte differs",
+}
+TAG_ROWS = [name for name in CRYPTO_ROWS if name.startswith("tag_equal_")]
+
+
 def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
-             idle: dict[str, float]) -> str:
+             idle: dict[str, float], crypto: dict[str, int]) -> str:
     lines = [
         "# Node firmware on the emulated Cortex-M4F",
         "",
@@ -147,8 +171,23 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
                          f"{entry['instructions'] / 64e3:.1f} |")
     lines += ["", "## Other operations", "", "| operation | instructions |", "|---|---|"]
     for name, entry in counts.items():
-        if "per_weight" not in entry and not name.startswith("backbone_"):
+        if "per_weight" not in entry and not name.startswith("backbone_") and name not in CRYPTO_ROWS:
             lines.append(f"| {name} | {entry['instructions']:.0f} |")
+    lines += ["", "## Crypto: SHA-256, HMAC-SHA256, HKDF (docs/CRYPTO.md)", "",
+              "The primitives that will authenticate frames and expand secure-aggregation masks.",
+              "Time at 64 MHz assumes one instruction per cycle.", "",
+              "| operation | instructions | us at 64 MHz |", "|---|---|---|"]
+    for name, label in CRYPTO_ROWS.items():
+        if name in counts:
+            n = counts[name]["instructions"]
+            lines.append(f"| {label} (`{name}`) | {n:.0f} | {n / 64:.0f} |")
+    tag_counts = {counts[name]["instructions"] for name in TAG_ROWS if name in counts}
+    lines += ["", "tag_equal takes the same count whether the tags agree or where they differ: "
+              + ("yes" if len(tag_counts) == 1 else "NO") + "."]
+    lines += ["", "Flash of the crypto code (sha256.o, hmac.o, hkdf.o in the bench image, which",
+              f"links all of it): {crypto['flash']} B, RAM {crypto['ram']} B (contexts live with",
+              "their caller). The node image links it once frames carry tags; until then its",
+              "\"crypto\" component is absent from the table below."]
     comps = sizes["components"]
     assert isinstance(comps, dict)
     lines += ["", "## Flash and RAM of the qemu_cortex_m4 node image", "",
@@ -156,7 +195,7 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
     for comp, v in comps.items():
         lines.append(f"| {comp} | {v['flash']} | {v['ram']} |")
     lines += [
-        (f"| **core** (trainer, quantizer, codec, mqtt, node) | **{sizes['core_flash']}** "
+        (f"| **core** ({', '.join(firmware_size.CORE_COMPONENTS)}) | **{sizes['core_flash']}** "
          f"(target <= 24576) | **{sizes['core_ram']}** (target <= 16384) |"),
         "",
         "RAM excludes the 8 KiB stack reserved by the linker script. The sample cache holds 512",
@@ -176,12 +215,14 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
 
 def main() -> int:
     counts = instruction_counts()
+    crypto = crypto_size()
     sizes = image_sizes()
     idle = idle_cpu()
     (ROOT / "bench/results").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench/results/firmware.json").write_text(
-        json.dumps({"instructions": counts, "sizes": sizes, "idle_cpu": idle}, indent=2) + "\n")
-    text = markdown(counts, sizes, idle)
+        json.dumps({"instructions": counts, "sizes": sizes, "crypto_size": crypto, "idle_cpu": idle},
+                   indent=2) + "\n")
+    text = markdown(counts, sizes, idle, crypto)
     (ROOT / "bench/firmware.md").write_text(text)
     print(text)
     return 0

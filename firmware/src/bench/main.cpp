@@ -11,10 +11,13 @@
 
 #include "tinyfl/cache.h"
 #include "tinyfl/head.h"
+#include "tinyfl/hkdf.h"
+#include "tinyfl/hmac.h"
 #include "tinyfl/logline.h"
 #include "tinyfl/models.h"
 #include "tinyfl/quant.h"
 #include "tinyfl/rng.h"
+#include "tinyfl/sha256.h"
 #include "tinyfl/wire.h"
 
 namespace {
@@ -231,6 +234,78 @@ void bench_backbones(uint32_t reps) {
   }
 }
 
+// Crypto primitives (docs/CRYPTO.md): one SHA-256 compression, HMAC-SHA256 over a 600-byte frame
+// (the size of a HAR UPDATE) with and without the key set-up, HKDF-Expand per 32 output bytes.
+uint8_t crypto_key[32];
+uint8_t crypto_out[32];
+
+void bench_crypto(uint32_t reps) {
+  tinyfl::Rng rng(13);
+  for (uint8_t& b : frame) b = static_cast<uint8_t>(rng.next());
+  for (uint8_t& b : crypto_key) b = static_cast<uint8_t>(rng.next());
+  const uint32_t baseline = baseline_ticks(reps);
+
+  // One 64-byte block: init() and one update() of a whole block run exactly one compression.
+  tinyfl::Sha256 sha;
+  uint32_t t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) {
+    sha.init();
+    sha.update(frame, 64);
+  }
+  report("sha256_one_64B_block", elapsed(t0, ticks()), baseline, reps, 0);
+
+  // A 64-byte message in one call: two compressions (the padding takes a block of its own).
+  t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) tinyfl::sha256(frame, 64, crypto_out);
+  report("sha256_64B_message", elapsed(t0, ticks()), baseline, reps, 0);
+
+  // HMAC of a 600-byte frame in one call, key set-up included (13 compressions:
+  // 2 for the keyed pads, 10 for the message and its padding, 1 for the outer hash).
+  t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) tinyfl::hmac_sha256(crypto_key, 32, frame, 600, crypto_out);
+  report("hmac_sha256_600B_frame", elapsed(t0, ticks()), baseline, reps, 0);
+
+  // The same with the key loaded once (a node keeps its keyed context): 11 compressions.
+  tinyfl::HmacSha256 mac;
+  mac.init(crypto_key, 32);
+  t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) {
+    mac.update(frame, 600);
+    mac.final(crypto_out);
+  }
+  report("hmac_sha256_600B_frame_keyed", elapsed(t0, ticks()), baseline, reps, 0);
+  mac.wipe();
+
+  // HKDF-Expand: 32 output bytes per read from a stream with a 16-byte info string (round id and
+  // two peer ids' worth), i.e. one HMAC block of T(i-1) || info || i per 32 bytes.
+  tinyfl::HkdfExpand stream;
+  constexpr uint32_t kBlocks = 200;  // within RFC 5869's 255 blocks per stream
+  if (stream.init(crypto_key, 32, frame, 16) != tinyfl::Status::Ok) print("bench error hkdf\n");
+  const uint32_t hkdf_baseline = baseline_ticks(kBlocks);
+  t0 = ticks();
+  for (uint32_t r = 0; r < kBlocks; ++r) {
+    if (stream.read(crypto_out, 32) != tinyfl::Status::Ok) print("bench error hkdf read\n");
+  }
+  report("hkdf_expand_per_32B", elapsed(t0, ticks()), hkdf_baseline, kBlocks, 0);
+  stream.wipe();
+
+  // tag_equal on a 16-byte tag: the count must not depend on where (or whether) the tags differ.
+  uint8_t tag[16], forged[16];
+  memcpy(tag, crypto_out, sizeof tag);
+  const char* const names[3] = {"tag_equal_16B_same", "tag_equal_16B_first_byte_differs",
+                                "tag_equal_16B_last_byte_differs"};
+  volatile bool verdict = false;
+  for (int c = 0; c < 3; ++c) {
+    memcpy(forged, tag, sizeof forged);
+    if (c == 1) forged[0] ^= 1u;
+    if (c == 2) forged[15] ^= 0x80u;
+    t0 = ticks();
+    for (uint32_t r = 0; r < reps; ++r) verdict = tinyfl::tag_equal(tag, forged, sizeof tag);
+    report(names[c], elapsed(t0, ticks()), baseline, reps, 0);
+    if (verdict != (c == 0)) print("bench error tag_equal\n");
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -249,6 +324,7 @@ int main() {
   bench_quantize(2, 200);
   bench_encode_update(200);
   bench_backbones(4);
+  bench_crypto(200);
   print("bench done\n");
   semihosting_exit();
 }
