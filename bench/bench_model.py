@@ -50,7 +50,9 @@ from tinyfl.model.build import embed, micro_embed
 
 SAMPLES = 300  # held-out inputs for the TFLite Micro / XNNPACK comparison
 COMMITTED = ("har", "nsl-kdd", "watch")
-BENCH_LINE = re.compile(r"^bench backbone_(\S+?)(_arena_bytes)? value=(\d+)")
+# firmware/src/bench: "bench backbone_NAME instructions_per_op=N" and "... _arena_bytes value=N"
+INSTRUCTIONS_LINE = re.compile(r"^bench backbone_(\S+) instructions_per_op=([\d.]+)")
+ARENA_LINE = re.compile(r"^bench backbone_(\S+)_arena_bytes value=(\d+)")
 
 
 def held_out(art: ModelArtifacts, data: Path, test: Path | None) -> np.ndarray:
@@ -95,10 +97,10 @@ def instructions(folders: list[Path]) -> dict[str, dict[str, int]]:
         text=True, timeout=900, check=True).stdout
     found: dict[str, dict[str, int]] = {}
     for line in out.splitlines():
-        m = BENCH_LINE.match(line)
-        if m:
-            key = "arena_bytes" if m.group(2) else "instructions"
-            found.setdefault(m.group(1), {})[key] = int(m.group(3))
+        for key, pattern in (("instructions", INSTRUCTIONS_LINE), ("arena_bytes", ARENA_LINE)):
+            m = pattern.match(line)
+            if m:
+                found.setdefault(m.group(1), {})[key] = round(float(m.group(2)))
     subprocess.run(["pio", "run", "-s", "-e", "qemu_bench"], cwd=ROOT, check=True,
                    capture_output=True, timeout=900)  # back to the default image
     return found
