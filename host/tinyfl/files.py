@@ -10,14 +10,18 @@ from pathlib import Path
 __all__ = ["atomic_write", "atomic_write_all", "replace_folder"]
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = False, mode: int | None = None
+                 ) -> None:
     """Writes `data` to a temporary name beside `path`, then renames it over `path` (atomic on
     POSIX). `durable` also fsyncs the file before and the folder after the rename, so the new
-    file survives a power cut (checkpoints); without it the OS flushes in its own time."""
-    atomic_write_all({Path(path): data}, durable=durable)
+    file survives a power cut (checkpoints); without it the OS flushes in its own time. `mode`
+    (e.g. 0o600 for secrets) is set before a byte is written, so no reader ever sees the file
+    with looser permissions."""
+    atomic_write_all({Path(path): data}, durable=durable, mode=mode)
 
 
-def atomic_write_all(files: Mapping[Path, bytes], *, durable: bool = False) -> None:
+def atomic_write_all(files: Mapping[Path, bytes], *, durable: bool = False,
+                     mode: int | None = None) -> None:
     """Every file to its temporary name first, then all renames: an error before the renames
     leaves nothing behind and changes no file."""
     tmps: list[tuple[Path, Path]] = []
@@ -26,7 +30,11 @@ def atomic_write_all(files: Mapping[Path, bytes], *, durable: bool = False) -> N
             path = Path(path)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmps.append((tmp, path))
-            with open(tmp, "wb") as f:
+            # created with its final mode (a reader that opened it looser could read it later)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
+            with os.fdopen(fd, "wb") as f:
+                if mode is not None:
+                    os.fchmod(f.fileno(), mode)  # an existing tmp keeps its mode: set it
                 f.write(data)
                 if durable:
                     f.flush()

@@ -20,6 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinyfl.crypto import hkdf_expand, hkdf_extract
+
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "firmware" / "lib" / "tinyfl"
 SOURCES = ("sha256.cpp", "hmac.cpp", "hkdf.cpp", "status.cpp")
@@ -136,20 +138,6 @@ def firmware_crypto(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 def _h(data: bytes) -> str:
     return data.hex() if data else "-"
-
-
-def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
-    """RFC 5869, 2.2: an absent salt is HashLen zero bytes."""
-    return hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
-
-
-def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
-    """RFC 5869, 2.3: T(i) = HMAC(PRK, T(i-1) | info | i)."""
-    out, block = b"", b""
-    for i in range(1, -(-length // 32) + 1):
-        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
-        out += block
-    return out[:length]
 
 
 def test_the_python_reference_reproduces_rfc5869_case_1() -> None:

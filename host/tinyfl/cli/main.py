@@ -12,10 +12,22 @@ import sys
 from collections.abc import Sequence
 
 from tinyfl import __version__
-from tinyfl.cli import Command, bridge, coordinate, data, demo, export, fleet, model, report
+from tinyfl.cli import (
+    Command,
+    bridge,
+    coordinate,
+    data,
+    demo,
+    export,
+    fleet,
+    model,
+    provision,
+    report,
+)
 from tinyfl.errors import TinyFLError
 
-COMMANDS: tuple[Command, ...] = (bridge, coordinate, data, demo, export, fleet, model, report)
+COMMANDS: tuple[Command, ...] = (
+    bridge, coordinate, data, demo, export, fleet, model, provision, report)
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 

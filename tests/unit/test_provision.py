@@ -1,0 +1,131 @@
+"""`tinyfl provision`: every secret where it belongs and nowhere else, files readable by their
+owner only, pairwise seeds that two nodes share and the coordinator never gets."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from tinyfl.cli.main import main
+from tinyfl.crypto import key_id
+from tinyfl.errors import UsageError
+from tinyfl.provision import new_fleet, pair_seed, read_fleet
+from tinyfl.provision.broker import password_line, verify_password_line
+
+
+@pytest.fixture
+def provisioned(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, str]:
+    out = tmp_path / "lab"
+    assert main(["provision", "--fleet", "lab", "--nodes", "4", "--out", str(out)]) == 0
+    return out, capsys.readouterr().out
+
+
+def _every_file(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_files_and_folders_are_readable_by_their_owner_only(provisioned: tuple[Path, str]) -> None:
+    out, _ = provisioned
+    for path in [out, *(p for p in out.rglob("*"))]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path}: {oct(mode)}"
+
+
+def test_each_secret_is_only_in_the_files_of_who_needs_it(provisioned: tuple[Path, str]) -> None:
+    out, printed = provisioned
+    fleet, prefix, _ = read_fleet(out)
+    assert prefix == "tinyfl/lab" and sorted(fleet.nodes) == [f"node0{i}" for i in range(1, 5)]
+    texts = {p.relative_to(out).as_posix(): p.read_text() for p in _every_file(out)}
+    seed = pair_seed(fleet.dealer_secret, "node01", "node02").hex()
+    node1_key = fleet.nodes["node01"].frame_key.hex()
+
+    def holders(secret: str) -> set[str]:
+        return {name for name, text in texts.items() if secret in text}
+
+    assert holders(seed) == {"nodes/node01/node.json", "nodes/node02/node.json"}
+    assert holders(node1_key) == {"coordinator.json", "nodes/node01/node.json"}
+    assert holders(fleet.dealer_secret.hex()) == {"dealer.json"}
+    assert holders(fleet.nodes["node03"].password) == {"nodes/node03/node.json",
+                                                       "nodes/node03/node_settings_local.h"}
+    assert holders(fleet.coordinator_password) == {"coordinator.json"}
+    public = json.loads(texts["fleet.json"])
+    assert public["nodes"]["node01"]["frame_key_id"] == key_id(fleet.nodes["node01"].frame_key)
+    for secret in (node1_key, fleet.fleet_key.hex(), fleet.coordinator_password, seed):
+        assert secret not in printed and secret not in repr(fleet)
+    header = texts["nodes/node01/node_settings_local.h"]
+    assert '#define TINYFL_NODE_ID "node01"' in header and "TINYFL_FRAME_KEY {0x" in header
+
+
+def test_the_broker_files_admit_each_user_with_its_password(provisioned: tuple[Path, str]
+                                                          ) -> None:
+    out, _ = provisioned
+    fleet, _, _ = read_fleet(out)
+    lines = {line.split(":")[0]: line for line in (out / "broker" / "passwd").read_text().split()}
+    assert set(lines) == {"coordinator", *fleet.nodes}
+    assert verify_password_line(lines["node02"], fleet.nodes["node02"].password)
+    assert not verify_password_line(lines["node02"], fleet.nodes["node01"].password)
+    acl = (out / "broker" / "acl").read_text()
+    assert "user node02\ntopic write tinyfl/lab/nodes/node02/hello" in acl
+    assert "topic write tinyfl/lab/nodes/+/" not in acl  # no node may write another's topics
+    conf = (out / "broker" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "certfile" in conf
+
+
+def test_password_lines_are_mosquitto_pbkdf2() -> None:
+    line = password_line("alice", "s3cret", salt=bytes(range(12)))
+    assert line.startswith("alice:$7$101$AAECAwQFBgcICQoL$")
+    assert verify_password_line(line, "s3cret") and not verify_password_line(line, "s3cre")
+
+
+def test_pairwise_seeds_are_shared_by_exactly_the_pair() -> None:
+    fleet = new_fleet("lab", ["a", "b", "c"])
+    assert fleet.seeds_of("a")["b"] == fleet.seeds_of("b")["a"]
+    assert fleet.seeds_of("a")["b"] != fleet.seeds_of("a")["c"]
+    assert len({fleet.nodes[i].frame_key for i in "abc"}) == 3
+    with pytest.raises(ValueError):
+        pair_seed(fleet.dealer_secret, "a", "a")
+
+
+def test_revoke_removes_the_node_and_keeps_every_other_secret(provisioned: tuple[Path, str],
+                                                              capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:
+    out, _ = provisioned
+    before, _, _ = read_fleet(out)
+    assert main(["provision", "revoke", "node02", "--out", str(out)]) == 0
+    after, _, _ = read_fleet(out)
+    assert sorted(after.nodes) == ["node01", "node03", "node04"]
+    assert not (out / "nodes" / "node02").exists()
+    assert "node02" not in (out / "broker" / "passwd").read_text()
+    assert "node02" not in (out / "broker" / "acl").read_text()
+    assert after.fleet_key == before.fleet_key and after.nodes["node01"] == before.nodes["node01"]
+    assert main(["provision", "revoke", "node02", "--out", str(out)]) == 2
+    assert "not provisioned" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--nodes", "2"], "--fleet NAME and --nodes N|FILE are required"),
+    (["--fleet", "lab", "--nodes", "0"], "--nodes must be 1..10000"),
+    (["--fleet", "lab", "--nodes", "/nonexistent"], "neither a number nor a readable file"),
+])
+def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                      fragment: str) -> None:
+    assert main(["provision", *args, "--out", str(tmp_path / "x")]) == 2
+    assert fragment in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_node_ids_in_a_file_are_refused(tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("pump-1\n# a comment\npump 2\n")
+    with pytest.raises(UsageError, match="pump 2"):
+        new_fleet("lab", ["pump-1", "pump 2"])
+    assert main(["provision", "--fleet", "lab", "--nodes", str(ids), "--out",
+                 str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+    ids.write_text("pump-1\npump-2\n")
+    assert main(["provision", "--fleet", "lab", "--nodes", str(ids), "--out",
+                 str(tmp_path / "z")]) == 0
+    assert sorted(read_fleet(tmp_path / "z")[0].nodes) == ["pump-1", "pump-2"]
