@@ -39,6 +39,10 @@ DataBlob(kind=BlobKind.RAW_WINDOWS, n_classes=5, scale=meta["input"]["scale"],
          samples=rng.integers(-128, 128, (3, meta["input"]["shape"][-1])).astype(np.int8),
          ).write(sys.argv[1])
 PY
+  # A node config record with credentials, so fuzz_wire starts inside that parser too.
+  python3 -c "import sys; from tinyfl.fleet.config_record import encode_node_config as e; \
+open(sys.argv[1], 'wb').write(e('node01', 'tinyfl/lab', 30, 'node01', 'pw'))" \
+    "$corpus/seed-node-config.bin"
   echo "== $name: fuzzing for ${seconds}s"
   (cd "$out" && "./$name" -max_total_time="$seconds" -print_final_stats=1 "corpus-$name" 2>"$name.log") || {
     tail -n 40 "$out/$name.log"

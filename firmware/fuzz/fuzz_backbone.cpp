@@ -42,8 +42,15 @@ uint64_t work_of(const Backbone& m) {
   return total;
 }
 
+// A node's arena is static and small (TINYFL_BACKBONE_ARENA, 16 KiB by default; a blob whose
+// plan needs more is refused before it runs: prepare_compiled_model's TooLarge). Running a
+// parsed model with a bigger arena here would only test malloc.
+constexpr uint64_t kMaxArena = 1u << 20;
+
 void run(const Backbone& m, const uint8_t* data, size_t size) {
-  if (work_of(m) > kMaxWork) return;
+  if (work_of(m) > kMaxWork || m.arena_bytes > kMaxArena || m.input_len() > kMaxArena ||
+      m.embedding_len > kMaxArena)
+    return;
   int8_t* input = static_cast<int8_t*>(malloc(m.input_len()));
   int8_t* embedding = static_cast<int8_t*>(malloc(m.embedding_len));
   uint8_t* arena = static_cast<uint8_t*>(malloc(m.arena_bytes > 0 ? m.arena_bytes : 1));

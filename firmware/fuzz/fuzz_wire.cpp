@@ -1,4 +1,5 @@
-// libFuzzer target for the wire codec and the data blob parser (docs/WIRE.md).
+// libFuzzer target for the wire codec, the data blob parser and the node config record parser
+// (docs/WIRE.md).
 //
 // Every input is decoded as a frame and parsed as a data blob, both as it is and with its length
 // fields and CRC made consistent (so mutations reach the body decoders instead of the CRC check). A frame that decodes is re-encoded
@@ -21,6 +22,7 @@
 #include "tinyfl/cache.h"
 #include "tinyfl/crc32.h"
 #include "tinyfl/models.h"
+#include "tinyfl/node_config.h"
 #include "tinyfl/wire.h"
 
 using namespace tinyfl;
@@ -184,9 +186,31 @@ void store_u32(uint8_t* p, uint32_t v) {
 
 }  // namespace
 
+// A config record that parses has NUL-terminated fields within their arrays; strlen reads them
+// all, so ASan catches a field left unterminated. Also parsed with its CRC made consistent.
+void fuzz_config(const uint8_t* data, size_t size) {
+  static uint8_t copy[1024];
+  NodeConfigRecord rec;
+  for (int pass = 0; pass < 2; ++pass) {
+    const uint8_t* bytes = data;
+    if (pass == 1) {
+      if (size < 12 || size > sizeof copy) return;
+      memcpy(copy, data, size);
+      store_u32(copy + size - 4, crc32(copy, size - 4));
+      bytes = copy;
+    }
+    if (parse_node_config(bytes, size, &rec) == Status::Ok) {
+      const size_t total = strlen(rec.node_id) + strlen(rec.topic_prefix) + strlen(rec.username) +
+                           strlen(rec.password);
+      if (total == 0 || rec.node_id[0] == 0) abort();  // an accepted record has an id
+    }
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz_frame(data, size);
   fuzz_blob(data, size);
+  fuzz_config(data, size);
   if (size < kFrameOverhead || size > sizeof fixed) return 0;
   // The same bytes with body_len and CRC fixed up, as a frame.
   memcpy(fixed, data, size);

@@ -1,5 +1,8 @@
 // native: a TinyFL node as a Linux process, speaking MQTT over TCP.
 //   program --id NODE --broker HOST:PORT --data FILE [--prefix tinyfl/FLEET] [--keepalive S]
+//   program --config node.cfg --broker HOST:PORT --data FILE   (id, prefix, keep-alive and MQTT
+//                                      credentials from a node config record, docs/WIRE.md: keeps
+//                                      the password off the command line)
 //   program --data FILE --embed OUT   (raw-window blob: write every window's int8 embedding, as
 //                                      the node computes it, to OUT and exit; for bit-exact checks)
 #include <signal.h>
@@ -12,6 +15,7 @@
 #include "tinyfl/logline.h"
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
+#include "tinyfl/node_config.h"
 
 namespace {
 
@@ -27,13 +31,17 @@ struct Args {
   const char* data = nullptr;
   const char* prefix = "tinyfl/default";
   const char* embed = nullptr;
+  const char* config = nullptr;
   unsigned keepalive = 0;
 };
+
+tinyfl::NodeConfigRecord record;
 
 int usage(const char* why) {
   fprintf(stderr,
           "error: %s\nusage: tinyfl-node --id NODE --broker HOST:PORT --data FILE "
           "[--prefix tinyfl/FLEET] [--keepalive SECONDS]\n"
+          "       tinyfl-node --config node.cfg --broker HOST:PORT --data FILE\n"
           "       tinyfl-node --data FILE --embed OUT\n",
           why);
   return 2;
@@ -49,9 +57,11 @@ bool parse_args(int argc, char** argv, Args* a) {
     else if (strcmp(k, "--prefix") == 0) a->prefix = v;
     else if (strcmp(k, "--keepalive") == 0) a->keepalive = static_cast<unsigned>(atoi(v));
     else if (strcmp(k, "--embed") == 0) a->embed = v;
+    else if (strcmp(k, "--config") == 0) a->config = v;
     else return false;
   }
-  return argc % 2 == 1 && a->data != nullptr && (a->id != nullptr || a->embed != nullptr);
+  return argc % 2 == 1 && a->data != nullptr &&
+         (a->id != nullptr || a->config != nullptr || a->embed != nullptr);
 }
 
 // --embed: every window of a raw-window blob through the compiled backbone it names, written as
@@ -79,9 +89,34 @@ int embed_all(const tinyfl::BlobView& blob, const char* out_path) {
 
 }  // namespace
 
+// The node config record at `path` into `record` (0 on success, else the exit code).
+int read_config(const char* path) {
+  static uint8_t bytes[1024];
+  FILE* f = fopen(path, "rb");
+  if (f == nullptr) {
+    fprintf(stderr, "error: cannot open config record %s\n", path);
+    return 1;
+  }
+  const size_t n = fread(bytes, 1, sizeof bytes, f);
+  fclose(f);
+  const tinyfl::Status s = tinyfl::parse_node_config(bytes, n, &record);
+  if (s != tinyfl::Status::Ok) {
+    fprintf(stderr, "error: config record %s: %s\n", path, tinyfl::status_name(s));
+    return 2;
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   Args args;
   if (!parse_args(argc, argv, &args)) return usage("bad arguments");
+  if (args.config != nullptr) {
+    if (args.id != nullptr) return usage("give --config or --id, not both");
+    if (const int code = read_config(args.config)) return code;
+    args.id = record.node_id;
+    args.prefix = record.topic_prefix;
+    args.keepalive = record.keep_alive_s;
+  }
   static char host[256];
   const char* colon = strrchr(args.broker, ':');
   if (colon == nullptr || static_cast<size_t>(colon - args.broker) >= sizeof host)
@@ -124,6 +159,8 @@ int main(int argc, char** argv) {
   config.node_id = args.id;
   config.topic_prefix = args.prefix;
   config.keep_alive_s = static_cast<uint16_t>(args.keepalive);
+  config.username = record.username[0] != 0 ? record.username : nullptr;
+  config.password = record.password[0] != 0 ? record.password : nullptr;
   config.board = tinyfl::Board::Native;
   blob.copy_model_hash(config.model_hash);
   s = node.begin(config);

@@ -53,6 +53,8 @@ int main() {
   config.node_id = record.node_id;
   config.topic_prefix = record.topic_prefix;
   config.keep_alive_s = record.keep_alive_s;
+  config.username = record.username[0] != 0 ? record.username : nullptr;
+  config.password = record.password[0] != 0 ? record.password : nullptr;
   config.board = tinyfl::Board::QemuCortexM4;
   blob.copy_model_hash(config.model_hash);
   s = node.begin(config);

@@ -1,4 +1,5 @@
-"""The node config record (docs/WIRE.md, "Node config record") that tells a QEMU board who it is."""
+"""The node config record (docs/WIRE.md, "Node config record"): who a QEMU board or a native node
+is, and its MQTT credentials (so a password never appears on a command line)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from tinyfl.errors import UsageError
 from tinyfl.wire import check_node_id
 
 MAGIC = b"TFNC"
-VERSION = 1
+VERSION = 2
 MAX_PREFIX = 96
+MAX_CREDENTIAL = 64
 
 
-def encode_node_config(node_id: str, topic_prefix: str, keep_alive_s: int = 0) -> bytes:
+def encode_node_config(node_id: str, topic_prefix: str, keep_alive_s: int = 0,
+                       username: str | None = None, password: str | None = None) -> bytes:
     """Bytes of a config record; keep_alive_s = 0 lets the firmware choose (30 s)."""
     check_node_id(node_id)
     prefix = topic_prefix.encode()
@@ -21,6 +24,11 @@ def encode_node_config(node_id: str, topic_prefix: str, keep_alive_s: int = 0) -
         raise UsageError(f"topic prefix must be 1..{MAX_PREFIX} bytes, got {len(prefix)}")
     if not 0 <= keep_alive_s <= 0xFFFF:
         raise UsageError(f"keep-alive must be 0..65535 s, got {keep_alive_s}")
+    user, secret = (username or "").encode(), (password or "").encode()
+    if len(user) > MAX_CREDENTIAL or len(secret) > MAX_CREDENTIAL:
+        raise UsageError(f"MQTT username and password must be at most {MAX_CREDENTIAL} bytes")
+    if secret and not user:
+        raise UsageError("an MQTT password needs a username")
     ident = node_id.encode()
     body = (
         MAGIC
@@ -28,5 +36,7 @@ def encode_node_config(node_id: str, topic_prefix: str, keep_alive_s: int = 0) -
         + struct.pack("<B", len(ident)) + ident
         + struct.pack("<B", len(prefix)) + prefix
         + struct.pack("<HH", keep_alive_s, 0)
+        + struct.pack("<B", len(user)) + user
+        + struct.pack("<B", len(secret)) + secret
     )
     return body + struct.pack("<I", zlib.crc32(body))

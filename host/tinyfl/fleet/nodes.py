@@ -11,10 +11,11 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyfl.errors import TinyFLError, UsageError
+from tinyfl.files import atomic_write
 from tinyfl.fleet.config_record import encode_node_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -92,6 +93,8 @@ class NodeSpec:
     # QEMU only: instead of dialing the broker, UART0 listens on this loopback port, as the serial
     # line of a board that `tinyfl bridge` connects to the broker.
     serial_listen_port: int | None = None
+    username: str | None = None  # MQTT credentials (a provisioned broker)
+    password: str | None = field(default=None, repr=False)
 
 
 class NodeProcess:
@@ -108,17 +111,24 @@ class NodeProcess:
         self.stderr_path = spec.workdir / f"{spec.node_id}.stderr"
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def config_path(self) -> Path:
+        """The node's config record (docs/WIRE.md): id, prefix, keep-alive, credentials."""
+        return self.spec.workdir / f"{self.spec.node_id}.cfg"
+
+    def write_config(self) -> None:
+        """Writes the config record the node reads at start, readable by its owner only (it
+        may hold the node's password)."""
+        s = self.spec
+        atomic_write(self.config_path, encode_node_config(
+            s.node_id, self.topic_prefix, s.keep_alive_s, s.username, s.password), mode=0o600)
+
     def command(self) -> list[str]:
         s = self.spec
+        config = self.config_path
         if s.emulator is Emulator.NATIVE:
-            cmd = [str(self.image), "--id", s.node_id,
-                   "--broker", f"{self.broker_host}:{self.broker_port}",
-                   "--data", str(s.blob), "--prefix", self.topic_prefix]
-            if s.keep_alive_s:
-                cmd += ["--keepalive", str(s.keep_alive_s)]
-            return cmd
-        config = s.workdir / f"{s.node_id}.cfg"
-        config.write_bytes(encode_node_config(s.node_id, self.topic_prefix, s.keep_alive_s))
+            return [str(self.image), "--config", str(config),
+                    "--broker", f"{self.broker_host}:{self.broker_port}", "--data", str(s.blob)]
         if s.serial_listen_port is None:
             uart0 = f"tcp:{self.broker_host}:{self.broker_port},reconnect=1,nodelay=on"
         else:
@@ -141,6 +151,7 @@ class NodeProcess:
         if self.spec.emulator is Emulator.QEMU and shutil.which("qemu-system-arm") is None:
             raise UsageError("qemu-system-arm not found; run `make setup`")
         self.spec.workdir.mkdir(parents=True, exist_ok=True)
+        self.write_config()
         cmd = self.command()
         if self.spec.emulator is Emulator.NATIVE:
             log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on

@@ -9,12 +9,23 @@ namespace tinyfl {
 
 namespace {
 
-// Copies a length-prefixed string into a NUL-terminated field of `cap` bytes.
-void read_str(Reader& r, char* dst, size_t cap) {
+bool id_char(uint8_t c) {
+  return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' ||
+         c == '-';
+}
+
+enum class Field { Id, Text, Optional };
+
+// Copies a length-prefixed string into a NUL-terminated field of `cap` bytes. Every field
+// refuses an embedded NUL (it would cut the string short unseen); an id takes only
+// [A-Za-z0-9_-]; only an Optional field may be empty.
+void read_str(Reader& r, char* dst, size_t cap, Field field) {
   const uint8_t len = r.u8();
   const uint8_t* p = r.bytes(len);
   if (p == nullptr) return;
-  if (len == 0 || len + 1u > cap) {
+  bool ok = (len > 0 || field == Field::Optional) && len + 1u <= cap;
+  for (size_t i = 0; ok && i < len; ++i) ok = p[i] != 0 && (field != Field::Id || id_char(p[i]));
+  if (!ok) {
     r.fail(Status::BadValue);
     return;
   }
@@ -29,17 +40,20 @@ Status parse_node_config(const uint8_t* buf, size_t cap, NodeConfigRecord* out) 
   const uint8_t* magic = r.bytes(4);
   if (magic == nullptr) return r.status();
   if (memcmp(magic, "TFNC", 4) != 0) return Status::BadMagic;
-  if (r.u8() != 1) return r.ok() ? Status::BadVersion : r.status();
+  if (r.u8() != kNodeConfigVersion) return r.ok() ? Status::BadVersion : r.status();
   r.bytes(3);  // reserved
   *out = NodeConfigRecord{};
-  read_str(r, out->node_id, sizeof out->node_id);
-  read_str(r, out->topic_prefix, sizeof out->topic_prefix);
+  read_str(r, out->node_id, sizeof out->node_id, Field::Id);
+  read_str(r, out->topic_prefix, sizeof out->topic_prefix, Field::Text);
   out->keep_alive_s = r.u16();
   r.u16();  // reserved
+  read_str(r, out->username, sizeof out->username, Field::Optional);
+  read_str(r, out->password, sizeof out->password, Field::Optional);
   const size_t covered = r.position();
   const uint32_t crc = r.u32();
   if (!r.ok()) return r.status();
   if (crc != crc32(buf, covered)) return Status::BadCrc;
+  if (out->password[0] != 0 && out->username[0] == 0) return Status::BadValue;  // MQTT-3.1.2-22
   return Status::Ok;
 }
 
