@@ -100,8 +100,9 @@ log = logging.getLogger(__name__)
 
 MISC_INTERVAL = 1.0  # seconds between loop_misc() calls; paho asks for at least once a second
 CLOSE_TIMEOUT = 2.0  # how long close() waits for the DISCONNECT to be written
-# CONNACK return codes that mean "these credentials are not welcome" (MQTT 3.1.1 section 3.2.2.3)
-_AUTH_CODES = (4, 5)
+# CONNACK refusals that mean "these credentials are not welcome": MQTT 3.1.1 return codes 4 and
+# 5 (section 3.2.2.3), which paho reports as the MQTT 5 reason codes 0x86 and 0x87.
+_AUTH_CODES = (4, 5, 0x86, 0x87)
 
 
 if not hasattr(paho.Client, "_create_socket_connection"):  # pragma: no cover
