@@ -380,7 +380,7 @@ class MqttTransport(Session):
         payload = bytes(msg.payload)
         self._stats.messages_received += 1
         self._stats.publish_bytes_received += mqtt_publish_packet_size(topic, len(payload), msg.qos)
-        self._queue.put_nowait(Message(topic, payload, bool(msg.retain)))
+        self._enqueue(Message(topic, payload, bool(msg.retain)))
 
     def _on_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
