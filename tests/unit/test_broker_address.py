@@ -168,3 +168,14 @@ def test_bridge_refuses_credentials_without_showing_them(
     assert main(["bridge", "--port", "loop://", "--broker", f"mqtt://a:{SECRET}@h"]) == 2
     err = capsys.readouterr().err
     assert "board's CONNECT" in err and SECRET not in err
+
+
+@pytest.mark.parametrize("url", ["mqtts://127.0.0.1:8883", f"mqtt://a:{SECRET}@127.0.0.1"])
+def test_the_emulated_fleet_refuses_a_broker_its_nodes_cannot_use(tmp_path: Path, url: str) -> None:
+    from tinyfl.fleet.nodes import Emulator
+    from tinyfl.fleet.pool import FleetConfig
+
+    with pytest.raises(UsageError, match="plain MQTT without credentials") as info:
+        FleetConfig(nodes=1, emulator=Emulator.NATIVE, model="har", data=tmp_path / "d.npz",
+                    run_dir=tmp_path, broker_url=url)
+    assert SECRET not in str(info.value)
