@@ -17,12 +17,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.broker import MosquittoBroker
+from support.broker import MosquittoBroker, write_password_file
 from support.mqtt_probe import Message, MqttProbe
+from support.tls import make_tls_files
 from tinyfl.transport.serial_bridge import BridgeConfig, SerialBridge, parse_broker_url
 
 pytestmark = pytest.mark.broker
@@ -405,3 +407,58 @@ def test_cli_bridge_passes_traffic_and_stops_on_signal(
     assert f"serial port {board_line.url} open" in stderr
     assert f"broker {broker.url} connected" in stderr
     assert "bridge stopped; totals: board->broker" in stderr
+
+
+# --- TLS towards a locked broker ----------------------------------------------------------
+
+
+def mqtt_connect_with_credentials(client_id: str, user: str, password: str) -> bytes:
+    """CONNECT (MQTT 3.1.1) with clean session, user name and password: the board's own."""
+    header = _utf8("MQTT") + bytes([4, 0x80 | 0x40 | 0x02]) + struct.pack(">H", 30)
+    body = header + _utf8(client_id) + _utf8(user) + _utf8(password)
+    return bytes([0x10, len(body)]) + body
+
+
+def test_bridge_carries_the_boards_credentials_over_tls(
+    tmp_path: Path, board_line: BoardLine
+) -> None:
+    """mqtts://: the bridge speaks TLS to the broker (private CA) and the board's CONNECT,
+    credentials and all, goes through inside it; a wrong password gets the broker's refusal."""
+    passwords = write_password_file(tmp_path / "passwd", {"board-1": "board secret"})
+    broker = MosquittoBroker(
+        tmp_path / "broker", password_file=passwords, tls=make_tls_files(tmp_path / "tls")
+    )
+    broker.start()
+    assert broker.tls is not None
+    address = parse_broker_url(broker.url).with_credentials(None, None, str(broker.tls.ca_file))
+    config = BridgeConfig(port_url=board_line.url, broker=address, backoff_initial=0.05,
+                          backoff_max=0.3, connect_timeout=2.0)
+    runner = BridgeThread(config).start()
+    try:
+        board_line.accept()
+        wait_until(lambda: runner.bridge.broker_up, "a TLS connection to the broker")
+        board_line.send(mqtt_connect_with_credentials("board-1", "board-1", "wrong"))
+        assert board_line.read_packet() == (0x20, b"\x00\x05")  # CONNACK: not authorized
+        wait_until(lambda: runner.bridge.stats.broker_connects == 2, "the next broker session")
+        board_line.send(mqtt_connect_with_credentials("board-1", "board-1", "board secret"))
+        assert board_line.read_packet() == (0x20, b"\x00\x00")  # CONNACK: accepted
+    finally:
+        runner.stop()
+        broker.stop()
+
+
+def test_bridge_does_not_trust_a_broker_certificate_without_its_ca(
+    tmp_path: Path, board_line: BoardLine
+) -> None:
+    broker = MosquittoBroker(tmp_path / "broker", tls=make_tls_files(tmp_path / "tls"))
+    broker.start()
+    config = BridgeConfig(port_url=board_line.url, broker=parse_broker_url(broker.url),
+                          backoff_initial=0.05, backoff_max=0.1, connect_timeout=2.0)
+    runner = BridgeThread(config).start()
+    try:
+        board_line.accept()
+        wait_until(lambda: runner.bridge.stats.broker_connect_failures >= 2, "refusals")
+        assert not runner.bridge.broker_up and runner.bridge.stats.broker_connects == 0
+    finally:
+        runner.stop()
+        broker.stop()

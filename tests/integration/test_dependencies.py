@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 # Executables the build, the fleet and the tests start by name (the compilers' own helpers, such
 # as cc1plus, as and ld, are found from the compilers' -### output below).
 TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-gcc-ar", "arm-none-eabi-objcopy",
-         "arm-none-eabi-size", "qemu-system-arm", "mosquitto", "gcc", "g++", "cc", "c++", "ar",
-         "size", "clang++", "gdb")
+         "arm-none-eabi-size", "qemu-system-arm", "mosquitto", "mosquitto_passwd", "gcc", "g++",
+         "cc", "c++", "ar", "size", "clang++", "gdb")
 # Archives and libraries linked into the host-native builds: the native node, the firmware unit
 # tests and the libFuzzer targets (tools/fuzz.sh).
 HOST_LINKS = (("g++", ()), ("clang++", ("-fsanitize=fuzzer,address,undefined",)))

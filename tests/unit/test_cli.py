@@ -38,7 +38,8 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.parametrize(
     ("url", "fragment"),
     [
-        ("mqtts://broker:8883", "TLS"),
+        ("mqtts://user@broker:8883", "credentials"),
+        ("mqtt://broker", "--ca-file applies to TLS only"),
         ("localhost:1883", "expected mqtt://HOST[:PORT]"),
         ("http://broker:1883", "unsupported scheme"),
         ("mqtt://broker:99999", "port must be 1-65535"),
@@ -51,7 +52,8 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
 def test_bad_broker_url_exits_2_with_one_line(
     url: str, fragment: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["bridge", "--port", "loop://", "--broker", url]) == 2
+    extra = ["--ca-file", __file__] if "--ca-file" in fragment else []
+    assert main(["bridge", "--port", "loop://", "--broker", url, *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert fragment in err
@@ -124,7 +126,9 @@ def test_console_script_runs_as_a_module() -> None:
             "--port",
             "loop://",
             "--broker",
-            "mqtts://x",
+            "mqtt://x",
+            "--ca-file",
+            __file__,
         ],
         capture_output=True,
         text=True,

@@ -8,13 +8,9 @@ import contextlib
 import signal
 
 from tinyfl.cli import Subparsers
+from tinyfl.cli.broker_options import add_broker_options, broker_from_args
 from tinyfl.errors import UsageError
-from tinyfl.transport.serial_bridge import (
-    BridgeConfig,
-    SerialBridge,
-    check_port_url,
-    parse_broker_url,
-)
+from tinyfl.transport.serial_bridge import BridgeConfig, SerialBridge, check_port_url
 
 SUMMARY = "pipe a serial-only board's MQTT byte stream to a broker"
 
@@ -25,7 +21,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help=SUMMARY,
         description=(
             "Move bytes between a board that speaks MQTT 3.1.1 over its serial line and a "
-            "broker's TCP port. Reconnects either side with backoff; stop with Ctrl-C or SIGTERM."
+            "broker's TCP port (over TLS for an mqtts:// broker). Reconnects either side with "
+            "backoff; stop with Ctrl-C or SIGTERM. The bridge never reads MQTT: a user name and "
+            "password are the board's own, sent in its CONNECT (node settings), so the bridge "
+            "takes none."
         ),
     )
     parser.add_argument(
@@ -33,11 +32,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         required=True,
         help="serial device or pyserial URL: /dev/ttyACM0, socket://HOST:PORT, loop://",
     )
-    parser.add_argument(
-        "--broker",
-        default="mqtt://localhost:1883",
-        help="broker as mqtt://HOST[:PORT] (default: %(default)s)",
-    )
+    add_broker_options(parser, default="mqtt://localhost:1883", credentials=False)
     parser.add_argument("--baud", type=int, default=115200, help="baud rate (default: %(default)s)")
     parser.add_argument(
         "--max-backoff",
@@ -56,9 +51,15 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
     if args.max_backoff <= 0:
         raise UsageError(f"--max-backoff must be positive, got {args.max_backoff}")
     check_port_url(args.port)
+    broker = broker_from_args(args, credentials=False)
+    if broker.username is not None:
+        raise UsageError(
+            f"bad broker URL {str(broker)!r}: credentials belong in the board's CONNECT, not the "
+            "bridge (it only moves the board's bytes)"
+        )
     return BridgeConfig(
         port_url=args.port,
-        broker=parse_broker_url(args.broker),
+        broker=broker,
         baudrate=args.baud,
         backoff_initial=min(0.25, args.max_backoff),
         backoff_max=args.max_backoff,

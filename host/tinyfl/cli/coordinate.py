@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyfl.cli import Subparsers
+from tinyfl.cli.broker_options import CREDENTIALS_HELP, add_broker_options, broker_from_args
 from tinyfl.coordinator.checkpoint import load_checkpoint
 from tinyfl.coordinator.config import RESUME_LOCKED, EngineConfig
 from tinyfl.coordinator.metrics import read_metrics
@@ -35,7 +36,7 @@ from tinyfl.coordinator.run_folder import (
 from tinyfl.coordinator.task import load_task
 from tinyfl.errors import UsageError
 from tinyfl.strategy import get_strategy, parse_strategy_spec, strategy_params
-from tinyfl.transport.serial_bridge import parse_broker_url
+from tinyfl.transport.address import BrokerAddress
 from tinyfl.wire import Topics, check_prefix, default_prefix
 
 SUMMARY = "run federated training rounds on a fleet over MQTT"
@@ -51,11 +52,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description=(
             "Select nodes, broadcast the global head, collect quantized updates, aggregate, "
             "evaluate and checkpoint, round after round. Nodes are found from their retained "
-            "hello/status topics under tinyfl/<fleet>/."
+            "hello/status topics under tinyfl/<fleet>/. " + CREDENTIALS_HELP
         ),
     )
     where = parser.add_argument_group("where")
-    where.add_argument("--broker", required=True, help="broker as mqtt://HOST[:PORT]")
+    add_broker_options(where, default=None, credentials=True)
     where.add_argument("--fleet", help="fleet name; topics live under tinyfl/<fleet>/")
     where.add_argument("--prefix", help="topic prefix instead of tinyfl/<fleet>")
     what = parser.add_argument_group("what")
@@ -165,13 +166,13 @@ _OPTION = {  # EngineConfig field -> command-line option, for messages
 
 def plan_from_args(args: argparse.Namespace) -> RunPlan:
     """Everything checked before connecting: UsageError (exit 2) with the fix for mistakes."""
-    parse_broker_url(args.broker)
+    broker = broker_from_args(args, credentials=True)
     if args.model is not None:
         if args.task is not None:
             raise UsageError("give --model DIR or --task NAME, not both")
         args.task = str(args.model)
     if args.resume:
-        return _resume_plan(args)
+        return _resume_plan(args, broker)
     topics = Topics(_prefix(args))
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{_fleet_slug(topics)}"
     if (out / CHECKPOINT_NAME).exists() or (out / CONFIG_NAME).exists():
@@ -183,7 +184,7 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
     strategy = parse_strategy_spec(args.strategy or "fedavg")
     task = load_task(args.task)
     task.initial_head(config.initial_head)  # a bad --initial-head fails before connecting
-    return RunPlan(args.broker, topics, task, args.task, strategy, config, out, None)
+    return RunPlan(broker, topics, task, args.task, strategy, config, out, None)
 
 
 def _prefix(args: argparse.Namespace) -> str:
@@ -206,7 +207,7 @@ def _given_config(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
-def _resume_plan(args: argparse.Namespace) -> RunPlan:
+def _resume_plan(args: argparse.Namespace, broker: BrokerAddress) -> RunPlan:
     """The run in --out with its own settings; --fleet/--prefix may be left out (the run's)."""
     if args.out is None:
         raise UsageError("--resume needs --out DIR, the folder of the run to continue")
@@ -252,7 +253,7 @@ def _resume_plan(args: argparse.Namespace) -> RunPlan:
     merged = {**saved_engine, **given}
     config = EngineConfig(**merged)
     task = load_task(task_spec)
-    return RunPlan(args.broker, topics, task, task_spec, strategy, config, out, checkpoint)
+    return RunPlan(broker, topics, task, task_spec, strategy, config, out, checkpoint)
 
 
 def run(args: argparse.Namespace) -> int:

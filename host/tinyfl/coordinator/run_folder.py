@@ -1,6 +1,7 @@
 """The run folder: one owner for what a run writes and what later commands read.
 
-    <run>/config.json       the run's settings: task (model folder), prefix, broker, engine,
+    <run>/config.json       the run's settings: task (model folder), prefix, broker (its URL
+                            without user or password), engine,
                             strategy, and `initial`: the starting head's score (round 0)
     <run>/metrics.jsonl     one line per round (tinyfl.coordinator.metrics)
     <run>/checkpoint.npz    the head and the strategy's state after the last round (checkpoint)
@@ -32,6 +33,7 @@ from tinyfl.coordinator.task import Task, evaluate
 from tinyfl.errors import UsageError
 from tinyfl.files import atomic_write
 from tinyfl.strategy import Strategy, strategy_params
+from tinyfl.transport.address import BrokerAddress, public_url
 from tinyfl.transport.mqtt import MqttTransport
 from tinyfl.wire import Topics
 
@@ -52,7 +54,7 @@ CONFIG_NAME = "config.json"
 class RunPlan:
     """A validated run: where, what, how, and what it resumes from."""
 
-    broker: str
+    broker: str | BrokerAddress  # a URL, or an address with credentials (never written down)
     topics: Topics
     task: Task
     task_spec: str  # what config.json records and --resume loads: a model folder or synthetic:...
@@ -71,7 +73,8 @@ def write_config(plan: RunPlan) -> None:
         "task": plan.task_spec,
         "model_hash": plan.task.model_hash.hex(),
         "prefix": plan.topics.prefix,
-        "broker": plan.broker,
+        # Without user and password: a run folder is shared, copied and committed.
+        "broker": public_url(plan.broker),
         "engine": plan.config.to_dict(),
         "strategy": strategy_params(plan.strategy),
         "initial": {"head": plan.config.initial_head, "test_accuracy": start.accuracy,

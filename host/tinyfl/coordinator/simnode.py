@@ -40,6 +40,7 @@ from tinyfl.errors import TinyFLError, UsageError, WireError
 from tinyfl.model.head import train_local
 from tinyfl.quant import quantize
 from tinyfl.rng import round_rng
+from tinyfl.transport.address import public_url
 from tinyfl.transport.mqtt import MqttTransport, Transport, Will
 from tinyfl.wire import Board, Global, Hello, Tensor, Topics, Update, decode, encode
 
@@ -399,7 +400,8 @@ async def _run_fleet(args: argparse.Namespace) -> None:
         first_index=args.first_index,
         answer_delay=args.delay,
     )
-    print(f"{len(nodes)} simulated nodes up on {args.broker} ({topics.prefix})", flush=True)
+    where = public_url(args.broker)  # never the password a URL may carry
+    print(f"{len(nodes)} simulated nodes up on {where} ({topics.prefix})", flush=True)
     if args.ready_file is not None:
         args.ready_file.write_text(str(len(nodes)))
     stop = asyncio.Event()

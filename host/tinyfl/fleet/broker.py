@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -54,16 +55,40 @@ def port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """The files of a TLS listener: the CA that signed the server certificate, the certificate
+    and its private key (PEM)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
 class MosquittoBroker:
     """One mosquitto process; `stop()` then `start()` restarts it on the same port.
 
-    Attributes: host, port, url ("mqtt://127.0.0.1:PORT"), log_path, config_path.
+    Attributes: host, port, url ("mqtt://127.0.0.1:PORT", or mqtts:// with `tls`), log_path,
+    config_path. With `password_file` (mosquitto_passwd format) anonymous clients are refused;
+    `acl_file` limits each user's topics; `tls` makes the one listener a TLS listener.
     """
 
-    def __init__(self, workdir: Path, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        *,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+        tls: BrokerTls | None = None,
+    ) -> None:
         self.binary = find_mosquitto()
         self.host = host
         self.port = port or free_port(host)
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.tls = tls
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = self.workdir / "mosquitto.conf"
@@ -74,7 +99,7 @@ class MosquittoBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -86,8 +111,8 @@ class MosquittoBroker:
         user = pwd.getpwuid(os.getuid()).pw_name
         self.config_path.write_text(
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
+            + self._access_config()
+            + "persistence false\n"
             # Rounds are a burst of small packets each way: without this, Nagle and delayed ACKs
             # add about 40 ms to every round of a small fleet (bench/coordinator.md).
             "set_tcp_nodelay true\n"
@@ -98,6 +123,24 @@ class MosquittoBroker:
             "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
             "connection_messages true\n"
         )
+
+    def _access_config(self) -> str:
+        """Who may connect: anyone, or (with a password file) only its users; TLS settings."""
+        lines = []
+        if self.password_file is None:
+            lines.append("allow_anonymous true")
+        else:
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
+        if self.tls is not None:
+            lines += [
+                f"cafile {self.tls.ca_file}",
+                f"certfile {self.tls.cert_file}",
+                f"keyfile {self.tls.key_file}",
+                "tls_version tlsv1.2",
+            ]
+        return "".join(line + "\n" for line in lines)
 
     def start(self) -> None:
         """Start (or restart) on the configured port and return once it accepts connections."""

@@ -77,6 +77,14 @@ class FleetConfig:
         if not self.hello_timeout > 0:
             raise UsageError(f"--hello-timeout must be > 0, got {self.hello_timeout}")
         Topics.for_fleet(self.fleet)  # validates the fleet name
+        if self.broker_url is not None:
+            address = parse_broker_url(self.broker_url)
+            if address.tls or address.username is not None:
+                # The emulated nodes' firmware connects with plain MQTT and no account.
+                raise UsageError(
+                    "the emulated fleet's nodes speak plain MQTT without credentials: give "
+                    f"--broker as mqtt://HOST:PORT, not {address}"
+                )
 
     @property
     def topics(self) -> Topics:

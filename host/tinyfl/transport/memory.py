@@ -12,7 +12,8 @@ here passes against mosquitto. What it models, as mosquitto 2 does with `persist
 * QoS: a subscriber receives min(publish QoS, best matching subscription QoS); one copy per
   message however many of a client's filters match; a client receives its own publishes;
 * outages: `MemoryBroker.stop()` / `start()` / `restart()` drop every client, which reconnect
-  with the same capped exponential backoff and resubscribe, exactly like MqttTransport.
+  with the same capped exponential backoff and resubscribe: the connect, reconnect, queue and
+  close logic is `session.Session`, the same code MqttTransport runs; this module only routes.
 
 What it does not model: the network. Delivery is immediate and in order, nothing is lost or
 duplicated, and `stats` counts only PUBLISH packets (sized as on the wire), not CONNECT, SUBACK,
@@ -22,23 +23,19 @@ PUBACK or PINGREQ. Everything runs on the event loop that called connect(); not 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
-from tinyfl.errors import TransportError, UsageError
-from tinyfl.transport.mqtt import (
-    STABLE_SECONDS,
+from tinyfl.errors import UsageError
+from tinyfl.transport.base import (
+    BrokerAddress,
     Message,
-    TransportStats,
     Will,
-    check_client_id,
     check_qos,
     check_topic_filter,
     check_topic_name,
     mqtt_publish_packet_size,
     topic_matches,
 )
-from tinyfl.transport.serial_bridge import DEFAULT_MQTT_PORT, Backoff, BrokerAddress
+from tinyfl.transport.session import Session
 
 __all__ = ["MemoryBroker", "MemoryTransport"]
 
@@ -123,10 +120,11 @@ class MemoryBroker:
                 session._deliver(topic, payload, min(qos, granted), retain=False)
 
 
-class MemoryTransport:
+class MemoryTransport(Session):
     """`Transport` on a MemoryBroker; see the module docstring for what it models.
 
-    Constructor arguments mean what they mean for MqttTransport.
+    Constructor arguments mean what they mean for MqttTransport. No credentials: the in-memory
+    broker has no accounts (a BrokerAddress or URL given to connect() must be its own url).
     """
 
     def __init__(
@@ -138,88 +136,54 @@ class MemoryTransport:
         backoff_initial: float = 0.25,
         backoff_cap: float = 10.0,
     ) -> None:
-        if not connect_timeout > 0 or not publish_timeout > 0:
-            raise UsageError("connect_timeout and publish_timeout must be > 0")
+        # An attempt is a function call here; its timeout only has to be positive.
+        super().__init__(
+            connect_timeout=connect_timeout,
+            publish_timeout=publish_timeout,
+            attempt_timeout=connect_timeout,
+            backoff_initial=backoff_initial,
+            backoff_cap=backoff_cap,
+        )
         self.broker = broker
-        self.connect_timeout = connect_timeout
-        self.publish_timeout = publish_timeout
         self.client_id = ""
         self.will: Will | None = None
-        self._backoff = Backoff(initial=backoff_initial, cap=backoff_cap)
-        self._stats = TransportStats()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._subscriptions: dict[str, int] = {}
-        self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
-        self._ready = asyncio.Event()
-        self._closed = asyncio.Event()
-        self._established = False
-        self._up_since = 0.0
-        self._supervisor: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed.is_set() else "up" if self.connected else "down"
         return f"<MemoryTransport {self.client_id or 'unconnected'}@{self.broker.url} {state}>"
 
     @property
-    def stats(self) -> TransportStats:
-        return self._stats
-
-    @property
-    def connected(self) -> bool:
-        return self._ready.is_set()
-
-    @property
     def url(self) -> str:
         return self.broker.url
 
-    async def connect(
-        self,
-        url: str | BrokerAddress | None = None,
-        *,
-        host: str | None = None,
-        port: int = DEFAULT_MQTT_PORT,
-        client_id: str,
-        will: Will | None = None,
-        timeout: float | None = None,
+    # -- the session hooks ---------------------------------------------------------------------
+
+    def _prepare(
+        self, url: str | BrokerAddress | None, host: str | None, port: int, client_id: str,
+        will: Will | None,
     ) -> None:
-        """Connect to the broker given to the constructor; `url`, if given, must be its url."""
-        if self._loop is not None:
-            raise UsageError("connect() runs once per MemoryTransport; make a new one")
         if host is not None or (url is not None and url != self.broker.url):
             raise UsageError(f"a MemoryTransport connects only to its broker, {self.broker.url}")
-        check_client_id(client_id)
-        budget = self.connect_timeout if timeout is None else timeout
-        if not budget > 0:
-            raise UsageError(f"connect timeout must be > 0, got {budget}")
-        self._loop = loop = asyncio.get_running_loop()
         self.client_id, self.will = client_id, will
-        deadline = loop.time() + budget
-        attempts = 0
-        last: ConnectionRefusedError | None = None
-        while True:
-            attempts += 1
-            try:
-                self.broker._attach(self, client_id)
-                break
-            except ConnectionRefusedError as exc:
-                last = exc
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                self._closed.set()
-                self._queue.put_nowait(None)
-                raise TransportError(
-                    f"could not connect to the MQTT broker at {self.broker.url} within "
-                    f"{budget:g} s ({attempts} attempt{'s' if attempts > 1 else ''}); "
-                    f"last error: {last}"
-                )
-            await asyncio.sleep(min(self._backoff.next_delay(), remaining))
+
+    async def _attempt(self, timeout: float) -> None:
+        self.broker._attach(self, self.client_id)  # ConnectionRefusedError while stopped
         self._stats.connects += 1
-        self._established = True
-        self._mark_ready()
+
+    async def _resubscribe(self) -> None:
+        for topic, qos in self._subscriptions.items():
+            self.broker._subscribe(self, topic, qos)
+
+    async def _teardown(self, *, clean: bool) -> None:
+        if self.client_id:  # clean: the will is discarded; abort: the broker publishes it
+            self.broker._detach(self, self.client_id, publish_will=not clean)
         await asyncio.sleep(0)
 
-    async def wait_connected(self, timeout: float | None = None) -> None:
-        await self._wait_ready(self._deadline(timeout), "wait_connected")
+    def _drop_connection(self) -> None:
+        self.broker._detach(self, self.client_id, publish_will=True)
+        self._lost()
+
+    # -- operations ----------------------------------------------------------------------------
 
     async def subscribe(self, topic: str, qos: int = 1, *, timeout: float | None = None) -> None:
         check_topic_filter(topic)
@@ -257,28 +221,6 @@ class MemoryTransport:
         self.broker._route(topic, data, qos, retain)
         await asyncio.sleep(0)
 
-    async def receive(self, timeout: float | None = None) -> Message:
-        item = await asyncio.wait_for(self._queue.get(), timeout)
-        if item is None:
-            self._queue.put_nowait(None)
-            raise TransportError("transport is closed")
-        return item
-
-    async def messages(self) -> AsyncIterator[Message]:
-        while True:
-            try:
-                yield await self.receive()
-            except TransportError:
-                return
-
-    async def close(self) -> None:
-        """Disconnect cleanly: the will is discarded."""
-        await self._shutdown(publish_will=False)
-
-    async def abort(self) -> None:
-        """Vanish like a crashed client: the broker publishes the will."""
-        await self._shutdown(publish_will=True)
-
     # -- broker side ---------------------------------------------------------------------------
 
     def _granted_qos(self, topic: str) -> int | None:
@@ -290,84 +232,8 @@ class MemoryTransport:
         self._stats.messages_received += 1
         self._stats.publish_bytes_received += size
         self._stats.bytes_received += size
-        self._queue.put_nowait(Message(topic, payload, retain))
+        self._enqueue(Message(topic, payload, retain))
 
     def _lost(self) -> None:
         """The broker dropped us (stop or takeover): reconnect in the background."""
-        was_ready = self._ready.is_set()
-        self._ready.clear()
-        if self._closed.is_set() or not self._established or self._loop is None:
-            return
-        if was_ready:
-            self._stats.connection_losses += 1
-            if self._loop.time() - self._up_since >= STABLE_SECONDS:
-                self._backoff.reset()
-        if self._supervisor is None or self._supervisor.done():
-            self._supervisor = self._loop.create_task(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        while not self._closed.is_set():
-            await asyncio.sleep(self._backoff.next_delay())
-            try:
-                self.broker._attach(self, self.client_id)
-            except ConnectionRefusedError:
-                continue
-            self._stats.connects += 1
-            for topic, qos in self._subscriptions.items():
-                self.broker._subscribe(self, topic, qos)
-            self._stats.reconnects += 1
-            self._mark_ready()
-            return
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    async def _shutdown(self, *, publish_will: bool) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._ready.clear()
-        supervisor, self._supervisor = self._supervisor, None
-        if supervisor is not None:
-            supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
-        if self.client_id:
-            self.broker._detach(self, self.client_id, publish_will=publish_will)
-        self._queue.put_nowait(None)
-        await asyncio.sleep(0)
-
-    def _mark_ready(self) -> None:
-        assert self._loop is not None
-        self._up_since = self._loop.time()
-        self._ready.set()
-
-    def _check_open(self) -> None:
-        if self._loop is None:
-            raise UsageError("MemoryTransport is not connected; call connect() first")
-        if self._closed.is_set():
-            raise TransportError("transport is closed")
-
-    def _deadline(self, timeout: float | None) -> float:
-        self._check_open()
-        assert self._loop is not None
-        return self._loop.time() + (self.publish_timeout if timeout is None else timeout)
-
-    async def _wait_ready(self, deadline: float, what: str) -> None:
-        self._check_open()
-        if self._ready.is_set():
-            return
-        assert self._loop is not None
-        ready = asyncio.ensure_future(self._ready.wait())
-        closed = asyncio.ensure_future(self._closed.wait())
-        try:
-            await asyncio.wait(
-                {ready, closed},
-                timeout=max(deadline - self._loop.time(), 0.0),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            ready.cancel()
-            closed.cancel()
-        self._check_open()
-        if not self._ready.is_set():
-            raise TransportError(f"{what}: no connection to {self.url} (reconnecting) in time")
+        self._connection_lost("dropped by the broker")

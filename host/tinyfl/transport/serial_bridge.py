@@ -10,7 +10,8 @@ never parses MQTT: it moves bytes. What it does own is the life cycle of the two
   (the broker then publishes the board's last will) and both ends are reopened when the port
   returns.
 
-Both ends reconnect with capped exponential backoff. The TCP side uses asyncio streams; pyserial
+Both ends reconnect with capped exponential backoff. The TCP side uses asyncio streams (TLS for
+an mqtts:// broker); pyserial
 has no async API, so every blocking serial call runs in a worker thread with a short read timeout.
 """
 
@@ -19,18 +20,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import ssl
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, cast
 
 import serial  # type: ignore[import-untyped, unused-ignore]
 
 from tinyfl.errors import UsageError
+from tinyfl.transport.address import tls_context
+from tinyfl.transport.base import (
+    DEFAULT_MQTT_PORT,
+    STABLE_SECONDS,
+    Backoff,
+    BrokerAddress,
+    parse_broker_url,
+)
 
+# Backoff, BrokerAddress, parse_broker_url and DEFAULT_MQTT_PORT live in `base` (one definition
+# for every transport); they stay importable from here for existing callers.
 __all__ = [
+    "DEFAULT_MQTT_PORT",
     "Backoff",
     "BridgeConfig",
     "BridgeStats",
@@ -42,60 +54,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MQTT_PORT = 1883
-# A connection that stayed up this long counts as healthy: the next outage starts the backoff
-# from the beginning. Shorter-lived connections keep growing it, so a peer that accepts and then
-# immediately drops us is not hammered.
-STABLE_SECONDS = 2.0
-
 
 # --------------------------------------------------------------------------------------------
-# Addresses
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    """Where the broker listens; the bridge only needs a TCP endpoint."""
-
-    host: str
-    port: int = DEFAULT_MQTT_PORT
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"mqtt://{host}:{self.port}"
-
-
-def parse_broker_url(url: str) -> BrokerAddress:
-    """Parse `mqtt://HOST[:PORT]` into an address, raising UsageError with the fix for anything else.
-
-    Credentials are refused on purpose: the bridge does not speak MQTT, the board's own CONNECT
-    carries its username and password.
-    """
-    hint = "expected mqtt://HOST[:PORT], e.g. mqtt://127.0.0.1:1883"
-    if "://" not in url:
-        raise UsageError(f"bad broker URL {url!r}: {hint}")
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme in ("mqtts", "ssl", "tls"):
-        raise UsageError(f"bad broker URL {url!r}: TLS ({scheme}://) is not supported yet; {hint}")
-    if scheme != "mqtt":
-        raise UsageError(f"bad broker URL {url!r}: unsupported scheme {scheme!r}; {hint}")
-    if parts.username is not None or parts.password is not None:
-        raise UsageError(
-            f"bad broker URL {url!r}: credentials belong in the board's CONNECT, not the bridge"
-        )
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise UsageError(f"bad broker URL {url!r}: unexpected path or query; {hint}")
-    if not parts.hostname:
-        raise UsageError(f"bad broker URL {url!r}: missing host; {hint}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise UsageError(f"bad broker URL {url!r}: port must be 1-65535; {hint}") from None
-    if port == 0:
-        raise UsageError(f"bad broker URL {url!r}: port must be 1-65535; {hint}")
-    return BrokerAddress(parts.hostname, DEFAULT_MQTT_PORT if port is None else port)
+# Serial port names
 
 
 def check_port_url(url: str) -> None:
@@ -127,35 +88,7 @@ def check_port_url(url: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Backoff and counters
-
-
-@dataclass
-class Backoff:
-    """Capped exponential delays with a little jitter.
-
-    Jitter only shortens a delay (to 75-100 %), so a fleet of bridges that lost the same broker does
-    not reconnect in lockstep, and `cap` stays a true upper bound.
-    """
-
-    initial: float = 0.25
-    cap: float = 10.0
-    factor: float = 2.0
-    _next: float = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if not 0 < self.initial <= self.cap:
-            raise UsageError(f"backoff needs 0 < initial <= cap, got {self.initial}, {self.cap}")
-        self._next = self.initial
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt; each call grows the following one."""
-        delay = self._next
-        self._next = min(self._next * self.factor, self.cap)
-        return delay * random.uniform(0.75, 1.0)
-
-    def reset(self) -> None:
-        self._next = self.initial
+# Counters and settings
 
 
 @dataclass
@@ -482,10 +415,23 @@ class SerialBridge:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         """One connection attempt; on failure sleeps the backoff delay and returns None."""
         broker = self.config.broker
+        # mqtts://: the bridge ends TLS towards the broker (certificate and host name checked);
+        # the board's own MQTT bytes, credentials included, travel inside it.
+        tls = tls_context(broker) if broker.tls else None
         try:
             return await asyncio.wait_for(
-                asyncio.open_connection(broker.host, broker.port), self.config.connect_timeout
+                asyncio.open_connection(broker.host, broker.port, ssl=tls),
+                self.config.connect_timeout,
             )
+        except ssl.SSLCertVerificationError as exc:
+            self.stats.broker_connect_failures += 1
+            delay = backoff.next_delay()
+            log.warning(
+                "broker %s failed TLS certificate verification (%s): give its CA with "
+                "--ca-file; retrying in %.2f s", broker.url, exc.verify_message, delay,
+            )
+            await asyncio.sleep(delay)
+            return None
         except (OSError, asyncio.TimeoutError) as exc:
             self.stats.broker_connect_failures += 1
             delay = backoff.next_delay()
