@@ -22,7 +22,7 @@ from support.broker import (  # type: ignore[import-not-found]
     write_acl_file,
     write_password_file,
 )
-from support.tls import make_tls_files  # type: ignore[import-not-found]
+from support.tls import make_tls_files
 from tinyfl.errors import TransportError
 from tinyfl.transport import BrokerAddress, MqttTransport, mqtt_publish_packet_size
 
