@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_all", "replace_folder"]
+__all__ = ["atomic_write", "atomic_write_all", "private_dir", "replace_folder"]
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = False, mode: int | None = None
@@ -75,3 +75,12 @@ def replace_folder(out: Path, files: Mapping[str, bytes]) -> None:
             old.rename(out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def private_dir(path: Path) -> Path:
+    """`path` as a folder only its owner can enter (0700), created with its parents if missing.
+    Run folders hold a fleet's data blobs, metrics and secrets: nobody else needs to read them."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path

@@ -13,6 +13,7 @@ import base64
 import json
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from tinyfl.coordinator.metrics import read_metrics
 from tinyfl.fleet.state import Liveness, read_state, verify
 from tinyfl.model.artifacts import load_artifacts
 from tinyfl.model.export import host_probabilities, litert_probabilities, sample_inputs
+from tinyfl.provision import read_fleet
 from tinyfl.report import load_baselines
 
 NODES = 8
@@ -138,3 +140,23 @@ def test_ctrl_c_stops_every_process_it_started(tmp_path: Path) -> None:
     leftover = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, check=False)
     assert leftover.returncode == 1, leftover.stdout
     assert 1 <= len(read_metrics(run_dir / "metrics.jsonl")) < 1000000  # rounds done stay on disk
+
+
+def test_the_runs_secrets_stay_in_its_provisioning_folder(demo_run: tuple[Path, str]) -> None:
+    """The demo's private broker is provisioned: the run folder is its owner's only, and no
+    password or key appears outside provision/ and the nodes' own config records."""
+    run_dir, _ = demo_run
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    fleet, _, _ = read_fleet(run_dir / "provision")
+    secrets = [fleet.coordinator_password, fleet.fleet_key.hex(), fleet.dealer_secret.hex()]
+    for node in fleet.nodes.values():
+        secrets += [node.password, node.frame_key.hex()]
+    for path in run_dir.rglob("*"):
+        rel = path.relative_to(run_dir)
+        if not path.is_file() or rel.parts[0] == "provision" or path.suffix == ".cfg":
+            continue
+        data = path.read_bytes()
+        leaked = [s[:4] for s in secrets if s.encode() in data]
+        assert not leaked, f"{rel} holds secrets starting {leaked}"
+    for cfg in (run_dir / "nodes").glob("*.cfg"):  # the node's own account, for its eyes only
+        assert stat.S_IMODE(cfg.stat().st_mode) == 0o600

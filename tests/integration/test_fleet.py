@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from tinyfl.coordinator import METRICS_NAME, read_metrics
 from tinyfl.data import nslkdd
 from tinyfl.data.packaged import cached
 from tinyfl.fleet import Emulator, build_firmware
-from tinyfl.fleet.pool import Fleet, FleetConfig, FleetError
+from tinyfl.fleet.pool import Fleet, FleetConfig, FleetError, coordinate_command
 from tinyfl.fleet.state import Liveness, proc_info, read_state, stop_processes, verify
 from tinyfl.model.export import litert_probabilities
 from tinyfl.wire import DataBlob, Hello, decode
@@ -57,8 +58,9 @@ def firmware() -> None:
 
 
 def test_up_status_down_native(run_dir: Path) -> None:
+    # --insecure: an open broker, so the probe below can listen without an account
     result = tinyfl("fleet", "up", "--nodes", "4", "--emulator", "native", "--task", "nsl-kdd",
-                    "--fleet", "ftest", "--run", str(run_dir))
+                    "--fleet", "ftest", "--run", str(run_dir), "--insecure")
     assert result.returncode == 0, result.stdout + result.stderr
     state = read_state(run_dir)
     assert [n.node_id for n in state.nodes] == ["node01", "node02", "node03", "node04"]
@@ -124,8 +126,10 @@ def test_nsl_kdd_fleet_trains_its_head_on_the_backbone_and_exports(
     state = read_state(run_dir)
     out = tmp_path / "run"
     try:
-        coordinate = tinyfl("coordinate", "--broker", state.broker_url, "--fleet", "nsl",
-                            "--task", "nsl-kdd", "--rounds", "10", "--out", str(out))
+        # the provisioned broker: the coordinator's account over TLS, as fleet up prints it
+        connect = shlex.split(coordinate_command(state))[1:]
+        assert "--password-file" in connect and "mqtts://coordinator@" in " ".join(connect)
+        coordinate = tinyfl(*connect, "--task", "nsl-kdd", "--rounds", "10", "--out", str(out))
         logs = [Path(n.log).read_text() for n in state.nodes]
     finally:
         down = tinyfl("fleet", "down", "--run", str(run_dir))

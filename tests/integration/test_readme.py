@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from support.broker import MosquittoBroker
+from tinyfl.fleet.pool import fleet_address
 from tinyfl.fleet.state import read_state, stop_processes
 
 pytestmark = [pytest.mark.firmware, pytest.mark.qemu, pytest.mark.broker]
@@ -83,9 +84,10 @@ COMMANDS: dict[str, Run | Skip] = {
              "on socket:// and loop:// ports"),
     "tinyfl fleet up --nodes 16 --emulator qemu --task har --partition dirichlet:0.3 --run "
     "runs/lab": Run((("--nodes 16", "--nodes 2"), ("runs/lab", LAB))),
-    "tinyfl coordinate --broker mqtt://127.0.0.1:PORT --fleet fleet --task har --rounds 20 --out "
-    "runs/lab/run": Run((("mqtt://127.0.0.1:PORT", "{fleet_broker}"), ("--rounds 20", "--rounds 2"),
-                         ("runs/lab", LAB))),
+    "tinyfl coordinate --broker mqtts://coordinator@127.0.0.1:PORT --ca-file "
+    "runs/lab/provision/broker/ca.crt --password-file runs/lab/provision/coordinator.password "
+    "--fleet fleet --task har --rounds 20 --out runs/lab/run": Run((
+        ("PORT", "{fleet_tls_port}"), ("--rounds 20", "--rounds 2"), ("runs/lab", LAB))),
     "tinyfl fleet status --run runs/lab": Run((("runs/lab", LAB),)),
     "tinyfl export --run runs/lab/run --out runs/lab/model.tflite --header runs/lab/model.h":
         Run((("runs/lab", LAB),)),
@@ -174,8 +176,8 @@ def test_every_runnable_readme_command_succeeds(workspace: Path, broker: Mosquit
         how = COMMANDS[command]
         if isinstance(how, Skip):
             continue
-        if "{fleet_broker}" in str(how.subs):
-            values["fleet_broker"] = read_state(tmp / "runs" / "lab").broker_url
+        if "{fleet_tls_port}" in str(how.subs):  # the port the fleet's broker got
+            values["fleet_tls_port"] = str(fleet_address(read_state(tmp / "runs" / "lab")).port)
         text = command
         for old, new in how.subs:
             text = text.replace(old, new.format(**values))

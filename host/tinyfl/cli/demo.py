@@ -75,6 +75,7 @@ class DemoSettings:
     model: str
     data: Path
     initial_head: str
+    insecure: bool
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -110,6 +111,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="partition and run seed")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="run folder (default: runs/<time>-demo)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="an open private broker instead of the provisioned one (an account "
+                             "and ACL per node, TLS for the coordinator)")
     parser.add_argument("--hello-timeout", type=float, default=120.0, metavar="SECONDS",
                         help="how long the fleet may take to boot (default: %(default)s)")
     return parser
@@ -130,7 +134,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         uplink_bits=args.uplink_bits, partition=args.partition, strategy=args.strategy,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         run_dir=run_dir, hello_timeout=args.hello_timeout, model=model, data=data,
-        initial_head=args.initial_head,
+        initial_head=args.initial_head, insecure=args.insecure,
     )
 
 
@@ -173,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     fleet = Fleet(FleetConfig(
         nodes=settings.nodes, emulator=settings.emulator, model=settings.model,
         data=settings.data, run_dir=settings.run_dir, fleet=FLEET_NAME, partition=partition,
-        seed=settings.seed, hello_timeout=settings.hello_timeout))
+        seed=settings.seed, hello_timeout=settings.hello_timeout, secure=not settings.insecure))
     ids = fleet.prepare()
     plan = RunPlan(broker="", topics=Topics(default_prefix(FLEET_NAME)), task=task,
                    task_spec=settings.model, strategy=strategy, config=engine_config,
@@ -237,7 +241,7 @@ async def _federate(fleet: Fleet, ids: list[str], plan: RunPlan) -> RunResult:
         await _until_stopped(fleet.up(ids, progress=sys.stderr.isatty()), stop)
         fleet.save()  # fleet.json: `tinyfl fleet down --run` can clean up after a hard crash
         say(f"fleet up in {time.monotonic() - t0:.1f} s, broker {fleet.broker_url}")
-        plan.broker = fleet.broker_url
+        plan.broker = fleet.coordinator or fleet.broker_url  # provisioned: TLS and an account
         write_config(plan)
         live = sys.stdout.isatty()
         progress = Progress(sys.stdout, live=live, rounds=plan.config.rounds)

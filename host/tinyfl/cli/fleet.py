@@ -21,7 +21,14 @@ from tinyfl.cli.data import resolve_model_data
 from tinyfl.data import DEFAULT_MODEL, MODEL_TASKS
 from tinyfl.errors import TransportError, UsageError
 from tinyfl.fleet.nodes import Emulator
-from tinyfl.fleet.pool import RESTART_POLICIES, Fleet, FleetConfig, install_stop_signals
+from tinyfl.fleet.pool import (
+    RESTART_POLICIES,
+    Fleet,
+    FleetConfig,
+    coordinate_command,
+    fleet_address,
+    install_stop_signals,
+)
 from tinyfl.fleet.pool import supervisor_record as _supervisor_record
 from tinyfl.fleet.state import (
     FleetState,
@@ -55,7 +62,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                     help="short for --model models/NAME with its packaged data (default: har "
                          "when no --model is given)")
     up.add_argument("--broker", metavar="mqtt://HOST:PORT",
-                    help="use this broker (default: a private mosquitto on a free loopback port)")
+                    help="use this broker (default: a private mosquitto on free loopback ports, "
+                         "provisioned: an account and ACL per node, TLS for the coordinator)")
+    up.add_argument("--insecure", action="store_true",
+                    help="the private broker without accounts (anyone on this machine can "
+                         "publish): for experiments only")
     up.add_argument("--partition", metavar="SCHEME",
                     help="by-group|iid|dirichlet:ALPHA|quantity:ALPHA|gateways "
                     "(default: by-group when the data has groups, else iid)")
@@ -105,6 +116,7 @@ def up(args: argparse.Namespace) -> int:
     model, data = resolve_model_data(args.model, task, args.data)
     config = FleetConfig(nodes=args.nodes, emulator=Emulator(args.emulator), model=model,
                          data=data, run_dir=run_dir, fleet=args.fleet, broker_url=args.broker,
+                         secure=not args.insecure,
                          partition=args.partition, seed=args.seed, max_samples=args.max_samples,
                          hello_timeout=args.hello_timeout)
     fleet = Fleet(config)
@@ -135,6 +147,7 @@ async def _up(fleet: Fleet, ids: list[str], args: argparse.Namespace) -> int:
               f"{state.broker_url}, topics {state.prefix}/..., state {fleet.run_dir}/fleet.json",
               flush=True)
         if not args.foreground:
+            print(f"coordinate with: {coordinate_command(state)} --model {state.task}", flush=True)
             print(f"stop with: tinyfl fleet down --run {fleet.run_dir}", flush=True)
             return 0
         print("supervising (Ctrl-C stops the fleet)", flush=True)
@@ -196,7 +209,8 @@ def _retained_status(state: FleetState, wait: float = 0.5) -> dict[str, str]:
         topics = Topics(state.prefix)
         transport = MqttTransport(connect_timeout=2.0, attempt_timeout=1.0)
         try:
-            await transport.connect(state.broker_url, client_id=f"tinyfl-status-{id(state)}")
+            await transport.connect(fleet_address(state),
+                                    client_id=f"tinyfl-status-{id(state)}")
         except TransportError:
             return {}
         found: dict[str, str] = {}

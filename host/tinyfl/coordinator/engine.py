@@ -53,6 +53,7 @@ from tinyfl.coordinator.registry import Registry
 from tinyfl.coordinator.selection import global_seed, round_seed, round_size, select_nodes
 from tinyfl.coordinator.task import Task, evaluate
 from tinyfl.errors import TinyFLError, TransportError, UsageError, WireError
+from tinyfl.files import private_dir
 from tinyfl.quant import quantize
 from tinyfl.rng import round_rng
 from tinyfl.strategy import AggregationError, ClientResult, StateValue, Strategy, strategy_params
@@ -123,7 +124,7 @@ class RoundEngine:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.run_dir)
         self.progress = progress
         self._round_id_clock = round_id_clock
         self.head: F32 = task.initial_head(config.initial_head)

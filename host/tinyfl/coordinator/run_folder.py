@@ -31,7 +31,7 @@ from tinyfl.coordinator.metrics import METRICS_NAME
 from tinyfl.coordinator.progress import Progress
 from tinyfl.coordinator.task import Task, evaluate
 from tinyfl.errors import UsageError
-from tinyfl.files import atomic_write
+from tinyfl.files import atomic_write, private_dir
 from tinyfl.strategy import Strategy, strategy_params
 from tinyfl.transport.address import BrokerAddress, public_url
 from tinyfl.transport.mqtt import MqttTransport
@@ -66,7 +66,7 @@ class RunPlan:
 
 def write_config(plan: RunPlan) -> None:
     """config.json: the run's settings, what --resume reads when no checkpoint exists yet."""
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(plan.run_dir)
     start = evaluate(plan.task.initial_head(plan.config.initial_head), plan.task.test_x,
                      plan.task.test_y)
     record = {

@@ -30,7 +30,7 @@ from tinyfl.data import partition
 from tinyfl.data.dataset import Dataset
 from tinyfl.data.splits import quantize, split_rows
 from tinyfl.errors import DatasetError, TinyFLError, UsageError
-from tinyfl.files import atomic_write
+from tinyfl.files import atomic_write, private_dir
 from tinyfl.fleet.nodes import blob_name
 from tinyfl.model.artifacts import ModelArtifacts
 from tinyfl.wire import BlobKind, DataBlob
@@ -212,7 +212,7 @@ def write_partition(fleet: FleetData, out: Path, progress: bool = False) -> dict
     doc = manifest(fleet, blobs)
     text = json.dumps(doc, indent=2) + "\n"
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        private_dir(out)
         old = out / MANIFEST
         stale = _listed_files(old) - {blob_name(node.node_id) for node in fleet.nodes}
         old.unlink(missing_ok=True)  # no stale manifest describing half-replaced blobs

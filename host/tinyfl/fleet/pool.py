@@ -23,10 +23,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tinyfl.errors import TinyFLError, TransportError, UsageError, WireError
-from tinyfl.fleet.broker import BrokerUnavailable, MosquittoBroker, port_accepts
+from tinyfl.files import private_dir
+from tinyfl.fleet.broker import (
+    BrokerUnavailable,
+    MosquittoBroker,
+    find_mosquitto,
+    free_port,
+    port_accepts,
+)
 from tinyfl.fleet.nodes import Emulator, NodeProcess, NodeSpec, blob_name, build_firmware
 from tinyfl.fleet.state import (
     FleetState,
@@ -38,9 +45,12 @@ from tinyfl.fleet.state import (
     verify,
     write_state,
 )
+from tinyfl.transport.address import BrokerAddress, parse_broker_url
 from tinyfl.transport.mqtt import MqttTransport
-from tinyfl.transport.serial_bridge import parse_broker_url
 from tinyfl.wire import Hello, Topics, decode
+
+if TYPE_CHECKING:  # provisioning (cryptography) is loaded when a secure broker starts
+    from tinyfl.provision import FleetSecrets
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,9 @@ class FleetConfig:
     max_samples: int = 512
     keep_alive_s: int = 0
     hello_timeout: float = 60.0
+    # The private broker is provisioned (tinyfl provision: per-node accounts, ACL, TLS for the
+    # coordinator) unless `secure` is off (--insecure: an open broker, for experiments).
+    secure: bool = True
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
@@ -125,7 +138,10 @@ class Fleet:
         self.run_dir = config.run_dir
         self.data_dir = self.run_dir / "data"
         self.node_dir = self.run_dir / "nodes"
-        self.broker_url = config.broker_url or ""
+        self.broker_url = config.broker_url or ""  # what the nodes dial: plain MQTT
+        self.coordinator: BrokerAddress | None = None  # how the coordinator and tools connect
+        self.secrets: FleetSecrets | None = None
+        self.provision_dir = self.run_dir / "provision"
         self.broker_proc: subprocess.Popen[bytes] | None = None
         self.broker_record: ProcessRecord | None = None
         self.nodes: dict[str, NodeProcess] = {}
@@ -141,6 +157,7 @@ class Fleet:
         from tinyfl.model.artifacts import load_artifacts
 
         c = self.config
+        private_dir(self.run_dir)  # data blobs, logs and secrets: the owner's only
         self.artifacts = load_artifacts(c.model)
         self.partition = build_partition(load_dataset(c.data), self.artifacts, c.nodes,
                                          c.partition, c.seed, c.max_samples)
@@ -158,30 +175,65 @@ class Fleet:
 
     # -- broker ----------------------------------------------------------------------------
 
-    def start_broker(self) -> None:
-        """A private mosquitto on a free loopback port unless --broker named one."""
+    def start_broker(self, node_ids: list[str]) -> None:
+        """The broker: --broker's, else a private mosquitto on free loopback ports, provisioned
+        for these nodes (accounts, ACL, TLS for the coordinator) unless the config is insecure."""
         if self.config.broker_url is not None:
             address = parse_broker_url(self.config.broker_url)
             if not port_accepts(address.host, address.port, timeout=2.0):
                 raise TransportError(f"no MQTT broker accepts connections at {address.url}")
-            self.broker_url = address.url
+            self.broker_url, self.coordinator = address.url, address
+            return
+        if self.config.secure:
+            self._start_provisioned_broker(node_ids)
             return
         broker = MosquittoBroker(self.run_dir / "broker")  # writes its config, picks the port
-        cmd = [broker.binary, "-c", str(broker.config_path)]
-        with open(self.run_dir / "broker" / "mosquitto.console", "ab") as console:
+        self._spawn_broker([broker.binary, "-c", str(broker.config_path)], broker.host,
+                           broker.port, broker.log_path, broker.diagnostics)
+        self.broker_url = broker.url
+        self.coordinator = parse_broker_url(broker.url)
+        self.say(f"broker: {self.broker_url} (private mosquitto, open: --insecure, pid "
+                 f"{self.pid_of_broker})")
+
+    def _start_provisioned_broker(self, node_ids: list[str]) -> None:
+        from tinyfl.provision import BrokerSettings, coordinator_address, new_fleet, write_fleet
+
+        self.secrets = new_fleet(self.config.fleet, node_ids)
+        log = self.provision_dir / "broker" / "mosquitto.log"
+        settings = BrokerSettings(("127.0.0.1",), "127.0.0.1", free_port(), free_port(), str(log))
+        write_fleet(self.provision_dir, self.secrets, self.config.topics.prefix, settings)
+        conf = self.provision_dir / "broker" / "mosquitto.conf"
+
+        def diagnostics() -> str:
+            return log_tail(log) if log.exists() else "    (no log)"
+
+        self._spawn_broker([find_mosquitto(), "-c", str(conf)], "127.0.0.1", settings.port, log,
+                           diagnostics)
+        self.broker_url = f"mqtt://127.0.0.1:{settings.port}"
+        self.coordinator = coordinator_address(self.provision_dir)
+        self.say(f"broker: {self.broker_url} for the nodes, {self.coordinator} for the "
+                 f"coordinator (private mosquitto with accounts, ACL and TLS, pid "
+                 f"{self.pid_of_broker}; secrets in {self.provision_dir})")
+
+    @property
+    def pid_of_broker(self) -> int:
+        return -1 if self.broker_proc is None else self.broker_proc.pid
+
+    def _spawn_broker(self, cmd: list[str], host: str, port: int, log: Path,
+                      diagnostics: Callable[[], str]) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log.parent / "mosquitto.console", "ab") as console:
             self.broker_proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=console,
                                                 stderr=subprocess.STDOUT, start_new_session=True)
         self.broker_record = ProcessRecord("broker", "", self.broker_proc.pid,
                                            start_time_of(self.broker_proc.pid), tuple(cmd),
-                                           str(broker.log_path))
+                                           str(log))
         deadline = time.monotonic() + BROKER_START_TIMEOUT
-        while not port_accepts(broker.host, broker.port):
+        while not port_accepts(host, port):
             if self.broker_proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise BrokerUnavailable(f"mosquitto did not come up:\n{broker.diagnostics()}")
+                raise BrokerUnavailable(f"mosquitto did not come up:\n{diagnostics()}")
             time.sleep(0.02)
-        self.broker_url = broker.url
-        self.say(f"broker: {self.broker_url} (private mosquitto, pid {self.broker_proc.pid})")
 
     # -- nodes -----------------------------------------------------------------------------
 
@@ -189,8 +241,11 @@ class Fleet:
         address = parse_broker_url(self.broker_url)
         node = self.nodes.get(node_id)
         if node is None:
+            account = self.secrets.nodes[node_id] if self.secrets is not None else None
             spec = NodeSpec(node_id, self.data_dir / blob_name(node_id), self.node_dir,
-                            self.config.emulator, self.config.keep_alive_s)
+                            self.config.emulator, self.config.keep_alive_s,
+                            username=account.node_id if account else None,
+                            password=account.password if account else None)
             node = NodeProcess(spec, self.image, address.host, address.port,
                                self.config.topics.prefix)
             self.nodes[node_id] = node
@@ -208,10 +263,16 @@ class Fleet:
         return FleetState(fleet=self.config.fleet, prefix=self.config.topics.prefix,
                           task=self.config.model, emulator=self.config.emulator.value,
                           broker_url=self.broker_url, broker_owned=self.broker_proc is not None,
-                          processes=procs)
+                          processes=procs,
+                          provision=str(self.provision_dir) if self.secrets is not None else "")
 
     def save(self) -> None:
         write_state(self.run_dir, self.state())
+
+    def _address(self) -> BrokerAddress:
+        if self.coordinator is None:
+            raise RuntimeError("the broker is not started")
+        return self.coordinator
 
     def failure_report(self, node_id: str) -> str:
         node = self.nodes[node_id]
@@ -222,8 +283,9 @@ class Fleet:
         """Start the broker and the nodes and wait until every node has said hello; on any
         failure stop everything started and raise FleetError/TransportError."""
         try:
-            self.start_broker()
-            async with _HelloWatch(self.broker_url, self.config.topics, self.config.fleet) as watch:
+            self.start_broker(node_ids)
+            async with _HelloWatch(self._address(), self.config.topics,
+                                   self.config.fleet) as watch:
                 for node_id in node_ids:
                     self.start_node(node_id)
                 await self._wait_hellos(watch, set(node_ids), progress)
@@ -264,7 +326,8 @@ class Fleet:
         restarts: dict[str, int] = {}
         reported: set[str] = set()
         waiting_hello: set[str] = set()
-        async with _HelloWatch(self.broker_url, self.config.topics, self.config.fleet) as watch:
+        async with _HelloWatch(self._address(), self.config.topics,
+                               self.config.fleet) as watch:
             while not stop.is_set():
                 for node_id, node in sorted(self.nodes.items()):
                     if node.alive or node_id in reported:
@@ -306,6 +369,27 @@ class Fleet:
         stop_processes([r for r in records if verify(r) is Liveness.RUNNING])
 
 
+def fleet_address(state: FleetState) -> BrokerAddress:
+    """How a coordinator or a tool reaches a fleet's broker: the provisioned coordinator account
+    over TLS when the fleet is secured, else the broker URL the nodes use."""
+    if state.provision:
+        from tinyfl.provision import coordinator_address
+
+        return coordinator_address(Path(state.provision))
+    return parse_broker_url(state.broker_url)
+
+
+def coordinate_command(state: FleetState) -> str:
+    """The `tinyfl coordinate` connection options for this fleet (no secret: a password file)."""
+    address = fleet_address(state)
+    if not state.provision:
+        return f"tinyfl coordinate --broker {address.url} --fleet {state.fleet}"
+    folder = Path(state.provision)
+    return (f"tinyfl coordinate --broker {address.scheme}://{address.username}@{address.host}:"
+            f"{address.port} --ca-file {folder / 'broker' / 'ca.crt'} --password-file "
+            f"{folder / 'coordinator.password'} --fleet {state.fleet}")
+
+
 def supervisor_record() -> ProcessRecord:
     info = proc_info(os.getpid())
     assert info is not None
@@ -315,7 +399,7 @@ def supervisor_record() -> ProcessRecord:
 class _HelloWatch:
     """A subscription to every node's hello under the prefix; ignores retained (stale) ones."""
 
-    def __init__(self, url: str, topics: Topics, fleet: str) -> None:
+    def __init__(self, url: BrokerAddress, topics: Topics, fleet: str) -> None:
         self.url = url
         self.topics = topics
         self.transport = MqttTransport()

@@ -58,6 +58,9 @@ class FleetState:
     broker_owned: bool
     processes: list[ProcessRecord] = field(default_factory=list)
     version: int = STATE_VERSION
+    # the provisioning folder of a secured private broker (its coordinator.json holds how to
+    # connect); "" for an open or external broker
+    provision: str = ""
 
     @property
     def nodes(self) -> list[ProcessRecord]:
@@ -91,6 +94,7 @@ class FleetState:
                 broker_url=_str(doc["broker_url"]),
                 broker_owned=bool(doc["broker_owned"]),
                 processes=procs,
+                provision=str(doc.get("provision", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FleetStateError(f"{where}: bad or missing field: {exc}") from exc

@@ -4,6 +4,7 @@ files each party needs, and a locked-down mosquitto (password file, ACL, TLS lis
 from tinyfl.provision.folder import (
     BrokerSettings,
     ProvisionError,
+    coordinator_address,
     read_fleet,
     remove_node,
     write_fleet,
@@ -16,6 +17,7 @@ __all__ = [
     "FleetSecrets",
     "NodeSecrets",
     "ProvisionError",
+    "coordinator_address",
     "new_fleet",
     "pair_seed",
     "read_fleet",

@@ -61,7 +61,7 @@ def acl_text(prefix: str, node_ids: Iterable[str]) -> str:
 
 
 def mosquitto_conf(folder: Path, bind: str, port: int, tls_port: int,
-                   persistence: bool = True) -> str:
+                   persistence: bool = True, log_file: str | None = None) -> str:
     """mosquitto.conf for the files in `folder` (absolute paths, so it runs from anywhere). It
     runs as the user who provisioned (the files are 0600 theirs; started as root, mosquitto would
     otherwise switch to its own user and could not read them; for a system service, chown the
@@ -76,6 +76,7 @@ def mosquitto_conf(folder: Path, bind: str, port: int, tls_port: int,
         f"acl_file {folder / 'acl'}",
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {folder}/",
+        *([f"log_dest file {log_file}", "log_type all"] if log_file else []),
         "",
         "# nodes without a TLS stack (serial, QEMU, native): credentials plus frame HMAC",
         f"listener {port} {bind}",

@@ -15,7 +15,6 @@ Keys are hex in JSON. `read_fleet` reads what `write_fleet` wrote and checks it 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +22,16 @@ from typing import Any
 
 from tinyfl.crypto import key_id
 from tinyfl.errors import UsageError
-from tinyfl.files import atomic_write
+from tinyfl.files import atomic_write, private_dir
 from tinyfl.provision.broker import acl_text, mosquitto_conf, password_line
 from tinyfl.provision.keys import COORDINATOR_USER, FleetSecrets, NodeSecrets
 from tinyfl.provision.tls import make_certificates
+from tinyfl.transport.address import BrokerAddress
 
-__all__ = ["BrokerSettings", "ProvisionError", "read_fleet", "remove_node", "write_fleet"]
+__all__ = ["BrokerSettings", "ProvisionError", "coordinator_address", "read_fleet",
+           "remove_node", "write_fleet"]
 
 SECRET = 0o600
-PRIVATE_DIR = 0o700
 FORMAT = 1
 
 
@@ -45,12 +45,7 @@ class BrokerSettings:
     bind: str = "127.0.0.1"
     port: int = 1883
     tls_port: int = 8883
-
-
-def _dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, PRIVATE_DIR)
-    return path
+    log_file: str | None = None  # mosquitto's log (default: stderr)
 
 
 def _json(path: Path, doc: dict[str, Any]) -> None:
@@ -84,15 +79,17 @@ def _settings_header(fleet: FleetSecrets, node: NodeSecrets, prefix: str,
 def write_fleet(out: Path, fleet: FleetSecrets, prefix: str,
                 broker: BrokerSettings = BrokerSettings()) -> None:
     """Writes the whole folder (a fresh fleet, or an existing one with nodes added)."""
-    _dir(out)
+    private_dir(out)
     _json(out / "fleet.json", {
         "format": FORMAT, "fleet": fleet.fleet, "prefix": prefix,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "coordinator": COORDINATOR_USER, "fleet_key_id": key_id(fleet.fleet_key),
         "nodes": {i: {"frame_key_id": key_id(n.frame_key)} for i, n in sorted(fleet.nodes.items())},
         "broker": {"hosts": list(broker.hosts), "bind": broker.bind, "port": broker.port,
-                   "tls_port": broker.tls_port},
+                   "tls_port": broker.tls_port, "log_file": broker.log_file},
     })
+    # the coordinator's password alone, for `tinyfl coordinate --password-file`
+    atomic_write(out / "coordinator.password", fleet.coordinator_password.encode(), mode=SECRET)
     _json(out / "coordinator.json", {
         "format": FORMAT, "fleet": fleet.fleet, "prefix": prefix, "username": COORDINATOR_USER,
         "password": fleet.coordinator_password, "fleet_key": fleet.fleet_key.hex(),
@@ -100,9 +97,9 @@ def write_fleet(out: Path, fleet: FleetSecrets, prefix: str,
     })
     _json(out / "dealer.json", {"format": FORMAT, "fleet": fleet.fleet,
                                 "dealer_secret": fleet.dealer_secret.hex()})
-    nodes = _dir(out / "nodes")
+    nodes = private_dir(out / "nodes")
     for node_id, node in sorted(fleet.nodes.items()):
-        folder = _dir(nodes / node_id)
+        folder = private_dir(nodes / node_id)
         _json(folder / "node.json", {
             "format": FORMAT, "fleet": fleet.fleet, "prefix": prefix, "node_id": node_id,
             "username": node_id, "password": node.password, "frame_key": node.frame_key.hex(),
@@ -112,7 +109,7 @@ def write_fleet(out: Path, fleet: FleetSecrets, prefix: str,
         })
         atomic_write(folder / "node_settings_local.h",
                      _settings_header(fleet, node, prefix, broker).encode(), mode=SECRET)
-    _write_broker(_dir(out / "broker"), fleet, prefix, broker)
+    _write_broker(private_dir(out / "broker"), fleet, prefix, broker)
 
 
 def _write_broker(folder: Path, fleet: FleetSecrets, prefix: str, broker: BrokerSettings) -> None:
@@ -122,7 +119,8 @@ def _write_broker(folder: Path, fleet: FleetSecrets, prefix: str, broker: Broker
                                      + "\n").encode(), mode=SECRET)
     atomic_write(folder / "acl", acl_text(prefix, sorted(fleet.nodes)).encode(), mode=SECRET)
     atomic_write(folder / "mosquitto.conf",
-                 mosquitto_conf(folder, broker.bind, broker.port, broker.tls_port).encode(),
+                 mosquitto_conf(folder, broker.bind, broker.port, broker.tls_port,
+                                log_file=broker.log_file).encode(),
                  mode=SECRET)
     if not (folder / "ca.key").exists():  # a CA is made once: nodes keep trusting it
         certs = make_certificates(fleet.fleet, list(broker.hosts))
@@ -158,7 +156,7 @@ def read_fleet(folder: Path) -> tuple[FleetSecrets, str, BrokerSettings]:
                              bytes.fromhex(dealer["dealer_secret"]), nodes)
         b = public["broker"]
         broker = BrokerSettings(tuple(b["hosts"]), str(b["bind"]), int(b["port"]),
-                                int(b["tls_port"]))
+                                int(b["tls_port"]), b.get("log_file"))
         prefix = str(public["prefix"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ProvisionError(f"{folder}: incomplete provisioning folder ({exc})") from exc
@@ -183,3 +181,12 @@ def remove_node(folder: Path, node_id: str) -> FleetSecrets:
         path.unlink()
     gone.rmdir()
     return kept
+
+
+def coordinator_address(folder: Path) -> BrokerAddress:
+    """How the coordinator reaches the provisioned broker: TLS with the fleet's CA, its own user
+    and password (from the folder; never printed: BrokerAddress masks it)."""
+    fleet, _, broker = read_fleet(folder)
+    return BrokerAddress(broker.hosts[0], broker.tls_port, tls=True, username=COORDINATOR_USER,
+                         password=fleet.coordinator_password,
+                         ca_file=str((folder / "broker" / "ca.crt").resolve()))
