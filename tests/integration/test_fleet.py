@@ -82,8 +82,13 @@ def test_up_status_down_native(run_dir: Path) -> None:
     # start time that is off by one tick, as after pid reuse. `down` must leave it alone.
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
+        # /proc/PID/cmdline is empty until the child has exec'ed: wait for it (seen under load)
         info = proc_info(sleeper.pid)
-        assert info is not None
+        deadline = time.monotonic() + 10
+        while (info is None or not info.cmdline) and time.monotonic() < deadline:
+            time.sleep(0.01)
+            info = proc_info(sleeper.pid)
+        assert info is not None and info.cmdline
         doc = json.loads((run_dir / "fleet.json").read_text())
         node04 = next(p for p in doc["processes"] if p["node_id"] == "node04")
         real_node04 = node04["pid"]

@@ -50,7 +50,7 @@ def test_each_secret_is_only_in_the_files_of_who_needs_it(provisioned: tuple[Pat
     assert holders(fleet.dealer_secret.hex()) == {"dealer.json"}
     assert holders(fleet.nodes["node03"].password) == {"nodes/node03/node.json",
                                                        "nodes/node03/node_settings_local.h"}
-    assert holders(fleet.coordinator_password) == {"coordinator.json"}
+    assert holders(fleet.coordinator_password) == {"coordinator.json", "coordinator.password"}
     public = json.loads(texts["fleet.json"])
     assert public["nodes"]["node01"]["frame_key_id"] == key_id(fleet.nodes["node01"].frame_key)
     for secret in (node1_key, fleet.fleet_key.hex(), fleet.coordinator_password, seed):

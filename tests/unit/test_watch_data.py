@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import re
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 from tinyfl.data import watch
-from tinyfl.data.nslkdd import DatasetError
+from tinyfl.errors import DatasetError
 
 NAME = re.compile(r"^(subject\d\d)_([A-Z]+)_([01])\.csv$")
 
@@ -41,6 +42,9 @@ def csv_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     assert order == sorted(order)  # (subject, exercise, side) order
     return out
+
+
+HOST = Path(__file__).resolve().parents[2] / "host"
 
 
 def _read(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -95,8 +99,13 @@ def test_csv_values_match_the_source_and_units(csv_dir: Path) -> None:
 
 
 def test_reading_never_imports_seglearn() -> None:
-    watch.read_recordings()
-    assert "seglearn" not in sys.modules and "sklearn" not in sys.modules
+    # In a fresh interpreter: in this one, other tests may have imported scikit-learn (Keras does
+    # when it is installed), which says nothing about the reader.
+    code = ("import sys; from tinyfl.data import watch; watch.read_recordings(); "
+            "print(sorted(m for m in ('seglearn', 'sklearn') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": str(HOST)})
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
