@@ -50,6 +50,7 @@ def fedadam_checkpoint() -> tuple[Checkpoint, Any]:
         task=TASK.name,
         model_hash=TASK.model_hash,
         config={"engine": {"lr": 0.1}, "strategy": {"name": "fedadam", "eta": 0.05}},
+        stragglers={"n7": (2, 6)},
     )
     return ckpt, strategy
 
@@ -62,6 +63,7 @@ def test_a_checkpoint_round_trips_head_optimizer_state_and_config(tmp_path: Path
     assert (back.round, back.wire_round, back.seed) == (3, 7, 11)
     assert back.task == TASK.name and back.model_hash == TASK.model_hash
     assert back.config == ckpt.config
+    assert back.stragglers == {"n7": (2, 6)}  # the back-off a resumed run selects with
     assert back.head.dtype == np.float32 and np.array_equal(back.head, ckpt.head)
     assert set(back.state) == {"m", "v", "t"} and int(back.state["t"]) == 1
     # the optimizer continues identically from the loaded state

@@ -533,3 +533,44 @@ def test_selection_is_reproducible_from_the_seed() -> None:
         assert all(len(s) == 3 for s in a)
 
     run(scenario)
+
+
+def test_a_node_that_misses_a_deadline_sits_out_the_next_rounds_then_comes_back() -> None:
+    """Straggler back-off: a hung node costs one deadline, not one per round."""
+
+    async def scenario(broker: MemoryBroker) -> None:
+        nodes = await fleet(broker, 3)
+        engine, transport = engine_for(broker, rounds=4, round_timeout=0.3, min_clients=2,
+                                       straggler_backoff=1)
+        task = await start_engine(engine, transport)
+        selections = []
+        for _ in range(4):
+            g = await nodes[0].next_global()
+            selections.append(g.selected)
+            for node in nodes[:2]:  # n2 never answers
+                await node.send(node.update(g, delta(1.0)))
+        result = await task
+        # round 1: all three selected ("every node"), n2 misses -> sits out round 2; round 3:
+        # back, misses again -> sits out 2 rounds (round 4, and 5 if there were one)
+        assert [r["selected"] for r in result.records] == [3, 2, 3, 2]
+        assert [r["benched"] for r in result.records] == [0, 1, 0, 1]
+        assert [r["status"] for r in result.records] == ["closed"] * 4
+        assert "n2" not in selections[1] and "n2" not in selections[3]
+        assert engine.stragglers == {"n2": (2, 5)}
+        assert engine.checkpoint().stragglers == {"n2": (2, 5)}  # resumes select the same
+
+    run(scenario)
+
+
+def test_benched_nodes_are_selected_when_the_quorum_needs_them() -> None:
+    from tinyfl.coordinator.stragglers import candidates, record_round
+
+    state = record_round({}, 1, ["a", "b"], ["c"], backoff=2)
+    assert state == {"a": (1, 3), "b": (1, 3)}
+    assert candidates(["a", "b", "c"], state, 2, quorum=1) == ["c"]
+    assert candidates(["a", "b", "c"], state, 2, quorum=2) == ["a", "b", "c"]
+    assert candidates(["a", "b", "c"], state, 4, quorum=3) == ["a", "b", "c"]
+    state = record_round(state, 4, ["a"], ["b"], backoff=2)
+    assert state == {"a": (2, 8)}  # 2 x 2 rounds after the second miss in a row
+    assert record_round({"a": (9, 10)}, 11, ["a"], [], backoff=8)["a"] == (10, 27)  # capped
+    assert record_round({"a": (1, 3)}, 2, ["a"], [], backoff=0) == {"a": (1, 3)}  # off

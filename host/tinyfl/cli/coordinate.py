@@ -101,6 +101,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         f"(default {DEFAULTS.round_timeout:g})",
     )
     rounds.add_argument("--seed", type=int, help=f"run seed (default {DEFAULTS.seed})")
+    rounds.add_argument(
+        "--straggler-backoff",
+        type=int,
+        metavar="R",
+        help="rounds a selected node that sent no accepted update sits out, doubling with each "
+        f"miss in a row up to 16; 0 = off (default {DEFAULTS.straggler_backoff})",
+    )
     train = parser.add_argument_group("local training (sent to the nodes)")
     train.add_argument("--epochs", type=int, help=f"default {DEFAULTS.epochs}")
     train.add_argument("--batch-size", type=int, help=f"default {DEFAULTS.batch_size}")
@@ -161,6 +168,7 @@ _OPTION = {  # EngineConfig field -> command-line option, for messages
     "wait_nodes": "--wait-nodes",
     "wait_timeout": "--wait-timeout",
     "initial_head": "--initial-head",
+    "straggler_backoff": "--straggler-backoff",
 }
 
 

@@ -67,6 +67,9 @@ class Checkpoint:
     task: str
     model_hash: bytes
     config: dict[str, Any] = field(default_factory=dict)
+    # straggler back-off (coordinator.stragglers): node -> (misses in a row, benched through
+    # round), part of the state a resumed run needs to select as an uninterrupted one would
+    stragglers: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
@@ -80,6 +83,7 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         "task": ckpt.task,
         "model_hash": ckpt.model_hash.hex(),
         "config": ckpt.config,
+        "stragglers": {node: list(v) for node, v in sorted(ckpt.stragglers.items())},
         "state_scalars": scalars,
         "rng": "per-round generators seeded from (seed, round); no carried state",
     }
@@ -123,6 +127,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
             task=str(meta["task"]),
             model_hash=bytes.fromhex(meta["model_hash"]),
             config=dict(meta.get("config", {})),
+            stragglers={str(n): (int(v[0]), int(v[1]))
+                        for n, v in dict(meta.get("stragglers", {})).items()},
         )
     except CheckpointError:
         raise

@@ -39,6 +39,10 @@ class EngineConfig:
     wait_nodes: int | None = None
     wait_timeout: float = 60.0
     initial_head: str = "zeros"  # zeros | init (the model folder's head_init.npy) | PATH.npy
+    # rounds a selected node that sent no accepted update sits out, doubling with each miss in a
+    # row (capped at STRAGGLER_MAX_BENCH); 0 = off. A hung node then costs one deadline, not one
+    # per round.
+    straggler_backoff: int = 1
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -97,6 +101,8 @@ class EngineConfig:
             f"--wait-nodes must be >= 0, got {self.wait_nodes}",
         )
         need(bool(self.initial_head), "--initial-head must be zeros, init or a .npy path")
+        need(0 <= self.straggler_backoff <= 64,
+             f"--straggler-backoff must be 0..64 rounds, got {self.straggler_backoff}")
         need(
             math.isfinite(self.wait_timeout) and self.wait_timeout >= 0,
             f"--wait-timeout must be >= 0 seconds, got {self.wait_timeout}",
@@ -125,4 +131,5 @@ RESUME_LOCKED = (
     "uplink_scale_mode",
     "downlink_bits",
     "seed",
+    "straggler_backoff",
 )

@@ -51,6 +51,7 @@ from tinyfl.coordinator.metrics import METRICS_NAME, MetricsLog, weighted_mean
 from tinyfl.coordinator.progress import Progress
 from tinyfl.coordinator.registry import Registry
 from tinyfl.coordinator.selection import global_seed, round_seed, round_size, select_nodes
+from tinyfl.coordinator.stragglers import Stragglers, candidates, record_round
 from tinyfl.coordinator.task import Task, evaluate
 from tinyfl.errors import TinyFLError, TransportError, UsageError, WireError
 from tinyfl.files import private_dir
@@ -130,6 +131,7 @@ class RoundEngine:
         self.head: F32 = task.initial_head(config.initial_head)
         self.state: dict[str, StateValue] = strategy.init_state(self.head)
         self.round = 0  # rounds done (closed or skipped)
+        self.stragglers: Stragglers = {}
         self.wire_round = 0  # last round id published, or seen retained on the broker
         self.records: list[dict[str, Any]] = []
         if resume_from is not None:
@@ -162,6 +164,7 @@ class RoundEngine:
         self.state = dict(ckpt.state)
         self.round = ckpt.round
         self.wire_round = ckpt.wire_round
+        self.stragglers = dict(ckpt.stragglers)
         if self.run_dir is not None:
             metrics = MetricsLog(self.run_dir / METRICS_NAME)
             self.records = metrics.truncate_after(ckpt.round)
@@ -176,6 +179,7 @@ class RoundEngine:
             task=self.task.name,
             model_hash=self.task.model_hash,
             config={"engine": self.config.to_dict(), "strategy": strategy_params(self.strategy)},
+            stragglers=dict(self.stragglers),
         )
 
     @property
@@ -306,9 +310,11 @@ class RoundEngine:
             self._skip(record, selected=(), started=started)
             return self._finish(record, started, cpu_started, head_changed=False)
 
+        pool = candidates(eligible, self.stragglers, number, cfg.min_clients)
+        record["benched"] = len(eligible) - len(pool)
         selected = select_nodes(
-            eligible,
-            round_size(len(eligible), cfg.clients_per_round, cfg.fraction, cfg.min_clients),
+            pool,
+            round_size(len(pool), cfg.clients_per_round, cfg.fraction, cfg.min_clients),
             cfg.seed,
             number,
         )
@@ -335,6 +341,9 @@ class RoundEngine:
             self.intake.open = None
         record["collect_time_s"] = loop.time() - collect_started
         answered = sorted(open_round.answers)
+        missed = open_round.pending | open_round.rejected  # no accepted update
+        self.stragglers = record_round(self.stragglers, number, missed, answered,
+                                       cfg.straggler_backoff)
         record.update(self._round_counts(open_round, selected))
         if len(answered) < cfg.min_clients:
             record["reason"] = (

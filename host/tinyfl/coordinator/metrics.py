@@ -8,7 +8,8 @@ is. Fields (all rounds, skipped ones too):
     selected, answered, answered_ids (the ids of the nodes counted in `answered`, sorted),
     missing (selected without an accepted update), late (a past round's
     updates), dropped (duplicates, unselected nodes, future rounds), rejected (invalid updates),
-    rejected_reasons ({reason: count}), online, eligible,
+    rejected_reasons ({reason: count}), online, eligible, benched (eligible nodes sitting out
+    after missing a deadline: tinyfl.coordinator.stragglers),
     bytes_up (every UPDATE received since the previous round closed, as the whole QoS 1
     PUBLISH packet its node sent: fixed header, topic, packet id, payload), bytes_down (the
     GLOBAL PUBLISH packet times the nodes online to receive it), global_bytes (that packet once),
