@@ -13,6 +13,7 @@ artifacts byte for byte.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "host"))
 
-from tinyfl.data.packaged import RECIPES, cached
+from tinyfl.data.packaged import RECIPES, build_args, cached
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +32,14 @@ def main(argv: list[str] | None = None) -> int:
         if name not in RECIPES:
             ap.error(f"unknown model {name!r}; choose from {', '.join(RECIPES)}")
         fetched = cached(name)
+        # run beside the data, so metadata.json records `--data NAME.npz`, not this machine's
+        # cache path
+        test = Path(fetched.test.name) if fetched.test else None
         cmd = [sys.executable, "-m", "tinyfl.cli.main", "model", "build", "--data",
-               str(fetched.data), *fetched.build_args, "--out", f"models/{name}"]
+               fetched.data.name, *build_args(name, test), "--out", str(ROOT / "models" / name)]
         print("$", " ".join(cmd[2:]), flush=True)
-        done = subprocess.run(cmd, cwd=ROOT, check=False)
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "host")}
+        done = subprocess.run(cmd, cwd=fetched.data.parent, env=env, check=False)
         if done.returncode:
             return done.returncode
     return 0

@@ -7,7 +7,6 @@ folder without it.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from tinyfl.cli import Subparsers
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "model_cmd", None) != "build":
         raise UsageError("missing subcommand: tinyfl model build --data FILE --out DIR ...")
     from tinyfl.data.splits import SplitRule
-    from tinyfl.model.build import BuildConfig, build, command_line
+    from tinyfl.model.build import BuildConfig, build
 
     cfg = BuildConfig(
         data=args.data, out=args.out,
@@ -81,8 +80,22 @@ def run(args: argparse.Namespace) -> int:
                         args.source_fraction, args.split_seed),
         test_data=args.test_data, family=args.family, keras=args.keras, tflite=args.tflite,
         augment=args.augment, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
-        lr=args.lr, board=args.board,
-        command=command_line(["tinyfl", "model", *sys.argv[sys.argv.index("model") + 1:]]
-                             if "model" in sys.argv else ["tinyfl", "model", "build"]))
+        lr=args.lr, board=args.board, command=_command(args))
     build(cfg, log=lambda line: print(line, flush=True))
     return 0
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The build as a command line (what metadata.json records), from the parsed options: the
+    same build gives the same text however it was typed; --out is left out (it is the folder)."""
+    from tinyfl.model.build import command_line
+
+    argv = ["tinyfl", "model", "build"]
+    for option in ("data", "source_groups", "test_groups", "source_fraction", "split_seed",
+                   "test_data", "family", "keras", "tflite", "augment", "epochs", "seed",
+                   "batch_size", "lr", "board"):
+        value = getattr(args, option)
+        if value is not None and value is not False and not (
+                option in ("source_fraction", "split_seed") and not value):
+            argv += [f"--{option.replace('_', '-')}", str(value)]
+    return command_line(argv)
