@@ -513,3 +513,43 @@ def test_two_native_firmware_nodes_complete_three_rounds(
         for node in nodes:
             node.stop()
         probe.close()
+
+
+@pytest.mark.firmware
+def test_a_hung_firmware_node_costs_one_deadline_not_one_per_round(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """Three native nodes, one frozen with SIGSTOP after it said hello: round 1 waits for it
+    until the deadline, then the straggler back-off benches it and the next rounds close as soon
+    as the two live nodes have answered."""
+    image = build_firmware(Emulator.NATIVE)
+    plan = build_partition(load_dataset(cached("nsl-kdd").data), load_artifacts("nsl-kdd"),
+                           clients=3, scheme="iid", seed=41, max_samples=100)
+    fleet = fleet_name("hung")
+    prefix = f"tinyfl/{fleet}"
+    nodes = [start_node(Emulator.NATIVE, image, tmp_path / "nodes", f"hung-{i}", node.blob,
+                        broker.host, broker.port, prefix)
+             for i, node in enumerate(plan.nodes)]
+    try:
+        for node in nodes:
+            wait_until(lambda n=node: " online" in n.log_text(), 30, "the node's hello")
+        os.kill(nodes[2].pid, signal.SIGSTOP)  # alive for the broker (its TCP session stays)
+        out = tmp_path / "run"
+        result = subprocess.run(
+            [sys.executable, "-m", "tinyfl.cli.main", "coordinate", "--broker", broker.url,
+             "--fleet", fleet, "--task", "nsl-kdd", "--rounds", "4", "--min-clients", "2",
+             "--wait-nodes", "3", "--round-timeout", "3", "--straggler-backoff", "2",
+             "--out", str(out)],
+            env=_env(), capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        os.kill(nodes[2].pid, signal.SIGCONT)
+        for node in nodes:
+            node.stop()
+    records = read_metrics(out / METRICS_NAME)
+    assert [r["status"] for r in records] == ["closed"] * 4
+    assert [r["selected"] for r in records] == [3, 2, 2, 3]  # benched for rounds 2 and 3
+    assert [r["benched"] for r in records] == [0, 1, 1, 0]
+    waits = [r["collect_time_s"] for r in records]
+    assert waits[0] >= 2.9 and waits[3] >= 2.9  # the deadline, when the frozen node is selected
+    assert waits[1] < 2.0 and waits[2] < 2.0, waits  # no waiting for it while it is benched
