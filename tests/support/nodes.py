@@ -3,8 +3,8 @@
 The data is real: NSL-KDD records as 64-value feature vectors in feature-vector mode (kind-1
 blobs carrying the feature specification's hash), which the firmware keeps supporting for nodes
 without a backbone; what `tinyfl data partition` gives a fleet (kind 2, through the compiled
-backbone) comes from `tinyfl.cli.data.build_partition`. The firmware is built once per session by
-`firmware_images`.
+backbone) comes from `tinyfl.fleet.partition.build_partition`. Tests build the firmware with
+`tinyfl.fleet.build_firmware` (incremental).
 """
 
 from __future__ import annotations
