@@ -1,4 +1,16 @@
-"""One exception tree for the host package; each class maps to a CLI exit code."""
+"""One exception tree for the host package; each class maps to a CLI exit code.
+
+    0 success                  4 TransportError (broker, serial port, TLS)
+    1 TinyFLError (other)      5 DatasetError (a dataset file, its rows or its download)
+    2 UsageError (arguments)   6 FirmwareError (the node firmware build)
+    3 WireError (bad frame)    7 CheckpointError, CoordinatorError (a run cannot go on)
+                               8 ModelError, BuildError (a model file, or a model that does not
+                                 fit the node)
+  130 interrupted (Ctrl-C, SIGTERM)
+
+The classes are defined here, so the table is one; modules that raise them re-export them
+(`tinyfl.model.tflite.ModelError` is this ModelError).
+"""
 
 from __future__ import annotations
 
@@ -40,3 +52,34 @@ class DatasetError(TinyFLError):
     or cannot be downloaded or fails its checksum."""
 
     exit_code = 5
+
+
+class FirmwareError(TinyFLError):
+    """The node firmware is missing or failed to build."""
+
+    exit_code = 6
+
+
+class CheckpointError(TinyFLError):
+    """A checkpoint is missing, unreadable, or belongs to a different run."""
+
+    exit_code = 7
+
+
+class CoordinatorError(TinyFLError):
+    """The run cannot go on: too few nodes to start, or a broker that never answered."""
+
+    exit_code = 7
+
+
+class ModelError(TinyFLError):
+    """A model file (.tflite or firmware model blob) that is corrupt, truncated or uses something
+    TinyFL does not implement (an unsupported op is named in the message)."""
+
+    exit_code = 8
+
+
+class BuildError(TinyFLError):
+    """The model cannot be built or does not fit the node."""
+
+    exit_code = 8

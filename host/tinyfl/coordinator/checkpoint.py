@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.errors import TinyFLError
+from tinyfl.errors import CheckpointError
 from tinyfl.files import atomic_write
 from tinyfl.strategy import StateValue
 
@@ -44,11 +44,6 @@ CHECKPOINT_NAME = "checkpoint.npz"
 FORMAT_VERSION = 1
 _STATE_PREFIX = "state/"
 
-
-class CheckpointError(TinyFLError):
-    """A checkpoint is missing, unreadable, or belongs to a different run."""
-
-    exit_code = 7
 
 
 @dataclass(frozen=True, eq=False)

@@ -53,7 +53,7 @@ from tinyfl.coordinator.registry import Registry
 from tinyfl.coordinator.selection import global_seed, round_seed, round_size, select_nodes
 from tinyfl.coordinator.stragglers import Stragglers, candidates, record_round
 from tinyfl.coordinator.task import Task, evaluate
-from tinyfl.errors import TinyFLError, TransportError, UsageError, WireError
+from tinyfl.errors import CoordinatorError, TransportError, UsageError, WireError
 from tinyfl.files import private_dir
 from tinyfl.quant import quantize
 from tinyfl.rng import round_rng
@@ -76,11 +76,6 @@ SYNC_TIMEOUT = 10.0
 SUBSCRIBE_QOS = 0
 RECHECK_INTERVAL = 1.0  # seconds: how often a waiting round looks for a broker reconnection
 
-
-class CoordinatorError(TinyFLError):
-    """The run cannot go on: too few nodes to start, or a broker that never answered."""
-
-    exit_code = 7
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tinyfl.errors import TinyFLError, UsageError
+from tinyfl.errors import FirmwareError, UsageError
 from tinyfl.files import atomic_write
 from tinyfl.fleet.config_record import encode_node_config
 
@@ -35,11 +35,6 @@ class Emulator(enum.Enum):
     def pio_env(self) -> str:
         return "native" if self is Emulator.NATIVE else "qemu_cortex_m4"
 
-
-class FirmwareError(TinyFLError):
-    """The node firmware is missing or failed to build."""
-
-    exit_code = 6
 
 
 def blob_name(node_id: str) -> str:

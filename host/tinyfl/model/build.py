@@ -54,7 +54,7 @@ import numpy.typing as npt
 
 from tinyfl.data.dataset import Dataset, load_dataset
 from tinyfl.data.splits import SplitRule, fit_input_quantization, quantize, split_rows
-from tinyfl.errors import DatasetError, TinyFLError, UsageError
+from tinyfl.errors import BuildError, DatasetError, UsageError
 from tinyfl.files import replace_folder
 from tinyfl.model import families
 from tinyfl.model.augment import augment, parse_augment
@@ -86,11 +86,6 @@ F32 = npt.NDArray[np.float32]
 I8 = npt.NDArray[np.int8]
 U8 = npt.NDArray[np.uint8]
 
-
-class BuildError(TinyFLError):
-    """The model cannot be built or does not fit the node (exit code 8, as ModelError)."""
-
-    exit_code = 8
 
 
 @dataclass(frozen=True)

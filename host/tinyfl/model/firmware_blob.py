@@ -49,6 +49,11 @@ def _u16(*values: int) -> bytes:
 
 
 def _i8(*values: int) -> bytes:
+    # a corrupt model can carry an int8 zero point or clamp outside -128..127 (hypothesis found
+    # one): a model error, like a dimension that overflows u16
+    for v in values:
+        if not -128 <= v <= 127:
+            raise ModelError(f"value {v} (a zero point, clamp or shift) does not fit int8")
     return struct.pack(f"<{len(values)}b", *values)
 
 

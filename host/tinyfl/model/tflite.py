@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.errors import TinyFLError
+from tinyfl.errors import ModelError
 
 __all__ = [
     "BUILTIN_OPERATOR_NAMES",
@@ -48,12 +48,6 @@ __all__ = [
     "read_model",
 ]
 
-
-class ModelError(TinyFLError):
-    """A model file (.tflite or firmware model blob) that is corrupt, truncated or uses something
-    TinyFL does not implement (an unsupported op is named in the message). CLI exit code 8."""
-
-    exit_code = 8
 
 
 # BuiltinOperator enum of schema.fbs, indexed by code (generated from TFLite's schema).

@@ -16,9 +16,7 @@ const CompiledModel* find_compiled_model(const uint8_t hash[8]) {
   return nullptr;
 }
 
-}  // namespace tinyfl
 
-namespace tinyfl {
 
 Status prepare_compiled_model(const CompiledModel& compiled, BackboneWork& work) {
   Status s = backbone_parse(compiled.blob, compiled.blob_len, &work.model);
@@ -48,9 +46,7 @@ Status load_blob_samples(const BlobView& blob, EmbeddingCache& cache, BackboneWo
   return s;
 }
 
-}  // namespace tinyfl
 
-namespace tinyfl {
 
 void describe_blob_load(const BlobView& blob, const BlobLoad& load, const EmbeddingCache& cache, LogLine& line) {
   line.str("samples: ").u32(blob.n_samples);
