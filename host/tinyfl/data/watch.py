@@ -47,8 +47,6 @@ from __future__ import annotations
 
 import ast
 import io
-import pickle
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -56,7 +54,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.data.resources import PackagedFile
+from tinyfl.data.resources import NUMPY_GLOBALS, PackagedFile
+from tinyfl.data.resources import restricted_load as _restricted_load
 from tinyfl.errors import DatasetError
 
 __all__ = [
@@ -134,46 +133,13 @@ def _npy_pickle_payload(data: bytes) -> bytes:
     return data[start + size :]
 
 
-def _latin1_encode(text: Any, encoding: Any) -> bytes:
-    """_codecs.encode as protocol 2 uses it for bytes: latin-1 only, no other codec."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise DatasetError(f"watch pickle: refused _codecs.encode with encoding {encoding!r}")
-    return text.encode("latin-1")
 
-
-# numpy's own reconstruction function, found without importing numpy.core (deprecated in 2.x).
-_NP_RECONSTRUCT: Callable[..., Any] = np.ndarray((0,)).__reduce__()[0]  # type: ignore[assignment]
-
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _NP_RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _NP_RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): _latin1_encode,
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only `_ALLOWED` globals; anything else is refused by name before it is loaded."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise DatasetError(
-                f"refused to unpickle global {module}.{name}: only numpy array reconstruction "
-                "is allowed in the watch file"
-            ) from None
+_ALLOWED = NUMPY_GLOBALS  # the watch file is one pickled dict of numpy arrays
 
 
 def restricted_load(stream: BinaryIO) -> Any:
-    """Unpickles `stream` with the restricted unpickler (pickle errors become DatasetError)."""
-    try:
-        return _RestrictedUnpickler(stream).load()
-    except DatasetError:
-        raise
-    except Exception as exc:  # a malformed pickle can raise almost anything
-        raise DatasetError(f"watch pickle is malformed: {type(exc).__name__}: {exc}") from exc
+    """Unpickles `stream` resolving only `_ALLOWED` (tinyfl.data.resources.restricted_load)."""
+    return _restricted_load(stream, _ALLOWED, "watch file")
 
 
 # --- from the pickled dict to recordings -------------------------------------------------------
