@@ -67,6 +67,17 @@ def test_har_by_group(tmp_path: Path) -> None:
     assert np.abs(values - first.x)[inside].max() <= blobs[0].scale / 2 + 1e-6
 
 
+def test_auto_gives_each_node_a_group_while_there_are_enough(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = _partition(tmp_path / "a", "--task", "har", "--clients", "18", "--partition",
+                          "auto", "--max-samples", "16")
+    assert manifest["partition"] == "by-group"
+    manifest = _partition(tmp_path / "b", "--task", "har", "--clients", "19", "--partition",
+                          "auto", "--max-samples", "16")
+    assert manifest["partition"] == "iid"
+    assert "19 nodes but 18 fleet groups: partition iid" in capsys.readouterr().out
+
+
 def test_har_dirichlet_same_seed_same_bytes(tmp_path: Path) -> None:
     args = ("--task", "har", "--clients", "6", "--partition", "dirichlet:0.3", "--seed", "9")
     first = _partition(tmp_path / "a", *args, "--max-samples", "64")

@@ -68,8 +68,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                     "DIR/<node>.blob (the data blob the firmware reads, docs/WIRE.md) and "
                     "DIR/manifest.json. The same arguments give the same bytes.")
     p.add_argument("--data", type=Path, metavar="FILE.npz",
-                   help="the dataset the model was built from (default for --model har: the "
-                        "packaged HAR set)")
+                   help="the dataset the model was built from (with --task: the packaged one)")
     p.add_argument("--model", metavar="DIR", help="model folder (or a name under models/)")
     p.add_argument("--task", choices=MODEL_TASKS, help="short for --model models/NAME "
                    "with its packaged data")
@@ -77,7 +76,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--partition", metavar="SCHEME",
                    help="by-group (default with groups), iid (default without), dirichlet:ALPHA "
                         "(label skew), quantity:ALPHA (size skew), gateways (class 0 everywhere "
-                        "plus one or two other classes per node)")
+                        "plus one or two other classes per node), auto (by-group when every node "
+                        "can have a group, else iid)")
     p.add_argument("--seed", type=int, default=0, help="partition seed (default: %(default)s)")
     p.add_argument("--max-samples", type=int, default=512, metavar="K",
                    help="at most K samples per node, drawn with the seed (default: %(default)s)")
@@ -166,6 +166,8 @@ def _partition(args: argparse.Namespace) -> int:
     model, data = resolve_model_data(args.model, args.task, args.data)
     fleet = build_partition(load_dataset(data), load_artifacts(model), args.clients,
                             args.partition, args.seed, args.max_samples)
+    if fleet.note:
+        print(fleet.note)
     write_partition(fleet, args.out, progress=sys.stderr.isatty())
     total = sum(node.blob.n_samples for node in fleet.nodes)
     print(f"{fleet.model_name}: {len(fleet.nodes)} nodes, {total} samples ({fleet.scheme}, "

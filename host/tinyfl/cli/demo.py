@@ -95,9 +95,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, metavar="FILE.npz",
                         help="the dataset --model was built from")
     parser.add_argument("--partition", metavar="SCHEME",
-                        help="by-group, iid, dirichlet:ALPHA, quantity:ALPHA or gateways "
-                        "(default: by-group when the data has at least as many fleet groups as "
-                        "nodes, else iid; the demo says which)")
+                        help="by-group, iid, dirichlet:ALPHA, quantity:ALPHA, gateways or auto "
+                        "(default: auto, by-group when the data has at least as many fleet "
+                        "groups as nodes, else iid; the demo says which)")
     parser.add_argument("--initial-head", default="zeros", metavar="zeros|init|PATH",
                         help="the head round 1 starts from (default: %(default)s; init: the "
                         "model folder's pretraining head)")
@@ -138,26 +138,6 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
     )
 
 
-def pick_partition(settings: DemoSettings) -> str:
-    """--partition, else by-group when every node can have a group of its own, else iid."""
-    if settings.partition:
-        return settings.partition
-    from tinyfl.data.dataset import load_dataset
-    from tinyfl.data.splits import split_rows
-    from tinyfl.model.artifacts import load_artifacts
-
-    data = load_dataset(settings.data)
-    if data.groups is None:
-        return "iid"
-    fleet_groups = len(set(data.groups[split_rows(data, load_artifacts(settings.model).split)
-                                       .fleet].tolist()))
-    if settings.nodes <= fleet_groups:
-        return "by-group"
-    say(f"{settings.nodes} nodes but {fleet_groups} fleet groups: partition iid (give "
-        "--partition dirichlet:ALPHA for label skew)")
-    return "iid"
-
-
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     engine_config = EngineConfig(
@@ -167,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         initial_head=settings.initial_head,
     )  # checks the training options before anything starts
     strategy = parse_strategy_spec(settings.strategy)
-    partition = pick_partition(settings)
+    partition = settings.partition or "auto"  # the fleet says which it picked
     say(f"demo: {settings.nodes} {settings.emulator.value} nodes, model {settings.model}, "
         f"{settings.rounds} rounds, {settings.uplink_bits}-bit uplink, {partition}, run folder "
         f"{settings.run_dir}")

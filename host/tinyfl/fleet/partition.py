@@ -48,7 +48,7 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 2
-SCHEMES = ("by-group", "iid", "dirichlet:ALPHA", "quantity:ALPHA", "gateways")
+SCHEMES = ("by-group", "iid", "dirichlet:ALPHA", "quantity:ALPHA", "gateways", "auto")
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,18 @@ class FleetData:
     max_samples: int
     classes: tuple[str, ...]
     nodes: tuple[Node, ...]
+    note: str = ""  # why `auto` picked the scheme it did, when that is not the obvious one
+
+
+def auto_scheme(groups: int, clients: int) -> tuple[str, str]:
+    """(scheme, note) for `--partition auto`: by-group when every node can have a group of its
+    own, else iid (with a note saying why)."""
+    if groups and clients <= groups:
+        return "by-group", ""
+    if not groups:
+        return "iid", ""
+    return "iid", (f"{clients} nodes but {groups} fleet groups: partition iid (give --partition "
+                   "dirichlet:ALPHA for label skew)")
 
 
 def parse_scheme(scheme: str | None, has_groups: bool) -> tuple[str, float | None]:
@@ -139,6 +151,9 @@ def build_partition(data: Dataset, model: ModelArtifacts, clients: int, scheme: 
     model.check_input(int(np.prod(data.sample_shape)), model.input_scale, model.input_zero_point,
                       "the data's samples")
     fleet = data.select(split_rows(data, model.split).fleet)
+    note = ""
+    if scheme == "auto":
+        scheme, note = auto_scheme(len(fleet.group_names()), clients)
     name, alpha = parse_scheme(scheme, fleet.groups is not None)
     ranks = None
     if fleet.groups is not None:
@@ -162,7 +177,7 @@ def build_partition(data: Dataset, model: ModelArtifacts, clients: int, scheme: 
         nodes.append(Node(f"node{i:0{width}d}", blob, groups))
     text = name if alpha is None else f"{name}:{alpha:g}"
     return FleetData(model.name, model.model_hash, Path(data.origin).name, data.sha256, text,
-                     seed, max_samples, model.classes, tuple(nodes))
+                     seed, max_samples, model.classes, tuple(nodes), note)
 
 
 def manifest(fleet: FleetData, blobs: dict[str, bytes]) -> dict[str, Any]:

@@ -132,9 +132,9 @@ def halted(node: NodeProcess) -> bool:
 class Fleet:
     """The processes one `fleet up` starts; `stop()` ends exactly those."""
 
-    def __init__(self, config: FleetConfig, out: TextIO = sys.stdout) -> None:
+    def __init__(self, config: FleetConfig, out: TextIO | None = None) -> None:
         self.config = config
-        self.out = out
+        self.out = out  # None: sys.stdout as it is when printing (it may be redirected)
         self.run_dir = config.run_dir
         self.data_dir = self.run_dir / "data"
         self.node_dir = self.run_dir / "nodes"
@@ -164,6 +164,8 @@ class Fleet:
         self.say(f"building firmware ({c.emulator.pio_env}) ...")
         # an image carrying exactly the fleet's model (a user's folder needs no platformio.ini edit)
         self.image = build_firmware(c.emulator, models=[self.artifacts.folder])
+        if self.partition.note:
+            self.say(self.partition.note)
         doc = write_partition(self.partition, self.data_dir)
         ids = [str(n["id"]) for n in doc["nodes"]]
         self.say(f"data: {self.artifacts.name} model, {doc['partition']}, {len(ids)} nodes -> "
@@ -171,7 +173,7 @@ class Fleet:
         return ids
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        print(text, file=self.out or sys.stdout, flush=True)
 
     # -- broker ----------------------------------------------------------------------------
 
