@@ -228,3 +228,16 @@ def test_the_command_lines_names_are_the_packaged_datasets() -> None:
 
     assert tuple(PACKAGED) == PACKAGED_NAMES == tuple(RECIPES)
     assert DEFAULT_MODEL in MODEL_TASKS and set(MODEL_TASKS) <= set(PACKAGED)
+
+
+def test_a_dataset_whose_samples_do_not_fit_the_model_is_refused_before_partitioning() -> None:
+    from tinyfl.errors import ModelError
+    from tinyfl.fleet.partition import build_partition
+    from tinyfl.model.artifacts import load_artifacts
+
+    art = load_artifacts("nsl-kdd")  # 64 input values
+    data = make_dataset(np.zeros((10, 63), np.float32), np.arange(10) % 5,
+                        classes=list(art.classes))
+    with pytest.raises(ModelError, match="expects 64 input values per sample, the data's "
+                                         "samples have 63"):
+        build_partition(data, art, clients=2)

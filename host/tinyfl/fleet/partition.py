@@ -148,8 +148,7 @@ def build_partition(data: Dataset, model: ModelArtifacts, clients: int, scheme: 
     if data.classes != model.classes:
         raise DatasetError(f"{data.origin}: classes {list(data.classes)} are not the model's "
                            f"{list(model.classes)}")
-    model.check_input(int(np.prod(data.sample_shape)), model.input_scale, model.input_zero_point,
-                      "the data's samples")
+    model.check_sample_size(int(np.prod(data.sample_shape)), "the data's samples")
     fleet = data.select(split_rows(data, model.split).fleet)
     note = ""
     if scheme == "auto":

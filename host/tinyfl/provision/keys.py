@@ -91,16 +91,3 @@ def new_fleet(fleet: str, node_ids: list[str]) -> FleetSecrets:
              for i in check_node_ids(node_ids)}
     return FleetSecrets(fleet, _password(), secrets.token_bytes(KEY_BYTES),
                         secrets.token_bytes(KEY_BYTES), nodes)
-
-
-def add_nodes(fleet: FleetSecrets, node_ids: list[str]) -> FleetSecrets:
-    """The same fleet with more nodes (their seeds with every node follow from the dealer)."""
-    clash = sorted(set(node_ids) & set(fleet.nodes))
-    if clash:
-        raise UsageError(f"node(s) {clash} are already provisioned")
-    check_node_ids([*fleet.nodes, *node_ids])
-    nodes = dict(fleet.nodes)
-    nodes.update({i: NodeSecrets(i, _password(), secrets.token_bytes(KEY_BYTES))
-                  for i in node_ids})
-    return FleetSecrets(fleet.fleet, fleet.coordinator_password, fleet.fleet_key,
-                        fleet.dealer_secret, nodes)
