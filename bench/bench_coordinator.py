@@ -72,9 +72,11 @@ BROKER_SETUPS = {
 # -- uplink bytes ----------------------------------------------------------------------------
 
 
-def update_packet(prefix: str, node_id: str, bits: int, scale_mode: int, epochs: int = 1) -> int:
+def update_packet(prefix: str, node_id: str, bits: int, scale_mode: int, *,
+                  signed: bool = False) -> int:
     """Bytes of one UPDATE PUBLISH (QoS 1) of a 6 x 65 delta: fixed header, topic, packet id,
-    frame header, body (ids, hash, losses, scales, codes) and CRC."""
+    frame header, body (round, samples, statistics, scales, codes) and the CRC, or with `signed`
+    the 16-byte tag of a provisioned fleet."""
     rng = np.random.default_rng(0)
     values = rng.normal(0, 0.1, (6, 65)).astype(np.float32)
     if bits == 32:
@@ -84,9 +86,10 @@ def update_packet(prefix: str, node_id: str, bits: int, scale_mode: int, epochs:
         codes = rng.integers(-qmax, qmax + 1, (6, 65))
         scales = np.full(6 if scale_mode else 1, 0.01, np.float32)
         delta = Tensor.quantized(codes, scales, bits, per_row=bool(scale_mode))
-    update = Update(1, node_id, b"\x00" * 8, 100, (0.5,) * epochs, 0.9, 1.0, delta)
-    topics = Topics(prefix)
-    return mqtt_publish_packet_size(topics.update(node_id), len(encode(update)), 1)
+    update = Update(1, 100, 0.5, 0.9, 1.0, delta)
+    topic = Topics(prefix).update(node_id)
+    frame = encode(update, key=bytes(32), topic=topic) if signed else encode(update)
+    return mqtt_publish_packet_size(topic, len(frame), 1)
 
 
 def uplink_table() -> dict[str, Any]:

@@ -40,7 +40,7 @@ DataBlob(kind=BlobKind.RAW_WINDOWS, n_classes=5, scale=meta["input"]["scale"],
          ).write(sys.argv[1])
 PY
   # A node config record with credentials, so fuzz_wire starts inside that parser too.
-  python3 -c "import sys; from tinyfl.fleet.config_record import encode_node_config as e; \
+  python3 -c "import sys; from tinyfl.wire.node_config import encode_node_config as e; \
 open(sys.argv[1], 'wb').write(e('node01', 'tinyfl/lab', 30, 'node01', 'pw'))" \
     "$corpus/seed-node-config.bin"
   echo "== $name: fuzzing for ${seconds}s"

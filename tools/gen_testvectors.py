@@ -12,6 +12,8 @@ the vectors are a second implementation. For each valid vector it writes:
   frames/NAME.bin          the frame
   frames/NAME.fields.txt   its fields in canonical text (tinyfl.wire.fields_text), computed here from
                            the inputs; the C++ test prints the same text from its own decoder
+  frames/NAME.auth.txt     for a tagged frame: the topic and the (test) key it is signed with
+  half.bin                 float32 -> binary16 conversions (u32 float bits, u16 half bits pairs)
   frames/invalid/NAME.bin + NAME.reason   a frame each decoder must reject, and the status name
   blobs/NAME.bin + NAME.fields.txt, blobs/invalid/NAME.bin + NAME.reason   the same for data blobs
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
+import math
 import struct
 import sys
 import zlib
@@ -34,7 +38,8 @@ OUT = ROOT / "testvectors"
 
 MODEL_HASH = hashlib.sha256(b"tinyfl golden model").digest()[:8]
 OTHER_HASH = hashlib.sha256(b"tinyfl other model").digest()[:8]
-TAG = hashlib.sha256(b"tinyfl golden tag").digest()  # 32 bytes; v1 carries it, does not verify it
+TEST_KEY = hashlib.sha256(b"tinyfl golden test key").digest()  # 32 bytes, public: vectors only
+TEST_TOPIC = "tinyfl/golden/nodes/node-01/update"
 
 HELLO, GLOBAL, UPDATE = 1, 2, 3
 NAN = float("nan")
@@ -57,6 +62,23 @@ def f32round(x: float) -> float:
     return float(struct.unpack("<f", f32(x))[0])
 
 
+def f16(x: float) -> bytes:
+    """binary16 as the spec has encoders write it: saturate finite values at 65504, then round
+    to nearest even (struct's 'e' rounds to nearest even; it refuses values beyond the range)."""
+    if math.isfinite(x) and abs(x) > 65504.0:
+        x = 65504.0 if x > 0 else -65504.0
+    return struct.pack("<e", f32round(x))
+
+
+def f16value(x: float) -> float:
+    return float(struct.unpack("<e", f16(x))[0])
+
+
+def tag(key: bytes, topic: str, signed: bytes) -> bytes:
+    raw = topic.encode()
+    return hmac.new(key, bytes([len(raw)]) + raw + signed, hashlib.sha256).digest()[:16]
+
+
 def s(text: str | bytes) -> bytes:
     raw = text.encode() if isinstance(text, str) else text
     return bytes([len(raw)]) + raw
@@ -65,21 +87,25 @@ def s(text: str | bytes) -> bytes:
 def frame(
     ftype: int,
     body: bytes,
-    tag: bytes = b"",
     *,
+    key: bytes | None = None,
+    topic: str = TEST_TOPIC,
     magic: bytes = b"TF",
-    version: int = 1,
+    version: int = 2,
     flags: int = 0,
-    tag_len: int | None = None,
-    reserved: int = 0,
-    body_len: int | None = None,
+    auth: int | None = None,
     crc_xor: int = 0,
+    tag_xor: int = 0,
     trailing: bytes = b"",
 ) -> bytes:
-    header = magic + bytes([version, ftype, flags, len(tag) if tag_len is None else tag_len])
-    header += struct.pack("<HI", reserved, len(body) if body_len is None else body_len)
-    covered = header + body + tag
-    return covered + struct.pack("<I", zlib.crc32(covered) ^ crc_xor) + trailing
+    """A v2 frame: header, body, then the CRC (no key) or the 16-byte tag under `key`."""
+    auth_byte = (0 if key is None else 16) if auth is None else auth
+    signed = magic + bytes([version, ftype, flags, auth_byte]) + body
+    if key is None:
+        return signed + struct.pack("<I", zlib.crc32(signed) ^ crc_xor) + trailing
+    mac = bytearray(tag(key, topic, signed))
+    mac[0] ^= tag_xor
+    return signed + bytes(mac) + trailing
 
 
 def pack(codes: list[int], bits: int, pad_value: int = 0) -> bytes:
@@ -113,7 +139,7 @@ class T:
 
     def to_bytes(self) -> bytes:
         out = struct.pack("<BBHH", self.bits, self.scale_mode, self.rows, self.cols)
-        out += b"".join(f32(x) for x in self.scales)
+        out += b"".join(f16(x) for x in self.scales)
         if self.bits == 32:
             return out + b"".join(f32(x) for x in self.values)
         return out + pack(self.codes, self.bits, self.pad_value)
@@ -124,14 +150,14 @@ class T:
         else:
             values = []
             for i, c in enumerate(self.codes):
-                scale = f32round(self.scales[i // self.cols if self.scale_mode == 1 else 0])
+                scale = f16value(self.scales[i // self.cols if self.scale_mode == 1 else 0])
                 values.append(f32hex(float(c) * scale))  # exact in double, one rounding to f32
         return [
             f"{name}.bits={self.bits}",
             f"{name}.scale_mode={self.scale_mode}",
             f"{name}.rows={self.rows}",
             f"{name}.cols={self.cols}",
-            f"{name}.scales={','.join(f32hex(x) for x in self.scales)}",
+            f"{name}.scales={','.join(f32hex(f16value(x)) for x in self.scales)}",
             f"{name}.codes={','.join(str(c) for c in self.codes)}",
             f"{name}.values={','.join(values)}",
         ]
@@ -149,7 +175,7 @@ class HelloSpec:
     n_classes: int = 5
     uplink_bits: int = 0x0F
     board: int = 1
-    tag: bytes = b""
+    key: bytes | None = None
 
     def body(self) -> bytes:
         return (
@@ -160,8 +186,11 @@ class HelloSpec:
                           self.embed_dim, self.n_classes, self.uplink_bits, self.board)
         )
 
+    def topic(self) -> str:
+        return f"tinyfl/golden/nodes/{self.node_id.decode(errors='replace')}/hello"
+
     def to_bytes(self) -> bytes:
-        return frame(HELLO, self.body(), self.tag)
+        return frame(HELLO, self.body(), key=self.key, topic=self.topic())
 
     def fields(self) -> str:
         return lines(
@@ -176,7 +205,6 @@ class HelloSpec:
             f"n_classes={self.n_classes}",
             f"uplink_bits={self.uplink_bits}",
             f"board={self.board}",
-            f"tag={self.tag.hex()}",
         )
 
 
@@ -203,7 +231,7 @@ class GlobalSpec:
     selected: list[bytes] = field(default_factory=list)
     n_selected: int | None = None
     head: T = field(default_factory=head_8bit_per_row)
-    tag: bytes = b""
+    key: bytes | None = None
 
     def body(self) -> bytes:
         n_sel = len(self.selected) if self.n_selected is None else self.n_selected
@@ -218,8 +246,11 @@ class GlobalSpec:
             + self.head.to_bytes()
         )
 
+    def topic(self) -> str:
+        return "tinyfl/golden/global"
+
     def to_bytes(self) -> bytes:
-        return frame(GLOBAL, self.body(), self.tag)
+        return frame(GLOBAL, self.body(), key=self.key, topic=self.topic())
 
     def fields(self) -> str:
         return lines(
@@ -239,52 +270,42 @@ class GlobalSpec:
             f"n_selected={len(self.selected)}",
             f"selected={','.join(x.decode() for x in self.selected)}",
             *self.head.fields("head"),
-            f"tag={self.tag.hex()}",
         )
 
 
 @dataclass
 class UpdateSpec:
     round_id: int = 7
-    node_id: bytes = b"node-01"
-    model_hash: bytes = MODEL_HASH
     n_samples: int = 412
-    epoch_loss: list[float] = field(default_factory=lambda: [1.6094, 1.2031, 0.9876])
-    epochs: int | None = None
+    loss: float = 0.9876
     accuracy: float = 0.8125
     update_norm: float = 0.734
     delta: T = field(default_factory=lambda: T(8, 1, 3, 5, scales=[0.001, 0.002, 0.0035],
                                                codes=[(i * 37) % 255 - 127 for i in range(15)]))
-    tag: bytes = b""
+    key: bytes | None = None
 
     def body(self) -> bytes:
-        epochs = len(self.epoch_loss) if self.epochs is None else self.epochs
         return (
-            struct.pack("<I", self.round_id)
-            + s(self.node_id)
-            + self.model_hash
-            + struct.pack("<IH", self.n_samples, epochs)
-            + b"".join(f32(x) for x in self.epoch_loss)
-            + f32(self.accuracy) + f32(self.update_norm)
+            struct.pack("<II", self.round_id, self.n_samples)
+            + f16(self.loss) + f16(self.accuracy) + f16(self.update_norm)
             + self.delta.to_bytes()
         )
 
+    def topic(self) -> str:
+        return TEST_TOPIC
+
     def to_bytes(self) -> bytes:
-        return frame(UPDATE, self.body(), self.tag)
+        return frame(UPDATE, self.body(), key=self.key, topic=self.topic())
 
     def fields(self) -> str:
         return lines(
             "type=update",
             f"round_id={self.round_id}",
-            f"node_id={self.node_id.decode()}",
-            f"model_hash={self.model_hash.hex()}",
             f"n_samples={self.n_samples}",
-            f"epochs={len(self.epoch_loss)}",
-            f"epoch_loss={','.join(f32hex(x) for x in self.epoch_loss)}",
-            f"accuracy={f32hex(self.accuracy)}",
-            f"update_norm={f32hex(self.update_norm)}",
+            f"loss={f32hex(f16value(self.loss))}",
+            f"accuracy={f32hex(f16value(self.accuracy))}",
+            f"update_norm={f32hex(f16value(self.update_norm))}",
             *self.delta.fields("delta"),
-            f"tag={self.tag.hex()}",
         )
 
 
@@ -327,20 +348,28 @@ def valid_frames() -> dict[str, HelloSpec | GlobalSpec | UpdateSpec]:
         "global_d64_k5": d64,
         "update_8bit": UpdateSpec(),
         "update_4bit": UpdateSpec(
-            round_id=8, epoch_loss=[0.5], accuracy=1.0, update_norm=0.0,
+            round_id=8, loss=0.5, accuracy=1.0, update_norm=0.0,
             delta=T(4, 0, 3, 5, scales=[0.0625], codes=[7, -7, 0, 3, -3, 1, -1, 2, -2, 4, -4,
                                                          5, -5, 6, -6]),
         ),
         "update_2bit": UpdateSpec(
-            round_id=9, node_id=b"n", epoch_loss=[2.0, 1.0], accuracy=0.0,
+            round_id=9, loss=1.0, accuracy=0.0, update_norm=1.0e6,  # the norm saturates
             delta=T(2, 1, 2, 7, scales=[0.5, 0.25], codes=[1, -1, 0, 1, 1, -1, 0,
                                                            0, 0, -1, -1, 1, 0, 1]),
         ),
         "update_float32": UpdateSpec(
-            round_id=10, epoch_loss=[0.0] * 4,
+            round_id=10, loss=0.0,
             delta=T(32, 0, 3, 5, values=[(i - 7) * 0.015625 for i in range(15)]),
         ),
-        "update_tagged": UpdateSpec(round_id=11, tag=TAG),
+        "update_tagged": UpdateSpec(round_id=11, key=TEST_KEY),
+        "hello_tagged": HelloSpec(key=TEST_KEY),
+        "global_tagged": GlobalSpec(round_id=12, key=TEST_KEY),
+        # scales that binary16 rounds (ties, a subnormal, saturation) and a tiny one that is 0
+        "update_half_scales": UpdateSpec(
+            round_id=13,
+            delta=T(8, 1, 4, 2, scales=[1.0009765625 + 2 ** -11, 6.0e-8, 1.0e9, 1.0e-9],
+                    codes=[1, -1, 127, -127, 3, 4, 5, 6]),
+        ),
     }
 
 
@@ -356,26 +385,25 @@ def invalid_frames() -> dict[str, tuple[bytes, str]]:
     out: dict[str, tuple[bytes, str]] = {
         # frame
         "empty": (b"", "truncated"),
-        "short_header": (valid_hello[:11], "truncated"),
+        "short_header": (valid_hello[:5], "truncated"),
         "bad_magic": (frame(HELLO, hb, magic=b"TX"), "bad_magic"),
-        "bad_version": (frame(HELLO, hb, version=2), "bad_version"),
+        "bad_version": (frame(HELLO, hb, version=3), "bad_version"),
+        "version_1": (frame(HELLO, hb, version=1), "bad_version"),
         "bad_type_9": (frame(9, hb), "bad_type"),
         "bad_type_0": (frame(0, hb), "bad_type"),
         "unknown_flag": (frame(HELLO, hb, flags=0x02), "bad_value"),
         "masked_flag": (frame(UPDATE, u().body(), flags=0x01), "unsupported"),
         "masked_and_unknown_flag": (frame(HELLO, hb, flags=0x81), "bad_value"),
-        "bad_tag_len": (frame(HELLO, hb, TAG[:16]), "bad_value"),
-        "reserved_nonzero": (frame(HELLO, hb, reserved=1), "bad_value"),
-        "trailing_bytes": (valid_hello + b"\x00", "bad_length"),
+        "bad_auth_32": (frame(HELLO, hb, auth=32), "bad_value"),
+        "bad_auth_4": (frame(HELLO, hb, auth=4), "bad_value"),
+        "trailing_bytes": (valid_hello + b"\x00", "bad_crc"),
         "bad_crc": (frame(HELLO, hb, crc_xor=0x00000001), "bad_crc"),
-        "truncated_frame": (valid_hello[:-1], "truncated"),
-        "truncated_tag": (frame(UPDATE, u().body(), TAG)[:-5], "truncated"),
-        "body_len_lie_long": (frame(HELLO, hb, body_len=len(hb) + 4), "truncated"),
-        "body_len_lie_short": (frame(HELLO, hb, body_len=len(hb) - 1), "bad_length"),
-        "body_len_huge": (frame(HELLO, hb, body_len=0xFFFFFFFF), "truncated"),
+        "truncated_frame": (valid_hello[:-1], "bad_crc"),
+        "no_room_for_crc": (b"TF\x02\x01\x00\x00\x00\x00\x00", "truncated"),
+        "no_room_for_tag": (frame(UPDATE, b"", key=TEST_KEY)[:-1], "truncated"),
         "truncated_body": (frame(HELLO, hb[:-1]), "truncated"),
         "body_trailing": (frame(HELLO, hb + b"\x00"), "bad_length"),
-        "order_version_before_crc": (frame(HELLO, hb, version=2, crc_xor=1), "bad_version"),
+        "order_version_before_crc": (frame(HELLO, hb, version=1, crc_xor=1), "bad_version"),
         "order_crc_before_body": (frame(GLOBAL, g(epochs=0).body(), crc_xor=1), "bad_crc"),
         # hello
         "hello_node_id_bad_char": (replace(hello, node_id=b"node 01").to_bytes(), "bad_value"),
@@ -434,12 +462,10 @@ def invalid_frames() -> dict[str, tuple[bytes, str]]:
         "global_order_epochs_before_lr": (g(epochs=0, lr=NAN).to_bytes(), "bad_value"),
         # update
         "update_round_zero": (u(round_id=0).to_bytes(), "bad_value"),
-        "update_node_id_bad_char": (u(node_id=b"node.01").to_bytes(), "bad_value"),
-        "update_epochs_0": (u(epoch_loss=[]).to_bytes(), "bad_value"),
-        "update_epochs_65": (u(epoch_loss=[1.0] * 65).to_bytes(), "bad_value"),
-        "update_epoch_loss_truncated": (frame(UPDATE, u(epochs=40).body()[:60]), "truncated"),
-        "update_loss_nan": (u(epoch_loss=[1.0, NAN, 0.5]).to_bytes(), "non_finite"),
-        "update_loss_negative": (u(epoch_loss=[1.0, -0.5, 0.5]).to_bytes(), "bad_value"),
+        "update_stats_truncated": (frame(UPDATE, u().body()[:11]), "truncated"),
+        "update_loss_nan": (u(loss=NAN).to_bytes(), "non_finite"),
+        "update_loss_inf": (u(loss=INF).to_bytes(), "non_finite"),
+        "update_loss_negative": (u(loss=-0.5).to_bytes(), "bad_value"),
         "update_accuracy_above_1": (u(accuracy=1.0625).to_bytes(), "bad_value"),
         "update_accuracy_nan": (u(accuracy=NAN).to_bytes(), "non_finite"),
         "update_norm_inf": (u(update_norm=INF).to_bytes(), "non_finite"),
@@ -449,9 +475,44 @@ def invalid_frames() -> dict[str, tuple[bytes, str]]:
         "update_float_value_nan": (u(delta=T(32, 0, 1, 3, values=[0.0, 0.0, NAN])).to_bytes(),
                                    "non_finite"),
         "update_bits_0": (u(delta=T(0, 0, 0, 0)).to_bytes(), "bad_value"),
-        "update_tensor_header_truncated": (frame(UPDATE, u().body()[: -(15 + 12 + 2)]),
+        "update_tensor_header_truncated": (frame(UPDATE, u().body()[: -(15 + 6 + 2)]),
                                            "truncated"),
     }
+    return out
+
+
+def auth_invalid_frames() -> dict[str, tuple[bytes, str, str]]:
+    """Frames a receiver holding TEST_KEY must refuse: (bytes, the topic they arrive on, reason)."""
+    body = UpdateSpec().body()
+    signed = frame(UPDATE, body, key=TEST_KEY)
+    other_key = hashlib.sha256(b"tinyfl another key").digest()
+    return {
+        "tag_flipped": (frame(UPDATE, body, key=TEST_KEY, tag_xor=0x01), TEST_TOPIC, "bad_tag"),
+        "other_topic": (signed, TEST_TOPIC.replace("node-01", "node-02"), "bad_tag"),
+        "other_key": (frame(UPDATE, body, key=other_key), TEST_TOPIC, "bad_tag"),
+        "body_changed": (signed[:6] + bytes([signed[6] ^ 1]) + signed[7:], TEST_TOPIC,
+                         "bad_tag"),
+        "crc_frame": (frame(UPDATE, body), TEST_TOPIC, "unauthenticated"),
+        # the header is checked before the tag: a malformed frame never costs an HMAC
+        "tagged_version_1": (frame(UPDATE, body, key=TEST_KEY, version=1), TEST_TOPIC,
+                             "bad_version"),
+    }
+
+
+def half_cases() -> bytes:
+    """(float32 bits u32, binary16 bits u16) pairs: the conversion both sides must agree on."""
+    values = [0.0, -0.0, 1.0, -1.0, 65504.0, 65519.0, 65520.0, 1.0e9, -1.0e9, 3.4e38,
+              2.0 ** -24, 2.0 ** -25, 3 * 2.0 ** -25, 2.0 ** -26, 2.0 ** -14, 2.0 ** -14 - 2.0 ** -25,
+              1.0 + 2.0 ** -11, 1.0 + 3 * 2.0 ** -11, 1.0e-9, 6.0e-8, 0.1, 1.0 / 127.0]
+    x = 0x12345678  # a fixed LCG: many more values, deterministically
+    for _ in range(2000):
+        x = (x * 1664525 + 1013904223) & 0xFFFFFFFF
+        exponent = 97 + (x >> 8) % 48  # 2^-30 .. 2^17: subnormal halves to saturation
+        bits = (x & 0x807FFFFF) | (exponent << 23)
+        values.append(struct.unpack("<f", struct.pack("<I", bits))[0])
+    out = b""
+    for v in values:
+        out += struct.pack("<I", struct.unpack("<I", f32(v))[0]) + f16(v)
     return out
 
 
@@ -535,7 +596,7 @@ def invalid_blobs() -> dict[str, tuple[bytes, str]]:
 def build() -> dict[Path, bytes]:
     sys.path.insert(0, str(ROOT / "host"))
     from tinyfl.errors import WireError
-    from tinyfl.wire import DataBlob, decode, encode, fields_text
+    from tinyfl.wire import DataBlob, decode, encode, fields_text, open_frame
 
     files: dict[Path, bytes] = {}
     problems: list[str] = []
@@ -543,15 +604,28 @@ def build() -> dict[Path, bytes]:
         data = spec.to_bytes()
         text = spec.fields()
         try:
-            msg = decode(data)
+            msg = open_frame(data, spec.topic(), spec.key)
             if fields_text(msg) != text:
                 problems.append(f"{name}: Python decodes other fields")
-            if encode(msg) != data:
+            if encode(msg, key=spec.key, topic=spec.topic()) != data:
                 problems.append(f"{name}: Python re-encodes other bytes")
         except WireError as exc:
             problems.append(f"{name}: Python rejects it: {exc}")
         files[OUT / "frames" / f"{name}.bin"] = data
         files[OUT / "frames" / f"{name}.fields.txt"] = text.encode()
+        if spec.key is not None:
+            files[OUT / "frames" / f"{name}.auth.txt"] = auth_text(spec.topic(), spec.key)
+    for name, (data, topic, reason) in auth_invalid_frames().items():
+        try:
+            open_frame(data, topic, TEST_KEY)
+            problems.append(f"auth_invalid/{name}: Python accepts it")
+        except WireError as exc:
+            if exc.reason != reason:
+                problems.append(f"auth_invalid/{name}: Python says {exc.reason}, not {reason}")
+        files[OUT / "frames" / "auth_invalid" / f"{name}.bin"] = data
+        files[OUT / "frames" / "auth_invalid" / f"{name}.reason"] = (reason + "\n").encode()
+        files[OUT / "frames" / "auth_invalid" / f"{name}.auth.txt"] = auth_text(topic, TEST_KEY)
+    files[OUT / "half.bin"] = half_cases()
     for name, (data, reason) in invalid_frames().items():
         try:
             decode(data)
@@ -582,6 +656,10 @@ def build() -> dict[Path, bytes]:
     if problems:
         raise SystemExit("the Python codec disagrees with the spec vectors:\n  " + "\n  ".join(problems))
     return files
+
+
+def auth_text(topic: str, key: bytes) -> bytes:
+    return f"topic={topic}\nkey={key.hex()}\n".encode()
 
 
 def owned(directory: Path) -> list[Path]:

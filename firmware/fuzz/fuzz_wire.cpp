@@ -1,16 +1,18 @@
 // libFuzzer target for the wire codec, the data blob parser and the node config record parser
 // (docs/WIRE.md).
 //
-// Every input is decoded as a frame and parsed as a data blob, both as it is and with its length
-// fields and CRC made consistent (so mutations reach the body decoders instead of the CRC check). A frame that decodes is re-encoded
-// from its fields and must give the same bytes (and the size-only pass the same size); every value
-// of a decoded tensor and every sample of a parsed blob is read, so ASan catches any view that
-// points outside the input.
+// Every input is decoded as a frame and parsed as a data blob, both as it is and with its CRC or
+// tag (under a fixed fuzzing key) and blob length made consistent, so mutations reach the body
+// decoders instead of the CRC or tag check. A frame that decodes is re-encoded from its fields
+// (tagged under the same key) and must give the same bytes (and the size-only pass the same size);
+// every value of a decoded tensor and every sample of a parsed blob is read, so ASan catches any
+// view that points outside the input.
 //
 // Build and run (from the repository root; tools/fuzz.sh does the same for every target):
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Ifirmware/lib/tinyfl/include \
 //     firmware/fuzz/fuzz_wire.cpp firmware/lib/tinyfl/src/wire.cpp firmware/lib/tinyfl/src/crc32.cpp \
-//     firmware/lib/tinyfl/src/blob.cpp firmware/lib/tinyfl/src/status.cpp -o /tmp/fuzz_wire
+//     firmware/lib/tinyfl/src/blob.cpp firmware/lib/tinyfl/src/status.cpp ... -o /tmp/fuzz_wire
+//   (tools/fuzz.sh has the full list of sources)
 //   mkdir -p /tmp/fuzz_wire_corpus && cp testvectors/frames/*.bin /tmp/fuzz_wire_corpus/
 //   /tmp/fuzz_wire -max_total_time=60 /tmp/fuzz_wire_corpus
 #include <stddef.h>
@@ -37,8 +39,10 @@ uint8_t fixed[kMaxOut];
 float scales[65536];
 int8_t codes[kMaxValues];
 float values[kMaxValues];
-float losses[kMaxWireEpochs];
 IdRef ids[65536];
+const uint8_t kFuzzKey[kFrameKeyLen] = {0x66, 0x75, 0x7a, 0x7a};
+const char kFuzzTopic[] = "tinyfl/fuzz/nodes/n/update";
+const FrameAuth kAuth{kFuzzKey, kFuzzTopic, sizeof kFuzzTopic - 1};
 volatile float sink;
 
 void require(bool ok) {
@@ -78,13 +82,23 @@ void fuzz_frame(const uint8_t* data, size_t size) {
   FrameHeader hdr;
   const uint8_t* body = nullptr;
   if (decode_frame(data, size, &hdr, &body) != Status::Ok) return;
-  require(size == kFrameOverhead + hdr.body_len + hdr.tag_len);
+  require(size == kFrameHeaderSize + hdr.body_len + (hdr.auth == kAuthTag ? kTagLen : kCrcLen));
+  const FrameAuth* auth = hdr.auth == kAuthTag ? &kAuth : nullptr;
+  if (verify_frame(data, hdr, auth) != Status::Ok) return;
+  // The typed entry points agree with the pieces.
+  HelloView hv;
+  GlobalView gv;
+  UpdateView uv;
+  const bool typed_ok = hdr.type == 1   ? decode_hello_frame(data, size, auth, &hv) == Status::Ok
+                        : hdr.type == 2 ? decode_global_frame(data, size, auth, &gv) == Status::Ok
+                                        : decode_update_frame(data, size, auth, &uv) == Status::Ok;
   if (size > kMaxOut) return;
   size_t len = 0;
   switch (static_cast<FrameType>(hdr.type)) {
     case FrameType::Hello: {
       HelloView v;
-      if (decode_hello(body, hdr.body_len, &v) != Status::Ok) return;
+      require((decode_hello(body, hdr.body_len, &v) == Status::Ok) == typed_ok);
+      if (!typed_ok) return;
       HelloFields f{};
       f.node_id = v.node_id;
       f.node_id_len = v.node_id_len;
@@ -97,14 +111,14 @@ void fuzz_frame(const uint8_t* data, size_t size) {
       f.n_classes = v.n_classes;
       f.uplink_bits = v.uplink_bits;
       f.board = v.board;
-      f.tag = hdr.tag;
-      f.tag_len = hdr.tag_len;
+      f.auth = auth;
       check_same(encode_hello(f, out_buf, sizeof out_buf, &len), len, encoded_size_hello(f), data, size);
       break;
     }
     case FrameType::Global: {
       GlobalView v;
-      if (decode_global(body, hdr.body_len, &v) != Status::Ok) return;
+      require((decode_global(body, hdr.body_len, &v) == Status::Ok) == typed_ok);
+      if (!typed_ok) return;
       GlobalFields f{};
       f.round_id = v.round_id;
       memcpy(f.model_hash, v.model_hash, sizeof f.model_hash);
@@ -125,28 +139,22 @@ void fuzz_frame(const uint8_t* data, size_t size) {
       }
       f.selected = ids;
       if (!copy_tensor(v.head, &f.head)) return;
-      f.tag = hdr.tag;
-      f.tag_len = hdr.tag_len;
+      f.auth = auth;
       check_same(encode_global(f, out_buf, sizeof out_buf, &len), len, encoded_size_global(f), data, size);
       break;
     }
     case FrameType::Update: {
       UpdateView v;
-      if (decode_update(body, hdr.body_len, &v) != Status::Ok) return;
+      require((decode_update(body, hdr.body_len, &v) == Status::Ok) == typed_ok);
+      if (!typed_ok) return;
       UpdateFields f{};
       f.round_id = v.round_id;
-      f.node_id = v.node_id;
-      f.node_id_len = v.node_id_len;
-      memcpy(f.model_hash, v.model_hash, sizeof f.model_hash);
       f.n_samples = v.n_samples;
-      f.epochs = v.epochs;
-      for (uint16_t e = 0; e < v.epochs; ++e) losses[e] = v.epoch_loss(e);
-      f.epoch_loss = losses;
+      f.loss = v.loss;
       f.accuracy = v.accuracy;
       f.update_norm = v.update_norm;
       if (!copy_tensor(v.delta, &f.delta)) return;
-      f.tag = hdr.tag;
-      f.tag_len = hdr.tag_len;
+      f.auth = auth;
       check_same(encode_update(f, out_buf, sizeof out_buf, &len), len, encoded_size_update(f), data, size);
       break;
     }
@@ -202,6 +210,7 @@ void fuzz_config(const uint8_t* data, size_t size) {
     if (parse_node_config(bytes, size, &rec) == Status::Ok) {
       const size_t total = strlen(rec.node_id) + strlen(rec.topic_prefix) + strlen(rec.username) +
                            strlen(rec.password);
+      for (size_t i = 0; rec.has_keys && i < sizeof rec.frame_key; ++i) sink = rec.frame_key[i] + rec.fleet_key[i];
       if (total == 0 || rec.node_id[0] == 0) abort();  // an accepted record has an id
     }
   }
@@ -211,12 +220,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz_frame(data, size);
   fuzz_blob(data, size);
   fuzz_config(data, size);
-  if (size < kFrameOverhead || size > sizeof fixed) return 0;
-  // The same bytes with body_len and CRC fixed up, as a frame.
+  if (size < kFrameHeaderSize + kTagLen || size > sizeof fixed) return 0;
+  // The same bytes with the trailer fixed up (a tag under the fuzzing key, or the CRC), as a frame.
   memcpy(fixed, data, size);
-  const size_t tag = fixed[5] == kAuthTagLen ? kAuthTagLen : 0;
-  if (size >= kFrameOverhead + tag) store_u32(fixed + 8, static_cast<uint32_t>(size - kFrameOverhead - tag));
-  store_u32(fixed + size - 4, crc32(fixed, size - 4));
+  if (fixed[5] == kAuthTag) frame_tag(kAuth, fixed, size - kTagLen, fixed + size - kTagLen);
+  else store_u32(fixed + size - 4, crc32(fixed, size - 4));
   fuzz_frame(fixed, size);
   // ... and as a blob: the CRC sits right after the samples the header announces.
   if (size >= kBlobHeaderSize) {

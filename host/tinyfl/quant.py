@@ -6,7 +6,8 @@ head it sends. The firmware's `tinyfl/quant.h` is the other implementation; both
 against `testvectors/quant/`. Everything is float32 in the spec's order (docs/WIRE.md, "PRNG and
 stochastic rounding"), so codes and scales match the firmware exactly:
 
-    scale = max|x| / qmax                      (per tensor, or per row)
+    scale = half(max|x| / qmax)                (per tensor, or per row; rounded to the binary16
+                                                the wire carries, saturating at 65504)
     q     = clamp(floor(x / scale + u), -qmax, qmax), one fresh u per value in row-major order
     q     = 0 where scale = 0                  (a u is still drawn for that value)
 
@@ -19,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tinyfl.rng import Xorshift32
+from tinyfl.wire.tensor import half_scales
 
 __all__ = [
     "SCALE_PER_ROW",
@@ -55,17 +57,18 @@ def _checked(x: npt.ArrayLike) -> F32:
 
 
 def _scales(values: F32, bits: int, scale_mode: int) -> tuple[F32, F32]:
-    """(scales as sent, the scale of every value): max|x| / qmax in float32."""
+    """(scales as sent, the scale of every value): max|x| / qmax in float32, rounded to binary16
+    (the receiver multiplies by the scale it gets, so the codes are made with that one)."""
     q = np.float32(qmax(bits))
     rows, cols = values.shape
     absx = np.abs(values)
     if scale_mode == SCALE_PER_ROW:
         top = absx.max(axis=1) if cols else np.zeros(rows, np.float32)
-        scales = (top.astype(np.float32) / q).astype(np.float32)
+        scales = half_scales((top.astype(np.float32) / q).astype(np.float32))
         return scales, np.repeat(scales, cols).reshape(rows, cols)
     if scale_mode == SCALE_PER_TENSOR:
         top1 = absx.max() if values.size else np.float32(0)
-        scales = np.array([np.float32(top1) / q], dtype=np.float32)
+        scales = half_scales(np.array([np.float32(top1) / q], dtype=np.float32))
         return scales, np.full((rows, cols), scales[0], dtype=np.float32)
     raise ValueError(f"scale_mode must be 0 (per tensor) or 1 (per row), not {scale_mode}")
 

@@ -1,8 +1,9 @@
 """Atheris target for the Python wire decoder and data blob parser.
 
 Any input must either decode or raise WireError; anything else escaping is a finding. Inputs that
-decode must re-encode to the same bytes. Each input is also tried with its frame length and CRC
-made consistent, so mutations reach the body decoders.
+decode must re-encode to the same bytes. Each input is also tried with its CRC, or its tag under a
+fixed fuzzing key, made consistent, so mutations reach the body decoders; a tagged frame goes
+through `open_frame` (the receiver's path: tag first, then the body).
 
 Run from the repository root (tools/fuzz.sh does this after the libFuzzer targets):
 
@@ -28,26 +29,33 @@ sys.path.insert(0, str(ROOT / "host"))
 
 with atheris.instrument_imports():
     from tinyfl.errors import WireError
-    from tinyfl.wire import DataBlob, decode, encode
+    from tinyfl.wire import DataBlob, decode, encode, frame_tag, open_frame
+
+FUZZ_KEY = b"fuzz" + bytes(28)
+FUZZ_TOPIC = "tinyfl/fuzz/nodes/n/update"
 
 
 def fix_frame(data: bytes) -> bytes:
-    if len(data) < 16:
+    """The input with its trailer made right: a tag under FUZZ_KEY (auth 16) or the CRC."""
+    if len(data) < 22:
         return data
     raw = bytearray(data)
-    tag = 32 if raw[5] == 32 else 0
-    if len(raw) >= 16 + tag:
-        raw[8:12] = struct.pack("<I", len(raw) - 16 - tag)
-    raw[-4:] = struct.pack("<I", zlib.crc32(bytes(raw[:-4])))
+    if raw[5] == 16:
+        raw[-16:] = frame_tag(FUZZ_KEY, FUZZ_TOPIC, bytes(raw[:-16]))
+    else:
+        raw[-4:] = struct.pack("<I", zlib.crc32(bytes(raw[:-4])))
     return bytes(raw)
 
 
 def check_frame(data: bytes) -> None:
+    key = FUZZ_KEY if len(data) > 5 and data[5] == 16 else None
     try:
-        msg = decode(data)
+        msg = open_frame(data, FUZZ_TOPIC, key)
     except WireError:
         return
-    if encode(msg) != data:
+    if decode(data) != msg:
+        raise AssertionError("open_frame and decode disagree")
+    if encode(msg, key=key, topic=FUZZ_TOPIC) != data:
         raise AssertionError("a decoded frame re-encoded to other bytes")
 
 

@@ -482,7 +482,8 @@ def test_two_native_firmware_nodes_complete_three_rounds(
         # What the coordinator sent and what the nodes answered went over the broker: the
         # numpy reference node, given the same GLOBAL and blob, gives the same 4-bit codes.
         globals_ = [decode(m.payload) for m in probe.messages() if m.topic == f"{prefix}/global"]
-        updates = [decode(m.payload) for m in probe.messages() if m.topic.endswith("/update")]
+        updates = [(m.topic, decode(m.payload)) for m in probe.messages()
+                   if m.topic.endswith("/update")]
         assert len(updates) == 6
         first = min(globals_, key=lambda g: g.round_id)
         data = plan_node_data(plan, art)[0]  # the numpy backbone's embeddings, as the node's
@@ -498,8 +499,9 @@ def test_two_native_firmware_nodes_complete_three_rounds(
         mine = decode(twin.serve_global(encode(first)) or b"")
         theirs = next(
             u
-            for u in updates
-            if isinstance(u, Update) and u.node_id == "fw-0" and u.round_id == first.round_id
+            for topic, u in updates
+            if isinstance(u, Update) and u.round_id == first.round_id
+            and topic == f"{prefix}/nodes/fw-0/update"
         )
         assert isinstance(mine, Update) and isinstance(theirs, Update)
         assert theirs.delta.codes is not None and mine.delta.codes is not None
@@ -508,7 +510,7 @@ def test_two_native_firmware_nodes_complete_three_rounds(
         diff = np.abs(theirs.delta.codes.astype(int) - mine.delta.codes.astype(int))
         assert diff.max() <= 1 and np.mean(diff == 0) >= 0.99, diff
         assert np.allclose(theirs.delta.scales, mine.delta.scales, rtol=1e-5)
-        assert np.allclose(theirs.epoch_loss, mine.epoch_loss, rtol=1e-5)
+        assert abs(theirs.loss - mine.loss) <= 2e-3 * mine.loss  # binary16 rounds at 2^-11
     finally:
         for node in nodes:
             node.stop()

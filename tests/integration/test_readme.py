@@ -86,6 +86,7 @@ COMMANDS: dict[str, Run | Skip] = {
     "runs/lab": Run((("--nodes 16", "--nodes 2"), ("runs/lab", LAB))),
     "tinyfl coordinate --broker mqtts://coordinator@127.0.0.1:PORT --ca-file "
     "runs/lab/provision/broker/ca.crt --password-file runs/lab/provision/coordinator.password "
+    "--keys runs/lab/provision/coordinator.json "
     "--fleet fleet --task har --rounds 20 --out runs/lab/run": Run((
         ("PORT", "{fleet_tls_port}"), ("--rounds 20", "--rounds 2"), ("runs/lab", LAB))),
     "tinyfl fleet status --run runs/lab": Run((("runs/lab", LAB),)),
@@ -162,7 +163,7 @@ def _run_until(argv: list[str], until: str, out: Path, log: Path | None) -> None
 
 
 def test_every_runnable_readme_command_succeeds(workspace: Path, broker: MosquittoBroker) -> None:
-    from tinyfl.fleet.config_record import encode_node_config
+    from tinyfl.wire.node_config import encode_node_config
 
     tmp = workspace
     for given in (["data", "fetch", "watch", "--csv", str(tmp / "recordings")],  # the user's CSVs

@@ -198,9 +198,11 @@ def test_a_simulated_node_serves_like_the_firmware() -> None:
     assert frame is not None
     update = decode(frame)
     assert isinstance(update, Update)
-    assert (update.round_id, update.node_id, update.n_samples, update.epochs) == (2, "sim-1", 50, 2)
+    assert (update.round_id, update.n_samples) == (2, 50)
     assert update.delta.bits == 4 and update.delta.shape == task.head_shape
-    assert node.serve_global(g(2)) is None  # stale
+    assert node.serve_global(g(2)) == frame  # asked again: the same bytes, not retrained
+    assert node.stats.resent == 1 and node.stats.served == [2]
+    assert node.serve_global(g(1)) is None  # stale
     assert node.serve_global(g(3, selected=("other",))) is None
     assert node.serve_global(g(4, model_hash=b"\x00" * 8)) is None
     assert node.serve_global(g(5, uplink_bits=32)) is None  # not offered in its HELLO

@@ -38,17 +38,23 @@ def test_each_secret_is_only_in_the_files_of_who_needs_it(provisioned: tuple[Pat
     out, printed = provisioned
     fleet, prefix, _ = read_fleet(out)
     assert prefix == "tinyfl/lab" and sorted(fleet.nodes) == [f"node0{i}" for i in range(1, 5)]
-    texts = {p.relative_to(out).as_posix(): p.read_text() for p in _every_file(out)}
+    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in _every_file(out)}
+    texts = {name: data.decode("utf-8", "replace") for name, data in files.items()}
     seed = pair_seed(fleet.dealer_secret, "node01", "node02").hex()
     node1_key = fleet.nodes["node01"].frame_key.hex()
 
     def holders(secret: str) -> set[str]:
-        return {name for name, text in texts.items() if secret in text}
+        """Files that hold the secret as text, or as raw bytes (the binary node.cfg)."""
+        raw = bytes.fromhex(secret) if len(secret) == 64 else secret.encode()
+        return {name for name, data in files.items()
+                if secret in texts[name] or raw in data}
 
     assert holders(seed) == {"nodes/node01/node.json", "nodes/node02/node.json"}
-    assert holders(node1_key) == {"coordinator.json", "nodes/node01/node.json"}
+    assert holders(node1_key) == {"coordinator.json", "nodes/node01/node.json",
+                                  "nodes/node01/node.cfg"}
     assert holders(fleet.dealer_secret.hex()) == {"dealer.json"}
     assert holders(fleet.nodes["node03"].password) == {"nodes/node03/node.json",
+                                                       "nodes/node03/node.cfg",
                                                        "nodes/node03/node_settings_local.h"}
     assert holders(fleet.coordinator_password) == {"coordinator.json", "coordinator.password"}
     public = json.loads(texts["fleet.json"])

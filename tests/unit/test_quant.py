@@ -65,12 +65,20 @@ def test_error_is_at_most_one_step_stochastic_and_half_step_nearest(
     codes, scales = quantize(x, bits, mode, Xorshift32(state))
     assert np.abs(codes.astype(int)).max() <= qmax(bits)
     s = _per_value_scale(scales, x.shape, mode)
+    absx = np.abs(x.astype(np.float64))
+    top = np.broadcast_to(absx.max(axis=1, keepdims=True) if mode == 1 else absx.max(), x.shape)
+    # The scale is rounded to binary16 (docs/WIRE.md): rounded down, the largest values clamp
+    # at qmax * scale; that gap is at most 2^-11 of the largest value in the normal range, and
+    # more where the scale underflows (below 2^-14) or saturates (above 65504).
+    gap = np.maximum(top - qmax(bits) * s, 0.0)
+    normal = (top / qmax(bits) >= 2.0**-14) & (top / qmax(bits) <= 65504.0)
+    assert (gap[normal] <= top[normal] * 2.0**-11 * 1.0001).all()
     err = np.abs(x.astype(np.float64) - dequantize(codes, scales, mode))
     slack = 4e-6 * s + 1e-37  # float32 rounding of x / scale and of q * scale
-    assert (err <= s + slack).all()
+    assert (err <= s + slack + gap).all()
     ncodes, nscales = quantize_nearest(x, bits, mode)
     nerr = np.abs(x.astype(np.float64) - dequantize(ncodes, nscales, mode))
-    assert (nerr <= 0.5 * s + slack).all()
+    assert (nerr <= 0.5 * s + slack + gap).all()
 
 
 def test_stochastic_rounding_is_unbiased() -> None:
@@ -93,7 +101,7 @@ def test_zero_row_gives_zero_codes_and_still_draws() -> None:
     codes, scales = quantize(x, 8, 1, rng)
     ref.next_array(9)
     assert rng.state == ref.state
-    assert scales.tolist() == [0.0, np.float32(2.0) / np.float32(127), 0.0]
+    assert scales.tolist() == [0.0, np.float32(np.float16(np.float32(2.0) / np.float32(127))), 0.0]
     assert codes[0].tolist() == [0, 0, 0] and codes[2].tolist() == [0, 0, 0]
     assert codes[1, 1] == -127
 

@@ -31,14 +31,17 @@ from tinyfl.wire import (
     encode,
     fields_text,
     is_valid_node_id,
+    open_frame,
     pack_codes,
     unpack_codes,
+    verify_frame,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "testvectors"
 FRAMES = sorted((VECTORS / "frames").glob("*.bin"))
 INVALID = sorted((VECTORS / "frames" / "invalid").glob("*.bin"))
+AUTH_INVALID = sorted((VECTORS / "frames" / "auth_invalid").glob("*.bin"))
 BLOBS = sorted((VECTORS / "blobs").glob("*.bin"))
 INVALID_BLOBS = sorted((VECTORS / "blobs" / "invalid").glob("*.bin"))
 HASH = bytes(range(8))
@@ -48,8 +51,18 @@ def ids(paths: list[Path]) -> list[str]:
     return [p.stem for p in paths]
 
 
+def auth_of(path: Path) -> tuple[str, bytes | None]:
+    """(topic, key) of a tagged golden frame, ("", None) for a CRC frame."""
+    auth = path.with_suffix(".auth.txt")
+    if not auth.exists():
+        return "", None
+    fields = dict(line.split("=", 1) for line in auth.read_text().splitlines())
+    return fields["topic"], bytes.fromhex(fields["key"])
+
+
 def test_vectors_are_present_and_current() -> None:
     assert len(FRAMES) >= 12 and len(INVALID) >= 40 and len(BLOBS) >= 3 and INVALID_BLOBS
+    assert sum(auth_of(p)[1] is not None for p in FRAMES) >= 3 and len(AUTH_INVALID) >= 5
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_testvectors.py"), "--check"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -58,11 +71,40 @@ def test_vectors_are_present_and_current() -> None:
 @pytest.mark.parametrize("path", FRAMES, ids=ids(FRAMES))
 def test_golden_frame_decodes_to_its_fields_and_reencodes(path: Path) -> None:
     data = path.read_bytes()
-    msg = decode(data)
+    topic, key = auth_of(path)
+    msg = open_frame(data, topic, key)
     assert fields_text(msg) == path.with_suffix(".fields.txt").read_text()
-    assert encode(msg) == data
+    assert encode(msg, key=key, topic=topic or None) == data
     assert decode(bytearray(data)) == msg
     assert decode(memoryview(data)) == msg
+    # a receiver with the other kind of authentication refuses it
+    with pytest.raises(WireError) as err:
+        open_frame(data, "tinyfl/x/global", None if key else b"k" * 32)
+    assert err.value.reason == ("no_key" if key else "unauthenticated")
+
+
+@pytest.mark.parametrize("path", AUTH_INVALID, ids=ids(AUTH_INVALID))
+def test_tagged_frame_fails_under_another_topic_key_or_byte(path: Path) -> None:
+    topic, key = auth_of(path)
+    reason = path.with_suffix(".reason").read_text().strip()
+    with pytest.raises(WireError) as err:
+        open_frame(path.read_bytes(), topic, key)
+    assert err.value.reason == reason
+
+
+def test_the_tag_covers_the_topic_and_every_byte() -> None:
+    key, topic = bytes(range(32)), "tinyfl/lab/nodes/n1/update"
+    frame = encode(make_update(), key=key, topic=topic)
+    assert len(frame) == len(encode(make_update())) + 12  # the tag replaces the CRC
+    verify_frame(frame, topic, key)
+    for other_topic in ("tinyfl/lab/nodes/n2/update", "tinyfl/lab/nodes/n1/hello"):
+        with pytest.raises(WireError, match="bad_tag"):
+            verify_frame(frame, other_topic, key)
+    for i in range(len(frame)):
+        changed = bytearray(frame)
+        changed[i] ^= 0x40
+        with pytest.raises(WireError):
+            open_frame(bytes(changed), topic, key)
 
 
 @pytest.mark.parametrize("path", INVALID, ids=ids(INVALID))
@@ -76,15 +118,17 @@ def test_invalid_frame_is_rejected_with_its_reason(path: Path) -> None:
 @pytest.mark.parametrize("path", FRAMES, ids=ids(FRAMES))
 def test_every_truncation_and_bit_flip_is_rejected(path: Path) -> None:
     data = path.read_bytes()
+    topic, key = auth_of(path)
     for cut in range(len(data)):
+        # without a length field a cut shows as a short header or trailer, or a CRC/tag mismatch
         with pytest.raises(WireError) as err:
-            decode(data[:cut])
-        assert err.value.reason == "truncated"
+            open_frame(data[:cut], topic, key)
+        assert err.value.reason in ("truncated", "bad_crc", "bad_tag")
     flipped = bytearray(data)
     for bit in range(len(data) * 8):
         flipped[bit // 8] ^= 1 << (bit % 8)
         with pytest.raises(WireError):
-            decode(bytes(flipped))
+            open_frame(bytes(flipped), topic, key)
         flipped[bit // 8] ^= 1 << (bit % 8)
 
 
@@ -127,8 +171,7 @@ def test_invalid_blob_is_rejected_with_its_reason(path: Path) -> None:
 
 def make_update(**overrides: object) -> Update:
     base = Update(
-        round_id=3, node_id="node-01", model_hash=HASH, n_samples=100, epoch_loss=(1.5, 1.25),
-        accuracy=0.75, update_norm=0.5,
+        round_id=3, n_samples=100, loss=1.25, accuracy=0.75, update_norm=0.5,
         delta=Tensor.quantized(np.array([[1, -1, 0], [7, -7, 3]]), [0.5, 0.25], 4),
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
@@ -153,8 +196,8 @@ def test_round_trips() -> None:
             per_row = Tensor.quantized(codes, np.linspace(0.1, 1, rows), bits, per_row=True)
             per_tensor = Tensor.quantized(codes, [0.125], bits, per_row=False)
             for t in (per_row, per_tensor):
-                msg = make_update(delta=t, tag=bytes(range(32)))
-                back = decode(encode(msg))
+                msg = make_update(delta=t)
+                back = open_frame(encode(msg, key=HASH * 4, topic="t/u"), "t/u", HASH * 4)
                 assert back == msg
                 assert isinstance(back, Update)
                 np.testing.assert_array_equal(back.delta.dequantized(), t.dequantized())
@@ -167,7 +210,8 @@ def test_dequantized_is_float32_codes_times_scales() -> None:
     t = Tensor.quantized(np.array([[1, -2], [3, 0]], np.int8), [0.1, 3.0], 8)
     out = t.dequantized()
     assert out.dtype == np.float32
-    expect = np.array([[np.float32(1) * np.float32(0.1), np.float32(-2) * np.float32(0.1)],
+    tenth = np.float32(np.float16(0.1))  # the scale as the wire carries it
+    expect = np.array([[np.float32(1) * tenth, np.float32(-2) * tenth],
                        [np.float32(9.0), np.float32(0.0)]], np.float32)
     np.testing.assert_array_equal(out, expect)
     single = Tensor.quantized(np.array([[2, -1]]), [0.5], 2, per_row=False)
@@ -193,17 +237,14 @@ def test_packing_is_lsb_first() -> None:
 @pytest.mark.parametrize(
     ("msg", "reason"),
     [
-        (make_update(node_id="bad id"), "bad_value"),
-        (make_update(node_id="x" * 33), "bad_value"),
-        (make_update(epoch_loss=()), "bad_value"),
-        (make_update(epoch_loss=(float("nan"),)), "non_finite"),
+        (make_update(loss=-1.0), "bad_value"),
+        (make_update(loss=float("nan")), "non_finite"),
         (make_update(accuracy=1.5), "bad_value"),
         (make_update(round_id=0), "bad_value"),
         (make_update(round_id=-1), "bad_value"),
         (make_update(round_id=2**32), "bad_value"),
-        (make_update(update_norm=1e39), "non_finite"),
-        (make_update(model_hash=b"short"), "bad_value"),
-        (make_update(tag=b"x" * 5), "bad_value"),
+        (make_update(update_norm=float("inf")), "non_finite"),
+        (make_global(model_hash=b"short"), "bad_value"),
         (make_update(delta=Tensor.quantized(np.array([[-8, 0]]), [1.0], 4)), "bad_value"),
         (make_update(delta=Tensor.quantized(np.array([[2, 0]]), [1.0], 2)), "bad_value"),
         (make_update(delta=Tensor.quantized(np.array([[-128]]), [1.0], 8)), "bad_value"),
@@ -239,15 +280,31 @@ def test_tensor_rejects_inconsistent_arrays() -> None:
 
 def test_decode_reports_the_first_failure_in_spec_order() -> None:
     frame = bytearray(encode(make_global()))
-    frame[2] = 2  # version, and now the CRC is wrong too
+    frame[2] = 1  # version 1, and now the CRC is wrong too
     with pytest.raises(WireError, match="bad_version"):
         decode(bytes(frame))
-    body = bytearray(encode(make_global())[12:-4])
+    body = bytearray(encode(make_global())[6:-4])
     body[16:18] = b"\x00\x00"  # epochs = 0
     body[20:24] = struct.pack("<f", float("nan"))  # lr = NaN, a later field
-    covered = bytes(encode(make_global())[:12]) + bytes(body)
+    covered = bytes(encode(make_global())[:6]) + bytes(body)
     with pytest.raises(WireError, match="bad_value"):
         decode(covered + struct.pack("<I", zlib.crc32(covered)))
+
+
+def test_update_statistics_travel_as_saturated_binary16() -> None:
+    back = decode(encode(make_update(loss=0.1, update_norm=366_682.0, accuracy=1.0)))
+    assert isinstance(back, Update)
+    assert back.loss == float(np.float16(0.1)) and back.update_norm == 65504.0
+    assert back.accuracy == 1.0
+
+
+def test_scales_are_binary16_values() -> None:
+    t = Tensor.quantized(np.array([[1, 2]]), [0.1], 8, per_row=False)
+    assert t.scales[0] == np.float32(np.float16(0.1))
+    huge = Tensor.quantized(np.array([[1]]), [1e9], 8, per_row=False)
+    assert huge.scales[0] == 65504.0
+    back = decode(encode(make_update(delta=t)))
+    assert isinstance(back, Update) and back.delta == t
 
 
 # ---- blobs -----------------------------------------------------------------------------------

@@ -161,6 +161,8 @@ int main(int argc, char** argv) {
   config.keep_alive_s = static_cast<uint16_t>(args.keepalive);
   config.username = record.username[0] != 0 ? record.username : nullptr;
   config.password = record.password[0] != 0 ? record.password : nullptr;
+  config.frame_key = record.has_keys ? record.frame_key : nullptr;
+  config.fleet_key = record.has_keys ? record.fleet_key : nullptr;
   config.board = tinyfl::Board::Native;
   blob.copy_model_hash(config.model_hash);
   s = node.begin(config);

@@ -55,6 +55,8 @@ int main() {
   config.keep_alive_s = record.keep_alive_s;
   config.username = record.username[0] != 0 ? record.username : nullptr;
   config.password = record.password[0] != 0 ? record.password : nullptr;
+  config.frame_key = record.has_keys ? record.frame_key : nullptr;
+  config.fleet_key = record.has_keys ? record.fleet_key : nullptr;
   config.board = tinyfl::Board::QemuCortexM4;
   blob.copy_model_hash(config.model_hash);
   s = node.begin(config);

@@ -188,7 +188,7 @@ TINYFL_TEST(node_announces_after_connack) {
   CHECK(hello != nullptr);
   if (hello != nullptr) {
     HelloView h{};
-    CHECK(decode_hello_frame(hello->payload, hello->payload_len, &h) == Status::Ok);
+    CHECK(decode_hello_frame(hello->payload, hello->payload_len, nullptr, &h) == Status::Ok);
     CHECK_EQ(h.n_samples, 12);
     CHECK_EQ(h.embed_dim, kD);
     CHECK_EQ(h.n_classes, kK);
@@ -225,10 +225,10 @@ TINYFL_TEST(node_rejects_wrong_model_and_shape_then_serves) {
   CHECK(up != nullptr);
   if (up != nullptr) {
     UpdateView u{};
-    CHECK(decode_update_frame(up->payload, up->payload_len, &u) == Status::Ok);
+    CHECK(decode_update_frame(up->payload, up->payload_len, nullptr, &u) == Status::Ok);
     CHECK_EQ(u.round_id, 4);
     CHECK_EQ(u.n_samples, 12);
-    CHECK_EQ(u.epochs, 2);
+    CHECK(u.loss > 0.0f);
     CHECK_EQ(u.delta.bits, 8);
   }
   // The same round again (a retained GLOBAL after reconnect) is not trained twice.
@@ -265,21 +265,144 @@ TINYFL_TEST(unacknowledged_update_is_sent_again_after_reconnect) {
   if (again != nullptr) {
     CHECK_EQ(again->payload_len, first_len);
     CHECK(memcmp(again->payload, first_payload, first_len) == 0);  // the same bytes, not retrained
-    // Acknowledged: a further reconnect does not send it a third time.
     const uint8_t puback[] = {0x40, 0x02, static_cast<uint8_t>(again->packet_id >> 8),
                               static_cast<uint8_t>(again->packet_id)};
     f.port.push(puback, sizeof puback);
     f.node.poll();
   }
   CHECK_EQ(f.node.counters().rounds_served, 1);
-  f.port.broken = true;
-  f.node.poll();
-  f.port.now += 70000;
-  f.port.out_len = 0;
+  CHECK_EQ(f.node.counters().updates_resent, 0);  // unacknowledged: re-sent as such on reconnect
+}
+
+TINYFL_TEST(acknowledged_update_is_sent_again_when_its_round_is_asked_again) {
+  // The broker acknowledged the UPDATE and then died with it: after the coordinator reconnects it
+  // publishes the round's GLOBAL again, and the node answers with the same bytes, once per ask.
+  static Fixture f;
   f.connect();
+  f.port.out_len = 0;
+  f.send_global(f.global_frame(1, kHash, kD));
+  Sent sent[8];
+  int n = parse_sent(f.port.out, f.port.out_len, sent, 8);
+  const Sent* first = find_publish(sent, n, "tinyfl/t/nodes/n1/update");
+  CHECK(first != nullptr);
+  if (first == nullptr) return;
+  static uint8_t first_payload[2048];
+  const size_t first_len = first->payload_len;
+  memcpy(first_payload, first->payload, first_len);
+  const uint8_t puback[] = {0x40, 0x02, static_cast<uint8_t>(first->packet_id >> 8),
+                            static_cast<uint8_t>(first->packet_id)};
+  f.port.push(puback, sizeof puback);
+  f.node.poll();
+  for (int ask = 1; ask <= 2; ++ask) {
+    f.port.out_len = 0;
+    f.send_global(f.global_frame(1, kHash, kD));
+    n = parse_sent(f.port.out, f.port.out_len, sent, 8);
+    const Sent* again = find_publish(sent, n, "tinyfl/t/nodes/n1/update");
+    CHECK(again != nullptr && again->payload_len == first_len &&
+          memcmp(again->payload, first_payload, first_len) == 0);
+    if (again == nullptr) return;
+    const uint8_t ack[] = {0x40, 0x02, static_cast<uint8_t>(again->packet_id >> 8),
+                           static_cast<uint8_t>(again->packet_id)};
+    f.port.push(ack, sizeof ack);
+    f.node.poll();
+    CHECK_EQ(f.node.counters().updates_resent, static_cast<uint32_t>(ask));
+  }
+  CHECK_EQ(f.node.counters().rounds_served, 1);
+  // An older round's GLOBAL is not an ask for this one.
+  f.port.out_len = 0;
+  f.send_global(f.global_frame(1, kHash, kD));  // (still round 1: sent again)
+  f.send_global(f.global_frame(2, kHash, kD));  // round 2 trained: now round 1 is history
+  f.port.out_len = 0;
   f.send_global(f.global_frame(1, kHash, kD));
   n = parse_sent(f.port.out, f.port.out_len, sent, 8);
   CHECK(find_publish(sent, n, "tinyfl/t/nodes/n1/update") == nullptr);
+}
+
+TINYFL_TEST(a_round_id_far_ahead_is_ignored_and_logged) {
+  static Fixture f;
+  f.connect();
+  f.send_global(f.global_frame(100, kHash, kD));
+  CHECK_EQ(f.node.counters().rounds_served, 1);
+  f.send_global(f.global_frame(100 + kRoundIdMargin + 1, kHash, kD));
+  CHECK(strstr(f.port.last_log, "round_ahead") != nullptr);
+  CHECK_EQ(f.node.counters().rounds_served, 1);
+  f.send_global(f.global_frame(100 + kRoundIdMargin, kHash, kD));  // at the margin: served
+  CHECK_EQ(f.node.counters().rounds_served, 2);
+}
+
+namespace {
+
+const uint8_t kFrameKey[kFrameKeyLen] = {0xA1, 0xA2};
+const uint8_t kFleetKey[kFrameKeyLen] = {0xF1, 0xF2};
+
+// A node of a provisioned fleet: it signs what it sends and checks every GLOBAL.
+struct KeyedFixture : Fixture {
+  KeyedFixture() {
+    NodeConfig cfg{};
+    cfg.node_id = "n1";
+    cfg.topic_prefix = "tinyfl/t";
+    memcpy(cfg.model_hash, kHash, 8);
+    cfg.frame_key = kFrameKey;
+    cfg.fleet_key = kFleetKey;
+    ok = ok && node.begin(cfg) == Status::Ok;
+  }
+
+  size_t signed_global(uint32_t round, const uint8_t* key, const char* topic) {
+    const size_t plain = global_frame(round, kHash, kD);
+    if (plain == 0) return 0;
+    GlobalView v{};
+    if (decode_global_frame(frame, plain, nullptr, &v) != Status::Ok) return 0;
+    // re-sign: the same header and body, then the tag instead of the CRC
+    frame[5] = kAuthTag;
+    const FrameAuth auth{key, topic, strlen(topic)};
+    frame_tag(auth, frame, plain - kCrcLen, frame + plain - kCrcLen);
+    return plain - kCrcLen + kTagLen;
+  }
+};
+
+}  // namespace
+
+TINYFL_TEST(a_keyed_node_signs_its_frames_and_serves_only_signed_globals) {
+  static KeyedFixture f;
+  CHECK(f.ok);
+  f.connect();
+  Sent sent[16];
+  int n = parse_sent(f.port.out, f.port.out_len, sent, 16);
+  const Sent* hello = find_publish(sent, n, "tinyfl/t/nodes/n1/hello");
+  CHECK(hello != nullptr);
+  if (hello == nullptr) return;
+  const char* hello_topic = "tinyfl/t/nodes/n1/hello";
+  const FrameAuth hello_auth{kFrameKey, hello_topic, strlen(hello_topic)};
+  HelloView h{};
+  CHECK(decode_hello_frame(hello->payload, hello->payload_len, &hello_auth, &h) == Status::Ok);
+  const FrameAuth wrong_key{kFleetKey, hello_topic, strlen(hello_topic)};
+  CHECK(decode_hello_frame(hello->payload, hello->payload_len, &wrong_key, &h) == Status::BadTag);
+
+  f.send_global(f.global_frame(1, kHash, kD));  // a CRC frame: anyone could have sent it
+  CHECK(strstr(f.port.last_log, "unauthenticated") != nullptr);
+  f.send_global(f.signed_global(2, kFrameKey, "tinyfl/t/global"));  // a node's key, not the fleet's
+  CHECK(strstr(f.port.last_log, "bad_tag") != nullptr);
+  f.send_global(f.signed_global(3, kFleetKey, "tinyfl/u/global"));  // signed for another fleet topic
+  CHECK(strstr(f.port.last_log, "bad_tag") != nullptr);
+  CHECK_EQ(f.node.counters().rounds_served, 0);
+  CHECK_EQ(f.node.counters().globals_rejected, 3);
+
+  f.port.out_len = 0;
+  f.send_global(f.signed_global(4, kFleetKey, "tinyfl/t/global"));
+  CHECK_EQ(f.node.counters().rounds_served, 1);
+  n = parse_sent(f.port.out, f.port.out_len, sent, 16);
+  const Sent* up = find_publish(sent, n, "tinyfl/t/nodes/n1/update");
+  CHECK(up != nullptr);
+  if (up == nullptr) return;
+  const char* up_topic = "tinyfl/t/nodes/n1/update";
+  const FrameAuth up_auth{kFrameKey, up_topic, strlen(up_topic)};
+  UpdateView u{};
+  CHECK(decode_update_frame(up->payload, up->payload_len, &up_auth, &u) == Status::Ok);
+  CHECK_EQ(u.round_id, 4);
+  // moved to another node's topic, the tag no longer verifies
+  const char* other = "tinyfl/t/nodes/n2/update";
+  const FrameAuth other_auth{kFrameKey, other, strlen(other)};
+  CHECK(decode_update_frame(up->payload, up->payload_len, &other_auth, &u) == Status::BadTag);
 }
 
 TINYFL_TEST(begin_rejects_bad_config) {
@@ -296,6 +419,10 @@ TINYFL_TEST(begin_rejects_bad_config) {
   CHECK(node.begin(cfg) == Status::BadValue);
   cfg.node_id = "n1";
   cfg.topic_prefix = "";
+  CHECK(node.begin(cfg) == Status::BadValue);
+  cfg.topic_prefix = "tinyfl/t";
+  const uint8_t key[kFrameKeyLen] = {1};
+  cfg.frame_key = key;  // one key without the other
   CHECK(node.begin(cfg) == Status::BadValue);
 }
 

@@ -1,12 +1,14 @@
 // The wire codec against the golden vectors (testvectors/, written by tools/gen_testvectors.py):
 // every valid frame decodes to the fields the Python side wrote, re-encodes to the same bytes, and
-// every invalid one is rejected with exactly the status its .reason file names.
+// every invalid one is rejected with exactly the status its .reason file names. Tagged frames are
+// checked under the test key of their .auth.txt, and a changed topic, key or byte fails the tag.
 #include <dirent.h>
 #include <stdarg.h>
 
 #include "../check.h"
 #include "tinyfl/blob.h"
 #include "tinyfl/crc32.h"
+#include "tinyfl/half.h"
 #include "tinyfl/wire.h"
 
 using namespace tinyfl;
@@ -53,6 +55,36 @@ void stem_of(const char* name, char* out, size_t cap) {
   if (dot != nullptr) *dot = 0;
 }
 
+// A frame's authentication from testvectors/<dir>/<stem>.auth.txt ("topic=...\nkey=<hex>\n"), or
+// false when the file does not exist (a CRC frame).
+struct AuthFile {
+  char topic[256];
+  uint8_t key[kFrameKeyLen];
+  FrameAuth auth;
+};
+
+bool load_auth(const char* dir, const char* stem, AuthFile* out) {
+  char text[512] = {};
+  const long n = load(dir, stem, ".auth.txt", reinterpret_cast<uint8_t*>(text), sizeof text - 1);
+  if (n <= 0) return false;
+  const char* topic = strstr(text, "topic=");
+  const char* key = strstr(text, "key=");
+  if (topic == nullptr || key == nullptr) return false;
+  topic += 6;
+  const size_t tl = strcspn(topic, "\n");
+  if (tl == 0 || tl >= sizeof out->topic) return false;
+  memcpy(out->topic, topic, tl);
+  out->topic[tl] = 0;
+  key += 4;
+  for (size_t i = 0; i < kFrameKeyLen; ++i) {
+    unsigned byte = 0;
+    if (sscanf(key + 2 * i, "%2x", &byte) != 1) return false;
+    out->key[i] = static_cast<uint8_t>(byte);
+  }
+  out->auth = FrameAuth{out->key, out->topic, tl};
+  return true;
+}
+
 // ---- canonical text (the same lines as tinyfl.wire.fields_text) -----------------------------
 
 struct Text {
@@ -92,21 +124,14 @@ void tensor_text(Text& t, const char* name, const TensorView& v) {
   t.add("\n");
 }
 
-void tag_text(Text& t, const FrameHeader& h) {
-  t.add("tag=");
-  t.hex(h.tag, h.tag_len);
-  t.add("\n");
-}
-
-void hello_text(Text& t, const FrameHeader& h, const HelloView& v) {
+void hello_text(Text& t, const HelloView& v) {
   t.add("type=hello\nnode_id=%.*s\nfw_version=%u\nmodel_hash=", v.node_id_len, v.node_id, v.fw_version);
   t.hex(v.model_hash, sizeof v.model_hash);
   t.add("\nn_samples=%u\nfree_ram=%u\nmax_payload=%u\nembed_dim=%u\nn_classes=%u\nuplink_bits=%u\nboard=%u\n",
         v.n_samples, v.free_ram, v.max_payload, v.embed_dim, v.n_classes, v.uplink_bits, v.board);
-  tag_text(t, h);
 }
 
-void global_text(Text& t, const FrameHeader& h, const GlobalView& v) {
+void global_text(Text& t, const GlobalView& v) {
   t.add("type=global\nround_id=%u\nmodel_hash=", v.round_id);
   t.hex(v.model_hash, sizeof v.model_hash);
   t.add("\nembed_dim=%u\nn_classes=%u\nepochs=%u\nbatch_size=%u\nlr=", v.embed_dim, v.n_classes, v.epochs,
@@ -124,24 +149,17 @@ void global_text(Text& t, const FrameHeader& h, const GlobalView& v) {
   }
   t.add("\n");
   tensor_text(t, "head", v.head);
-  tag_text(t, h);
 }
 
-void update_text(Text& t, const FrameHeader& h, const UpdateView& v) {
-  t.add("type=update\nround_id=%u\nnode_id=%.*s\nmodel_hash=", v.round_id, v.node_id_len, v.node_id);
-  t.hex(v.model_hash, sizeof v.model_hash);
-  t.add("\nn_samples=%u\nepochs=%u\nepoch_loss=", v.n_samples, v.epochs);
-  for (uint16_t e = 0; e < v.epochs; ++e) {
-    if (e) t.add(",");
-    t.f32(v.epoch_loss(e));
-  }
+void update_text(Text& t, const UpdateView& v) {
+  t.add("type=update\nround_id=%u\nn_samples=%u\nloss=", v.round_id, v.n_samples);
+  t.f32(v.loss);
   t.add("\naccuracy=");
   t.f32(v.accuracy);
   t.add("\nupdate_norm=");
   t.f32(v.update_norm);
   t.add("\n");
   tensor_text(t, "delta", v.delta);
-  tag_text(t, h);
 }
 
 // ---- decode any frame, re-encode it ---------------------------------------------------------
@@ -153,9 +171,12 @@ struct Decoded {
   UpdateView update;
 };
 
-Status decode_any(const uint8_t* buf, size_t len, Decoded* d) {
+// What a receiver holding `auth` (null: no keys) does with any frame.
+Status decode_any(const uint8_t* buf, size_t len, const FrameAuth* auth, Decoded* d) {
   const uint8_t* body = nullptr;
   Status s = decode_frame(buf, len, &d->hdr, &body);
+  if (s != Status::Ok) return s;
+  s = verify_frame(buf, d->hdr, auth);
   if (s != Status::Ok) return s;
   switch (static_cast<FrameType>(d->hdr.type)) {
     case FrameType::Hello: return decode_hello(body, d->hdr.body_len, &d->hello);
@@ -189,10 +210,11 @@ bool to_fields(const TensorView& v, TensorCopy* c, TensorFields* f) {
   return true;
 }
 
-// Re-encodes a decoded frame into out[0, cap); also returns the size-only pass's answer.
-Status reencode(const Decoded& d, uint8_t* out, size_t cap, size_t* len, size_t* size_only) {
+// Re-encodes a decoded frame into out[0, cap) (signed under `auth`, or with a CRC when null); also
+// returns the size-only pass's answer.
+Status reencode(const Decoded& d, const FrameAuth* auth, uint8_t* out, size_t cap, size_t* len,
+                size_t* size_only) {
   static TensorCopy tc;
-  static float losses[kMaxWireEpochs];
   static IdRef ids[64];
   switch (static_cast<FrameType>(d.hdr.type)) {
     case FrameType::Hello: {
@@ -209,8 +231,7 @@ Status reencode(const Decoded& d, uint8_t* out, size_t cap, size_t* len, size_t*
       f.n_classes = v.n_classes;
       f.uplink_bits = v.uplink_bits;
       f.board = v.board;
-      f.tag = d.hdr.tag;
-      f.tag_len = d.hdr.tag_len;
+      f.auth = auth;
       *size_only = encoded_size_hello(f);
       return encode_hello(f, out, cap, len);
     }
@@ -234,8 +255,7 @@ Status reencode(const Decoded& d, uint8_t* out, size_t cap, size_t* len, size_t*
       f.n_selected = v.n_selected;
       f.selected = ids;
       if (!to_fields(v.head, &tc, &f.head)) return Status::TooLarge;
-      f.tag = d.hdr.tag;
-      f.tag_len = d.hdr.tag_len;
+      f.auth = auth;
       *size_only = encoded_size_global(f);
       return encode_global(f, out, cap, len);
     }
@@ -243,24 +263,21 @@ Status reencode(const Decoded& d, uint8_t* out, size_t cap, size_t* len, size_t*
       const UpdateView& v = d.update;
       UpdateFields f{};
       f.round_id = v.round_id;
-      f.node_id = v.node_id;
-      f.node_id_len = v.node_id_len;
-      memcpy(f.model_hash, v.model_hash, sizeof f.model_hash);
       f.n_samples = v.n_samples;
-      f.epochs = v.epochs;
-      for (uint16_t e = 0; e < v.epochs; ++e) losses[e] = v.epoch_loss(e);
-      f.epoch_loss = losses;
+      f.loss = v.loss;
       f.accuracy = v.accuracy;
       f.update_norm = v.update_norm;
       if (!to_fields(v.delta, &tc, &f.delta)) return Status::TooLarge;
-      f.tag = d.hdr.tag;
-      f.tag_len = d.hdr.tag_len;
+      f.auth = auth;
       *size_only = encoded_size_update(f);
       return encode_update(f, out, cap, len);
     }
   }
   return Status::BadType;
 }
+
+const uint8_t kOtherKey[kFrameKeyLen] = {1};
+const FrameAuth kOtherAuth{kOtherKey, "tinyfl/other", 12};
 
 uint8_t g_frame[kMaxFile];
 uint8_t g_out[kMaxFile];
@@ -290,33 +307,93 @@ TINYFL_TEST(golden_frames_decode_reencode) {
   FileList files;
   list_files("frames", ".bin", &files);
   CHECK(files.n >= 12);
+  int tagged = 0;
   for (int i = 0; i < files.n; ++i) {
     char stem[96];
     stem_of(files.names[i], stem, sizeof stem);
     const long n = load("frames", stem, ".bin", g_frame, sizeof g_frame);
     CHECK(n > 0);
     if (n <= 0) continue;
+    static AuthFile af;
+    const FrameAuth* auth = load_auth("frames", stem, &af) ? &af.auth : nullptr;
+    tagged += auth != nullptr;
     Decoded d{};
-    const Status s = decode_any(g_frame, static_cast<size_t>(n), &d);
+    // a receiver with the other kind of authentication refuses it
+    CHECK(decode_any(g_frame, static_cast<size_t>(n), auth == nullptr ? &kOtherAuth : nullptr, &d) ==
+          (auth == nullptr ? Status::Unauthenticated : Status::NoKey));
+    const Status s = decode_any(g_frame, static_cast<size_t>(n), auth, &d);
     if (s != Status::Ok) printf("%s: %s\n", files.names[i], status_name(s));
     CHECK(s == Status::Ok);
     if (s != Status::Ok) continue;
     g_text.len = 0;
-    if (d.hdr.type == 1) hello_text(g_text, d.hdr, d.hello);
-    if (d.hdr.type == 2) global_text(g_text, d.hdr, d.global);
-    if (d.hdr.type == 3) update_text(g_text, d.hdr, d.update);
+    if (d.hdr.type == 1) hello_text(g_text, d.hello);
+    if (d.hdr.type == 2) global_text(g_text, d.global);
+    if (d.hdr.type == 3) update_text(g_text, d.update);
     const long fn = load("frames", stem, ".fields.txt", g_expect, sizeof g_expect);
     check_text(files.names[i], g_text, g_expect, fn);
 
     size_t len = 0, size_only = 0;
-    CHECK(reencode(d, g_out, sizeof g_out, &len, &size_only) == Status::Ok);
+    CHECK(reencode(d, auth, g_out, sizeof g_out, &len, &size_only) == Status::Ok);
     CHECK_EQ(len, n);
     CHECK_EQ(size_only, n);
     CHECK(memcmp(g_out, g_frame, static_cast<size_t>(n)) == 0);
     // exactly enough room works, one byte less does not
-    CHECK(reencode(d, g_out, static_cast<size_t>(n), &len, &size_only) == Status::Ok);
-    CHECK(reencode(d, g_out, static_cast<size_t>(n) - 1, &len, &size_only) == Status::BufferFull);
+    CHECK(reencode(d, auth, g_out, static_cast<size_t>(n), &len, &size_only) == Status::Ok);
+    CHECK(reencode(d, auth, g_out, static_cast<size_t>(n) - 1, &len, &size_only) == Status::BufferFull);
+    // signing replaces the 4-byte CRC by the 16-byte tag
+    CHECK(reencode(d, auth == nullptr ? &kOtherAuth : nullptr, g_out, sizeof g_out, &len, &size_only) == Status::Ok);
+    CHECK_EQ(len, auth == nullptr ? n + 12 : n - 12);
   }
+  CHECK(tagged >= 3);
+}
+
+TINYFL_TEST(tagged_frames_fail_under_another_topic_key_or_byte) {
+  FileList files;
+  list_files("frames/auth_invalid", ".bin", &files);
+  CHECK(files.n >= 5);
+  for (int i = 0; i < files.n; ++i) {
+    char stem[96];
+    stem_of(files.names[i], stem, sizeof stem);
+    const long n = load("frames/auth_invalid", stem, ".bin", g_frame, sizeof g_frame);
+    char reason[64] = {};
+    const long rn = load("frames/auth_invalid", stem, ".reason", reinterpret_cast<uint8_t*>(reason), sizeof reason - 1);
+    static AuthFile af;
+    CHECK(n > 0 && rn > 0 && load_auth("frames/auth_invalid", stem, &af));
+    if (n <= 0 || rn <= 0) continue;
+    reason[strcspn(reason, "\r\n")] = 0;
+    Decoded d{};
+    const Status s = decode_any(g_frame, static_cast<size_t>(n), &af.auth, &d);
+    if (strcmp(status_name(s), reason) != 0) {
+      printf("%s: got %s, expected %s\n", files.names[i], status_name(s), reason);
+      CHECK(strcmp(status_name(s), reason) == 0);
+    }
+  }
+}
+
+TINYFL_TEST(half_conversions_match_the_host) {
+  static uint8_t buf[1 << 15];
+  const long n = tinyfl_test::read_file(tinyfl_test::vector_path("half.bin"), buf, sizeof buf);
+  CHECK(n >= 6 * 1000 && n % 6 == 0);
+  int bad = 0;
+  for (long i = 0; i + 6 <= n; i += 6) {
+    uint32_t fbits;
+    uint16_t hbits;
+    memcpy(&fbits, buf + i, 4);
+    memcpy(&hbits, buf + i + 4, 2);
+    float f;
+    memcpy(&f, &fbits, 4);
+    const uint16_t got = float_to_half(f);
+    if (got != hbits && bad++ < 5) printf("float 0x%08x: half 0x%04x, expected 0x%04x\n", fbits, got, hbits);
+  }
+  CHECK_EQ(bad, 0);
+  // every finite half widens and narrows back to itself
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    if (((h >> 10) & 0x1Fu) == 0x1Fu) continue;
+    if (float_to_half(half_to_float(static_cast<uint16_t>(h))) != h) ++bad;
+  }
+  CHECK_EQ(bad, 0);
+  CHECK(isinf(half_to_float(float_to_half(INFINITY))));
+  CHECK(isnan(half_to_float(float_to_half(NAN))));
 }
 
 TINYFL_TEST(invalid_frames_rejected_with_their_reason) {
@@ -333,7 +410,7 @@ TINYFL_TEST(invalid_frames_rejected_with_their_reason) {
     if (n < 0 || rn <= 0) continue;
     reason[strcspn(reason, "\r\n")] = 0;
     Decoded d{};
-    const Status s = decode_any(g_frame, static_cast<size_t>(n), &d);
+    const Status s = decode_any(g_frame, static_cast<size_t>(n), nullptr, &d);
     if (strcmp(status_name(s), reason) != 0) {
       printf("%s: got %s, expected %s\n", files.names[i], status_name(s), reason);
       CHECK(strcmp(status_name(s), reason) == 0);
@@ -348,12 +425,16 @@ TINYFL_TEST(every_truncation_is_rejected) {
     char stem[96];
     stem_of(files.names[i], stem, sizeof stem);
     const long len = load("frames", stem, ".bin", g_frame, sizeof g_frame);
+    static AuthFile af;
+    const FrameAuth* auth = load_auth("frames", stem, &af) ? &af.auth : nullptr;
     for (long cut = 0; cut < len; ++cut) {
       // a copy of exactly `cut` bytes, so reading past it is caught under ASan or valgrind
       uint8_t* copy = static_cast<uint8_t*>(malloc(cut > 0 ? static_cast<size_t>(cut) : 1));
       memcpy(copy, g_frame, static_cast<size_t>(cut));
       Decoded d{};
-      CHECK(decode_any(copy, static_cast<size_t>(cut), &d) == Status::Truncated);
+      // without a length field, a cut shows as a short header or trailer, or a CRC or tag mismatch
+      const Status s = decode_any(copy, static_cast<size_t>(cut), auth, &d);
+      CHECK(s == Status::Truncated || s == Status::BadCrc || s == Status::BadTag);
       free(copy);
     }
   }
@@ -366,10 +447,12 @@ TINYFL_TEST(every_bit_flip_is_rejected) {
     char stem[96];
     stem_of(files.names[i], stem, sizeof stem);
     const long len = load("frames", stem, ".bin", g_frame, sizeof g_frame);
+    static AuthFile af;
+    const FrameAuth* auth = load_auth("frames", stem, &af) ? &af.auth : nullptr;
     for (long bit = 0; bit < len * 8; ++bit) {
       g_frame[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
       Decoded d{};
-      const Status s = decode_any(g_frame, static_cast<size_t>(len), &d);
+      const Status s = decode_any(g_frame, static_cast<size_t>(len), auth, &d);
       g_frame[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
       if (s == Status::Ok) printf("%s: flip of bit %ld accepted\n", files.names[i], bit);
       CHECK(s != Status::Ok);
@@ -387,17 +470,13 @@ TINYFL_TEST(packing_round_trips_every_code) {
       for (int i = 0; i < 3 * cols; ++i) codes[i] = static_cast<int8_t>((i * 5 + cols) % (2 * qmax + 1) - qmax);
       UpdateFields f{};
       f.round_id = 1;
-      f.node_id = "n-1";
-      f.node_id_len = 3;
-      static const float loss[1] = {0.5f};
-      f.epochs = 1;
-      f.epoch_loss = loss;
+      f.loss = 0.5f;
       f.delta = TensorFields{bits, 1, 3, cols, scales, codes, nullptr};
       size_t len = 0;
       CHECK(encode_update(f, g_out, sizeof g_out, &len) == Status::Ok);
       CHECK_EQ(len, encoded_size_update(f));
       UpdateView v{};
-      CHECK(decode_update_frame(g_out, len, &v) == Status::Ok);
+      CHECK(decode_update_frame(g_out, len, nullptr, &v) == Status::Ok);
       CHECK_EQ(v.delta.data_bytes(), (3u * cols * bits + 7) / 8);
       for (int i = 0; i < 3 * cols; ++i) {
         CHECK_EQ(v.delta.code(static_cast<size_t>(i)), codes[i]);
@@ -411,16 +490,12 @@ TINYFL_TEST(packing_round_trips_every_code) {
       for (int c = -qmax; c <= qmax; ++c) codes[n++] = static_cast<int8_t>(c);
       UpdateFields f{};
       f.round_id = 1;
-      f.node_id = "n-1";
-      f.node_id_len = 3;
-      static const float loss[1] = {0.5f};
-      f.epochs = 1;
-      f.epoch_loss = loss;
+      f.loss = 0.5f;
       f.delta = TensorFields{bits, 0, 1, static_cast<uint16_t>(n), scales, codes, nullptr};
       size_t len = 0;
       CHECK(encode_update(f, g_out, sizeof g_out, &len) == Status::Ok);
       UpdateView v{};
-      CHECK(decode_update_frame(g_out, len, &v) == Status::Ok);
+      CHECK(decode_update_frame(g_out, len, nullptr, &v) == Status::Ok);
       for (int i = 0; i < n; ++i) CHECK_EQ(v.delta.code(static_cast<size_t>(i)), codes[i]);
       // out-of-range codes cannot be encoded
       codes[n - 1] = static_cast<int8_t>(-qmax - 1);
@@ -473,15 +548,26 @@ TINYFL_TEST(encoder_refuses_what_the_decoder_rejects) {
   CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::BadValue);
   CHECK_EQ(encoded_size_global(bad), encoded_size_global(g));
   bad = g;
-  bad.tag_len = 32;  // no tag given
+  const float odd_scale[1] = {0.1f};  // not a binary16 value: the receiver would read another
+  bad.head.scales = odd_scale;
   CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::BadValue);
-  bad.tag_len = 7;
-  const uint8_t tag[32] = {};
-  bad.tag = tag;
+  bad = g;
+  const uint8_t key[kFrameKeyLen] = {7};
+  FrameAuth no_topic{key, nullptr, 0};
+  bad.auth = &no_topic;
   CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::BadValue);
-  bad.tag_len = 32;
+  FrameAuth no_key{nullptr, "t", 1};
+  bad.auth = &no_key;
+  CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::BadValue);
+  const FrameAuth good{key, "tinyfl/x/global", 15};
+  bad.auth = &good;
   CHECK(encode_global(bad, g_out, sizeof g_out, &len) == Status::Ok);
-  CHECK_EQ(len, encoded_size_global(g) + 32);
+  CHECK_EQ(len, encoded_size_global(g) + 12);
+  GlobalView gv{};
+  CHECK(decode_global_frame(g_out, len, &good, &gv) == Status::Ok);
+  const FrameAuth other_topic{key, "tinyfl/y/global", 15};
+  CHECK(decode_global_frame(g_out, len, &other_topic, &gv) == Status::BadTag);
+  CHECK(decode_global_frame(g_out, len, nullptr, &gv) == Status::NoKey);
 
   HelloFields h{};
   h.node_id = "abc";
@@ -498,18 +584,18 @@ TINYFL_TEST(frame_of_another_type_is_bad_type) {
   const long n = load("frames", "hello", ".bin", g_frame, sizeof g_frame);
   CHECK(n > 0);
   GlobalView g{};
-  CHECK(decode_global_frame(g_frame, static_cast<size_t>(n), &g) == Status::BadType);
+  CHECK(decode_global_frame(g_frame, static_cast<size_t>(n), nullptr, &g) == Status::BadType);
   UpdateView u{};
-  CHECK(decode_update_frame(g_frame, static_cast<size_t>(n), &u) == Status::BadType);
+  CHECK(decode_update_frame(g_frame, static_cast<size_t>(n), nullptr, &u) == Status::BadType);
   HelloView h{};
-  CHECK(decode_hello_frame(g_frame, static_cast<size_t>(n), &h) == Status::Ok);
-  CHECK(decode_hello_frame(nullptr, 0, &h) == Status::Truncated);
+  CHECK(decode_hello_frame(g_frame, static_cast<size_t>(n), nullptr, &h) == Status::Ok);
+  CHECK(decode_hello_frame(nullptr, 0, nullptr, &h) == Status::Truncated);
 }
 
 TINYFL_TEST(global_selects_listed_nodes) {
   const long n = load("frames", "global_4bit_per_tensor", ".bin", g_frame, sizeof g_frame);
   GlobalView g{};
-  CHECK(decode_global_frame(g_frame, static_cast<size_t>(n), &g) == Status::Ok);
+  CHECK(decode_global_frame(g_frame, static_cast<size_t>(n), nullptr, &g) == Status::Ok);
   CHECK_EQ(g.n_selected, 3);
   CHECK(g.selects("node-01", 7));
   CHECK(g.selects("Node3", 5));
@@ -517,7 +603,7 @@ TINYFL_TEST(global_selects_listed_nodes) {
   CHECK(!g.selects("node-011", 8));
   CHECK(!g.selects("node3", 5));
   const long m = load("frames", "global_8bit_per_row", ".bin", g_frame, sizeof g_frame);
-  CHECK(decode_global_frame(g_frame, static_cast<size_t>(m), &g) == Status::Ok);
+  CHECK(decode_global_frame(g_frame, static_cast<size_t>(m), nullptr, &g) == Status::Ok);
   CHECK_EQ(g.n_selected, 0);
   CHECK(g.selects("anyone", 6));
 }

@@ -37,7 +37,7 @@ from tinyfl.coordinator.task import load_task
 from tinyfl.errors import UsageError
 from tinyfl.strategy import get_strategy, parse_strategy_spec, strategy_params
 from tinyfl.transport.address import BrokerAddress
-from tinyfl.wire import Topics, check_prefix, default_prefix
+from tinyfl.wire import Keyring, Topics, check_prefix, default_prefix
 
 SUMMARY = "run federated training rounds on a fleet over MQTT"
 DEFAULTS = EngineConfig()
@@ -59,6 +59,12 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     add_broker_options(where, default=None, credentials=True)
     where.add_argument("--fleet", help="fleet name; topics live under tinyfl/<fleet>/")
     where.add_argument("--prefix", help="topic prefix instead of tinyfl/<fleet>")
+    where.add_argument(
+        "--keys", type=Path, metavar="FILE",
+        help="the fleet's coordinator.json (tinyfl provision; or its folder): sign every GLOBAL "
+        "with the fleet key and count only HELLOs and UPDATEs that verify under their node's "
+        "key. Without it frames carry a CRC and anyone on the broker may speak for a node.",
+    )
     what = parser.add_argument_group("what")
     what.add_argument(
         "--model",
@@ -192,7 +198,15 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
     strategy = parse_strategy_spec(args.strategy or "fedavg")
     task = load_task(args.task)
     task.initial_head(config.initial_head)  # a bad --initial-head fails before connecting
-    return RunPlan(broker, topics, task, args.task, strategy, config, out, None)
+    return RunPlan(broker, topics, task, args.task, strategy, config, out, None, _keys(args))
+
+
+def _keys(args: argparse.Namespace) -> Keyring | None:
+    if args.keys is None:
+        return None
+    from tinyfl.provision import read_keyring  # cryptography is loaded only when needed
+
+    return read_keyring(args.keys)
 
 
 def _prefix(args: argparse.Namespace) -> str:
@@ -258,10 +272,14 @@ def _resume_plan(args: argparse.Namespace, broker: BrokerAddress) -> RunPlan:
         raise UsageError(
             "--resume continues a run with its own settings; these differ: " + "; ".join(conflicts)
         )
+    keys = _keys(args)
+    if saved.get("authenticated") and keys is None:
+        raise UsageError(f"the run in {out} signs its frames: give --keys (the fleet's "
+                         "coordinator.json) to resume it")
     merged = {**saved_engine, **given}
     config = EngineConfig(**merged)
     task = load_task(task_spec)
-    return RunPlan(broker, topics, task, task_spec, strategy, config, out, checkpoint)
+    return RunPlan(broker, topics, task, task_spec, strategy, config, out, checkpoint, keys)
 
 
 def run(args: argparse.Namespace) -> int:

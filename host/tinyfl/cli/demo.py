@@ -222,6 +222,7 @@ async def _federate(fleet: Fleet, ids: list[str], plan: RunPlan) -> RunResult:
         fleet.save()  # fleet.json: `tinyfl fleet down --run` can clean up after a hard crash
         say(f"fleet up in {time.monotonic() - t0:.1f} s, broker {fleet.broker_url}")
         plan.broker = fleet.coordinator or fleet.broker_url  # provisioned: TLS and an account
+        plan.keys = fleet.secrets.keyring() if fleet.secrets is not None else None  # signed frames
         write_config(plan)
         live = sys.stdout.isatty()
         progress = Progress(sys.stdout, live=live, rounds=plan.config.rounds)

@@ -12,9 +12,12 @@ from typing import Any
 
 from tinyfl.errors import UsageError
 
-__all__ = ["MAX_U32", "RESUME_LOCKED", "EngineConfig"]
+__all__ = ["MAX_U32", "RESUME_LOCKED", "ROUND_ID_MARGIN", "EngineConfig"]
 
 MAX_U32 = 0xFFFFFFFF
+# How far a GLOBAL's round id may run ahead: of a node's last served id (the firmware's
+# kRoundIdMargin) and of the coordinator's clock in seconds (docs/WIRE.md, "Round ids").
+ROUND_ID_MARGIN = 1 << 22
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
-from tinyfl.coordinator.config import MAX_U32, EngineConfig
+from tinyfl.coordinator.config import MAX_U32, ROUND_ID_MARGIN, EngineConfig
 from tinyfl.coordinator.intake import Intake, OpenRound
 from tinyfl.coordinator.metrics import METRICS_NAME, MetricsLog, weighted_mean
 from tinyfl.coordinator.progress import Progress
@@ -59,7 +59,7 @@ from tinyfl.quant import quantize
 from tinyfl.rng import round_rng
 from tinyfl.strategy import AggregationError, ClientResult, StateValue, Strategy, strategy_params
 from tinyfl.transport.mqtt import Message, Transport, mqtt_publish_packet_size
-from tinyfl.wire import Global, Tensor, Topics, decode, encode
+from tinyfl.wire import Global, Keyring, Tensor, Topics, encode, open_frame
 
 __all__ = ["CoordinatorError", "EngineConfig", "RoundEngine", "RunResult"]
 
@@ -112,6 +112,7 @@ class RoundEngine:
         resume_from: Checkpoint | None = None,
         progress: Progress | None = None,
         round_id_clock: Callable[[], float] = time.time,
+        keys: Keyring | None = None,
     ) -> None:
         self.transport = transport
         self.topics = topics
@@ -123,6 +124,7 @@ class RoundEngine:
             private_dir(self.run_dir)
         self.progress = progress
         self._round_id_clock = round_id_clock
+        self.keys = keys  # a provisioned fleet: GLOBALs signed, HELLOs and UPDATEs verified
         self.head: F32 = task.initial_head(config.initial_head)
         self.state: dict[str, StateValue] = strategy.init_state(self.head)
         self.round = 0  # rounds done (closed or skipped)
@@ -137,14 +139,20 @@ class RoundEngine:
             n_classes=task.n_classes,
             uplink_bits=config.uplink_bits,
             global_payload=len(self._global_frame(1, 1, (), self._downlink_tensor(self.head, 1))),
+            topics=topics,
+            keys=keys,
         )
-        self.intake = Intake(task.model_hash, task.head_shape)
+        self.intake = Intake(task.head_shape, topics=topics, keys=keys, declared=self._declared)
         self._changed = asyncio.Event()
         self._sync_token = os.urandom(8).hex().encode()
         self._synced = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
         self._warned_broadcast = False
         self._metrics = MetricsLog(self.run_dir / METRICS_NAME) if self.run_dir else None
+
+    def _declared(self, node_id: str) -> int:
+        info = self.registry.get(node_id)
+        return info.n_samples if info is not None else 0
 
     # -- set-up --------------------------------------------------------------------------------
 
@@ -365,7 +373,7 @@ class RoundEngine:
         record["status"] = "closed"
         updates = [open_round.answers[n] for n in answered]
         record["samples"] = sum(u.n_samples for u in updates)
-        record["train_loss"] = weighted_mean((u.epoch_loss[-1], u.n_samples) for u in updates)
+        record["train_loss"] = weighted_mean((u.loss, u.n_samples) for u in updates)
         record["local_accuracy"] = weighted_mean((u.accuracy, u.n_samples) for u in updates)
         record["strategy"] = dict(aggregate.info)
         return self._finish(record, started, cpu_started, head_changed=True)
@@ -401,6 +409,7 @@ class RoundEngine:
         self, number: int, wire: int, selected: tuple[str, ...], head: Tensor
     ) -> bytes:
         cfg = self.config
+        key = None if self.keys is None else self.keys.fleet_key
         return encode(
             Global(
                 round_id=wire,
@@ -417,7 +426,9 @@ class RoundEngine:
                 seed=global_seed(cfg.seed, number, wire),
                 selected=selected,
                 head=head,
-            )
+            ),
+            key=key,
+            topic=self.topics.global_,
         )
 
     def _frame_for(
@@ -542,6 +553,8 @@ class RoundEngine:
         record["dropped_reasons"] = dict(counters.dropped_reasons)
         record["rejected"] = counters.rejected
         record["rejected_reasons"] = dict(counters.rejected_reasons)
+        record["capped"] = counters.capped
+        record["refused_announcements"] = sum(self.registry.refused.values())
         record["bytes_up"] = counters.bytes_up
         record.setdefault("bytes_down", 0)
         record.setdefault("global_bytes", 0)
@@ -608,13 +621,25 @@ class RoundEngine:
 
     def _on_global(self, payload: bytes) -> None:
         """A GLOBAL on the broker (ours echoed, or retained from an earlier run): the next
-        round id must be larger than any the nodes may have served."""
+        round id must be larger than any the nodes may have served. Only a GLOBAL that verifies
+        under the fleet key counts, and not one whose id runs more than ROUND_ID_MARGIN ahead
+        of the clock: nodes ignore such an id too, so continuing after it would only exhaust
+        the ids (docs/WIRE.md, "Round ids")."""
         if not payload:
             return
+        key = None if self.keys is None else self.keys.fleet_key
         try:
-            msg = decode(payload)
-        except WireError:
+            msg = open_frame(payload, self.topics.global_, key)
+        except WireError as exc:
+            log.warning("ignoring a retained GLOBAL that is not this fleet's: %s", exc)
             return
-        if isinstance(msg, Global) and msg.round_id > self.wire_round and self.intake.open is None:
-            log.info("the broker retains round id %d; continuing after it", msg.round_id)
-            self.wire_round = msg.round_id
+        if not isinstance(msg, Global) or msg.round_id <= self.wire_round or self.intake.open:
+            return
+        ahead = msg.round_id - int(self._round_id_clock())
+        if ahead > ROUND_ID_MARGIN:
+            log.warning("ignoring a retained GLOBAL with round id %d: %d s ahead of this clock, "
+                        "more than the %d s nodes accept; publishing over it", msg.round_id,
+                        ahead, ROUND_ID_MARGIN)
+            return
+        log.info("the broker retains round id %d; continuing after it", msg.round_id)
+        self.wire_round = msg.round_id

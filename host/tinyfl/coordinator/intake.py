@@ -1,23 +1,36 @@
 """Every UPDATE that reaches the coordinator, sorted into accepted, late, dropped or rejected.
 
 Kept apart from the round loop because it is the one place where bytes from outside meet the
-aggregation: an update is averaged in only if it decodes, names the node that published it,
-answers the open round, comes from a selected node for the first time, carries this run's
-model hash and head shape, reports samples, and dequantizes to finite values. Everything else
-is counted by reason (for metrics.jsonl) and never touches the head.
+aggregation: an update is averaged in only if it comes from its node (on a provisioned fleet:
+a provisioned id and a tag that verifies under that node's key, checked before anything else),
+decodes, answers the open round, comes from a selected node for the first time, has this run's
+head shape, reports samples, and dequantizes to finite values. Everything else is counted by
+reason (for metrics.jsonl) and never touches the head.
+
+Two kinds of refusal: *dropped* says nothing about the node (a frame anyone could have sent:
+unprovisioned id, bad tag, missing tag, a malformed frame on a fleet without keys... and late,
+duplicate, unselected answers), *rejected* is the node's own invalid answer, which marks it
+for the round. Only a frame that verifies under the node's key (or, without keys, any frame
+that decodes) can reject a node, so a stranger cannot get an honest node refused. A replayed
+UPDATE is the node's own bytes: it counts as late (an earlier round) or duplicate (this one).
+
+The sample count an update claims is capped by the count the node's HELLO declared, so a node
+cannot buy weight in FedAvg by claiming more samples than it announced.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from tinyfl.errors import WireError
-from tinyfl.wire import Update, decode
+from tinyfl.wire import Keyring, Topics, Update, decode, verify_frame
 
 __all__ = ["Counters", "Intake", "OpenRound"]
 
@@ -53,17 +66,30 @@ class Counters:
     late: int = 0
     dropped: int = 0
     rejected: int = 0
+    capped: int = 0  # updates whose sample count was capped to the node's declared count
     bytes_up: int = 0
     dropped_reasons: Counter[str] = field(default_factory=Counter)
     rejected_reasons: Counter[str] = field(default_factory=Counter)
 
 
 class Intake:
-    """Classifies updates for one run (model hash and head shape fixed)."""
+    """Classifies updates for one run (head shape fixed). `declared(node_id)` is the sample
+    count the node's HELLO announced (the cap on what its updates may claim)."""
 
-    def __init__(self, model_hash: bytes, head_shape: tuple[int, int]) -> None:
-        self.model_hash = model_hash
+    def __init__(
+        self,
+        head_shape: tuple[int, int],
+        *,
+        topics: Topics | None = None,
+        keys: Keyring | None = None,
+        declared: Callable[[str], int] | None = None,
+    ) -> None:
+        if keys is not None and topics is None:
+            raise ValueError("an intake with keys needs the topics frames are signed for")
         self.head_shape = head_shape
+        self.topics = topics
+        self.keys = keys
+        self.declared = declared
         self.open: OpenRound | None = None
         self.counters = Counters()
 
@@ -78,17 +104,24 @@ class Intake:
         open round changed (an answer, valid or not, from a selected node)."""
         counters = self.counters
         counters.bytes_up += packet_bytes
+        key = None
+        if self.keys is not None:
+            key = self.keys.key_of(node_id)
+            if key is None:
+                self._drop("unprovisioned")
+                return False
+        topic = self.topics.update(node_id) if self.topics is not None else ""
+        try:
+            verify_frame(payload, topic, key)
+        except WireError as exc:
+            self._drop(f"bad_frame_{exc.reason}")
+            return False
         try:
             msg = decode(payload)
         except WireError as exc:
-            self._reject(node_id, f"bad_frame_{exc.reason}")
-            return False
+            return self._invalid(node_id, f"bad_frame_{exc.reason}", authenticated=key is not None)
         if not isinstance(msg, Update):
-            self._reject(node_id, "not_an_update")
-            return False
-        if msg.node_id != node_id:
-            self._reject(node_id, "id_mismatch")
-            return False
+            return self._invalid(node_id, "not_an_update", authenticated=key is not None)
         rnd = self.open
         if rnd is None or msg.round_id != rnd.wire:
             if msg.round_id <= latest_wire:
@@ -108,16 +141,42 @@ class Intake:
             rnd.rejected.add(node_id)
             self._reject(node_id, reason)
         else:
-            rnd.answers[node_id] = msg
+            rnd.answers[node_id] = self._capped(node_id, msg)
             rnd.deltas[node_id] = delta
         rnd.pending.discard(node_id)
         return True
 
+    def _invalid(self, node_id: str, reason: str, *, authenticated: bool) -> bool:
+        """A frame that passed its check but not the decoder: the node's own fault when the
+        frame is authenticated (the node is rejected for an open round that selected it), a
+        stranger's possibly when not (counted, nobody marked)."""
+        rnd = self.open
+        if authenticated and rnd is not None and node_id in rnd.selected:
+            if rnd.responded(node_id):
+                self._drop("duplicate")
+                return False
+            rnd.rejected.add(node_id)
+            rnd.pending.discard(node_id)
+            self._reject(node_id, reason)
+            return True
+        self._reject(node_id, reason)
+        return False
+
+    def _capped(self, node_id: str, msg: Update) -> Update:
+        """The update with its sample count capped by the node's declared count."""
+        if self.declared is None:
+            return msg
+        limit = self.declared(node_id)
+        if msg.n_samples <= limit:
+            return msg
+        self.counters.capped += 1
+        log.warning("%s claims %d samples, its HELLO declared %d: weighing it as %d",
+                    node_id, msg.n_samples, limit, limit)
+        return dataclasses.replace(msg, n_samples=limit)
+
     def check(self, msg: Update) -> tuple[F32 | None, str]:
         """The update's dequantized delta, or None and why it cannot be averaged in. Codes
         times a huge (finite) scale can overflow to Inf, hence the check after dequantizing."""
-        if msg.model_hash != self.model_hash:
-            return None, "wrong_model"
         if msg.delta.shape != self.head_shape:
             return None, "wrong_shape"
         if msg.n_samples == 0:

@@ -9,11 +9,17 @@ A node is *eligible* for the run when it is online and its HELLO matches the run
 hash (a node with another model would train something else), same head shape, at least one
 sample, the requested uplink width, and room for the GLOBAL frame in its receive buffer. Nodes
 that are not eligible are kept with the reason, which the coordinator logs once per change.
+
+On a provisioned fleet (a Keyring) only a HELLO that verifies under the node's frame key counts,
+and only provisioned ids get a record at all: retained HELLOs and statuses of ids nobody
+provisioned (fakes, or revoked nodes) are counted in `refused` and never become eligible, and
+memory stays bounded by the fleet however many a stranger publishes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from tinyfl.errors import WireError
@@ -23,7 +29,9 @@ from tinyfl.wire import (
     UPLINK_8BIT,
     UPLINK_FLOAT32,
     Hello,
-    decode,
+    Keyring,
+    Topics,
+    open_frame,
 )
 
 __all__ = ["NodeInfo", "Registry", "uplink_flag"]
@@ -68,12 +76,19 @@ class Registry:
         n_classes: int,
         uplink_bits: int,
         global_payload: int,
+        topics: Topics | None = None,
+        keys: Keyring | None = None,
     ) -> None:
         self.model_hash = model_hash
         self.embed_dim = embed_dim
         self.n_classes = n_classes
         self.uplink_bits = uplink_bits
         self.global_payload = global_payload
+        if keys is not None and topics is None:
+            raise ValueError("a registry with keys needs the topics frames are signed for")
+        self.topics = topics
+        self.keys = keys
+        self.refused: Counter[str] = Counter()  # HELLOs and statuses ignored, by reason
         self._nodes: dict[str, NodeInfo] = {}
         self._logged: dict[str, str] = {}  # node -> last reason logged, to log changes only
 
@@ -89,9 +104,23 @@ class Registry:
 
     # -- feeding -------------------------------------------------------------------------------
 
+    def _refuse(self, node_id: str, reason: str, detail: str = "") -> bool:
+        """Counts an ignored message; the first of each reason is a warning, the rest debug
+        (a flood of fakes must not flood the log)."""
+        self.refused[reason] += 1
+        level = logging.WARNING if self.refused[reason] == 1 else logging.DEBUG
+        log.log(level, "ignored a message for node %s: %s%s", node_id, reason,
+                f" ({detail})" if detail else "")
+        return False
+
+    def _provisioned(self, node_id: str) -> bool:
+        return self.keys is None or self.keys.key_of(node_id) is not None
+
     def on_hello(self, node_id: str, payload: bytes) -> bool:
         """A (retained) HELLO. An empty payload clears it (the retained message was deleted).
         Returns True when the node's record changed. Invalid frames are logged and ignored."""
+        if not self._provisioned(node_id):
+            return self._refuse(node_id, "unprovisioned") if payload else False
         if not payload:
             info = self._nodes.get(node_id)
             if info is None or info.hello is None:
@@ -99,17 +128,16 @@ class Registry:
             info.hello = None
             self._note(info)
             return True
+        key = None if self.keys is None else self.keys.key_of(node_id)
+        topic = self.topics.hello(node_id) if self.topics is not None else ""
         try:
-            msg = decode(payload)
+            msg = open_frame(payload, topic, key)
         except WireError as exc:
-            log.warning("ignored a bad HELLO from %s: %s", node_id, exc)
-            return False
+            return self._refuse(node_id, f"hello_{exc.reason}", str(exc))
         if not isinstance(msg, Hello):
-            log.warning("ignored a non-HELLO frame on %s's hello topic", node_id)
-            return False
+            return self._refuse(node_id, "hello_not_a_hello")
         if msg.node_id != node_id:
-            log.warning("ignored a HELLO of %r published on %s's topic", msg.node_id, node_id)
-            return False
+            return self._refuse(node_id, "hello_id_mismatch", f"says {msg.node_id!r}")
         info = self._nodes.setdefault(node_id, NodeInfo(node_id))
         info.hello = msg
         self._note(info)
@@ -117,9 +145,10 @@ class Registry:
 
     def on_status(self, node_id: str, payload: bytes) -> bool:
         """`online` / `offline` (the last will). Returns True when the online state changed."""
+        if not self._provisioned(node_id):
+            return self._refuse(node_id, "unprovisioned") if payload else False
         if payload not in (b"online", b"offline", b""):
-            log.warning("ignored status %r of %s", payload[:32], node_id)
-            return False
+            return self._refuse(node_id, "bad_status", repr(payload[:32]))
         info = self._nodes.setdefault(node_id, NodeInfo(node_id))
         online = payload == b"online" if payload else None
         if info.online == online:

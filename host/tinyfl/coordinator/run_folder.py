@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from tinyfl.files import atomic_write, private_dir
 from tinyfl.strategy import Strategy, strategy_params
 from tinyfl.transport.address import BrokerAddress, public_url
 from tinyfl.transport.mqtt import MqttTransport
-from tinyfl.wire import Topics
+from tinyfl.wire import Keyring, Topics
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -62,6 +62,7 @@ class RunPlan:
     config: EngineConfig
     run_dir: Path
     resume_from: Checkpoint | None
+    keys: Keyring | None = field(default=None, repr=False)  # a provisioned fleet's keys
 
 
 def write_config(plan: RunPlan) -> None:
@@ -75,6 +76,8 @@ def write_config(plan: RunPlan) -> None:
         "prefix": plan.topics.prefix,
         # Without user and password: a run folder is shared, copied and committed.
         "broker": public_url(plan.broker),
+        # whether frames are signed (never the keys): a resumed run needs --keys again
+        "authenticated": plan.keys is not None,
         "engine": plan.config.to_dict(),
         "strategy": strategy_params(plan.strategy),
         "initial": {"head": plan.config.initial_head, "test_accuracy": start.accuracy,
@@ -104,7 +107,8 @@ async def coordinate(plan: RunPlan, progress: Progress | None) -> RunResult:
     client_id = f"tinyfl-coordinator-{plan.topics.prefix.replace('/', '-')}-{os.getpid()}"
     await transport.connect(plan.broker, client_id=client_id)
     engine = RoundEngine(transport, plan.topics, plan.task, plan.strategy, plan.config,
-                         run_dir=plan.run_dir, resume_from=plan.resume_from, progress=progress)
+                         run_dir=plan.run_dir, resume_from=plan.resume_from, progress=progress,
+                         keys=plan.keys)
     loop = asyncio.get_running_loop()
     main = asyncio.ensure_future(engine.run())
     with contextlib.suppress(NotImplementedError):

@@ -5,7 +5,10 @@ last will of `offline` on its status topic, publishes `online` and its HELLO (bo
 subscribes to the retained GLOBAL, and serves each newer round it is selected for: checks the
 model hash, the head's shape and values, trains the head by minibatch SGD from the dequantized
 global head, quantizes the delta with the round's generator, and publishes the UPDATE. It
-ignores what a node would reject and keeps serving.
+ignores what a node would reject and keeps serving. Given keys (a provisioned fleet) it signs
+its HELLO and UPDATE with its frame key and serves only GLOBALs that verify under the fleet key;
+like the firmware it sends the last round's UPDATE again whenever that round's GLOBAL comes back,
+and ignores a round id more than ROUND_ID_MARGIN ahead of the last one it served.
 
 Deterministic: a node's data is fixed by (seed, node index), and its randomness by the GLOBAL's
 seed, its id and the round id, exactly as on the firmware; so two runs with the same seed give
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from tinyfl.coordinator.config import ROUND_ID_MARGIN
 from tinyfl.coordinator.registry import uplink_flag
 from tinyfl.coordinator.task import Task, load_task
 from tinyfl.errors import TinyFLError, UsageError, WireError
@@ -42,7 +46,7 @@ from tinyfl.quant import quantize
 from tinyfl.rng import round_rng
 from tinyfl.transport.address import public_url
 from tinyfl.transport.mqtt import MqttTransport, Transport, Will
-from tinyfl.wire import Board, Global, Hello, Tensor, Topics, Update, decode, encode
+from tinyfl.wire import Board, Global, Hello, Keyring, Tensor, Topics, Update, encode, open_frame
 
 __all__ = ["SimNode", "SimNodeStats", "make_node_id", "partition", "start_fleet"]
 
@@ -67,6 +71,7 @@ class SimNodeStats:
     on node work (decode, train, quantize, encode) per wire round id."""
 
     served: list[int] = field(default_factory=list)
+    resent: int = 0  # UPDATEs sent again because their round's GLOBAL came back
     ignored: Counter[str] = field(default_factory=Counter)
     compute_s: dict[int, float] = field(default_factory=dict)
     globals_seen: list[int] = field(default_factory=list)
@@ -95,8 +100,14 @@ class SimNode:
         max_payload: int | None = None,
         answer_delay: float = 0.0,
         on_global: Callable[[int], None] | None = None,
+        frame_key: bytes | None = None,
+        fleet_key: bytes | None = None,
     ) -> None:
+        if (frame_key is None) != (fleet_key is None):
+            raise ValueError("a simulated node has both keys or none")
         self.node_id = node_id
+        self.frame_key = frame_key
+        self.fleet_key = fleet_key
         self.x = np.asarray(x, dtype=np.float32)
         self.y = np.asarray(y, dtype=np.uint8)
         self.model_hash = model_hash
@@ -112,6 +123,7 @@ class SimNode:
         self.on_global = on_global
         self.stats = SimNodeStats()
         self.last_round = 0
+        self._last_update: tuple[int, bytes] | None = None  # (round id, UPDATE frame)
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
@@ -154,9 +166,9 @@ class SimNode:
         """`online` and the HELLO, both retained: what the firmware sends on every connect."""
         status = self.topics.status(self.node_id)
         await self.transport.publish(status, b"online", qos=1, retain=True)
-        await self.transport.publish(
-            self.topics.hello(self.node_id), encode(self.hello()), qos=1, retain=True
-        )
+        topic = self.topics.hello(self.node_id)
+        frame = encode(self.hello(), key=self.frame_key, topic=topic)
+        await self.transport.publish(topic, frame, qos=1, retain=True)
 
     async def _announce_after_reconnects(self) -> None:
         """A broker restarted without persistence forgot the retained HELLO and status; the
@@ -224,7 +236,7 @@ class SimNode:
         """The firmware's `serve_round`: the UPDATE frame to publish, or None (reason counted
         in `stats.ignored`) when the node would not serve this GLOBAL."""
         try:
-            msg = decode(payload)
+            msg = open_frame(payload, self.topics.global_, self.fleet_key)
         except WireError as exc:
             self.stats.ignored[exc.reason] += 1
             return None
@@ -234,6 +246,9 @@ class SimNode:
         self.stats.globals_seen.append(msg.round_id)
         if self.on_global is not None:
             self.on_global(msg.round_id)
+        if self._last_update is not None and msg.round_id == self._last_update[0]:
+            self.stats.resent += 1  # asked again: a broker may have died with the first copy
+            return self._last_update[1]
         reason = self._refusal(msg)
         if reason is not None:
             self.stats.ignored[reason] += 1
@@ -260,22 +275,23 @@ class SimNode:
                 codes, scales, msg.uplink_bits, per_row=msg.uplink_scale_mode == 1
             )
         self.stats.served.append(msg.round_id)
-        return encode(
-            Update(
-                round_id=msg.round_id,
-                node_id=self.node_id,
-                model_hash=self.model_hash,
-                n_samples=result.n_samples,
-                epoch_loss=result.epoch_loss,
-                accuracy=result.accuracy,
-                update_norm=result.update_norm,
-                delta=delta,
-            )
+        update = Update(
+            round_id=msg.round_id,
+            n_samples=result.n_samples,
+            loss=result.epoch_loss[-1],
+            accuracy=result.accuracy,
+            update_norm=result.update_norm,
+            delta=delta,
         )
+        frame = encode(update, key=self.frame_key, topic=self.topics.update(self.node_id))
+        self._last_update = (msg.round_id, frame)
+        return frame
 
     def _refusal(self, msg: Global) -> str | None:
         if msg.round_id <= self.last_round:
             return "stale_round"
+        if self.last_round and msg.round_id - self.last_round > ROUND_ID_MARGIN:
+            return "round_ahead"
         if not msg.selects(self.node_id):
             self.last_round = msg.round_id  # not ours: nothing to do until the next round
             return "not_selected"
@@ -330,10 +346,12 @@ async def start_fleet(
     alpha: float | None = None,
     first_index: int = 0,
     concurrency: int = 50,
+    keys: Keyring | None = None,
     **node_options: object,
 ) -> list[SimNode]:
     """Starts `n_nodes` simulated nodes on the task's training data (ids sim-0000, ...),
-    `concurrency` connections at a time."""
+    `concurrency` connections at a time. With `keys` (the coordinator's keyring, which holds
+    every node's key: fine for a simulation) each node signs with its own frame key."""
     if task.train_x is None or task.train_y is None:
         raise UsageError(f"task {task.name} has no training data to simulate nodes with")
     parts = partition(task.train_x, task.train_y, n_nodes, samples, seed, alpha)
@@ -346,6 +364,8 @@ async def start_fleet(
             n_classes=task.n_classes,
             topics=topics,
             transport=make_transport(),
+            frame_key=None if keys is None else keys.key_of(make_node_id(first_index + i)),
+            fleet_key=None if keys is None else keys.fleet_key,
             **node_options,  # type: ignore[arg-type]
         )
         for i, (px, py) in enumerate(parts)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tinyfl.errors import FirmwareError, UsageError
 from tinyfl.files import atomic_write
-from tinyfl.fleet.config_record import encode_node_config
+from tinyfl.wire.node_config import encode_node_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 QEMU_MACHINE = "mps2-an386"
@@ -90,6 +90,7 @@ class NodeSpec:
     serial_listen_port: int | None = None
     username: str | None = None  # MQTT credentials (a provisioned broker)
     password: str | None = field(default=None, repr=False)
+    keys: tuple[bytes, bytes] | None = field(default=None, repr=False)  # (frame key, fleet key)
 
 
 class NodeProcess:
@@ -113,10 +114,11 @@ class NodeProcess:
 
     def write_config(self) -> None:
         """Writes the config record the node reads at start, readable by its owner only (it
-        may hold the node's password)."""
+        may hold the node's password and keys)."""
         s = self.spec
         atomic_write(self.config_path, encode_node_config(
-            s.node_id, self.topic_prefix, s.keep_alive_s, s.username, s.password), mode=0o600)
+            s.node_id, self.topic_prefix, s.keep_alive_s, s.username, s.password, s.keys),
+            mode=0o600)
 
     def command(self) -> list[str]:
         s = self.spec

@@ -247,7 +247,9 @@ class Fleet:
             spec = NodeSpec(node_id, self.data_dir / blob_name(node_id), self.node_dir,
                             self.config.emulator, self.config.keep_alive_s,
                             username=account.node_id if account else None,
-                            password=account.password if account else None)
+                            password=account.password if account else None,
+                            keys=(account.frame_key, self.secrets.fleet_key)
+                            if account and self.secrets else None)
             node = NodeProcess(spec, self.image, address.host, address.port,
                                self.config.topics.prefix)
             self.nodes[node_id] = node
@@ -389,7 +391,8 @@ def coordinate_command(state: FleetState) -> str:
     folder = Path(state.provision)
     return (f"tinyfl coordinate --broker {address.scheme}://{address.username}@{address.host}:"
             f"{address.port} --ca-file {folder / 'broker' / 'ca.crt'} --password-file "
-            f"{folder / 'coordinator.password'} --fleet {state.fleet}")
+            f"{folder / 'coordinator.password'} --keys {folder / 'coordinator.json'} "
+            f"--fleet {state.fleet}")
 
 
 def supervisor_record() -> ProcessRecord:

@@ -6,6 +6,7 @@ from tinyfl.provision.folder import (
     ProvisionError,
     coordinator_address,
     read_fleet,
+    read_keyring,
     remove_node,
     write_fleet,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "new_fleet",
     "pair_seed",
     "read_fleet",
+    "read_keyring",
     "remove_node",
     "write_fleet",
 ]

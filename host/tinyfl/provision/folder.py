@@ -5,6 +5,7 @@ to the file of the party that needs it, readable by its owner only (folders 0700
     DIR/coordinator.json       coordinator's credentials, fleet key, every node's frame key
     DIR/dealer.json            the dealer secret (pairwise seeds; adding nodes)
     DIR/nodes/<id>/node.json   one node's credentials, frame key, fleet key, pairwise seeds
+    DIR/nodes/<id>/node.cfg    the same as the config record a QEMU board or native node reads
     DIR/nodes/<id>/node_settings_local.h   the same for an ESP32 / Nano 33 BLE build
     DIR/broker/                mosquitto.conf, passwd, acl, ca.crt, server.crt, server.key, ca.key
 
@@ -27,9 +28,10 @@ from tinyfl.provision.broker import acl_text, mosquitto_conf, password_line
 from tinyfl.provision.keys import COORDINATOR_USER, FleetSecrets, NodeSecrets
 from tinyfl.provision.tls import make_certificates
 from tinyfl.transport.address import BrokerAddress
+from tinyfl.wire import Keyring, encode_node_config
 
 __all__ = ["BrokerSettings", "ProvisionError", "coordinator_address", "read_fleet",
-           "remove_node", "write_fleet"]
+           "read_keyring", "remove_node", "write_fleet"]
 
 SECRET = 0o600
 FORMAT = 1
@@ -107,6 +109,9 @@ def write_fleet(out: Path, fleet: FleetSecrets, prefix: str,
             "pair_seeds": {peer: seed.hex() for peer, seed in fleet.seeds_of(node_id).items()},
             "broker": {"host": broker.hosts[0], "port": broker.port, "tls_port": broker.tls_port},
         })
+        atomic_write(folder / "node.cfg", encode_node_config(
+            node_id, prefix, 0, node_id, node.password, (node.frame_key, fleet.fleet_key)),
+            mode=SECRET)
         atomic_write(folder / "node_settings_local.h",
                      _settings_header(fleet, node, prefix, broker).encode(), mode=SECRET)
     _write_broker(private_dir(out / "broker"), fleet, prefix, broker)
@@ -164,6 +169,18 @@ def read_fleet(folder: Path) -> tuple[FleetSecrets, str, BrokerSettings]:
             i: n.frame_key.hex() for i, n in nodes.items()}:
         raise ProvisionError(f"{folder}: coordinator.json and the nodes' keys disagree")
     return fleet, prefix, broker
+
+
+def read_keyring(path: Path) -> Keyring:
+    """The coordinator's keys (fleet key, every node's frame key) from coordinator.json, given
+    the file or the provisioning folder that holds it."""
+    file = path / "coordinator.json" if path.is_dir() else path
+    doc = _load(file)
+    try:
+        return Keyring(bytes.fromhex(doc["fleet_key"]),
+                       {str(i): bytes.fromhex(k) for i, k in dict(doc["frame_keys"]).items()})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProvisionError(f"{file}: no usable keys ({exc})") from exc
 
 
 def remove_node(folder: Path, node_id: str) -> FleetSecrets:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tinyfl.crypto import KEY_BYTES, hkdf_expand
 from tinyfl.errors import UsageError
-from tinyfl.wire import check_node_id
+from tinyfl.wire import Keyring, check_node_id
 
 __all__ = [
     "COORDINATOR_USER",
@@ -51,6 +51,10 @@ class FleetSecrets:
 
     def __repr__(self) -> str:
         return f"FleetSecrets({self.fleet!r}, {len(self.nodes)} nodes, <secrets>)"
+
+    def keyring(self) -> Keyring:
+        """What the coordinator holds: the fleet key and every node's frame key."""
+        return Keyring(self.fleet_key, {i: n.frame_key for i, n in self.nodes.items()})
 
     def seeds_of(self, node_id: str) -> dict[str, bytes]:
         """{peer: pairwise seed} of one node: what its secure-aggregation masks come from."""

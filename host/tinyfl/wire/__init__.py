@@ -5,6 +5,8 @@ against the golden vectors in testvectors/.
 
     frame = encode(Hello(...))          # or Global / Update; checked by decoding it back
     msg = decode(frame)                 # Hello | Global | Update, or WireError(reason)
+    frame = encode(msg, key=k, topic=t) # tagged (HMAC-SHA256/128 over topic and frame)
+    msg = open_frame(frame, t, k)       # what a receiver does: checks the tag, then decodes
 
 `WireError.reason` is the firmware's status name for the same bytes ("truncated", "bad_crc", ...).
 """
@@ -12,6 +14,8 @@ against the golden vectors in testvectors/.
 from tinyfl.errors import WireError
 from tinyfl.wire.blob import BlobKind, DataBlob
 from tinyfl.wire.frames import (
+    AUTH_CRC,
+    AUTH_TAG,
     FLAG_MASKED,
     TAG_LEN,
     UPLINK_2BIT,
@@ -31,12 +35,28 @@ from tinyfl.wire.frames import (
     encode_hello,
     encode_update,
     fields_text,
+    frame_auth,
+    frame_tag,
     is_valid_node_id,
+    open_frame,
+    verify_frame,
 )
-from tinyfl.wire.tensor import FLOAT_BITS, QUANT_BITS, Tensor, pack_codes, qmax, unpack_codes
+from tinyfl.wire.keyring import Keyring
+from tinyfl.wire.node_config import encode_node_config
+from tinyfl.wire.tensor import (
+    FLOAT_BITS,
+    QUANT_BITS,
+    Tensor,
+    half_scales,
+    pack_codes,
+    qmax,
+    unpack_codes,
+)
 from tinyfl.wire.topics import Topics, check_node_id, check_prefix, default_prefix
 
 __all__ = [
+    "AUTH_CRC",
+    "AUTH_TAG",
     "FLAG_MASKED",
     "FLOAT_BITS",
     "QUANT_BITS",
@@ -52,6 +72,7 @@ __all__ = [
     "FrameType",
     "Global",
     "Hello",
+    "Keyring",
     "Message",
     "Tensor",
     "Topics",
@@ -64,10 +85,16 @@ __all__ = [
     "encode",
     "encode_global",
     "encode_hello",
+    "encode_node_config",
     "encode_update",
     "fields_text",
+    "frame_auth",
+    "frame_tag",
+    "half_scales",
     "is_valid_node_id",
+    "open_frame",
     "pack_codes",
     "qmax",
     "unpack_codes",
+    "verify_frame",
 ]

@@ -3,14 +3,19 @@
 `decode(data)` returns a `Hello`, `Global` or `Update`, or raises `WireError` whose `reason` is the
 firmware's `status_name` for the same bytes ("truncated", "bad_crc", ...). Checks run in the order
 docs/WIRE.md gives, so the first failure is the same on both sides. Any other exception escaping
-`decode` is a bug.
+`decode` is a bug. `decode` checks a CRC but holds no key: a receiver uses `open_frame(data,
+topic, key)`, which also insists on the fleet's kind of frame and checks the tag before it
+decodes the body ("unauthenticated", "bad_tag", "no_key").
 
-`encode(msg)` writes the frame and then decodes it, so it never emits a frame the firmware would
+`encode(msg, key=..., topic=...)` writes the frame (a tag under `key` over the topic and the
+frame, or a CRC without a key) and then decodes it, so it never emits a frame the firmware would
 reject; invalid fields raise `WireError` with the reason the decoder gives.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import struct
 import zlib
@@ -33,6 +38,8 @@ from tinyfl.wire.tensor import (
 )
 
 __all__ = [
+    "AUTH_CRC",
+    "AUTH_TAG",
     "FLAG_MASKED",
     "TAG_LEN",
     "WIRE_VERSION",
@@ -45,15 +52,23 @@ __all__ = [
     "decode",
     "encode",
     "fields_text",
+    "frame_auth",
+    "frame_tag",
     "is_valid_node_id",
+    "open_frame",
+    "verify_frame",
 ]
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 MAGIC = b"TF"
-HEADER_SIZE = 12
-FRAME_OVERHEAD = 16
+HEADER_SIZE = 6
+CRC_LEN = 4
 FLAG_MASKED = 0x01
-TAG_LEN = 32
+TAG_LEN = 16  # HMAC-SHA256 truncated to 128 bits (RFC 2104, section 5)
+AUTH_CRC = 0  # the `auth` byte: the frame ends in a CRC-32 (a fleet without keys)
+AUTH_TAG = TAG_LEN  # ... or in a TAG_LEN-byte tag
+MAX_TOPIC = 255  # the tag covers u8 len(topic) | topic
+F16_MAX = 65504.0
 MODEL_HASH_LEN = 8
 MAX_NODE_ID = 32
 MAX_EPOCHS = 64
@@ -101,7 +116,6 @@ class Hello:
     n_classes: int
     uplink_bits: int
     board: int
-    tag: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -122,7 +136,6 @@ class Global:
     seed: int
     selected: tuple[str, ...]
     head: Tensor
-    tag: bytes = b""
 
     def selects(self, node_id: str) -> bool:
         """True when `node_id` takes part in this round (every node does when none are listed)."""
@@ -131,21 +144,16 @@ class Global:
 
 @dataclass(frozen=True)
 class Update:
-    """A node's result for one round, on `<prefix>/nodes/<id>/update`."""
+    """A node's result for one round, on `<prefix>/nodes/<id>/update`. Lean by design: the node
+    is the topic's, the model and epochs are the round's (docs/WIRE.md, UPDATE). The three
+    statistics travel as binary16: the encoder saturates them at 65504 and rounds them."""
 
     round_id: int
-    node_id: str
-    model_hash: bytes
     n_samples: int
-    epoch_loss: tuple[float, ...]
+    loss: float
     accuracy: float
     update_norm: float
     delta: Tensor
-    tag: bytes = b""
-
-    @property
-    def epochs(self) -> int:
-        return len(self.epoch_loss)
 
 
 Message = Hello | Global | Update
@@ -182,6 +190,9 @@ class _Reader:
     def f32(self, what: str) -> float:
         return float(struct.unpack("<f", self.take(4, what))[0])
 
+    def f16(self, what: str) -> float:
+        return float(struct.unpack("<e", self.take(2, what))[0])
+
     def node_id(self, what: str) -> str:
         n = self.u8(what)
         raw = self.take(n, what)
@@ -217,7 +228,7 @@ def _read_tensor(r: _Reader, what: str, shape: tuple[int, int] | None = None) ->
     if shape is not None and (rows, cols) != shape:
         raise WireError("bad_value", f"{what} is {rows}x{cols}, must be {shape[0]}x{shape[1]}")
     m = 0 if bits == FLOAT_BITS else (rows if mode == SCALE_PER_ROW else 1)
-    scales = np.frombuffer(r.take(4 * m, f"{what}.scales"), dtype="<f4").astype(np.float32)
+    scales = np.frombuffer(r.take(2 * m, f"{what}.scales"), dtype="<f2").astype(np.float32)
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(scales) | (scales < 0)
     if bad.any():
@@ -239,7 +250,7 @@ def _read_tensor(r: _Reader, what: str, shape: tuple[int, int] | None = None) ->
     return Tensor(bits, mode, rows, cols, scales, codes=codes)
 
 
-def _decode_hello(r: _Reader, tag: bytes) -> Hello:
+def _decode_hello(r: _Reader) -> Hello:
     node_id = r.node_id("node_id")
     fw_version = r.u32("fw_version")
     model_hash = r.take(MODEL_HASH_LEN, "model_hash")
@@ -266,11 +277,10 @@ def _decode_hello(r: _Reader, tag: bytes) -> Hello:
         n_classes,
         uplink_bits,
         board,
-        tag,
     )
 
 
-def _decode_global(r: _Reader, tag: bytes) -> Global:
+def _decode_global(r: _Reader) -> Global:
     round_id = r.u32("round_id")
     if round_id == 0:
         raise WireError("bad_value", "round_id must be >= 1")
@@ -317,78 +327,110 @@ def _decode_global(r: _Reader, tag: bytes) -> Global:
         seed,
         selected,
         head,
-        tag,
     )
 
 
-def _decode_update(r: _Reader, tag: bytes) -> Update:
+def _decode_update(r: _Reader) -> Update:
     round_id = r.u32("round_id")
     if round_id == 0:
         raise WireError("bad_value", "round_id must be >= 1")
-    node_id = r.node_id("node_id")
-    model_hash = r.take(MODEL_HASH_LEN, "model_hash")
     n_samples = r.u32("n_samples")
-    epochs = r.u16("epochs")
-    if not 1 <= epochs <= MAX_EPOCHS:
-        raise WireError("bad_value", f"epochs is {epochs}, must be 1..{MAX_EPOCHS}")
-    raw = r.take(4 * epochs, "epoch_loss")
-    epoch_loss = tuple(float(v) for v in struct.unpack(f"<{epochs}f", raw))
-    for e, loss in enumerate(epoch_loss):
-        _check_float(loss, f"epoch_loss[{e}]")
-    accuracy = r.f32("accuracy")
+    loss = r.f16("loss")
+    _check_float(loss, "loss")
+    accuracy = r.f16("accuracy")
     _check_float(accuracy, "accuracy", at_most=1.0)
-    update_norm = r.f32("update_norm")
+    update_norm = r.f16("update_norm")
     _check_float(update_norm, "update_norm")
     delta = _read_tensor(r, "delta")
     r.finish("UPDATE")
-    return Update(
-        round_id, node_id, model_hash, n_samples, epoch_loss, accuracy, update_norm, delta, tag
-    )
+    return Update(round_id, n_samples, loss, accuracy, update_norm, delta)
 
 
-def _split_frame(data: bytes) -> tuple[int, bytes, bytes]:
-    """Checks the frame around the body; returns (type, body, tag)."""
+@dataclass(frozen=True)
+class _Frame:
+    ftype: int
+    auth: int
+    body: bytes
+    signed: bytes  # the bytes the tag covers after the topic: header and body
+    trailer: bytes  # the CRC or the tag
+
+
+def _split_frame(data: bytes) -> _Frame:
+    """Checks the frame around the body (docs/WIRE.md, "Frame"), the CRC included."""
     if len(data) < HEADER_SIZE:
         raise WireError("truncated", f"{len(data)} bytes, a frame header is {HEADER_SIZE}")
     if data[0:2] != MAGIC:
         raise WireError("bad_magic", f"starts with {data[0:2]!r}")
     if data[2] != WIRE_VERSION:
         raise WireError("bad_version", f"version {data[2]}, this build speaks {WIRE_VERSION}")
-    ftype, flags, tag_len = data[3], data[4], data[5]
+    ftype, flags, auth = data[3], data[4], data[5]
     if ftype not in (1, 2, 3):
         raise WireError("bad_type", f"frame type {ftype}")
     if flags & ~FLAG_MASKED:
         raise WireError("bad_value", f"unknown flags 0x{flags:02x}")
     if flags & FLAG_MASKED:
-        raise WireError("unsupported", "masked updates are not supported in v1")
-    if tag_len not in (0, TAG_LEN):
-        raise WireError("bad_value", f"tag_len {tag_len}, must be 0 or {TAG_LEN}")
-    if data[6] or data[7]:
-        raise WireError("bad_value", "reserved header bytes are not 0")
-    body_len = int.from_bytes(data[8:12], "little")
-    total = FRAME_OVERHEAD + body_len + tag_len
-    if len(data) < total:
-        raise WireError("truncated", f"{len(data)} bytes, the frame says {total}")
-    if len(data) > total:
-        raise WireError("bad_length", f"{len(data)} bytes, the frame says {total}")
-    want = int.from_bytes(data[-4:], "little")
-    if zlib.crc32(data[:-4]) != want:
+        raise WireError("unsupported", "masked updates are not supported in v2")
+    if auth not in (AUTH_CRC, AUTH_TAG):
+        raise WireError("bad_value", f"auth {auth}, must be {AUTH_CRC} or {AUTH_TAG}")
+    trailer_len = TAG_LEN if auth == AUTH_TAG else CRC_LEN
+    if len(data) < HEADER_SIZE + trailer_len:
+        raise WireError("truncated", f"{len(data)} bytes, no room for the trailer")
+    end = len(data) - trailer_len
+    trailer = data[end:]
+    if auth == AUTH_CRC and zlib.crc32(data[:end]) != int.from_bytes(trailer, "little"):
         raise WireError("bad_crc")
-    body = data[HEADER_SIZE : HEADER_SIZE + body_len]
-    tag = data[HEADER_SIZE + body_len : HEADER_SIZE + body_len + tag_len]
-    return ftype, body, tag
+    return _Frame(ftype, auth, data[HEADER_SIZE:end], data[:end], trailer)
+
+
+def _decode_body(f: _Frame) -> Message:
+    r = _Reader(f.body)
+    if f.ftype == FrameType.HELLO:
+        return _decode_hello(r)
+    if f.ftype == FrameType.GLOBAL:
+        return _decode_global(r)
+    return _decode_update(r)
 
 
 def decode(data: bytes | bytearray | memoryview) -> Message:
-    """Decodes one frame; raises WireError (reason as the firmware names it) if it is not valid."""
-    raw = bytes(data)
-    ftype, body, tag = _split_frame(raw)
-    r = _Reader(body)
-    if ftype == FrameType.HELLO:
-        return _decode_hello(r, tag)
-    if ftype == FrameType.GLOBAL:
-        return _decode_global(r, tag)
-    return _decode_update(r, tag)
+    """Decodes one frame without a key (the CRC is checked, a tag is not); raises WireError
+    (reason as the firmware names it) if it is not valid."""
+    return _decode_body(_split_frame(bytes(data)))
+
+
+def frame_tag(key: bytes, topic: str, signed: bytes) -> bytes:
+    """The tag of a frame: HMAC-SHA256(key, u8 len(topic) | topic | header and body)[:16]."""
+    raw = topic.encode()
+    if not 1 <= len(raw) <= MAX_TOPIC:
+        raise WireError("bad_value", f"a topic is 1..{MAX_TOPIC} bytes, got {len(raw)}")
+    mac = hmac.new(key, bytes([len(raw)]) + raw + signed, hashlib.sha256)
+    return mac.digest()[:TAG_LEN]
+
+
+def frame_auth(data: bytes | bytearray | memoryview) -> int | None:
+    """The frame's `auth` byte (AUTH_CRC or AUTH_TAG), or None when there is no header."""
+    return data[5] if len(data) >= HEADER_SIZE and bytes(data[0:2]) == MAGIC else None
+
+
+def verify_frame(data: bytes | bytearray | memoryview, topic: str, key: bytes | None) -> None:
+    """A receiver's check of a frame from `topic` before its body is looked at: the header, and
+    with a key a tag under it ("unauthenticated" for a CRC frame, "bad_tag"); without one (a
+    fleet without keys) the CRC, and a tagged frame is refused ("no_key"): it cannot be checked.
+    Raises WireError; a frame that passes came from the key's holder (or, without keys, from
+    anyone)."""
+    f = _split_frame(bytes(data))
+    if key is None:
+        if f.auth != AUTH_CRC:
+            raise WireError("no_key", "a tagged frame, and no key to check it")
+    elif f.auth != AUTH_TAG:
+        raise WireError("unauthenticated", "a frame without a tag on a fleet with keys")
+    elif not hmac.compare_digest(frame_tag(key, topic, f.signed), f.trailer):
+        raise WireError("bad_tag")
+
+
+def open_frame(data: bytes | bytearray | memoryview, topic: str, key: bytes | None) -> Message:
+    """`verify_frame`, then the body: what a receiver does with a frame from `topic`."""
+    verify_frame(data, topic, key)
+    return decode(data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,9 +462,17 @@ class _Writer:
         self.raw(h)
 
 
+def f16_saturated(x: float) -> float:
+    """x as the binary16 an encoder sends: finite values beyond +-65504 become +-65504, then
+    round to nearest even (NaN and Inf stay, for the decoder to refuse)."""
+    if math.isfinite(x) and abs(x) > F16_MAX:
+        x = math.copysign(F16_MAX, x)
+    return float(np.float16(np.float32(x)))
+
+
 def _write_tensor(w: _Writer, t: Tensor, what: str) -> None:
     w.pack("BBHH", t.bits, t.scale_mode, t.rows, t.cols, what=what)
-    w.raw(t.scales.astype("<f4").tobytes())
+    w.raw(t.scales.astype("<f2").tobytes())  # binary16 values already (Tensor's invariant)
     if t.bits == FLOAT_BITS:
         assert t.values is not None
         w.raw(t.values.astype("<f4").tobytes())
@@ -473,45 +523,40 @@ def _body(msg: Message) -> tuple[FrameType, bytes]:
         _write_tensor(w, msg.head, "head")
         return FrameType.GLOBAL, b"".join(w.parts)
     if isinstance(msg, Update):
-        w.pack("I", msg.round_id, what="round_id")
-        w.node_id(msg.node_id, "node_id")
-        w.hash(msg.model_hash)
-        w.pack("IH", msg.n_samples, len(msg.epoch_loss), what="UPDATE")
-        w.pack(
-            f"{len(msg.epoch_loss)}fff",
-            *msg.epoch_loss,
-            msg.accuracy,
-            msg.update_norm,
-            what="UPDATE",
-        )
+        w.pack("II", msg.round_id, msg.n_samples, what="UPDATE")
+        stats = (msg.loss, msg.accuracy, msg.update_norm)
+        w.pack("eee", *(f16_saturated(v) for v in stats), what="UPDATE")
         _write_tensor(w, msg.delta, "delta")
         return FrameType.UPDATE, b"".join(w.parts)
     raise TypeError(f"cannot encode {type(msg).__name__}")
 
 
-def encode(msg: Message) -> bytes:
-    """The frame for `msg`, checked by decoding it; invalid fields raise WireError."""
+def encode(msg: Message, *, key: bytes | None = None, topic: str | None = None) -> bytes:
+    """The frame for `msg`, checked by decoding it; invalid fields raise WireError. With `key`
+    (and the `topic` it is published on) the frame ends in a tag, else in a CRC."""
     ftype, body = _body(msg)
-    tag = bytes(msg.tag)
-    if len(tag) not in (0, TAG_LEN):
-        raise WireError("bad_value", f"tag must be 0 or {TAG_LEN} bytes")
-    header = MAGIC + struct.pack("<BBBBHI", WIRE_VERSION, ftype, 0, len(tag), 0, len(body))
-    covered = header + body + tag
-    frame = covered + struct.pack("<I", zlib.crc32(covered))
+    auth = AUTH_CRC if key is None else AUTH_TAG
+    signed = MAGIC + struct.pack("<BBBB", WIRE_VERSION, ftype, 0, auth) + body
+    if key is None:
+        frame = signed + struct.pack("<I", zlib.crc32(signed))
+    else:
+        if topic is None:
+            raise ValueError("a tagged frame needs the topic it is published on")
+        frame = signed + frame_tag(key, topic, signed)
     decode(frame)
     return frame
 
 
-def encode_hello(msg: Hello) -> bytes:
-    return encode(msg)
+def encode_hello(msg: Hello, *, key: bytes | None = None, topic: str | None = None) -> bytes:
+    return encode(msg, key=key, topic=topic)
 
 
-def encode_global(msg: Global) -> bytes:
-    return encode(msg)
+def encode_global(msg: Global, *, key: bytes | None = None, topic: str | None = None) -> bytes:
+    return encode(msg, key=key, topic=topic)
 
 
-def encode_update(msg: Update) -> bytes:
-    return encode(msg)
+def encode_update(msg: Update, *, key: bytes | None = None, topic: str | None = None) -> bytes:
+    return encode(msg, key=key, topic=topic)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -543,8 +588,8 @@ def _tensor_text(t: Tensor, name: str) -> list[str]:
 def fields_text(msg: Message) -> str:
     """A canonical dump, one `key=value` per line: what the golden `.fields.txt` files hold.
 
-    Integers in decimal, hashes and tags in lowercase hex, every float as the hex of its float32
-    bits (`0x3c23d70a`), lists comma-separated; tensors as bits/scale_mode/rows/cols/scales/codes
+    Integers in decimal, hashes in lowercase hex, every float as the hex of its float32
+    bits (`0x3c23d70a`; binary16 fields widened), lists comma-separated; tensors as bits/scale_mode/rows/cols/scales/codes
     and `values`, the dequantized float32 values (the floats themselves for bits 32).
     """
     if isinstance(msg, Hello):
@@ -584,14 +629,10 @@ def fields_text(msg: Message) -> str:
         lines = [
             "type=update",
             f"round_id={msg.round_id}",
-            f"node_id={msg.node_id}",
-            f"model_hash={msg.model_hash.hex()}",
             f"n_samples={msg.n_samples}",
-            f"epochs={msg.epochs}",
-            f"epoch_loss={_f32_list(msg.epoch_loss)}",
+            f"loss={_f32_hex(msg.loss)}",
             f"accuracy={_f32_hex(msg.accuracy)}",
             f"update_norm={_f32_hex(msg.update_norm)}",
             *_tensor_text(msg.delta, "delta"),
         ]
-    lines.append(f"tag={msg.tag.hex()}")
     return "\n".join(lines) + "\n"

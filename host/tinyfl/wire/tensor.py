@@ -1,4 +1,4 @@
-"""Tensors on the wire: quantized codes (8, 4 or 2 bits) with float32 scales, or float32 values.
+"""Tensors on the wire: quantized codes (8, 4 or 2 bits) with binary16 scales, or float32 values.
 
 Packing (docs/WIRE.md, "tensor"): row-major, LSB-first two's complement; value `i` occupies bits
 `(i*bits) mod 8 ..` of byte `floor(i*bits/8)`; unused high bits of the last byte are 0. The most
@@ -16,9 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "F16_MAX",
     "FLOAT_BITS",
     "QUANT_BITS",
     "Tensor",
+    "half_scales",
     "pack_codes",
     "packed_size",
     "qmax",
@@ -29,6 +31,7 @@ QUANT_BITS = (8, 4, 2)
 FLOAT_BITS = 32
 SCALE_PER_TENSOR = 0
 SCALE_PER_ROW = 1
+F16_MAX = np.float32(65504.0)  # the largest finite binary16
 
 F32 = npt.NDArray[np.float32]
 I8 = npt.NDArray[np.int8]
@@ -96,6 +99,17 @@ def unpack_codes(data: bytes, n: int, bits: int) -> I8:
     return _to_signed(_unpack_raw(data[: packed_size(n, bits)], bits)[:n], bits)
 
 
+def half_scales(scales: npt.ArrayLike) -> F32:
+    """Scales as the wire carries them (docs/WIRE.md, tensor): finite values beyond +-65504 become
+    +-65504, then each rounds to the nearest binary16 (ties to even) and widens back to float32
+    exactly. NaN, Inf and negative values pass through for the codec to refuse."""
+    s = np.asarray(scales, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        clamped = np.where(np.isfinite(s), np.clip(s, -F16_MAX, F16_MAX), s)
+        out: F32 = clamped.astype(np.float16).astype(np.float32)
+    return out
+
+
 def _as_f32(a: Any, shape: tuple[int, ...], what: str) -> F32:
     arr = np.ascontiguousarray(a, dtype=np.float32)
     if arr.size != int(np.prod(shape)):
@@ -120,7 +134,8 @@ def _as_i8(a: Any, shape: tuple[int, ...], what: str) -> I8:
 class Tensor:
     """A rows x cols matrix as it travels: codes + scales (bits 8/4/2) or float32 values (bits 32).
 
-    Arrays are normalized on construction: `scales` float32 of shape (n_scales,), `codes` int8 of
+    Arrays are normalized on construction: `scales` float32 of shape (n_scales,) holding binary16
+    values (rounded with `half_scales`: what the wire carries), `codes` int8 of
     shape (rows, cols) for quantized tensors (else None), `values` float32 (rows, cols) for bits 32
     (else None). Prefer the constructors `Tensor.quantized(...)` and `Tensor.float32(...)`.
     """
@@ -147,7 +162,8 @@ class Tensor:
                 raise ValueError("a quantized tensor has codes and no values")
             m = self.rows if self.scale_mode == SCALE_PER_ROW else 1
             object.__setattr__(self, "codes", _as_i8(self.codes, shape, "codes"))
-            object.__setattr__(self, "scales", _as_f32(self.scales, (m,), "scales"))
+            scales = half_scales(_as_f32(self.scales, (m,), "scales"))
+            object.__setattr__(self, "scales", scales)
 
     @classmethod
     def quantized(

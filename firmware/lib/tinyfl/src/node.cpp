@@ -64,6 +64,7 @@ Status Node::begin(const NodeConfig& config) {
       strlen(config.topic_prefix) > kMaxTopicPrefix)
     return Status::BadValue;
   if (cache_.dim() == 0) return Status::NoData;
+  if ((config.frame_key == nullptr) != (config.fleet_key == nullptr)) return Status::BadValue;
   config_ = config;
   if (config_.keep_alive_s == 0) config_.keep_alive_s = kDefaultKeepAliveS;
   const char* p = config.topic_prefix;
@@ -73,6 +74,12 @@ Status Node::begin(const NodeConfig& config) {
       !join(topic_update_, sizeof topic_update_, p, "/nodes/", id, "/update") ||
       !join(topic_global_, sizeof topic_global_, p, "/global", ""))
     return Status::TooLarge;
+  keyed_ = config.frame_key != nullptr;
+  if (keyed_) {
+    hello_auth_ = FrameAuth{config.frame_key, topic_hello_, strlen(topic_hello_)};
+    update_auth_ = FrameAuth{config.frame_key, topic_update_, strlen(topic_update_)};
+    global_auth_ = FrameAuth{config.fleet_key, topic_global_, strlen(topic_global_)};
+  }
   uplink_bits_supported_ = 0;
   const uint8_t widths[] = {8, 4, 2, 32};
   for (uint8_t bits : widths)
@@ -82,19 +89,16 @@ Status Node::begin(const NodeConfig& config) {
   if (!join(client_id_, sizeof client_id_, "tinyfl-", id, "")) return Status::TooLarge;
   LogLine line;
   line.str("node ").str(id).str(" ready: ").u32(cache_.size()).str(" samples, d=").u32(cache_.dim())
-      .str(" k=").u32(cache_.n_classes());
+      .str(" k=").u32(cache_.n_classes()).str(keyed_ ? ", frames signed" : ", frames unsigned (no keys)");
   port_.log(line.c_str());
   return Status::Ok;
 }
 
-// An uplink is offered when its largest UPDATE (every epoch's loss) fits the MQTT tx buffer whole.
+// An uplink is offered when its UPDATE fits the MQTT tx buffer whole.
 bool Node::update_fits_tx(uint8_t bits) const {
   UpdateFields u{};
-  u.node_id = config_.node_id;
-  u.node_id_len = static_cast<uint8_t>(strlen(config_.node_id));
-  u.epochs = kMaxEpochs;
-  u.epoch_loss = result_.epoch_loss;  // the size pass reads every field, so all must point somewhere
-  u.delta.codes = codes_;
+  u.auth = keyed_ ? &update_auth_ : nullptr;
+  u.delta.codes = codes_;  // the size pass reads every field, so all must point somewhere
   u.delta.scales = scales_;
   u.delta.values = head_;
   u.delta.bits = bits;
@@ -163,6 +167,7 @@ Status Node::publish_hello() {
   hello.n_classes = cache_.n_classes();
   hello.uplink_bits = uplink_bits_supported_;
   hello.board = static_cast<uint8_t>(config_.board);
+  hello.auth = keyed_ ? &hello_auth_ : nullptr;
   uint8_t frame[128];
   size_t len = 0;
   Status s = encode_hello(hello, frame, sizeof frame, &len);
@@ -192,13 +197,10 @@ void Node::describe_update(UpdateFields* u) const {
   const uint16_t k = cache_.n_classes();
   *u = UpdateFields{};
   u->round_id = update_round_;
-  u->node_id = config_.node_id;
-  u->node_id_len = static_cast<uint8_t>(strlen(config_.node_id));
-  memcpy(u->model_hash, config_.model_hash, sizeof u->model_hash);
   u->n_samples = result_.n_samples;
-  u->epochs = result_.epochs;
-  u->epoch_loss = result_.epoch_loss;
+  u->loss = result_.epochs > 0 ? result_.epoch_loss[result_.epochs - 1] : 0.0f;
   u->accuracy = result_.accuracy;
+  u->auth = keyed_ ? &update_auth_ : nullptr;
   u->update_norm = result_.update_norm;
   u->delta.bits = update_bits_;
   u->delta.scale_mode = update_scale_mode_;
@@ -271,23 +273,34 @@ void Node::handle_global(const uint8_t* payload, size_t len) {
   uint32_t round = 0;
   const Status s = serve_round(payload, len, &round);
   if (s == Status::Ok) return;
-  // The retained GLOBAL comes back after every reconnect: an already served round is routine.
+  // The retained GLOBAL comes back after every reconnect, and the coordinator publishes it again
+  // after its own: the round this node served is asked for again. An UPDATE still unacknowledged
+  // was already re-sent on reconnect; an acknowledged one may have died with a broker.
   if (s == Status::StaleRound) {
-    publish_pending_update();
+    if (round == update_round_ && update_round_ != 0 && !update_unacked_) {
+      update_unacked_ = true;
+      ++counters_.updates_resent;
+      LogLine line;
+      line.str("round ").u32(round).str(": sending its update again");
+      port_.log(line.c_str());
+      publish_pending_update();
+    }
     return;
   }
   ++counters_.globals_rejected;
   LogLine line;
-  line.str("round ").u32(round).str(" rejected: ").str(status_name(s));
+  if (round != 0) line.str("round ").u32(round).str(" rejected: ").str(status_name(s));
+  else line.str("GLOBAL ignored: ").str(status_name(s));
   port_.log(line.c_str());
 }
 
 Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out) {
   GlobalView g{};
-  Status s = decode_global_frame(payload, len, &g);
+  Status s = decode_global_frame(payload, len, keyed_ ? &global_auth_ : nullptr, &g);
   if (s != Status::Ok) return s;
   *round_out = g.round_id;
   if (g.round_id <= last_round_) return Status::StaleRound;
+  if (last_round_ != 0 && g.round_id - last_round_ > kRoundIdMargin) return Status::RoundAhead;
   if (!g.selects(config_.node_id, strlen(config_.node_id))) {
     last_round_ = g.round_id;  // not ours: nothing to do until the next round
     return Status::NotSelected;

@@ -49,6 +49,17 @@ Status parse_node_config(const uint8_t* buf, size_t cap, NodeConfigRecord* out) 
   r.u16();  // reserved
   read_str(r, out->username, sizeof out->username, Field::Optional);
   read_str(r, out->password, sizeof out->password, Field::Optional);
+  const uint8_t n_keys = r.u8();
+  if (n_keys != 0 && n_keys != 2) r.fail(Status::BadValue);
+  out->has_keys = n_keys == 2;
+  if (out->has_keys) {
+    const uint8_t* frame_key = r.bytes(sizeof out->frame_key);
+    const uint8_t* fleet_key = r.bytes(sizeof out->fleet_key);
+    if (frame_key != nullptr && fleet_key != nullptr) {
+      memcpy(out->frame_key, frame_key, sizeof out->frame_key);
+      memcpy(out->fleet_key, fleet_key, sizeof out->fleet_key);
+    }
+  }
   const size_t covered = r.position();
   const uint32_t crc = r.u32();
   if (!r.ok()) return r.status();

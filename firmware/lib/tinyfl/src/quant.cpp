@@ -3,6 +3,8 @@
 #include <float.h>
 #include <math.h>
 
+#include "tinyfl/half.h"
+
 namespace tinyfl {
 namespace {
 
@@ -18,19 +20,20 @@ bool max_abs(const float* x, size_t n, float* out) {
   return true;
 }
 
-// One scale per tensor or per row; scales[s] = max|x| / qmax in float32.
+// One scale per tensor or per row; scales[s] = max|x| / qmax in float32, rounded to the binary16 the
+// wire carries (the receiver dequantizes with that one, so the codes are made with it too).
 bool compute_scales(const float* x, uint16_t rows, uint16_t cols, uint8_t scale_mode, int8_t qmax, float* scales) {
   const float q = static_cast<float>(qmax);
   if (scale_mode == kScalePerTensor) {
     float m;
     if (!max_abs(x, static_cast<size_t>(rows) * cols, &m)) return false;
-    scales[0] = m / q;
+    scales[0] = round_to_half(m / q);
     return true;
   }
   for (uint16_t r = 0; r < rows; ++r) {
     float m;
     if (!max_abs(x + static_cast<size_t>(r) * cols, cols, &m)) return false;
-    scales[r] = m / q;
+    scales[r] = round_to_half(m / q);
   }
   return true;
 }

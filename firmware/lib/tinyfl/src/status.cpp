@@ -25,6 +25,10 @@ const char* status_name(Status s) {
     case Status::Protocol: return "protocol";
     case Status::PipeError: return "pipe_error";
     case Status::Timeout: return "timeout";
+    case Status::BadTag: return "bad_tag";
+    case Status::Unauthenticated: return "unauthenticated";
+    case Status::NoKey: return "no_key";
+    case Status::RoundAhead: return "round_ahead";
   }
   return "unknown";
 }

@@ -5,6 +5,8 @@
 
 #include "tinyfl/crc32.h"
 #include "tinyfl/cursor.h"
+#include "tinyfl/half.h"
+#include "tinyfl/hmac.h"
 
 namespace tinyfl {
 
@@ -16,6 +18,10 @@ float load_f32(const uint8_t* p) {
   float f;
   memcpy(&f, &bits, sizeof f);
   return f;
+}
+
+float load_f16(const uint8_t* p) {
+  return half_to_float(static_cast<uint16_t>(p[0] | (p[1] << 8)));
 }
 
 bool valid_bits(uint8_t bits) { return bits == 8 || bits == 4 || bits == 2 || bits == 32; }
@@ -67,7 +73,7 @@ void read_tensor(Reader& r, TensorView* t, bool check_shape, uint16_t want_rows,
   if (check_shape && (t->rows != want_rows || t->cols != want_cols)) r.fail(Status::BadValue);
   if (!r.ok()) return;
   const uint16_t m = t->n_scales();
-  t->scales_raw = r.bytes(static_cast<size_t>(m) * 4u);
+  t->scales_raw = r.bytes(static_cast<size_t>(m) * 2u);
   for (uint16_t j = 0; j < m && r.ok(); ++j) check_nonneg(r, t->scale(j));
   if (!r.ok()) return;
   const size_t n = t->size();
@@ -103,11 +109,13 @@ Status finish(const Reader& r) {
 
 // --- encoding -------------------------------------------------------------------------------
 
-void write_header(Writer& w, FrameType type, uint8_t tag_len) {
-  const uint8_t h[8] = {'T', 'F', kWireVersion, static_cast<uint8_t>(type), 0, tag_len, 0, 0};
+void write_header(Writer& w, FrameType type, const FrameAuth* auth) {
+  const uint8_t h[kFrameHeaderSize] = {'T', 'F', kWireVersion, static_cast<uint8_t>(type), 0,
+                                       auth != nullptr ? kAuthTag : kAuthCrc};
   w.bytes(h, sizeof h);
-  w.u32(0);  // body_len, patched by end_frame
 }
+
+void write_f16(Writer& w, float f) { w.u16(float_to_half(f)); }
 
 // Copies n bytes, or (p == nullptr, an invalid input) only moves the cursor so sizes stay right.
 void put(Writer& w, const void* p, size_t n) {
@@ -138,11 +146,19 @@ bool write_tensor(Writer& w, const TensorFields& t) {
   const uint16_t m = n_scales_of(t.bits, t.scale_mode, t.rows);
   const bool have_data = t.bits == 32 ? t.values != nullptr : t.codes != nullptr;
   const bool ok = (m == 0 || t.scales != nullptr) && (n == 0 || have_data);
-  uint8_t* p = w.reserve(static_cast<size_t>(m) * 4u);
-  for (uint16_t j = 0; p != nullptr && ok && j < m; ++j) store_f32(p + 4u * j, t.scales[j]);
+  bool scales_ok = ok;
+  uint8_t* p = w.reserve(static_cast<size_t>(m) * 2u);
+  for (uint16_t j = 0; p != nullptr && ok && j < m; ++j) {
+    // A scale the wire cannot carry exactly would make the receiver dequantize other values.
+    const uint16_t h = float_to_half(t.scales[j]);
+    if (half_to_float(h) != t.scales[j]) scales_ok = false;
+    p[2u * j] = static_cast<uint8_t>(h);
+    p[2u * j + 1u] = static_cast<uint8_t>(h >> 8);
+  }
   const size_t nbytes = static_cast<size_t>(data_bytes_of(t.bits, n));
   p = w.reserve(nbytes);
   if (p == nullptr || !ok) return ok;  // size-only pass or out of room (the Writer says which)
+  if (!scales_ok) return false;
   if (t.bits == 32) {
     for (size_t i = 0; i < n; ++i) store_f32(p + 4 * i, t.values[i]);
     return true;
@@ -180,17 +196,41 @@ Status check_frame(const uint8_t* buf, size_t len) {
   return Status::BadType;
 }
 
-// Patches body_len, appends tag and CRC, and (with a buffer) checks the frame by decoding it.
-Status end_frame(Writer& w, bool fields_ok, const uint8_t* tag, uint8_t tag_len, size_t* len) {
-  w.patch_u32(8, static_cast<uint32_t>(w.size() - kFrameHeaderSize));
-  if (tag_len != 0 && tag == nullptr) fields_ok = false;
-  put(w, tag, tag_len);
-  w.u32(w.data() != nullptr && w.ok() ? crc32(w.data(), w.size()) : 0u);
+bool auth_ok(const FrameAuth* auth) {
+  return auth == nullptr || (auth->key != nullptr && auth->topic != nullptr && auth->topic_len >= 1 &&
+                             auth->topic_len <= kMaxAuthTopic);
+}
+
+// Appends the trailer (the CRC, or the tag under `auth`) and, with a buffer, checks the frame by
+// decoding it.
+Status end_frame(Writer& w, bool fields_ok, const FrameAuth* auth, size_t* len) {
+  if (!auth_ok(auth)) fields_ok = false;
+  const bool writing = w.data() != nullptr && w.ok();
+  if (auth == nullptr) {
+    w.u32(writing ? crc32(w.data(), w.size()) : 0u);
+  } else {
+    const size_t signed_len = w.size();
+    uint8_t* p = w.reserve(kTagLen);
+    if (p != nullptr && fields_ok) frame_tag(*auth, w.data(), signed_len, p);
+  }
   if (len != nullptr) *len = w.size();
   if (w.data() == nullptr) return Status::Ok;
   if (!w.ok()) return w.status();
   if (!fields_ok) return Status::BadValue;
   return check_frame(w.data(), w.size());
+}
+
+template <typename View>
+Status decode_typed(const uint8_t* buf, size_t len, const FrameAuth* auth, FrameType type, View* out,
+                    Status (*decode_body)(const uint8_t*, size_t, View*)) {
+  FrameHeader hdr;
+  const uint8_t* body = nullptr;
+  Status s = decode_frame(buf, len, &hdr, &body);
+  if (s != Status::Ok) return s;
+  s = verify_frame(buf, hdr, auth);
+  if (s != Status::Ok) return s;
+  if (hdr.type != static_cast<uint8_t>(type)) return Status::BadType;
+  return decode_body(body, hdr.body_len, out);
 }
 
 }  // namespace
@@ -212,7 +252,7 @@ uint16_t TensorView::n_scales() const { return n_scales_of(bits, scale_mode, row
 
 size_t TensorView::data_bytes() const { return static_cast<size_t>(data_bytes_of(bits, size())); }
 
-float TensorView::scale(uint16_t j) const { return load_f32(scales_raw + 4u * j); }
+float TensorView::scale(uint16_t j) const { return load_f16(scales_raw + 2u * j); }
 
 float TensorView::scale_of_row(uint16_t r) const {
   if (bits == 32) return 0.0f;
@@ -251,7 +291,6 @@ bool GlobalView::selects(const char* id, size_t len) const {
   return false;
 }
 
-float UpdateView::epoch_loss(uint16_t e) const { return load_f32(epoch_loss_raw + 4u * e); }
 
 // --- decoding ---------------------------------------------------------------------------------
 
@@ -263,24 +302,47 @@ Status decode_frame(const uint8_t* buf, size_t len, FrameHeader* hdr, const uint
     return Status::BadType;
   if ((buf[4] & ~kFlagMasked) != 0) return Status::BadValue;
   if ((buf[4] & kFlagMasked) != 0) return Status::Unsupported;
-  if (buf[5] != 0 && buf[5] != kAuthTagLen) return Status::BadValue;
-  if (buf[6] != 0 || buf[7] != 0) return Status::BadValue;
-  Reader r(buf + 8, 4);
-  const uint32_t body_len = r.u32();
-  const uint64_t total = static_cast<uint64_t>(kFrameOverhead) + body_len + buf[5];
-  if (len < total) return Status::Truncated;
-  if (len > total) return Status::BadLength;
-  const size_t covered = len - 4;
-  Reader c(buf + covered, 4);
-  if (c.u32() != crc32(buf, covered)) return Status::BadCrc;
+  if (buf[5] != kAuthCrc && buf[5] != kAuthTag) return Status::BadValue;
+  const size_t trailer = buf[5] == kAuthTag ? kTagLen : kCrcLen;
+  if (len < kFrameHeaderSize + trailer) return Status::Truncated;
+  const size_t end = len - trailer;
+  if (buf[5] == kAuthCrc) {
+    Reader c(buf + end, kCrcLen);
+    if (c.u32() != crc32(buf, end)) return Status::BadCrc;
+  }
   hdr->version = buf[2];
   hdr->type = buf[3];
   hdr->flags = buf[4];
-  hdr->tag_len = buf[5];
-  hdr->body_len = body_len;
-  hdr->tag = buf[5] != 0 ? buf + kFrameHeaderSize + body_len : nullptr;
+  hdr->auth = buf[5];
+  hdr->body_len = end - kFrameHeaderSize;
+  hdr->trailer = buf + end;
   *body = buf + kFrameHeaderSize;
   return Status::Ok;
+}
+
+void frame_tag(const FrameAuth& auth, const uint8_t* buf, size_t signed_len, uint8_t out[kTagLen]) {
+  HmacSha256 mac;
+  mac.init(auth.key, kFrameKeyLen);
+  const uint8_t topic_len = static_cast<uint8_t>(auth.topic_len);
+  mac.update(&topic_len, 1);
+  mac.update(reinterpret_cast<const uint8_t*>(auth.topic), auth.topic_len);
+  mac.update(buf, signed_len);
+  uint8_t full[kHmacSha256Len];
+  mac.final(full);
+  memcpy(out, full, kTagLen);
+  secure_wipe(full, sizeof full);
+  mac.wipe();
+}
+
+Status verify_frame(const uint8_t* buf, const FrameHeader& hdr, const FrameAuth* auth) {
+  if (auth == nullptr) return hdr.auth == kAuthCrc ? Status::Ok : Status::NoKey;
+  if (!auth_ok(auth)) return Status::BadValue;
+  if (hdr.auth != kAuthTag) return Status::Unauthenticated;
+  uint8_t want[kTagLen];
+  frame_tag(*auth, buf, kFrameHeaderSize + hdr.body_len, want);
+  const bool same = tag_equal(want, hdr.trailer, kTagLen);
+  secure_wipe(want, sizeof want);
+  return same ? Status::Ok : Status::BadTag;
 }
 
 Status decode_hello(const uint8_t* body, size_t len, HelloView* out) {
@@ -340,54 +402,35 @@ Status decode_update(const uint8_t* body, size_t len, UpdateView* out) {
   Reader r(body, len);
   out->round_id = r.u32();
   if (out->round_id == 0) r.fail(Status::BadValue);
-  read_id(r, &out->node_id, &out->node_id_len);
-  read_hash(r, out->model_hash);
   out->n_samples = r.u32();
-  out->epochs = r.u16();
-  if (out->epochs < 1 || out->epochs > kMaxWireEpochs) r.fail(Status::BadValue);
-  out->epoch_loss_raw = r.bytes(r.ok() ? static_cast<size_t>(out->epochs) * 4u : 0u);
-  for (uint16_t e = 0; e < out->epochs && r.ok(); ++e) check_nonneg(r, out->epoch_loss(e));
-  out->accuracy = r.f32();
+  out->loss = half_to_float(r.u16());
+  check_nonneg(r, out->loss);
+  out->accuracy = half_to_float(r.u16());
   check_nonneg(r, out->accuracy);
   if (r.ok() && out->accuracy > 1.0f) r.fail(Status::BadValue);
-  out->update_norm = r.f32();
+  out->update_norm = half_to_float(r.u16());
   check_nonneg(r, out->update_norm);
   read_tensor(r, &out->delta, false, 0, 0);
   return finish(r);
 }
 
-Status decode_hello_frame(const uint8_t* buf, size_t len, HelloView* out) {
-  FrameHeader hdr;
-  const uint8_t* body = nullptr;
-  const Status s = decode_frame(buf, len, &hdr, &body);
-  if (s != Status::Ok) return s;
-  if (hdr.type != static_cast<uint8_t>(FrameType::Hello)) return Status::BadType;
-  return decode_hello(body, hdr.body_len, out);
+Status decode_hello_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, HelloView* out) {
+  return decode_typed(buf, len, auth, FrameType::Hello, out, decode_hello);
 }
 
-Status decode_global_frame(const uint8_t* buf, size_t len, GlobalView* out) {
-  FrameHeader hdr;
-  const uint8_t* body = nullptr;
-  const Status s = decode_frame(buf, len, &hdr, &body);
-  if (s != Status::Ok) return s;
-  if (hdr.type != static_cast<uint8_t>(FrameType::Global)) return Status::BadType;
-  return decode_global(body, hdr.body_len, out);
+Status decode_global_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, GlobalView* out) {
+  return decode_typed(buf, len, auth, FrameType::Global, out, decode_global);
 }
 
-Status decode_update_frame(const uint8_t* buf, size_t len, UpdateView* out) {
-  FrameHeader hdr;
-  const uint8_t* body = nullptr;
-  const Status s = decode_frame(buf, len, &hdr, &body);
-  if (s != Status::Ok) return s;
-  if (hdr.type != static_cast<uint8_t>(FrameType::Update)) return Status::BadType;
-  return decode_update(body, hdr.body_len, out);
+Status decode_update_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, UpdateView* out) {
+  return decode_typed(buf, len, auth, FrameType::Update, out, decode_update);
 }
 
 // --- encoding ---------------------------------------------------------------------------------
 
 Status encode_hello(const HelloFields& f, uint8_t* buf, size_t cap, size_t* len) {
   Writer w(buf, cap);
-  write_header(w, FrameType::Hello, f.tag_len);
+  write_header(w, FrameType::Hello, f.auth);
   write_id(w, f.node_id, f.node_id_len);
   w.u32(f.fw_version);
   w.bytes(f.model_hash, kModelHashLen);
@@ -398,13 +441,13 @@ Status encode_hello(const HelloFields& f, uint8_t* buf, size_t cap, size_t* len)
   w.u16(f.n_classes);
   w.u8(f.uplink_bits);
   w.u8(f.board);
-  return end_frame(w, f.node_id != nullptr, f.tag, f.tag_len, len);
+  return end_frame(w, f.node_id != nullptr, f.auth, len);
 }
 
 Status encode_global(const GlobalFields& f, uint8_t* buf, size_t cap, size_t* len) {
   Writer w(buf, cap);
   bool ok = true;
-  write_header(w, FrameType::Global, f.tag_len);
+  write_header(w, FrameType::Global, f.auth);
   w.u32(f.round_id);
   w.bytes(f.model_hash, kModelHashLen);
   w.u16(f.embed_dim);
@@ -425,23 +468,19 @@ Status encode_global(const GlobalFields& f, uint8_t* buf, size_t cap, size_t* le
     write_id(w, f.selected[i].id, f.selected[i].len);
   }
   if (!write_tensor(w, f.head)) ok = false;
-  return end_frame(w, ok, f.tag, f.tag_len, len);
+  return end_frame(w, ok, f.auth, len);
 }
 
 Status encode_update(const UpdateFields& f, uint8_t* buf, size_t cap, size_t* len) {
   Writer w(buf, cap);
-  bool ok = f.node_id != nullptr && (f.epochs == 0 || f.epoch_loss != nullptr);
-  write_header(w, FrameType::Update, f.tag_len);
+  write_header(w, FrameType::Update, f.auth);
   w.u32(f.round_id);
-  write_id(w, f.node_id, f.node_id_len);
-  w.bytes(f.model_hash, kModelHashLen);
   w.u32(f.n_samples);
-  w.u16(f.epochs);
-  for (uint16_t e = 0; e < f.epochs; ++e) w.f32(f.epoch_loss != nullptr ? f.epoch_loss[e] : 0.0f);
-  w.f32(f.accuracy);
-  w.f32(f.update_norm);
-  if (!write_tensor(w, f.delta)) ok = false;
-  return end_frame(w, ok, f.tag, f.tag_len, len);
+  write_f16(w, f.loss);
+  write_f16(w, f.accuracy);
+  write_f16(w, f.update_norm);
+  const bool ok = write_tensor(w, f.delta);
+  return end_frame(w, ok, f.auth, len);
 }
 
 size_t encoded_size_hello(const HelloFields& f) {

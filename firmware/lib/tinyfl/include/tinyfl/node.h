@@ -35,12 +35,22 @@ struct NodeConfig {
   uint16_t keep_alive_s;     // MQTT keep-alive; 0 picks 30 s
   const char* username;      // nullable
   const char* password;      // nullable
+  // Both null: a fleet without keys (CRC frames). Both set: 32-byte keys (docs/SECURITY.md) the
+  // node signs its HELLO and UPDATE with (frame_key) and checks every GLOBAL with (fleet_key).
+  const uint8_t* frame_key;
+  const uint8_t* fleet_key;
 };
+
+// A GLOBAL whose round id is more than this above the last one served is ignored (round_ahead):
+// one forged or corrupted id near 2^32 cannot make a node ignore every later round. Round ids
+// follow the coordinator's clock in seconds; 2^22 s is 48.5 days (docs/WIRE.md, "Round ids").
+constexpr uint32_t kRoundIdMargin = 1u << 22;
 
 struct NodeCounters {
   uint32_t connects;
   uint32_t rounds_served;
   uint32_t globals_rejected;
+  uint32_t updates_resent;
   uint32_t oversized_dropped;
   uint32_t protocol_errors;
 };
@@ -93,6 +103,11 @@ class Node {
   char topic_update_[kMaxTopic] = {};
   char topic_global_[kMaxTopic] = {};
   char client_id_[kMaxNodeId + 10] = {};
+  // Who signs what (null when the fleet has no keys): the topics above under the node's keys.
+  FrameAuth hello_auth_{};
+  FrameAuth update_auth_{};
+  FrameAuth global_auth_{};
+  bool keyed_ = false;
 
   uint8_t mqtt_rx_[kMqttRxBuffer] = {};
   uint8_t mqtt_tx_[kMqttTxBuffer] = {};
@@ -105,9 +120,9 @@ class Node {
   float scales_[kMaxClasses] = {};
   HeadTrainer trainer_;
 
-  // The last round's outcome stays until the broker acknowledges its UPDATE, which is encoded
-  // straight into the MQTT tx buffer, and encoded again after a reconnect (the round is still
-  // current: GLOBAL is retained and a newer one supersedes it).
+  // The last round's outcome stays until a newer round replaces it. Its UPDATE is encoded straight
+  // into the MQTT tx buffer, again after a reconnect while unacknowledged, and again whenever the
+  // GLOBAL of that round arrives again (a broker that acknowledged it may have died with it).
   TrainResult result_{};
   uint32_t update_round_ = 0;
   uint8_t update_bits_ = 0;

@@ -26,6 +26,10 @@ enum class Status : uint8_t {
   Protocol,       // peer violated MQTT
   PipeError,      // byte pipe failed
   Timeout,        // a deadline passed
+  BadTag,         // a frame's authentication tag does not verify under the expected key
+  Unauthenticated,  // a frame without a tag where keys are provisioned
+  NoKey,          // a tagged frame, and no key to check it
+  RoundAhead,     // a GLOBAL's round id runs further ahead than the stated margin
 };
 
 // Short constant name for logs, e.g. "bad_crc". Never null.

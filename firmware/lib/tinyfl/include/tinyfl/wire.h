@@ -6,6 +6,12 @@
 // The decoder does not know the node's limits (config.h): it accepts any valid frame, and the node
 // checks shapes against its own head.
 //
+// Authentication (docs/WIRE.md, "Authentication"): a frame ends in a CRC-32 (auth 0, a fleet
+// without keys) or in a 16-byte HMAC-SHA256 tag over the topic and the frame (auth 16). The
+// decode_*_frame functions take the receiver's FrameAuth: with a key the frame must carry a valid
+// tag (Unauthenticated, BadTag), checked before the body is decoded; without one a tagged frame is
+// refused (NoKey). decode_frame alone checks the header and a CRC, never a tag.
+//
 // Encoding takes plain structs and writes through tinyfl::Writer. With a null buffer an encoder only
 // counts bytes (the size-only pass, also as encoded_size_*()); with a buffer it writes the frame and
 // then decodes what it wrote, so an encoder never emits a frame the decoder would reject: invalid
@@ -18,11 +24,15 @@
 
 namespace tinyfl {
 
-constexpr uint8_t kWireVersion = 1;
-constexpr size_t kFrameHeaderSize = 12;  // magic .. body_len
-constexpr size_t kFrameOverhead = 16;    // header plus CRC32
-constexpr uint8_t kFlagMasked = 0x01;    // reserved: v1 rejects it (Status::Unsupported)
-constexpr uint8_t kAuthTagLen = 32;      // the only non-zero tag_len (HMAC-SHA256)
+constexpr uint8_t kWireVersion = 2;
+constexpr size_t kFrameHeaderSize = 6;  // magic, version, type, flags, auth
+constexpr uint8_t kFlagMasked = 0x01;   // reserved: v2 rejects it (Status::Unsupported)
+constexpr uint8_t kAuthCrc = 0;         // `auth`: the frame ends in a CRC-32
+constexpr uint8_t kAuthTag = 16;        // `auth`: the frame ends in a 16-byte tag
+constexpr size_t kCrcLen = 4;
+constexpr size_t kTagLen = 16;          // HMAC-SHA256 truncated to 128 bits (RFC 2104, section 5)
+constexpr size_t kFrameKeyLen = 32;     // every frame and fleet key
+constexpr size_t kMaxAuthTopic = 255;   // the tag covers u8 len(topic) | topic
 constexpr size_t kModelHashLen = 8;
 constexpr size_t kMaxWireNodeId = 32;    // node ids are 1..32 bytes of [A-Za-z0-9_-]
 constexpr uint16_t kMaxWireEpochs = 64;
@@ -32,6 +42,13 @@ enum class FrameType : uint8_t { Hello = 1, Global = 2, Update = 3 };
 
 // True when `id` (not NUL-terminated, `len` bytes) is a valid node id.
 bool valid_node_id(const char* id, size_t len);
+
+// Who signs or checks a frame: the 32-byte key and the topic the frame is published on.
+struct FrameAuth {
+  const uint8_t* key;  // kFrameKeyLen bytes
+  const char* topic;   // topic_len bytes, not NUL-terminated
+  size_t topic_len;    // 1..kMaxAuthTopic
+};
 
 // A string inside a frame or a caller's array: `len` bytes, not NUL-terminated.
 struct IdRef {
@@ -46,9 +63,9 @@ struct FrameHeader {
   uint8_t version;
   uint8_t type;      // a FrameType value
   uint8_t flags;     // always 0 in a frame that decoded
-  uint8_t tag_len;   // 0 or kAuthTagLen
-  uint32_t body_len;
-  const uint8_t* tag;  // tag_len bytes inside the frame (null when tag_len = 0); not verified in v1
+  uint8_t auth;      // kAuthCrc or kAuthTag
+  size_t body_len;   // the bytes between the header and the trailer
+  const uint8_t* trailer;  // the CRC (checked) or the tag (checked by verify_frame)
 };
 
 // A rows x cols matrix: quantized codes with scales (bits 8/4/2) or float32 values (bits 32).
@@ -57,13 +74,13 @@ struct TensorView {
   uint8_t scale_mode;  // 0 one scale, 1 one per row (always 0 for bits 32)
   uint16_t rows;
   uint16_t cols;
-  const uint8_t* scales_raw;  // n_scales() little-endian f32, possibly unaligned
+  const uint8_t* scales_raw;  // n_scales() little-endian binary16, possibly unaligned
   const uint8_t* data;        // data_bytes(): packed codes, or little-endian f32 values
 
   size_t size() const { return static_cast<size_t>(rows) * cols; }
   uint16_t n_scales() const;  // 0 (bits 32), 1 (per tensor) or rows (per row)
   size_t data_bytes() const;
-  float scale(uint16_t j) const;         // raw scale j < n_scales()
+  float scale(uint16_t j) const;         // scale j < n_scales(), widened from binary16
   float scale_of_row(uint16_t r) const;  // the scale row r uses (0 for bits 32)
   int8_t code(size_t i) const;           // quantized code of value i (row-major); 0 for bits 32
   float value(size_t i) const;           // code(i) * scale_of_row(i / cols) in float32, or the f32
@@ -107,34 +124,38 @@ struct GlobalView {
   IdRef selected_id(uint16_t i) const;
 };
 
+// Lean by design: the node is the topic's, the model and epochs are the round's (docs/WIRE.md).
 struct UpdateView {
   uint32_t round_id;
-  const char* node_id;
-  uint8_t node_id_len;
-  uint8_t model_hash[kModelHashLen];
   uint32_t n_samples;
-  uint16_t epochs;
-  const uint8_t* epoch_loss_raw;  // epochs little-endian f32
+  float loss;         // binary16 on the wire, widened
   float accuracy;
   float update_norm;
   TensorView delta;
-
-  float epoch_loss(uint16_t e) const;
 };
 
-// Checks the frame (fixed header, magic, version, type, flags, tag_len, reserved, total length,
-// CRC, in that order) and points `*body` at its hdr->body_len body bytes.
+// Checks the frame (header, magic, version, type, flags, auth, room for the trailer, then the CRC
+// of an auth-0 frame, in that order) and points `*body` at its hdr->body_len body bytes.
 [[nodiscard]] Status decode_frame(const uint8_t* buf, size_t len, FrameHeader* hdr, const uint8_t** body);
+
+// The receiver's check of a decoded frame's authentication: with `auth` (a key), the frame must
+// be tagged (else Unauthenticated) with the tag of auth->key over auth->topic and the frame (else
+// BadTag, compared in constant time); without (null), it must carry a CRC (else NoKey).
+[[nodiscard]] Status verify_frame(const uint8_t* buf, const FrameHeader& hdr, const FrameAuth* auth);
+
+// The 16-byte tag of frame bytes [0, signed_len) published on auth.topic.
+void frame_tag(const FrameAuth& auth, const uint8_t* buf, size_t signed_len, uint8_t out[kTagLen]);
 
 // Decode a body (as given by decode_frame) of the matching type; it must be consumed exactly.
 [[nodiscard]] Status decode_hello(const uint8_t* body, size_t len, HelloView* out);
 [[nodiscard]] Status decode_global(const uint8_t* body, size_t len, GlobalView* out);
 [[nodiscard]] Status decode_update(const uint8_t* body, size_t len, UpdateView* out);
 
-// decode_frame, then the body; a valid frame of another type is Status::BadType.
-[[nodiscard]] Status decode_hello_frame(const uint8_t* buf, size_t len, HelloView* out);
-[[nodiscard]] Status decode_global_frame(const uint8_t* buf, size_t len, GlobalView* out);
-[[nodiscard]] Status decode_update_frame(const uint8_t* buf, size_t len, UpdateView* out);
+// decode_frame, verify_frame with the receiver's `auth` (null: a receiver without keys), then the
+// body; a valid frame of another type is Status::BadType.
+[[nodiscard]] Status decode_hello_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, HelloView* out);
+[[nodiscard]] Status decode_global_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, GlobalView* out);
+[[nodiscard]] Status decode_update_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, UpdateView* out);
 
 // ---------------------------------------------------------------------------------------------
 // Encoder inputs (plain structs; zero-initialize with `{}` and fill in)
@@ -144,7 +165,8 @@ struct TensorFields {
   uint8_t scale_mode;  // 0 or 1; 0 for bits 32
   uint16_t rows;
   uint16_t cols;
-  const float* scales;  // bits 8/4/2: 1 (scale_mode 0) or rows (scale_mode 1) scales
+  const float* scales;  // bits 8/4/2: 1 (scale_mode 0) or rows (scale_mode 1) scales, each a
+                        // binary16 value (round_to_half): the encoder refuses others (BadValue)
   const int8_t* codes;  // bits 8/4/2: rows*cols codes in [-qmax, qmax], one per value
   const float* values;  // bits 32: rows*cols values
 };
@@ -161,8 +183,7 @@ struct HelloFields {
   uint16_t n_classes;
   uint8_t uplink_bits;
   uint8_t board;
-  const uint8_t* tag;  // tag_len (0 or 32) bytes carried after the body
-  uint8_t tag_len;
+  const FrameAuth* auth;  // null: CRC-32 trailer; else a tag under auth->key over auth->topic
 };
 
 struct GlobalFields {
@@ -181,23 +202,17 @@ struct GlobalFields {
   uint16_t n_selected;
   const IdRef* selected;  // n_selected ids
   TensorFields head;
-  const uint8_t* tag;
-  uint8_t tag_len;
+  const FrameAuth* auth;
 };
 
 struct UpdateFields {
   uint32_t round_id;
-  const char* node_id;
-  uint8_t node_id_len;
-  uint8_t model_hash[kModelHashLen];
   uint32_t n_samples;
-  uint16_t epochs;
-  const float* epoch_loss;  // epochs values
+  float loss;         // sent as binary16, saturated at 65504 (so are the next two)
   float accuracy;
   float update_norm;
   TensorFields delta;
-  const uint8_t* tag;
-  uint8_t tag_len;
+  const FrameAuth* auth;
 };
 
 // Write the frame into buf[0, cap) and set *len to its size. buf == nullptr: size-only pass

@@ -1,5 +1,5 @@
 """The node config record (docs/WIRE.md, "Node config record"): who a QEMU board or a native node
-is, and its MQTT credentials (so a password never appears on a command line)."""
+is, its MQTT credentials and its frame and fleet keys (so no secret appears on a command line)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,20 @@ import struct
 import zlib
 
 from tinyfl.errors import UsageError
-from tinyfl.wire import check_node_id
+from tinyfl.wire.topics import check_node_id
 
 MAGIC = b"TFNC"
-VERSION = 2
+VERSION = 3
+KEY_LEN = 32
 MAX_PREFIX = 96
 MAX_CREDENTIAL = 64
 
 
 def encode_node_config(node_id: str, topic_prefix: str, keep_alive_s: int = 0,
-                       username: str | None = None, password: str | None = None) -> bytes:
-    """Bytes of a config record; keep_alive_s = 0 lets the firmware choose (30 s)."""
+                       username: str | None = None, password: str | None = None,
+                       keys: tuple[bytes, bytes] | None = None) -> bytes:
+    """Bytes of a config record; keep_alive_s = 0 lets the firmware choose (30 s). `keys` is
+    (the node's frame key, the fleet key) on a provisioned fleet, None for CRC frames."""
     check_node_id(node_id)
     prefix = topic_prefix.encode()
     if not 1 <= len(prefix) <= MAX_PREFIX:
@@ -29,6 +32,8 @@ def encode_node_config(node_id: str, topic_prefix: str, keep_alive_s: int = 0,
         raise UsageError(f"MQTT username and password must be at most {MAX_CREDENTIAL} bytes")
     if secret and not user:
         raise UsageError("an MQTT password needs a username")
+    if keys is not None and any(len(k) != KEY_LEN for k in keys):
+        raise UsageError(f"frame and fleet keys are {KEY_LEN} bytes each")
     ident = node_id.encode()
     body = (
         MAGIC
@@ -38,5 +43,6 @@ def encode_node_config(node_id: str, topic_prefix: str, keep_alive_s: int = 0,
         + struct.pack("<HH", keep_alive_s, 0)
         + struct.pack("<B", len(user)) + user
         + struct.pack("<B", len(secret)) + secret
+        + (b"\x00" if keys is None else b"\x02" + keys[0] + keys[1])
     )
     return body + struct.pack("<I", zlib.crc32(body))
