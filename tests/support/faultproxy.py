@@ -16,8 +16,10 @@ the connection level:
 
 Resets and blackholes end every connection after a random lifetime, so a test of a few
 seconds sees them for certain; delays and stalls are drawn per chunk. Every random draw comes
-from `random.Random` seeded per connection from the proxy's seed, so the schedule of draws is
-reproducible (the timing of the peers is not). Every duration is capped (`FaultPlan.check`):
+from `random.Random` seeded from the proxy's seed and the connection's number: a connection's
+fate (refused, its lifetime, reset or blackhole) is drawn when it is accepted, so the fates of
+the first N connections are fixed by the seed; the per-chunk draws depend on how the peers'
+bytes happen to be split into chunks. Every duration is capped (`FaultPlan.check`):
 the proxy slows a test down by a bounded amount, never indefinitely. Counts of what was
 injected are in `stats`, so a test can assert that the faults really happened.
 """
@@ -89,10 +91,29 @@ class FaultStats:
         return self.refused + self.delays + self.stalls + self.resets + self.blackholes
 
 
+@dataclass(frozen=True)
+class _Fate:
+    """How a connection ends, drawn when it is accepted."""
+
+    refused: bool
+    lifetime: float
+    blackhole: float  # seconds of silence before the close; 0 = a plain reset
+
+    @classmethod
+    def draw(cls, plan: FaultPlan, rng: random.Random) -> _Fate:
+        refused = rng.random() < plan.refuse_p
+        lifetime = rng.uniform(*plan.lifetime)
+        silent = rng.random() < plan.blackhole_p
+        blackhole = rng.uniform(plan.blackhole_max / 2, plan.blackhole_max) if silent else 0.0
+        return cls(refused, lifetime, blackhole)
+
+
 @dataclass(eq=False)  # kept in a set, by identity
 class _Link:
-    """One proxied connection: both streams, its random draws, and whether it is swallowing."""
+    """One proxied connection: both streams, its fate and per-chunk draws, and whether it is
+    swallowing."""
 
+    fate: _Fate
     rng: random.Random
     client: asyncio.StreamWriter
     upstream: asyncio.StreamWriter
@@ -167,10 +188,11 @@ class FaultProxy:
     # -- one connection --------------------------------------------------------------------
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        rng = random.Random(f"{self.seed}/{self._accepted}")
-        self._accepted += 1
+        number, self._accepted = self._accepted, self._accepted + 1
+        fate = _Fate.draw(self.plan, random.Random(f"{self.seed}/{number}/fate"))
+        rng = random.Random(f"{self.seed}/{number}/chunks")
         self.stats.connections += 1
-        if self.faults_on and rng.random() < self.plan.refuse_p:
+        if self.faults_on and fate.refused:
             self.stats.refused += 1
             _reset(writer)
             return
@@ -182,7 +204,7 @@ class FaultProxy:
         for w in (writer, up_writer):
             with contextlib.suppress(OSError):
                 w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        link = _Link(rng, writer, up_writer)
+        link = _Link(fate, rng, writer, up_writer)
         self._links.add(link)
         pipes = asyncio.gather(
             self._pipe(link, reader, up_writer), self._pipe(link, up_reader, writer)
@@ -235,14 +257,13 @@ class FaultProxy:
 
     async def _end_later(self, link: _Link) -> None:
         """Ends the connection after its lifetime: reset at once, or blackhole, then close."""
-        plan, rng = self.plan, link.rng
-        await asyncio.sleep(rng.uniform(*plan.lifetime))
+        await asyncio.sleep(link.fate.lifetime)
         while not self.faults_on:  # a clean phase: keep the connection, look again later
-            await asyncio.sleep(plan.lifetime[0])
-        if rng.random() < plan.blackhole_p:
+            await asyncio.sleep(self.plan.lifetime[0])
+        if link.fate.blackhole:
             self.stats.blackholes += 1
             link.swallowing = True
-            await asyncio.sleep(rng.uniform(plan.blackhole_max / 2, plan.blackhole_max))
+            await asyncio.sleep(link.fate.blackhole)
         else:
             self.stats.resets += 1
 

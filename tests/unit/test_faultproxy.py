@@ -42,22 +42,24 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
 
 
 def test_delayed_and_stalled_bytes_arrive_intact_and_in_order() -> None:
-    plan = FaultPlan(delay_p=1.0, delay_max=0.02, stall_p=0.2, stall_max=0.1, refuse_p=0.0,
+    plan = FaultPlan(delay_p=1.0, delay_max=0.005, stall_p=0.2, stall_max=0.02, refuse_p=0.0,
                      lifetime=(30.0, 30.0))
 
     async def scenario() -> None:
         async with proxied(plan) as proxy:
             reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
-            sent = b"".join(i.to_bytes(4, "big") for i in range(20_000))
-            for start in range(0, len(sent), 1000):  # many chunks, each one a draw
-                writer.write(sent[start : start + 1000])
-                await writer.drain()
-                await asyncio.sleep(0)
-            got = await reader.readexactly(len(sent))
+            sent = b""
+            for i in range(100):  # ping-pong: every message is a chunk of its own, each a draw
+                piece = i.to_bytes(4, "big") * 25
+                writer.write(piece)
+                assert await reader.readexactly(len(piece)) == piece
+                sent += piece
+            # and a stream in one go, which the proxy reads in whatever chunks come
+            writer.write(sent * 50)
+            assert await reader.readexactly(len(sent) * 50) == sent * 50
             writer.close()
-            assert got == sent
             assert proxy.stats.delays > 0 and proxy.stats.stalls > 0
-            assert proxy.stats.bytes_forwarded == 2 * len(sent)
+            assert proxy.stats.bytes_forwarded == 2 * 51 * len(sent)
             assert proxy.stats.resets == proxy.stats.blackholes == proxy.stats.refused == 0
 
     run(scenario)
