@@ -1,7 +1,8 @@
 """Shared fixtures: real local parts started by the tests (docs/ARCHITECTURE.md, section 5).
 
 `broker` is one mosquitto for the whole session; `fresh_broker` is a private one for tests that
-stop and restart it. `mqtt_probe(broker)` makes a connected paho probe that is closed at teardown.
+stop and restart it; `deep_queue_broker` a private one with room for floods.
+`mqtt_probe(broker)` makes a connected paho probe that is closed at teardown.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import pytest
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
-from support.broker import BrokerUnavailable, MosquittoBroker
+from support.broker import BrokerUnavailable, MosquittoBroker, TunedBroker
 from support.mqtt_probe import MqttProbe
 
 ProbeFactory = Callable[..., MqttProbe]
 
 
-def _launch_broker(workdir: Path) -> MosquittoBroker:
-    """Start mosquitto on a free port; a missing binary fails loudly instead of skipping.
+def _launch_broker(workdir: Path, settings: tuple[str, ...] = ()) -> MosquittoBroker:
+    """Start mosquitto on a free port (with extra config `settings`); a missing binary fails
+    loudly instead of skipping.
 
     Retries with a new port because another process may grab the free port before mosquitto
     binds it.
@@ -31,7 +33,8 @@ def _launch_broker(workdir: Path) -> MosquittoBroker:
     last: BrokerUnavailable | None = None
     for attempt in range(3):
         try:
-            broker = MosquittoBroker(workdir / f"try{attempt}")
+            path = workdir / f"try{attempt}"
+            broker = TunedBroker(path, settings) if settings else MosquittoBroker(path)
             broker.start()
             return broker
         except BrokerUnavailable as exc:
@@ -55,6 +58,22 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker
 def fresh_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A mosquitto of this test's own, free to stop()/start() (same port, same log)."""
     server = _launch_broker(tmp_path / "mosquitto")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def deep_queue_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A mosquitto of this test's own that queues up to 100,000 messages per subscriber.
+
+    mosquitto's default (max_queued_messages 1000) applies to QoS 0 deliveries too: beyond it,
+    it drops messages to a subscriber that reads more slowly than others publish ("Outgoing
+    messages are being dropped" in its log). Flood tests use this broker so that the whole
+    flood reaches the coordinator instead of the broker shedding most of it.
+    """
+    server = _launch_broker(tmp_path / "mosquitto", ("max_queued_messages 100000",))
     try:
         yield server
     finally:

@@ -9,6 +9,7 @@ prefix because the session broker keeps retained messages between tests.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from support.broker import MosquittoBroker, free_port  # type: ignore[import-not
 from tinyfl.errors import TransportError, UsageError
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.transport.mqtt import (
+    MAX_INCOMING_PAYLOAD,
     Message,
     MqttTransport,
     Transport,
@@ -454,8 +456,10 @@ def test_silent_peer_times_out_at_connack() -> None:
 
 @pytest.mark.broker
 def test_large_payload_goes_through_partial_writes(broker: MosquittoBroker) -> None:
-    """4 MiB is more than a socket takes at once: paho's writer hook finishes the job."""
+    """4 MiB is more than a socket takes at once: paho's writer hook finishes the job. (The
+    subscriber raises its incoming bound, 1 MiB by default, to take it.)"""
     harness = mosquitto_harness(broker)
+    harness.make = lambda: MqttTransport(max_incoming=8 << 20, **FAST)
 
     async def scenario() -> None:
         sub = await harness.client("sub")
@@ -466,6 +470,45 @@ def test_large_payload_goes_through_partial_writes(broker: MosquittoBroker) -> N
         assert (await next_message(sub)).payload == payload
 
     harness.run(scenario)
+
+
+@pytest.mark.broker
+def test_payloads_over_the_incoming_bound_are_dropped_and_counted(
+    broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 5 MB payload reaches mosquitto (its default message_size_limit is the MQTT maximum)
+    and the subscriber, which drops it at its 1 MiB default instead of queueing it; messages
+    at the bound and after the big one still arrive, on the same connection."""
+    harness = mosquitto_harness(broker)
+
+    async def scenario() -> None:
+        sub = await harness.client("sub")
+        pub = await harness.client("pub")
+        assert isinstance(sub, MqttTransport) and sub.max_incoming == MAX_INCOMING_PAYLOAD
+        await sub.subscribe(harness.topic("#"))
+        at_bound = bytes(MAX_INCOMING_PAYLOAD)
+        await pub.publish(harness.topic("big"), b"\xa5" * 5_000_000)
+        await pub.publish(harness.topic("edge"), at_bound)
+        await pub.publish(harness.topic("after"), b"small")
+        first, second = await next_message(sub), await next_message(sub)
+        assert (first.topic, len(first.payload)) == (harness.topic("edge"), len(at_bound))
+        assert (second.topic, second.payload) == (harness.topic("after"), b"small")
+        assert sub.stats.messages_dropped_oversize == 1
+        assert sub.stats.messages_received == 2
+        assert sub.stats.bytes_received > 5_000_000  # it did come over the wire
+        assert sub.connected and sub.stats.connection_losses == 0
+
+    with caplog.at_level(logging.WARNING, logger="tinyfl.transport.mqtt"):
+        harness.run(scenario)
+    assert any(
+        "dropped a 5000000-byte message" in r.getMessage() and "1 dropped so far" in r.getMessage()
+        for r in caplog.records
+    ), caplog.text
+
+
+def test_the_incoming_bound_must_be_positive() -> None:
+    with pytest.raises(UsageError, match="max_incoming"):
+        MqttTransport(max_incoming=0)
 
 
 @pytest.mark.broker

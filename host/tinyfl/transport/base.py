@@ -207,6 +207,7 @@ class TransportStats:
     publish_bytes_received: int = 0
     messages_sent: int = 0
     messages_received: int = 0
+    messages_dropped_oversize: int = 0  # over the transport's incoming size bound, not queued
     connects: int = 0
     reconnects: int = 0
     connection_losses: int = 0

@@ -37,6 +37,12 @@ Behaviour worth knowing:
   sent in CONNECT only; it is never logged (docs/BROKER.md).
 * **Last will**: `close()` sends DISCONNECT, so the broker discards the will; `abort()` drops the
   TCP connection like a crash would, so the broker publishes it.
+* **Incoming size bound.** A PUBLISH whose payload is larger than `max_incoming` bytes
+  (default `MAX_INCOMING_PAYLOAD`, 1 MiB) is dropped before it reaches the queue, counted in
+  `stats.messages_dropped_oversize` and logged: a stranger on an open broker could otherwise
+  make every subscriber hold copies of 256 MB payloads. paho still reads the whole packet
+  (MQTT 3.1.1 has no way to refuse one), so the first defence is the broker's
+  `message_size_limit`; this bound keeps what a transport keeps.
 * **Byte counters** (`stats`) count every byte of every MQTT packet on the socket (fixed header,
   topic, packet id, payload, and control packets such as CONNECT, SUBACK, PUBACK, PINGREQ), plus
   PUBLISH-only totals computed with `mqtt_publish_packet_size`, for per-message accounting
@@ -82,6 +88,7 @@ if TYPE_CHECKING:
 # Message, Transport, TransportStats, Will, STABLE_SECONDS and the topic and packet-size functions
 # live in `base` now; they stay importable from here for existing callers.
 __all__ = [
+    "MAX_INCOMING_PAYLOAD",
     "STABLE_SECONDS",
     "Message",
     "MqttTransport",
@@ -100,6 +107,10 @@ log = logging.getLogger(__name__)
 
 MISC_INTERVAL = 1.0  # seconds between loop_misc() calls; paho asks for at least once a second
 CLOSE_TIMEOUT = 2.0  # how long close() waits for the DISCONNECT to be written
+# The largest payload a transport accepts by default. Legitimate frames are far smaller: a
+# float32 GLOBAL or UPDATE of a head a microcontroller trains (say 64 features x 10 classes)
+# is under 3 KB, so 1 MiB leaves hundreds of times the room. Larger heads pass `max_incoming`.
+MAX_INCOMING_PAYLOAD = 1 << 20
 # CONNACK refusals that mean "these credentials are not welcome": MQTT 3.1.1 return codes 4 and
 # 5 (section 3.2.2.3), which paho reports as the MQTT 5 reason codes 0x86 and 0x87.
 _AUTH_CODES = (4, 5, 0x86, 0x87)
@@ -150,6 +161,7 @@ class MqttTransport(Session):
         publish_timeout: float = 30.0,
         backoff_initial: float = 0.25,
         backoff_cap: float = 10.0,
+        max_incoming: int = MAX_INCOMING_PAYLOAD,
     ) -> None:
         super().__init__(
             connect_timeout=connect_timeout,
@@ -161,6 +173,9 @@ class MqttTransport(Session):
         if not 1 <= keepalive <= 65535:
             raise UsageError(f"keepalive must be 1..65535 seconds, got {keepalive}")
         self.keepalive = keepalive
+        if max_incoming < 1:
+            raise UsageError(f"max_incoming must be >= 1 byte, got {max_incoming}")
+        self.max_incoming = max_incoming
         self._address: BrokerAddress | None = None
         self._tls: ssl.SSLContext | None = None
         self._client: _PahoClient | None = None
@@ -377,10 +392,22 @@ class MqttTransport(Session):
         except UnicodeDecodeError:
             log.warning("dropped a message with a topic that is not UTF-8")
             return
+        if len(msg.payload) > self.max_incoming:
+            self._drop_oversize(topic, len(msg.payload))
+            return
         payload = bytes(msg.payload)
         self._stats.messages_received += 1
         self._stats.publish_bytes_received += mqtt_publish_packet_size(topic, len(payload), msg.qos)
         self._enqueue(Message(topic, payload, bool(msg.retain)))
+
+    def _drop_oversize(self, topic: str, size: int) -> None:
+        """One line per message: each costs its sender more than `max_incoming` bytes, so the
+        log grows far slower than the traffic that causes it."""
+        self._stats.messages_dropped_oversize += 1
+        log.warning(
+            "dropped a %d-byte message on %s: over the %d-byte limit (%d dropped so far)",
+            size, topic, self.max_incoming, self._stats.messages_dropped_oversize,
+        )
 
     def _on_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
