@@ -3,6 +3,7 @@ owner only, pairwise seeds that two nodes share and the coordinator never gets."
 
 from __future__ import annotations
 
+import ast
 import json
 import stat
 from pathlib import Path
@@ -151,6 +152,26 @@ def test_clear_retained_refuses_a_provisioned_node_and_wants_ids_or_unknown(
     assert "node01 still provisioned: revoke first" in capsys.readouterr().err
     assert main(["provision", "clear-retained", "--out", str(out)]) == 2
     assert main(["provision", "clear-retained", "ghost", "--unknown", "--out", str(out)]) == 2
+
+
+def _c_macro_string(header: str, name: str) -> str:
+    """The value of a #define made of adjacent C string literals (with line continuations)."""
+    body = header.split(f"#define {name} \\\n", 1)[1]
+    lines = []
+    for line in body.splitlines():
+        lines.append(line.strip().rstrip("\\").strip())
+        if not line.endswith("\\"):
+            break
+    return "".join(ast.literal_eval(literal) for literal in lines)
+
+
+def test_the_settings_header_carries_the_fleets_ca_for_tls(provisioned: tuple[Path, str]) -> None:
+    out, _ = provisioned
+    header = (out / "nodes" / "node02" / "node_settings_local.h").read_text()
+    assert _c_macro_string(header, "TINYFL_BROKER_CA_PEM") == (out / "broker" / "ca.crt").read_text()
+    assert "#define TINYFL_BROKER_PORT 8883" in header
+    assert "\n#define TINYFL_BROKER_INSECURE" not in header  # plain MQTT is never the default
+    assert "#define TINYFL_MQTT_PASSWORD" in header
 
 
 def test_reserved_user_names_are_not_node_ids() -> None:

@@ -60,8 +60,16 @@ def _json(path: Path, doc: dict[str, Any]) -> None:
     atomic_write(path, (json.dumps(doc, indent=2) + "\n").encode(), mode=SECRET)
 
 
+def _c_string_lines(text: str) -> list[str]:
+    """`text` as adjacent C string literals, one per line, for a multi-line #define (a PEM has
+    only base64, dashes, spaces and line breaks, so nothing else needs escaping)."""
+    if any(c in text for c in '"\\') or not text.isascii():
+        raise ValueError("only plain ASCII without quotes or backslashes goes into a C literal")
+    return [f'  "{line}\\n"' for line in text.splitlines()]
+
+
 def _settings_header(fleet: FleetSecrets, node: NodeSecrets, prefix: str,
-                     broker: BrokerSettings) -> str:
+                     broker: BrokerSettings, ca_pem: str) -> str:
     def array(key: bytes) -> str:
         return "{" + ", ".join(f"0x{b:02x}" for b in key) + "}"
 
@@ -73,7 +81,11 @@ def _settings_header(fleet: FleetSecrets, node: NodeSecrets, prefix: str,
         '#define TINYFL_WIFI_PASSWORD "change-me"',
         f'#define TINYFL_BROKER_HOST "{broker.hosts[0]}"',
         f"#define TINYFL_BROKER_PORT {broker.tls_port}",
-        "#define TINYFL_BROKER_TLS 1",
+        "// TLS with the fleet's CA (the host above must be one the broker certificate names:",
+        "// tinyfl provision --host). Plain MQTT only with `#define TINYFL_BROKER_INSECURE 1`",
+        f"// and TINYFL_BROKER_PORT {broker.port}: the password would cross the network in clear.",
+        "#define TINYFL_BROKER_CA_PEM \\",
+        " \\\n".join(_c_string_lines(ca_pem)),
         f'#define TINYFL_NODE_ID "{node.node_id}"',
         f'#define TINYFL_TOPIC_PREFIX "{prefix}"',
         f'#define TINYFL_MQTT_USERNAME "{node.node_id}"',
@@ -110,6 +122,7 @@ def write_fleet(out: Path, fleet: FleetSecrets, prefix: str,
                                "username": ADMIN_USER, "password": admin})
     broker_dir = private_dir(out / "broker")
     _write_broker(broker_dir, fleet, prefix, broker, admin)
+    ca_pem = (broker_dir / "ca.crt").read_text()  # the nodes' settings headers carry it
     nodes = private_dir(out / "nodes")
     for node_id, node in sorted(fleet.nodes.items()):
         folder = private_dir(nodes / node_id)
@@ -121,7 +134,7 @@ def write_fleet(out: Path, fleet: FleetSecrets, prefix: str,
             "broker": {"host": broker.hosts[0], "port": broker.port, "tls_port": broker.tls_port},
         })
         atomic_write(folder / "node_settings_local.h",
-                     _settings_header(fleet, node, prefix, broker).encode(), mode=SECRET)
+                     _settings_header(fleet, node, prefix, broker, ca_pem).encode(), mode=SECRET)
 
 
 def _admin_password(out: Path) -> str:
