@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import ast
 import json
+import signal
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +17,10 @@ from tinyfl.cli.main import main
 from tinyfl.crypto import key_id
 from tinyfl.errors import UsageError
 from tinyfl.fleet.broker import free_port
+from tinyfl.fleet.state import FleetState, ProcessRecord, proc_info, start_time_of, write_state
 from tinyfl.provision import check_admin_url, new_fleet, pair_seed, read_fleet
 from tinyfl.provision.broker import password_line, verify_password_line
+from tinyfl.provision.reload import reload_fleet_broker
 
 
 @pytest.fixture
@@ -204,3 +209,36 @@ def test_bad_node_ids_in_a_file_are_refused(tmp_path: Path) -> None:
     assert main(["provision", "--fleet", "lab", "--nodes", str(ids), "--out",
                  str(tmp_path / "z")]) == 0
     assert sorted(read_fleet(tmp_path / "z")[0].nodes) == ["pump-1", "pump-2"]
+
+
+def test_reload_signals_only_the_verified_broker_of_the_fleet_run(tmp_path: Path) -> None:
+    """`fleet up` layout: runs/<id>/fleet.json beside runs/<id>/provision. A stand-in broker
+    (sleep, which SIGHUP ends) shows who got the signal."""
+    folder = tmp_path / "provision"
+    folder.mkdir()
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        deadline = time.monotonic() + 5
+        while (info := proc_info(proc.pid)) is None or info.cmdline != ("sleep", "30"):
+            assert time.monotonic() < deadline, "sleep never started"
+            time.sleep(0.01)
+        real = ProcessRecord("broker", "", proc.pid, start_time_of(proc.pid), ("sleep", "30"))
+        reused = ProcessRecord("broker", "", proc.pid, real.start_time + 1, ("sleep", "30"))
+
+        def state(record: ProcessRecord, provision: str) -> None:
+            write_state(tmp_path, FleetState("lab", "tinyfl/lab", "har", "native",
+                                             "mqtt://127.0.0.1:1", True, [record],
+                                             provision=provision))
+
+        state(reused, "provision")  # the pid now belongs to another process: left alone
+        assert reload_fleet_broker(folder) is None
+        state(real, str(tmp_path / "other"))  # another run's folder
+        assert reload_fleet_broker(folder) is None
+        assert proc.poll() is None
+        state(real, "provision")  # as `fleet up` records a relative run folder
+        assert reload_fleet_broker(folder) == proc.pid
+        assert proc.wait(5) == -signal.SIGHUP
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -32,8 +32,7 @@ def reload_fleet_broker(folder: Path) -> int | None:
         state = read_state(run_dir)
     except FleetStateError:
         return None  # not a fleet run folder (or a damaged one): nothing we may signal
-    if not state.broker_owned or not state.provision or \
-            Path(state.provision).resolve() != folder.resolve():
+    if not state.broker_owned or not _names(state.provision, folder):
         return None
     for record in state.processes:
         if record.role == "broker" and verify(record) is Liveness.RUNNING:
@@ -43,3 +42,15 @@ def reload_fleet_broker(folder: Path) -> int | None:
                 return None
             return record.pid
     return None
+
+
+def _names(recorded: str, folder: Path) -> bool:
+    """Whether the run record's provisioning folder is `folder`. `fleet up` records it as given
+    (runs/<id>/provision, relative to where it ran), so a relative record is matched by its
+    place beside the record rather than against today's working directory."""
+    if not recorded:
+        return False
+    path = Path(recorded)
+    if path.is_absolute():
+        return path.resolve() == folder.resolve()
+    return path.name == folder.resolve().name
