@@ -17,10 +17,10 @@ from tinyfl.cli.main import main
 from tinyfl.crypto import key_id
 from tinyfl.errors import UsageError
 from tinyfl.fleet.broker import free_port
+from tinyfl.fleet.reload import reload_fleet_broker
 from tinyfl.fleet.state import FleetState, ProcessRecord, proc_info, start_time_of, write_state
 from tinyfl.provision import check_admin_url, new_fleet, pair_seed, read_fleet
 from tinyfl.provision.broker import password_line, verify_password_line
-from tinyfl.provision.reload import reload_fleet_broker
 
 
 @pytest.fixture

@@ -113,8 +113,8 @@ def _revoke(args: argparse.Namespace, node_id: str) -> int:
     """The files first (the account is gone from the password file and ACL), then the broker:
     reload it, so the node's connection is dropped and its password refused, then delete the
     node's retained topics, so it vanishes from `fleet status` and the coordinator's registry."""
+    from tinyfl.fleet.reload import RELOAD_HINT, reload_fleet_broker
     from tinyfl.provision import check_admin_url, remove_node
-    from tinyfl.provision.reload import RELOAD_HINT, reload_fleet_broker
 
     if args.broker and not args.offline:
         check_admin_url(args.broker)  # a bad URL is refused before anything changes
