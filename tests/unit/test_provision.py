@@ -157,6 +157,9 @@ def test_clear_retained_refuses_a_provisioned_node_and_wants_ids_or_unknown(
     assert "node01 still provisioned: revoke first" in capsys.readouterr().err
     assert main(["provision", "clear-retained", "--out", str(out)]) == 2
     assert main(["provision", "clear-retained", "ghost", "--unknown", "--out", str(out)]) == 2
+    # an id with a '/' would name another node's topic
+    assert main(["provision", "clear-retained", "node01/x", "--out", str(out)]) == 2
+    assert "not one topic level" in capsys.readouterr().err
 
 
 def _c_macro_string(header: str, name: str) -> str:

@@ -148,6 +148,9 @@ def _clear_command(args: argparse.Namespace, ids: list[str]) -> int:
 
     if bool(ids) == args.unknown:
         raise UsageError("clear-retained takes node ids or --unknown (one of the two)")
+    for node_id in ids:  # any id a topic level can hold (fake ones too), but one level only
+        if not node_id or any(c in node_id for c in "/+#\0"):
+            raise UsageError(f"{node_id!r} is not one topic level (no '/', '+', '#')")
     fleet, prefix, _ = read_fleet(args.out)
     still = sorted(set(ids) & set(fleet.nodes))
     if still:
