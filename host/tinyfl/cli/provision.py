@@ -116,8 +116,11 @@ def _revoke(args: argparse.Namespace, node_id: str) -> int:
     from tinyfl.fleet.reload import RELOAD_HINT, reload_fleet_broker
     from tinyfl.provision import check_admin_url, remove_node
 
-    if args.broker and not args.offline:
-        check_admin_url(args.broker)  # a bad URL is refused before anything changes
+    if not args.offline:  # a bad --broker or --ca-file is refused before anything changes
+        if args.broker:
+            check_admin_url(args.broker)
+        if args.ca_file and not Path(args.ca_file).is_file():
+            raise UsageError(f"--ca-file {args.ca_file}: no such file")
     kept = remove_node(args.out, node_id)
     print(f"revoked {node_id}: {len(kept.nodes)} nodes remain in {args.out} (password file, ACL "
           "and coordinator.json rewritten)")
@@ -127,7 +130,8 @@ def _revoke(args: argparse.Namespace, node_id: str) -> int:
     else:
         print(f"  broker: not started by `tinyfl fleet up` here: {RELOAD_HINT}")
     later = f"tinyfl provision clear-retained {node_id} --out {args.out}" + (
-        f" --broker {args.broker}" if args.broker else "")
+        f" --broker {args.broker}" if args.broker else "") + (
+        f" --ca-file {args.ca_file}" if args.ca_file else "")
     if args.offline:
         print(f"  retained topics: left on the broker (--offline); clear them with `{later}`")
         return 0
