@@ -1,6 +1,8 @@
 """The broker `tinyfl provision` configures, run for real: no anonymous or wrong-password client
 gets in, a node can publish only on its own topics and read only the GLOBAL, and TLS works with
-the fleet's CA and only with it."""
+the fleet's CA and only with it. `provision revoke` reloads the broker the way `fleet up` records
+it, so the node's account is refused, and deletes the node's retained topics and no one else's;
+`clear-retained --unknown` deletes those of ids that were never provisioned."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tinyfl.cli.main import main
 from tinyfl.fleet.broker import find_mosquitto, free_port, port_accepts
+from tinyfl.fleet.state import FleetState, ProcessRecord, start_time_of, write_state
 
 pytestmark = pytest.mark.broker
 PREFIX = "tinyfl/lab"
@@ -27,13 +30,18 @@ class Client:
     """A paho client with credentials (and TLS), recording what it receives."""
 
     def __init__(self, port: int, user: str | None, password: str | None,
-                 ca: Path | None = None, tls: bool = False) -> None:
+                 ca: Path | None = None, tls: bool = False,
+                 will: tuple[str, bytes] | None = None) -> None:
         self.received: list[tuple[str, bytes]] = []
         self.result: str | None = None
         self.connected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"t-{user}-{port}")
+        self.disconnected = threading.Event()
         if user is not None:
             self.client.username_pw_set(user, password)
+        if will is not None:  # as a node sets it: status "offline", retained
+            self.client.will_set(will[0], will[1], qos=1, retain=True)
+        self.client.on_disconnect = lambda *a: self.disconnected.set()
         if tls:
             self.client.tls_set(ca_certs=str(ca) if ca else None)
         self.client.on_connect = self._on_connect
@@ -58,11 +66,17 @@ def lab(tmp_path: Path) -> Iterator[tuple[Path, int, int]]:
     out = tmp_path / "lab"
     assert main(["provision", "--fleet", "lab", "--nodes", "2", "--out", str(out), "--port",
                  str(port), "--tls-port", str(tls_port)]) == 0
-    proc = subprocess.Popen([find_mosquitto(), "-c", str(out / "broker" / "mosquitto.conf")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [find_mosquitto(), "-c", str(out / "broker" / "mosquitto.conf")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while not port_accepts("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.05)
+    # the run record `tinyfl fleet up` leaves beside its provisioning folder (runs/<id>/provision):
+    # how revoke finds the broker to reload
+    write_state(tmp_path, FleetState(
+        "lab", PREFIX, "har", "native", f"mqtt://127.0.0.1:{port}", True,
+        [ProcessRecord("broker", "", proc.pid, start_time_of(proc.pid), tuple(cmd))],
+        provision=str(out)))
     try:
         yield out, port, tls_port
     finally:
@@ -116,3 +130,105 @@ def test_tls_with_the_fleets_ca_and_only_with_it(lab: tuple[Path, int, int]) -> 
     assert client.result == "Success"
     with pytest.raises(ssl.SSLCertVerificationError):
         Client(tls_port, "coordinator", password, None, tls=True)
+
+
+def _retained(port: int, out: Path, wait: float = 1.0) -> dict[str, bytes]:
+    """{topic: payload} of every retained node topic a fresh subscriber gets."""
+    watcher = Client(port, "coordinator", _secret(out, "coordinator")["password"])
+    try:
+        watcher.client.subscribe(f"{PREFIX}/nodes/+/+", qos=1)
+        time.sleep(wait)
+    finally:
+        watcher.close()
+    return dict(watcher.received)
+
+
+def _announce(port: int, out: Path, node: str) -> Client:
+    """A node as the firmware behaves: will "offline", retained HELLO and "online"; left
+    connected."""
+    client = Client(port, node, _secret(out, node)["password"],
+                    will=(f"{PREFIX}/nodes/{node}/status", b"offline"))
+    client.client.publish(f"{PREFIX}/nodes/{node}/hello", b"HELLO " + node.encode(), qos=1,
+                          retain=True).wait_for_publish(5)
+    client.client.publish(f"{PREFIX}/nodes/{node}/status", b"online", qos=1,
+                          retain=True).wait_for_publish(5)
+    return client
+
+
+def test_revoke_locks_the_node_out_and_deletes_only_its_retained_topics(
+        lab: tuple[Path, int, int], capsys: pytest.CaptureFixture[str]) -> None:
+    out, port, _ = lab
+    node1_password = _secret(out, "node01")["password"]
+    node1, node2 = _announce(port, out, "node01"), _announce(port, out, "node02")
+    try:
+        assert len(_retained(port, out)) == 4
+        assert main(["provision", "revoke", "node01", "--out", str(out)]) == 0
+        printed = capsys.readouterr().out
+        # the reload dropped the revoked node's live connection (its will fired, and was deleted)
+        assert node1.disconnected.wait(5)
+    finally:
+        node1.close()
+        node2.close()
+    assert "reloaded (SIGHUP to the fleet's mosquitto" in printed
+    assert "retained topics of node01 deleted on mqtts://localhost:" in printed
+    assert "hello, status" in printed
+    assert node1_password not in printed
+    again = Client(port, "node01", node1_password)
+    again.close()
+    assert again.result == "Not authorized"
+    assert _retained(port, out) == {f"{PREFIX}/nodes/node02/hello": b"HELLO node02",
+                                    f"{PREFIX}/nodes/node02/status": b"online"}  # closed cleanly: no will
+
+
+def test_the_admin_account_writes_only_retained_node_topics(lab: tuple[Path, int, int]) -> None:
+    out, port, tls_port = lab
+    admin_password = json.loads((out / "admin.json").read_text())["password"]
+    coordinator = Client(port, "coordinator", _secret(out, "coordinator")["password"])
+    admin = Client(tls_port, "admin", admin_password, out / "broker" / "ca.crt", tls=True)
+    try:
+        assert admin.result == "Success"
+        coordinator.client.subscribe(f"{PREFIX}/#", qos=1)
+        time.sleep(0.3)
+        for topic in ("nodes/node02/update", "global", "coordinator/x"):
+            admin.client.publish(f"{PREFIX}/{topic}", b"forged", qos=1).wait_for_publish(5)
+        admin.client.publish(f"{PREFIX}/nodes/node02/status", b"", qos=1,
+                             retain=True).wait_for_publish(5)
+        time.sleep(1.0)
+    finally:
+        admin.close()
+        coordinator.close()
+    assert coordinator.received == [(f"{PREFIX}/nodes/node02/status", b"")]
+
+
+def test_clear_retained_unknown_deletes_fake_nodes_and_keeps_the_fleets(
+        lab: tuple[Path, int, int], capsys: pytest.CaptureFixture[str]) -> None:
+    out, port, tls_port = lab
+    node2 = _announce(port, out, "node02")
+    node2.close()
+    # fake HELLOs, as a stranger on a once-open broker would have left them (on this broker only
+    # the admin account may write another id's topics); one id the wire would refuse
+    admin = Client(tls_port, "admin", json.loads((out / "admin.json").read_text())["password"],
+                   out / "broker" / "ca.crt", tls=True)
+    fakes = ["ghost1", "ghost2", "x" * 40]
+    try:
+        for fake in fakes:
+            for kind, payload in (("hello", b"FAKE HELLO"), ("status", b"online")):
+                admin.client.publish(f"{PREFIX}/nodes/{fake}/{kind}", payload, qos=1,
+                                     retain=True).wait_for_publish(5)
+    finally:
+        admin.close()
+    assert len(_retained(port, out)) == 8
+
+    assert main(["provision", "clear-retained", "--unknown", "--dry-run", "--out", str(out)]) == 0
+    listed = capsys.readouterr().out
+    assert f"3 unknown ids with retained topics under {PREFIX}/nodes/" in listed
+    assert "ghost1, ghost2, " + "x" * 40 in listed and "node02" not in listed
+    assert len(_retained(port, out)) == 8  # a dry run deletes nothing
+
+    assert main(["provision", "clear-retained", "--unknown", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "retained topics of ghost2 deleted on mqtts://localhost:" in printed
+    assert _retained(port, out) == {f"{PREFIX}/nodes/node02/hello": b"HELLO node02",
+                                    f"{PREFIX}/nodes/node02/status": b"online"}
+    assert main(["provision", "clear-retained", "--unknown", "--out", str(out)]) == 0
+    assert "0 unknown ids" in capsys.readouterr().out

@@ -75,7 +75,7 @@ COMMANDS: dict[str, Run | Skip] = {
         ("127.0.0.1:1883", "{hostport}"), ("file:node01.log", "file:{tmp}/node01.log"),
         ("node01.cfg", "{tmp}/node01.cfg"), ("node01.blob", "{tmp}/blobs/node01.blob")),
         until=" online"),
-    "cp firmware/src/esp32dev/node_settings.h firmware/src/esp32dev/node_settings_local.h":
+    "cp secrets/lab/nodes/esp32-01/node_settings_local.h firmware/src/esp32dev/":
         Skip("the esp32dev env needs PlatformIO's registry (docs/PORTING.md)"),
     "pio run -e esp32dev -t upload && pio device monitor -e esp32dev":
         Skip("needs PlatformIO's registry and an ESP32 board (docs/PORTING.md)"),

@@ -4,7 +4,9 @@
   101 iterations, base64 (what `mosquitto_passwd` writes; made here so nothing shells out).
 - ACL: each node may write only its own `hello`, `status` and `update` topics and read only
   `global`; the coordinator reads the nodes' topics and writes `global` and its own
-  `coordinator/` topics. Anything else is denied (mosquitto's default once an ACL file is set).
+  `coordinator/` topics; the operator's `admin` account reads and writes only the nodes' retained
+  `hello` and `status` topics, to clear those of a revoked or fake node (docs/SECURITY.md,
+  "Revoking a node"). Anything else is denied (mosquitto's default once an ACL file is set).
 - Config: no anonymous clients, a plain listener for nodes without a TLS stack (serial, QEMU and
   native nodes authenticate their frames instead) and a TLS listener with the fleet's CA.
 """
@@ -19,7 +21,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from tinyfl.provision.keys import COORDINATOR_USER
+from tinyfl.provision.keys import ADMIN_USER, COORDINATOR_USER
 
 __all__ = ["acl_text", "mosquitto_conf", "password_line", "verify_password_line"]
 
@@ -51,7 +53,11 @@ def acl_text(prefix: str, node_ids: Iterable[str]) -> str:
              f"user {COORDINATOR_USER}",
              *(f"topic read {prefix}/nodes/+/{kind}" for kind in ("hello", "status", "update")),
              f"topic readwrite {prefix}/global",
-             f"topic readwrite {prefix}/coordinator/#", ""]
+             f"topic readwrite {prefix}/coordinator/#", "",
+             # read: to find retained topics of unknown ids; write: an empty retained message
+             # deletes one. Not `update` nor `global`: admin never takes part in a round.
+             f"user {ADMIN_USER}",
+             *(f"topic readwrite {prefix}/nodes/+/{kind}" for kind in ("hello", "status")), ""]
     for node in node_ids:
         lines += [f"user {node}",
                   *(f"topic write {prefix}/nodes/{node}/{kind}"

@@ -4,6 +4,7 @@ to the file of the party that needs it, readable by its owner only (folders 0700
     DIR/fleet.json             fleet, prefix, node ids, key ids (no secret)
     DIR/coordinator.json       coordinator's credentials, fleet key, every node's frame key
     DIR/dealer.json            the dealer secret (pairwise seeds; adding nodes)
+    DIR/admin.json             the operator's broker account (clearing retained node topics)
     DIR/nodes/<id>/node.json   one node's credentials, frame key, fleet key, pairwise seeds
     DIR/nodes/<id>/node.cfg    the same as the config record a QEMU board or native node reads
     DIR/nodes/<id>/node_settings_local.h   the same for an ESP32 / Nano 33 BLE build
@@ -15,6 +16,7 @@ Keys are hex in JSON. `read_fleet` reads what `write_fleet` wrote and checks it 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from dataclasses import dataclass
@@ -25,13 +27,19 @@ from tinyfl.crypto import key_id
 from tinyfl.errors import UsageError
 from tinyfl.files import atomic_write, private_dir
 from tinyfl.provision.broker import acl_text, mosquitto_conf, password_line
-from tinyfl.provision.keys import COORDINATOR_USER, FleetSecrets, NodeSecrets
+from tinyfl.provision.keys import (
+    ADMIN_USER,
+    COORDINATOR_USER,
+    FleetSecrets,
+    NodeSecrets,
+    new_password,
+)
 from tinyfl.provision.tls import make_certificates
-from tinyfl.transport.address import BrokerAddress
+from tinyfl.transport.address import BrokerAddress, parse_broker_url
 from tinyfl.wire import Keyring, encode_node_config
 
-__all__ = ["BrokerSettings", "ProvisionError", "coordinator_address", "read_fleet",
-           "read_keyring", "remove_node", "write_fleet"]
+__all__ = ["BrokerSettings", "ProvisionError", "admin_address", "check_admin_url",
+           "coordinator_address", "read_fleet", "read_keyring", "remove_node", "write_fleet"]
 
 SECRET = 0o600
 FORMAT = 1
@@ -54,8 +62,16 @@ def _json(path: Path, doc: dict[str, Any]) -> None:
     atomic_write(path, (json.dumps(doc, indent=2) + "\n").encode(), mode=SECRET)
 
 
+def _c_string_lines(text: str) -> list[str]:
+    """`text` as adjacent C string literals, one per line, for a multi-line #define (a PEM has
+    only base64, dashes, spaces and line breaks, so nothing else needs escaping)."""
+    if any(c in text for c in '"\\') or not text.isascii():
+        raise ValueError("only plain ASCII without quotes or backslashes goes into a C literal")
+    return [f'  "{line}\\n"' for line in text.splitlines()]
+
+
 def _settings_header(fleet: FleetSecrets, node: NodeSecrets, prefix: str,
-                     broker: BrokerSettings) -> str:
+                     broker: BrokerSettings, ca_pem: str) -> str:
     def array(key: bytes) -> str:
         return "{" + ", ".join(f"0x{b:02x}" for b in key) + "}"
 
@@ -67,7 +83,11 @@ def _settings_header(fleet: FleetSecrets, node: NodeSecrets, prefix: str,
         '#define TINYFL_WIFI_PASSWORD "change-me"',
         f'#define TINYFL_BROKER_HOST "{broker.hosts[0]}"',
         f"#define TINYFL_BROKER_PORT {broker.tls_port}",
-        "#define TINYFL_BROKER_TLS 1",
+        "// TLS with the fleet's CA (the host above must be one the broker certificate names:",
+        "// tinyfl provision --host). Plain MQTT only with `#define TINYFL_BROKER_INSECURE 1`",
+        f"// and TINYFL_BROKER_PORT {broker.port}: the password would cross the network in clear.",
+        "#define TINYFL_BROKER_CA_PEM \\",
+        " \\\n".join(_c_string_lines(ca_pem)),
         f'#define TINYFL_NODE_ID "{node.node_id}"',
         f'#define TINYFL_TOPIC_PREFIX "{prefix}"',
         f'#define TINYFL_MQTT_USERNAME "{node.node_id}"',
@@ -99,6 +119,12 @@ def write_fleet(out: Path, fleet: FleetSecrets, prefix: str,
     })
     _json(out / "dealer.json", {"format": FORMAT, "fleet": fleet.fleet,
                                 "dealer_secret": fleet.dealer_secret.hex()})
+    admin = _admin_password(out)
+    _json(out / "admin.json", {"format": FORMAT, "fleet": fleet.fleet, "prefix": prefix,
+                               "username": ADMIN_USER, "password": admin})
+    broker_dir = private_dir(out / "broker")
+    _write_broker(broker_dir, fleet, prefix, broker, admin)
+    ca_pem = (broker_dir / "ca.crt").read_text()  # the nodes' settings headers carry it
     nodes = private_dir(out / "nodes")
     for node_id, node in sorted(fleet.nodes.items()):
         folder = private_dir(nodes / node_id)
@@ -113,12 +139,24 @@ def write_fleet(out: Path, fleet: FleetSecrets, prefix: str,
             node_id, prefix, 0, node_id, node.password, (node.frame_key, fleet.fleet_key)),
             mode=SECRET)
         atomic_write(folder / "node_settings_local.h",
-                     _settings_header(fleet, node, prefix, broker).encode(), mode=SECRET)
-    _write_broker(private_dir(out / "broker"), fleet, prefix, broker)
+                     _settings_header(fleet, node, prefix, broker, ca_pem).encode(), mode=SECRET)
 
 
-def _write_broker(folder: Path, fleet: FleetSecrets, prefix: str, broker: BrokerSettings) -> None:
-    users = [(COORDINATOR_USER, fleet.coordinator_password)]
+def _admin_password(out: Path) -> str:
+    """The admin account's password: made once and kept (like the CA), so rewriting the folder
+    (a revoke) does not change it; a folder provisioned before the account existed gets one."""
+    path = out / "admin.json"
+    if not path.exists():
+        return new_password()
+    try:
+        return str(_load(path)["password"])
+    except KeyError as exc:
+        raise ProvisionError(f"{path}: no password") from exc
+
+
+def _write_broker(folder: Path, fleet: FleetSecrets, prefix: str, broker: BrokerSettings,
+                  admin_password: str) -> None:
+    users = [(COORDINATOR_USER, fleet.coordinator_password), (ADMIN_USER, admin_password)]
     users += [(i, n.password) for i, n in sorted(fleet.nodes.items())]
     atomic_write(folder / "passwd", ("\n".join(password_line(u, p) for u, p in users)
                                      + "\n").encode(), mode=SECRET)
@@ -207,3 +245,43 @@ def coordinator_address(folder: Path) -> BrokerAddress:
     return BrokerAddress(broker.hosts[0], broker.tls_port, tls=True, username=COORDINATOR_USER,
                          password=fleet.coordinator_password,
                          ca_file=str((folder / "broker" / "ca.crt").resolve()))
+
+
+def admin_address(folder: Path, url: str | None = None, ca_file: str | None = None
+                  ) -> BrokerAddress:
+    """How the operator's admin account reaches the broker: `url` (no credentials in it), else
+    the TLS listener recorded at provisioning; mqtts:// trusts the fleet's CA unless `ca_file`
+    names another (a broker with its own certificate). Plain mqtt:// only on loopback: the admin
+    password must not cross a network in clear."""
+    _, _, broker = read_fleet(folder)
+    if not (folder / "admin.json").exists():
+        raise ProvisionError(f"{folder} has no admin account (provisioned before there was one): "
+                             "the next `tinyfl provision revoke` there writes it")
+    doc = _load(folder / "admin.json")
+    address = (BrokerAddress(broker.hosts[0], broker.tls_port, tls=True) if url is None
+               else check_admin_url(url))
+    ca = ca_file or str((folder / "broker" / "ca.crt").resolve())
+    return address.with_credentials(str(doc.get("username", ADMIN_USER)), str(doc["password"]),
+                                    ca if address.tls else None)
+
+
+def check_admin_url(url: str) -> BrokerAddress:
+    """A --broker URL the admin account may use: no credentials in it (they come from the
+    folder), and TLS unless the broker is on this machine."""
+    address = parse_broker_url(url)
+    if address.username is not None:
+        raise UsageError(f"--broker {address.url}: no user name or password in the URL; the "
+                         "admin account comes from the provisioning folder's admin.json")
+    if not address.tls and not _is_loopback(address.host):
+        raise UsageError(f"--broker {address.url}: plain MQTT would send the admin password in "
+                         "clear; use the mqtts:// listener")
+    return address
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -17,15 +17,19 @@ from tinyfl.errors import UsageError
 from tinyfl.wire import Keyring, check_node_id
 
 __all__ = [
+    "ADMIN_USER",
     "COORDINATOR_USER",
     "FleetSecrets",
     "NodeSecrets",
     "check_node_ids",
     "new_fleet",
+    "new_password",
     "pair_seed",
 ]
 
 COORDINATOR_USER = "coordinator"
+# The operator's account for clearing retained node topics (docs/SECURITY.md, "Revoking a node")
+ADMIN_USER = "admin"
 PASSWORD_BYTES = 16  # 128-bit MQTT passwords, as URL-safe text
 
 
@@ -73,11 +77,12 @@ def pair_seed(dealer_secret: bytes, a: str, b: str) -> bytes:
 
 def check_node_ids(ids: list[str]) -> list[str]:
     """Node ids as the firmware and the broker's ACL take them: unique, 1..32 of [A-Za-z0-9_-]
-    (the wire's rule), and not the coordinator's user name."""
+    (the wire's rule), and not a user name the fleet's broker already has for someone else."""
     for node_id in ids:
         check_node_id(node_id)
-    if COORDINATOR_USER in ids:
-        raise UsageError(f"{COORDINATOR_USER!r} is the coordinator's user name, not a node id")
+    for user, whose in ((COORDINATOR_USER, "the coordinator's"), (ADMIN_USER, "the operator's")):
+        if user in ids:
+            raise UsageError(f"{user!r} is {whose} user name, not a node id")
     if len(set(ids)) != len(ids):
         raise UsageError("node ids must be unique")
     if not ids:
@@ -85,13 +90,13 @@ def check_node_ids(ids: list[str]) -> list[str]:
     return ids
 
 
-def _password() -> str:
+def new_password() -> str:
     return secrets.token_urlsafe(PASSWORD_BYTES)
 
 
 def new_fleet(fleet: str, node_ids: list[str]) -> FleetSecrets:
     """Fresh secrets for a fleet of these nodes."""
-    nodes = {i: NodeSecrets(i, _password(), secrets.token_bytes(KEY_BYTES))
+    nodes = {i: NodeSecrets(i, new_password(), secrets.token_bytes(KEY_BYTES))
              for i in check_node_ids(node_ids)}
-    return FleetSecrets(fleet, _password(), secrets.token_bytes(KEY_BYTES),
+    return FleetSecrets(fleet, new_password(), secrets.token_bytes(KEY_BYTES),
                         secrets.token_bytes(KEY_BYTES), nodes)
