@@ -75,6 +75,13 @@ void setup() {
 #ifdef TINYFL_MQTT_PASSWORD
   config.password = TINYFL_MQTT_PASSWORD;
 #endif
+  // the node's frame key and the fleet key: signed HELLO/UPDATE, only verified GLOBALs
+#if defined(TINYFL_FRAME_KEY) && defined(TINYFL_FLEET_KEY)
+  static const uint8_t frame_key[32] = TINYFL_FRAME_KEY;
+  static const uint8_t fleet_key[32] = TINYFL_FLEET_KEY;
+  config.frame_key = frame_key;
+  config.fleet_key = fleet_key;
+#endif
   if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
 }
 

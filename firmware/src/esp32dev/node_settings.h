@@ -14,3 +14,7 @@
 #define TINYFL_TOPIC_PREFIX "tinyfl/default"
 // #define TINYFL_MQTT_USERNAME "esp32-01"
 // #define TINYFL_MQTT_PASSWORD "..."
+// The node's frame key and the fleet key (32 bytes each; tinyfl provision writes them): frames
+// are then signed and only GLOBALs that verify are served. Without them frames carry a CRC.
+// #define TINYFL_FRAME_KEY {0x.., ...}
+// #define TINYFL_FLEET_KEY {0x.., ...}
