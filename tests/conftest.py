@@ -17,15 +17,14 @@ import pytest
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
-from support.broker import BrokerUnavailable, MosquittoBroker, TunedBroker
+from support.broker import BrokerUnavailable, MosquittoBroker
 from support.mqtt_probe import MqttProbe
 
 ProbeFactory = Callable[..., MqttProbe]
 
 
-def _launch_broker(workdir: Path, settings: tuple[str, ...] = ()) -> MosquittoBroker:
-    """Start mosquitto on a free port (with extra config `settings`); a missing binary fails
-    loudly instead of skipping.
+def _launch_broker(workdir: Path) -> MosquittoBroker:
+    """Start mosquitto on a free port; a missing binary fails loudly instead of skipping.
 
     Retries with a new port because another process may grab the free port before mosquitto
     binds it.
@@ -34,7 +33,7 @@ def _launch_broker(workdir: Path, settings: tuple[str, ...] = ()) -> MosquittoBr
     for attempt in range(3):
         try:
             path = workdir / f"try{attempt}"
-            broker = TunedBroker(path, settings) if settings else MosquittoBroker(path)
+            broker = MosquittoBroker(path)
             broker.start()
             return broker
         except BrokerUnavailable as exc:
@@ -66,14 +65,16 @@ def fresh_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
 
 @pytest.fixture
 def deep_queue_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """A mosquitto of this test's own that queues up to 100,000 messages per subscriber.
+    """A mosquitto of this test's own, as TinyFL configures it: up to 100,000 messages queued
+    per subscriber.
 
     mosquitto's default (max_queued_messages 1000) applies to QoS 0 deliveries too: beyond it,
     it drops messages to a subscriber that reads more slowly than others publish ("Outgoing
-    messages are being dropped" in its log). Flood tests use this broker so that the whole
-    flood reaches the coordinator instead of the broker shedding most of it.
+    messages are being dropped" in its log). tinyfl.fleet.broker raises the limit, so that a
+    flood reaches the coordinator whole instead of the broker shedding it (and honest updates).
     """
-    server = _launch_broker(tmp_path / "mosquitto", ("max_queued_messages 100000",))
+    server = _launch_broker(tmp_path / "mosquitto")
+    assert "max_queued_messages 100000" in server.config_path.read_text()
     try:
         yield server
     finally:

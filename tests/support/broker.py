@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 
 from tinyfl.fleet.broker import (
@@ -20,7 +19,6 @@ __all__ = [
     "BrokerTls",
     "BrokerUnavailable",
     "MosquittoBroker",
-    "TunedBroker",
     "free_port",
     "port_accepts",
     "write_acl_file",
@@ -52,17 +50,3 @@ def write_acl_file(path: Path, rules: dict[str, list[str]]) -> Path:
         lines.append("")
     path.write_text("\n".join(lines))
     return path
-
-
-class TunedBroker(MosquittoBroker):
-    """A MosquittoBroker with extra lines in its config (mosquitto.conf syntax), for tests that
-    need other limits than mosquitto's defaults."""
-
-    def __init__(self, workdir: Path, settings: Sequence[str], **kwargs: object) -> None:
-        self.settings = tuple(settings)  # read by _write_config, which __init__ calls
-        super().__init__(workdir, **kwargs)  # type: ignore[arg-type]
-
-    def _write_config(self) -> None:
-        super()._write_config()
-        with self.config_path.open("a") as config:
-            config.writelines(line + "\n" for line in self.settings)

@@ -71,8 +71,11 @@ SYNC_TIMEOUT = 10.0
 # broker reliably). Why: a broker throttles QoS 1 delivery per subscriber (mosquitto: 20 in
 # flight, 1000 queued by default) and drops what does not fit, so a QoS 1 subscriber to a fleet
 # of a thousand nodes loses retained statuses and updates. At QoS 0 the broker writes straight
-# to the socket; over one TCP connection nothing is lost while it lasts, and after a reconnect
-# every retained HELLO and status arrives again.
+# to the socket while the subscriber keeps up, and after a reconnect every retained HELLO and
+# status arrives again. mosquitto's max_queued_messages (default 1000) also bounds QoS 0
+# deliveries to a subscriber that falls behind (tests/integration/test_flood.py): the brokers
+# TinyFL starts raise it (fleet/broker.py, provision/broker.py), and an update lost anyway is
+# asked for again (a node re-sends when its round's GLOBAL comes back, docs/WIRE.md).
 SUBSCRIBE_QOS = 0
 RECHECK_INTERVAL = 1.0  # seconds: how often a waiting round looks for a broker reconnection
 

@@ -116,6 +116,8 @@ class MosquittoBroker:
             # Rounds are a burst of small packets each way: without this, Nagle and delayed ACKs
             # add about 40 ms to every round of a small fleet (bench/coordinator.md).
             "set_tcp_nodelay true\n"
+            # a coordinator behind a burst catches up instead of losing messages (docs/BROKER.md)
+            "max_queued_messages 100000\n"
             f"user {user}\n"
             f"log_dest file {self.log_path}\n"
             "log_type all\n"

@@ -82,6 +82,10 @@ def mosquitto_conf(folder: Path, bind: str, port: int, tls_port: int,
         f"acl_file {folder / 'acl'}",
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {folder}/",
+        # frames are a few KB: refuse anything larger before it reaches a subscriber, and let a
+        # coordinator that falls behind a burst (or a flood) catch up instead of losing messages
+        "message_size_limit 1048576",
+        "max_queued_messages 100000",
         *([f"log_dest file {log_file}", "log_type all"] if log_file else []),
         "",
         "# nodes without a TLS stack (serial, QEMU, native): credentials plus frame HMAC",
