@@ -5,10 +5,10 @@ of the clean FedAvg run's test accuracy; FedAvg under the boosted attacks ends f
 
 The real round engine on the in-memory broker, IID partition, fixed seeds: deterministic. The
 margins were measured with these settings over seeds 0..4 (bench/poisoning.md has a larger
-fleet, non-IID data too): the robust aggregators' worst gap was 1.3 points, FedAvg under x100 lost 5.0..13.2 points (13.2
-with the seed used here) and under the x10 flip all of its accuracy. A plain sign flip at 20%
-only shrinks FedAvg's step to 60% (1 - 2f): it costs FedAvg under 1.5 points, so the test checks
-the slower first round instead of a loss of accuracy.
+fleet, non-IID data too): the robust aggregators' worst gap was 1.3 points, FedAvg under x100
+lost 5.0..13.2 points (13.2 with the seed used here) and under the x10 flip all of its accuracy.
+A plain sign flip at 20% only shrinks FedAvg's step to 60% (1 - 2f): it cost FedAvg under 1.5
+points, so the test checks its slower first round instead of a loss of accuracy.
 """
 
 from __future__ import annotations
