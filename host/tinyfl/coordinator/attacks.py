@@ -1,12 +1,13 @@
-"""Model poisoning by provisioned nodes, for simulations: what the robust aggregators defend against.
+"""Model poisoning by provisioned nodes, for simulations: what robust aggregation must withstand.
 
 A node that holds valid credentials and runs modified firmware still sends well-formed UPDATE
-frames (signed with its own key, where frames are signed) for the right round, model and shape; the intake (`intake.py`) accepts them, so only
-aggregation stands between its update and the global head. An attack here is a pure function of
-the delta the honest node would have sent (after training and after the node's own clip_norm,
-which a malicious node simply skips), applied before quantization, so the frame is exactly as
-valid as an honest one. The reported update_norm stays the honest one: a liar would not report
-its boost, and the coordinator never trusts that field anyway.
+frames (signed with its own key, where frames are signed) for the right round, model and shape;
+the intake (`intake.py`) accepts them, so only aggregation stands between its update and the
+global head. An attack here is a pure function of the delta the honest node would have sent
+(after training and after the node's own clip_norm, which a malicious node simply skips),
+applied before quantization, so the frame is exactly as valid as an honest one. The reported
+update_norm stays the honest one: a liar would not report its boost, and the coordinator never
+trusts that field anyway.
 
 * scale-x100: the delta times 100, the "boosting" of Bhagoji et al. (ICML 2019) and Sun et al.
   (arXiv:1911.07963); two such nodes of ten outweigh the other eight in an average.
