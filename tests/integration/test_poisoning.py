@@ -20,10 +20,18 @@ import numpy as np
 import pytest
 
 from tinyfl.coordinator import EngineConfig, Task, load_task
-from tinyfl.coordinator.attacks import ATTACKS, FleetSpec, malicious_ids, run_poisoned, scale
+from tinyfl.coordinator.attacks import (
+    ATTACKS,
+    FleetSpec,
+    get_attack,
+    malicious_ids,
+    run_poisoned,
+    scale,
+)
 from tinyfl.coordinator.intake import Intake
 from tinyfl.coordinator.simnode import SimNode
 from tinyfl.data.packaged import cached
+from tinyfl.errors import UsageError
 from tinyfl.strategy import parse_strategy_spec
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.wire import Global, Tensor, Topics, Update, decode, encode
@@ -122,3 +130,15 @@ def test_the_tamper_applies_after_the_nodes_clipping_and_the_frame_stays_valid(
     assert evil.update_norm == honest.update_norm  # it does not report its boost
     delta, reason = Intake(task.model_hash, task.head_shape).check(evil)
     assert delta is not None and reason == ""
+
+
+def test_malicious_ids_are_spread_over_the_fleet_and_attacks_are_named() -> None:
+    assert malicious_ids(10, 0.2) == {"sim-0000", "sim-0005"}
+    assert malicious_ids(20, 0.2) == {"sim-0000", "sim-0005", "sim-0010", "sim-0015"}
+    assert malicious_ids(10, 0.0) == frozenset()
+    assert len(malicious_ids(7, 0.3)) == 2  # round(2.1)
+    with pytest.raises(UsageError):
+        malicious_ids(10, 1.5)
+    assert get_attack("sign-flip") is ATTACKS["sign-flip"]
+    with pytest.raises(UsageError, match="known: scale-x100"):
+        get_attack("gaussian")
