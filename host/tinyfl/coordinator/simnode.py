@@ -83,7 +83,8 @@ class SimNode:
     `answer_delay` holds each UPDATE back that many seconds after training (a slow radio or
     MCU); `on_global(round_id)` is called for every GLOBAL that arrives (tests use it to act
     mid-round). `max_payload` defaults to what a firmware node with a 2 KiB receive buffer
-    reports.
+    reports. `tamper`, if given, rewrites each trained (and clipped) delta before quantization:
+    a provisioned but malicious node, whose frames stay valid (`tinyfl.coordinator.attacks`).
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class SimNode:
         on_global: Callable[[int], None] | None = None,
         frame_key: bytes | None = None,
         fleet_key: bytes | None = None,
+        tamper: Callable[[F32], F32] | None = None,
     ) -> None:
         if (frame_key is None) != (fleet_key is None):
             raise ValueError("a simulated node has both keys or none")
@@ -121,6 +123,7 @@ class SimNode:
         self.max_payload = RX_BUFFER - overhead if max_payload is None else max_payload
         self.answer_delay = answer_delay
         self.on_global = on_global
+        self.tamper = tamper
         self.stats = SimNodeStats()
         self.last_round = 0
         self._last_update: tuple[int, bytes] | None = None  # (round id, UPDATE frame)
@@ -267,10 +270,11 @@ class SimNode:
             clip_norm=msg.clip_norm,
             rng=rng,
         )
+        sent = result.delta if self.tamper is None else self.tamper(result.delta)
         if msg.uplink_bits == 32:
-            delta = Tensor.float32(result.delta)
+            delta = Tensor.float32(sent)
         else:
-            codes, scales = quantize(result.delta, msg.uplink_bits, msg.uplink_scale_mode, rng)
+            codes, scales = quantize(sent, msg.uplink_bits, msg.uplink_scale_mode, rng)
             delta = Tensor.quantized(
                 codes, scales, msg.uplink_bits, per_row=msg.uplink_scale_mode == 1
             )
