@@ -24,8 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
-from tinyfl.transport.mqtt import mqtt_publish_packet_size  # noqa: E402
-from tinyfl.wire import Tensor, Topics, Update, encode  # noqa: E402
+from tinyfl.transport.mqtt import mqtt_publish_packet_size
+from tinyfl.wire import Tensor, Topics, Update, encode
 
 HEAD = (6, 65)  # the HAR head: 6 classes, 64-dim embedding plus bias
 LAYOUTS = {
@@ -93,11 +93,11 @@ def markdown(res: dict[str, Any], when: str) -> str:
     lines = [
         "# Uplink bytes per node per round (wire version 2)",
         "",
-        f"Recorded {when} by `python bench/bench_uplink.py` ({platform.machine()}, Python "
-        f"{platform.python_version()}). Whole MQTT PUBLISH packets (QoS 1) of one UPDATE of the "
-        f"HAR head ({HEAD[0]} x {HEAD[1]}), encoded by the codec; `crc`: a fleet without keys, "
-        "`tag`: a provisioned fleet (16-byte HMAC-SHA256 tag instead of the CRC, 12 bytes "
-        "more). Raw numbers: `results/uplink.json`.",
+        (f"Recorded {when} by `python bench/bench_uplink.py` ({platform.machine()}, Python "
+         f"{platform.python_version()}). Whole MQTT PUBLISH packets (QoS 1) of one UPDATE of "
+         f"the HAR head ({HEAD[0]} x {HEAD[1]}), encoded by the codec; `crc`: a fleet without "
+         "keys, `tag`: a provisioned fleet (16-byte HMAC-SHA256 tag instead of the CRC, 12 "
+         "bytes more). Raw numbers: `results/uplink.json`."),
         "",
         "| naming | trailer | scales | float32 | 8-bit | 4-bit | 2-bit | ratio 8 / 4 / 2 |",
         "|---|---|---|---|---|---|---|---|",
@@ -116,20 +116,20 @@ def markdown(res: dict[str, Any], when: str) -> str:
         "",
         "## The fixed part of an UPDATE",
         "",
-        "Everything but the delta's scales and codes, for the demo's 31-byte topic "
-        "`tinyfl/demo/nodes/node01/update` with a 16-byte tag (target: at most 80 bytes):",
+        ("Everything but the delta's scales and codes, for the demo's 31-byte topic "
+         "`tinyfl/demo/nodes/node01/update` with a 16-byte tag (target: at most 80 bytes):"),
         "",
         "| part | bytes |",
         "|---|---|",
         *[f"| {k.replace('_', ' ')} | {v} |" for k, v in fixed.items() if k != "total"],
         f"| **total** | **{fixed['total']}** |",
         "",
-        f"With the CRC instead of the tag: {demo['fixed_crc']['total']} bytes. Version 1 carried "
-        "99 bytes here for the same topic with a CRC (7 + 31 MQTT, 16 frame header and CRC, 39 "
-        "fields, 6 tensor header; bench/coordinator.md): the node id and model hash left the "
-        "body (the topic and the round bind them), one loss replaced one per epoch, the "
-        "statistics and scales became binary16, and the frame header lost its length and "
-        "reserved bytes (the MQTT payload delimits the frame).",
+        (f"With the CRC instead of the tag: {demo['fixed_crc']['total']} bytes. Version 1 "
+         "carried 99 bytes here for the same topic with a CRC (7 + 31 MQTT, 16 frame header and "
+         "CRC, 39 fields, 6 tensor header; bench/coordinator.md): the node id and model hash "
+         "left the body (the topic and the round bind them), one loss replaced one per epoch, "
+         "the statistics and scales became binary16, and the frame header lost its length and "
+         "reserved bytes (the MQTT payload delimits the frame)."),
         "",
     ]
     return "\n".join(lines)
