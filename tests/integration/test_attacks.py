@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from support.broker import MosquittoBroker
+from support.links import Link
 from tinyfl.coordinator import EngineConfig, RoundEngine, Task, load_task, read_metrics
 from tinyfl.coordinator.engine import RunResult
 from tinyfl.coordinator.metrics import METRICS_NAME
@@ -48,42 +49,11 @@ pytestmark = [pytest.mark.broker, pytest.mark.firmware]
 NODE_IDS = ["fw-0", "fw-1", "fw-2"]
 ROUNDS = 3
 FAKE_NODES = 20
-NODE_LAG = 0.3  # s the nodes' link delays what the broker sends them: the forgeries come first
+# s the nodes' link delays what the broker sends them: the attacker, on the broker directly,
+# answers each GLOBAL before the honest nodes do (a forged invalid UPDATE arriving first used to
+# get the honest node rejected)
+NODE_LAG = 0.3
 _runs = itertools.count()
-
-
-class LaggingLink:
-    """A TCP forwarder on 127.0.0.1 that holds every chunk from the broker to a node back by
-    NODE_LAG seconds (order kept): the attacker, on the broker directly, then answers each
-    GLOBAL before the honest nodes do, the case where a forged invalid UPDATE arriving first
-    used to get the honest node rejected."""
-
-    def __init__(self, broker: MosquittoBroker) -> None:
-        self.broker = broker
-        self.port = 0
-        self._server: asyncio.base_events.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-    async def _serve(self, node_r: asyncio.StreamReader, node_w: asyncio.StreamWriter) -> None:
-        broker_r, broker_w = await asyncio.open_connection(self.broker.host, self.broker.port)
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, lag: float) -> None:
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                while chunk := await src.read(65536):
-                    if lag:
-                        await asyncio.sleep(lag)
-                    dst.write(chunk)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pump(node_r, broker_w, 0.0), pump(broker_r, node_w, NODE_LAG))
 
 
 @dataclass
@@ -221,7 +191,7 @@ class Attacker:
 
 def run_fleet(broker: MosquittoBroker, image: Path, task: Task, workdir: Path,
               attack: bool) -> tuple[RunResult, Fleet, Attacker | None]:
-    link = LaggingLink(broker)
+    link = Link(broker.host, broker.port, lag=NODE_LAG)
 
     async def scenario() -> tuple[RunResult, Fleet, Attacker | None]:
         await link.start()

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from support.broker import MosquittoBroker
+from support.links import Link
 from support.mqtt_probe import MqttProbe
 from support.nodes import start_node, wait_until
 from tinyfl.coordinator import (
@@ -350,6 +351,49 @@ def test_a_broker_restart_mid_round_loses_nothing(
         assert {f"tinyfl/{fleet}/nodes/{n.node_id}/hello" for n in nodes} <= retained
 
     run(scenario)
+
+
+def test_updates_the_broker_acknowledged_and_lost_are_sent_again(
+    fresh_broker: MosquittoBroker, task: Task
+) -> None:
+    """The broker PUBACKs the nodes' updates and dies before the coordinator gets them: the
+    nodes hold no unacknowledged update, so only the protocol's "asked again" brings them back
+    (the coordinator republishes the round's GLOBAL after reconnecting, and a node sends its
+    last UPDATE again whenever that round's GLOBAL arrives). No round is lost."""
+
+    async def scenario() -> None:
+        fleet = fleet_name("acked")
+        link = Link(fresh_broker.host, fresh_broker.port)
+        await link.start()
+        nodes = await sim_fleet(fresh_broker, task, fleet, 3, answer_delay=0.5)
+        transport = MqttTransport(backoff_initial=0.05, backoff_cap=0.5)
+        await transport.connect(f"mqtt://127.0.0.1:{link.port}", client_id="coordinator-acked")
+        config = EngineConfig(rounds=2, min_clients=3, round_timeout=20, lr=0.5)
+        engine = RoundEngine(
+            transport, Topics.for_fleet(fleet), task, get_strategy("fedavg"), config
+        )
+        run_task = asyncio.ensure_future(engine.run())
+        try:
+            while not all(n.stats.globals_seen for n in nodes):
+                await asyncio.sleep(0.01)
+            link.hold()  # what the broker sends the coordinator from now on never arrives
+            while not all(n.stats.served for n in nodes):
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # the updates went out and the broker acknowledged them
+            assert engine.intake.open is not None and not engine.intake.open.answers
+            link.cut()
+            await asyncio.to_thread(fresh_broker.restart)
+            result = await asyncio.wait_for(run_task, 40)
+        finally:
+            await transport.close()
+            await stop_all(nodes)
+            await link.close()
+        assert [r["status"] for r in result.records] == ["closed", "closed"]
+        assert all(r["answered"] == 3 for r in result.records)
+        assert sum(n.stats.resent for n in nodes) >= 3  # round 1's updates, sent again
+        assert all(len(set(n.stats.served)) == len(n.stats.served) == 2 for n in nodes)
+
+    run(scenario, timeout=90)
 
 
 def test_sigterm_stops_the_command_cleanly_with_the_checkpoint_in_place(
