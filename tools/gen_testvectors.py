@@ -41,7 +41,7 @@ OTHER_HASH = hashlib.sha256(b"tinyfl other model").digest()[:8]
 TEST_KEY = hashlib.sha256(b"tinyfl golden test key").digest()  # 32 bytes, public: vectors only
 TEST_TOPIC = "tinyfl/golden/nodes/node-01/update"
 
-HELLO, GLOBAL, UPDATE = 1, 2, 3
+HELLO, GLOBAL, UPDATE, UNMASK, REVEAL = 1, 2, 3, 4, 5
 NAN = float("nan")
 INF = float("inf")
 
@@ -232,9 +232,12 @@ class GlobalSpec:
     n_selected: int | None = None
     head: T = field(default_factory=head_8bit_per_row)
     key: bytes | None = None
+    secagg: tuple[int, int, int, float] | None = None  # (mask_bits, reserved, threshold, scale)
 
     def body(self) -> bytes:
         n_sel = len(self.selected) if self.n_selected is None else self.n_selected
+        tail = b"" if self.secagg is None else struct.pack("<BBH", *self.secagg[:3]) + f32(
+            self.secagg[3])
         return (
             struct.pack("<I", self.round_id)
             + self.model_hash
@@ -244,13 +247,15 @@ class GlobalSpec:
                           self.seed, n_sel)
             + b"".join(s(x) for x in self.selected)
             + self.head.to_bytes()
+            + tail
         )
 
     def topic(self) -> str:
         return "tinyfl/golden/global"
 
     def to_bytes(self) -> bytes:
-        return frame(GLOBAL, self.body(), key=self.key, topic=self.topic())
+        return frame(GLOBAL, self.body(), key=self.key, topic=self.topic(),
+                     flags=0 if self.secagg is None else 1)
 
     def fields(self) -> str:
         return lines(
@@ -270,7 +275,84 @@ class GlobalSpec:
             f"n_selected={len(self.selected)}",
             f"selected={','.join(x.decode() for x in self.selected)}",
             *self.head.fields("head"),
+            *([] if self.secagg is None else [
+                f"secagg.mask_bits={self.secagg[0]}", f"secagg.threshold={self.secagg[2]}",
+                f"secagg.scale={f32hex(self.secagg[3])}"]),
         )
+
+
+@dataclass
+class M:
+    """A masked delta as the spec lays it out: b-bit unsigned values, LSB-first."""
+
+    bits: int
+    rows: int
+    cols: int
+    values: list[int]
+    pad_value: int = 0
+
+    def to_bytes(self) -> bytes:
+        total = len(self.values) * self.bits
+        out = bytearray((total + 7) // 8)
+        for i, v in enumerate(self.values):
+            for b in range(self.bits):
+                if v >> b & 1:
+                    pos = i * self.bits + b
+                    out[pos // 8] |= 1 << (pos % 8)
+        if total % 8:
+            out[-1] |= (self.pad_value << (total % 8)) & 0xFF
+        return struct.pack("<BHH", self.bits, self.rows, self.cols) + bytes(out)
+
+    def fields(self) -> list[str]:
+        return [f"delta.masked_bits={self.bits}", f"delta.rows={self.rows}",
+                f"delta.cols={self.cols}", f"delta.masked={','.join(str(v) for v in self.values)}"]
+
+
+@dataclass
+class UnmaskSpec:
+    round_id: int = 21
+    n_survivors: int = 5
+    dropped: list[bytes] = field(default_factory=lambda: [b"node-02", b"node-07"])
+    key: bytes | None = None
+
+    def body(self) -> bytes:
+        return (struct.pack("<IHH", self.round_id, self.n_survivors, len(self.dropped))
+                + b"".join(s(x) for x in self.dropped))
+
+    def topic(self) -> str:
+        return "tinyfl/golden/global"
+
+    def to_bytes(self) -> bytes:
+        return frame(UNMASK, self.body(), key=self.key, topic=self.topic())
+
+    def fields(self) -> str:
+        return lines("type=unmask", f"round_id={self.round_id}", f"n_survivors={self.n_survivors}",
+                     f"n_dropped={len(self.dropped)}",
+                     f"dropped={','.join(x.decode() for x in self.dropped)}")
+
+
+@dataclass
+class RevealSpec:
+    round_id: int = 21
+    seeds: list[tuple[bytes, bytes]] = field(default_factory=lambda: [
+        (b"node-02", hashlib.sha256(b"round seed 02").digest()),
+        (b"node-07", hashlib.sha256(b"round seed 07").digest())])
+    key: bytes | None = None
+
+    def body(self) -> bytes:
+        return struct.pack("<IH", self.round_id, len(self.seeds)) + b"".join(
+            s(peer) + seed for peer, seed in self.seeds)
+
+    def topic(self) -> str:
+        return TEST_TOPIC
+
+    def to_bytes(self) -> bytes:
+        return frame(REVEAL, self.body(), key=self.key, topic=self.topic())
+
+    def fields(self) -> str:
+        return lines("type=reveal", f"round_id={self.round_id}", f"n={len(self.seeds)}",
+                     f"peers={','.join(p.decode() for p, _ in self.seeds)}",
+                     f"seeds={','.join(x.hex() for _, x in self.seeds)}")
 
 
 @dataclass
@@ -283,19 +365,21 @@ class UpdateSpec:
     delta: T = field(default_factory=lambda: T(8, 1, 3, 5, scales=[0.001, 0.002, 0.0035],
                                                codes=[(i * 37) % 255 - 127 for i in range(15)]))
     key: bytes | None = None
+    masked: M | None = None  # a secure-aggregation answer instead of `delta`
 
     def body(self) -> bytes:
         return (
             struct.pack("<II", self.round_id, self.n_samples)
             + f16(self.loss) + f16(self.accuracy) + f16(self.update_norm)
-            + self.delta.to_bytes()
+            + (self.delta.to_bytes() if self.masked is None else self.masked.to_bytes())
         )
 
     def topic(self) -> str:
         return TEST_TOPIC
 
     def to_bytes(self) -> bytes:
-        return frame(UPDATE, self.body(), key=self.key, topic=self.topic())
+        return frame(UPDATE, self.body(), key=self.key, topic=self.topic(),
+                     flags=0 if self.masked is None else 1)
 
     def fields(self) -> str:
         return lines(
@@ -305,7 +389,7 @@ class UpdateSpec:
             f"loss={f32hex(f16value(self.loss))}",
             f"accuracy={f32hex(f16value(self.accuracy))}",
             f"update_norm={f32hex(f16value(self.update_norm))}",
-            *self.delta.fields("delta"),
+            *(self.delta.fields("delta") if self.masked is None else self.masked.fields()),
         )
 
 
@@ -317,7 +401,10 @@ def lines(*items: str) -> str:
 # the vectors
 
 
-def valid_frames() -> dict[str, HelloSpec | GlobalSpec | UpdateSpec]:
+Spec = HelloSpec | GlobalSpec | UpdateSpec | UnmaskSpec | RevealSpec
+
+
+def valid_frames() -> dict[str, Spec]:
     four_bit = T(4, 0, 3, 5, scales=[0.25], codes=list(range(-7, 8)))  # 15 values: 4 pad bits
     two_bit = T(2, 1, 3, 5, scales=[0.75, 0.0009765625, 3.0],
                 codes=[(i % 3) - 1 for i in range(15)])  # 30 bits: 2 pad bits
@@ -365,6 +452,15 @@ def valid_frames() -> dict[str, HelloSpec | GlobalSpec | UpdateSpec]:
         "hello_tagged": HelloSpec(key=TEST_KEY),
         "global_tagged": GlobalSpec(round_id=12, key=TEST_KEY),
         # scales that binary16 rounds (ties, a subnormal, saturation) and a tiny one that is 0
+        "global_secagg": GlobalSpec(round_id=20, clip_norm=1.0, selected=[b"node-01", b"n2", b"n3"],
+                                    secagg=(17, 0, 2, 1.0 / 127.0), key=TEST_KEY),
+        # 9-bit values (the smallest modulus) over 15 values: 135 bits, 1 pad bit; 32-bit too
+        "update_masked_9bit": UpdateSpec(round_id=20, masked=M(9, 3, 5, [(i * 97) % 512
+                                                                         for i in range(15)])),
+        "update_masked_32bit": UpdateSpec(round_id=20, key=TEST_KEY, masked=M(
+            32, 2, 3, [0, 1, 0xFFFFFFFF, 0x80000000, 12345678, 0x7FFFFFFF])),
+        "unmask": UnmaskSpec(key=TEST_KEY),
+        "reveal": RevealSpec(key=TEST_KEY),
         "update_half_scales": UpdateSpec(
             round_id=13,
             delta=T(8, 1, 4, 2, scales=[1.0009765625 + 2 ** -11, 6.0e-8, 1.0e9, 1.0e-9],
@@ -392,7 +488,9 @@ def invalid_frames() -> dict[str, tuple[bytes, str]]:
         "bad_type_9": (frame(9, hb), "bad_type"),
         "bad_type_0": (frame(0, hb), "bad_type"),
         "unknown_flag": (frame(HELLO, hb, flags=0x02), "bad_value"),
-        "masked_flag": (frame(UPDATE, u().body(), flags=0x01), "unsupported"),
+        "masked_hello": (frame(HELLO, hb, flags=0x01), "bad_value"),
+        "masked_unmask": (frame(UNMASK, UnmaskSpec().body(), flags=0x01), "bad_value"),
+        "bad_type_6": (frame(6, hb), "bad_type"),
         "masked_and_unknown_flag": (frame(HELLO, hb, flags=0x81), "bad_value"),
         "bad_auth_32": (frame(HELLO, hb, auth=32), "bad_value"),
         "bad_auth_4": (frame(HELLO, hb, auth=4), "bad_value"),
@@ -477,6 +575,37 @@ def invalid_frames() -> dict[str, tuple[bytes, str]]:
         "update_bits_0": (u(delta=T(0, 0, 0, 0)).to_bytes(), "bad_value"),
         "update_tensor_header_truncated": (frame(UPDATE, u().body()[: -(15 + 6 + 2)]),
                                            "truncated"),
+        # secure aggregation
+        "global_secagg_one_selected": (g(selected=[b"n1"], secagg=(17, 0, 2, 0.01)).to_bytes(),
+                                       "bad_value"),
+        "global_secagg_threshold_1": (g(selected=[b"a", b"b"], secagg=(17, 0, 1, 0.01))
+                                      .to_bytes(), "bad_value"),
+        "global_secagg_threshold_above_n": (g(selected=[b"a", b"b"], secagg=(17, 0, 3, 0.01))
+                                            .to_bytes(), "bad_value"),
+        "global_secagg_bits_8": (g(selected=[b"a", b"b"], secagg=(8, 0, 2, 0.01)).to_bytes(),
+                                 "bad_value"),
+        "global_secagg_bits_33": (g(selected=[b"a", b"b"], secagg=(33, 0, 2, 0.01)).to_bytes(),
+                                  "bad_value"),
+        "global_secagg_reserved": (g(selected=[b"a", b"b"], secagg=(17, 1, 2, 0.01)).to_bytes(),
+                                   "bad_value"),
+        "global_secagg_scale_0": (g(selected=[b"a", b"b"], secagg=(17, 0, 2, 0.0)).to_bytes(),
+                                  "bad_value"),
+        "global_secagg_scale_nan": (g(selected=[b"a", b"b"], secagg=(17, 0, 2, NAN)).to_bytes(),
+                                    "non_finite"),
+        "global_secagg_missing": (frame(GLOBAL, g(selected=[b"a", b"b"]).body(), flags=1),
+                                  "truncated"),
+        "update_masked_bits_8": (u(masked=M(8, 1, 2, [1, 2])).to_bytes(), "bad_value"),
+        "update_masked_padding": (u(masked=M(9, 1, 3, [1, 2, 3], pad_value=1)).to_bytes(),
+                                  "bad_value"),
+        "update_masked_truncated": (frame(UPDATE, u(masked=M(16, 2, 2, [1, 2, 3, 4])).body()[:-1],
+                                          flags=1), "truncated"),
+        "unmask_round_zero": (UnmaskSpec(round_id=0).to_bytes(), "bad_value"),
+        "unmask_no_survivors": (UnmaskSpec(n_survivors=0).to_bytes(), "bad_value"),
+        "unmask_no_dropped": (UnmaskSpec(dropped=[]).to_bytes(), "bad_value"),
+        "unmask_bad_id": (UnmaskSpec(dropped=[b"a b"]).to_bytes(), "bad_value"),
+        "reveal_empty": (RevealSpec(seeds=[]).to_bytes(), "bad_value"),
+        "reveal_short_seed": (frame(REVEAL, RevealSpec().body()[:-1]), "truncated"),
+        "reveal_trailing": (frame(REVEAL, RevealSpec().body() + b"\x00"), "bad_length"),
     }
     return out
 

@@ -29,6 +29,7 @@ __all__ = [
     "qmax",
     "quantize",
     "quantize_nearest",
+    "quantize_with_scale",
 ]
 
 F32 = npt.NDArray[np.float32]
@@ -93,6 +94,18 @@ def quantize(x: npt.ArrayLike, bits: int, scale_mode: int, rng: Xorshift32) -> t
     scales, per_value = _scales(values, bits, scale_mode)
     u = rng.uniform01_array(values.size).reshape(values.shape)
     return _round(values, per_value, u, bits), scales
+
+
+def quantize_with_scale(x: npt.ArrayLike, bits: int, scale: float, rng: Xorshift32) -> I8:
+    """Stochastic rounding with a scale given from outside (a secure-aggregation round's common
+    scale, docs/WIRE.md): q = clamp(floor(x / scale + u), -qmax, qmax), one u per value in
+    row-major order, as `quantize` draws them; values beyond qmax * scale are clamped."""
+    values = _checked(x)
+    s = np.float32(scale)
+    if not np.isfinite(s) or s <= 0:
+        raise ValueError(f"the scale must be finite and > 0, not {scale}")
+    u = rng.uniform01_array(values.size).reshape(values.shape)
+    return _round(values, np.full(values.shape, s, np.float32), u, bits)
 
 
 def quantize_nearest(x: npt.ArrayLike, bits: int, scale_mode: int) -> tuple[I8, F32]:

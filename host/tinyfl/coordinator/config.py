@@ -46,6 +46,10 @@ class EngineConfig:
     # row (capped at STRAGGLER_MAX_BENCH); 0 = off. A hung node then costs one deadline, not one
     # per round.
     straggler_backoff: int = 1
+    # secure aggregation (docs/PRIVACY.md): nodes mask their codes so that the coordinator
+    # learns only the survivors' sum; the threshold defaults to a majority of the selected
+    secure_agg: bool = False
+    secure_agg_threshold: int | None = None
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -110,6 +114,15 @@ class EngineConfig:
             math.isfinite(self.wait_timeout) and self.wait_timeout >= 0,
             f"--wait-timeout must be >= 0 seconds, got {self.wait_timeout}",
         )
+        if self.secure_agg:
+            need(math.isfinite(self.clip_norm) and self.clip_norm > 0,
+                 "--secure-agg needs --clip-norm > 0: every node quantizes with the common "
+                 "scale clip / qmax, so the integer codes of different nodes add up")
+            need(self.uplink_bits != 32, "--secure-agg masks integer codes: --uplink-bits 8, 4 or 2")
+            need(self.min_clients >= 2, "--secure-agg needs --min-clients >= 2: the sum of one "
+                 "update is that update")
+        need(self.secure_agg_threshold is None or self.secure_agg_threshold >= 2,
+             f"--secure-agg-threshold must be >= 2, got {self.secure_agg_threshold}")
 
     @property
     def nodes_to_wait_for(self) -> int:
@@ -135,4 +148,6 @@ RESUME_LOCKED = (
     "downlink_bits",
     "seed",
     "straggler_backoff",
+    "secure_agg",
+    "secure_agg_threshold",
 )

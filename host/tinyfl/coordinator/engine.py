@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from tinyfl.coordinator import secure_round
 from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
 from tinyfl.coordinator.config import MAX_U32, ROUND_ID_MARGIN, EngineConfig
 from tinyfl.coordinator.intake import Intake, OpenRound
@@ -59,7 +60,7 @@ from tinyfl.quant import quantize
 from tinyfl.rng import round_rng
 from tinyfl.strategy import AggregationError, ClientResult, StateValue, Strategy, strategy_params
 from tinyfl.transport.mqtt import Message, Transport, mqtt_publish_packet_size
-from tinyfl.wire import Global, Keyring, Tensor, Topics, encode, open_frame
+from tinyfl.wire import Global, Keyring, SecAgg, Tensor, Topics, encode, open_frame
 
 __all__ = ["CoordinatorError", "EngineConfig", "RoundEngine", "RunResult"]
 
@@ -78,6 +79,8 @@ SYNC_TIMEOUT = 10.0
 # asked for again (a node re-sends when its round's GLOBAL comes back, docs/WIRE.md).
 SUBSCRIBE_QOS = 0
 RECHECK_INTERVAL = 1.0  # seconds: how often a waiting round looks for a broker reconnection
+# strategies that need only the (weighted) mean of the updates: what secure aggregation gives
+SECURE_AGG_STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedadam")
 
 
 
@@ -128,6 +131,10 @@ class RoundEngine:
         self.progress = progress
         self._round_id_clock = round_id_clock
         self.keys = keys  # a provisioned fleet: GLOBALs signed, HELLOs and UPDATEs verified
+        if config.secure_agg and strategy.name not in SECURE_AGG_STRATEGIES:
+            raise UsageError(
+                f"--secure-agg gives the coordinator only the sum of the updates; "
+                f"{strategy.name} needs each one (use one of {', '.join(SECURE_AGG_STRATEGIES)})")
         self.head: F32 = task.initial_head(config.initial_head)
         self.state: dict[str, StateValue] = strategy.init_state(self.head)
         self.round = 0  # rounds done (closed or skipped)
@@ -327,13 +334,19 @@ class RoundEngine:
         wire = self.next_wire_round()
         sent = self._downlink_tensor(self.head, number)
         reference = sent.dequantized()
-        frame = self._frame_for(
-            number, wire, selected, sent, all_eligible=len(selected) == len(eligible)
-        )
+        secagg = None
+        if cfg.secure_agg:  # every selected node masks against the others: list them all
+            secagg = secure_round.plan(len(selected), cfg.uplink_bits, cfg.clip_norm,
+                                       cfg.secure_agg_threshold)
+            frame = self._global_frame(number, wire, selected, sent, secagg)
+        else:
+            frame = self._frame_for(
+                number, wire, selected, sent, all_eligible=len(selected) == len(eligible)
+            )
         self.wire_round = wire
         if self.run_dir is not None:  # the id is on disk before any node can have served it
             save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.checkpoint())
-        open_round = OpenRound(number, wire, frozenset(selected))
+        open_round = OpenRound(number, wire, frozenset(selected), secagg=secagg)
         self.intake.open = open_round
         record["wire_round"] = wire
         await self.transport.publish(self.topics.global_, frame, qos=1, retain=True)
@@ -341,8 +354,11 @@ class RoundEngine:
         record["global_bytes"] = packet
         record["bytes_down"] = packet * len(self.registry.online())
         collect_started = loop.time()
+        secure: tuple[F32 | None, str] = (None, "")
         try:
             await self._collect(open_round, frame)
+            if secagg is not None and len(open_round.masked) >= cfg.min_clients:
+                secure = await self._secure_sum(open_round, record)
         finally:
             self.intake.open = None
         record["collect_time_s"] = loop.time() - collect_started
@@ -360,10 +376,19 @@ class RoundEngine:
             self._skip(record, selected, started)
             return self._finish(record, started, cpu_started, head_changed=False)
 
+        if secagg is not None and secure[0] is None:
+            record["reason"] = secure[1]
+            self._skip(record, selected, started)
+            return self._finish(record, started, cpu_started, head_changed=False)
         agg_started = loop.time()
-        results = [
-            ClientResult(open_round.deltas[n], open_round.answers[n].n_samples) for n in answered
-        ]
+        if secure[0] is not None:  # only the survivors' mean exists: one equal-weight result
+            total = sum(open_round.answers[n].n_samples for n in answered)
+            results = [ClientResult(secure[0], total)]
+        else:
+            results = [
+                ClientResult(open_round.deltas[n], open_round.answers[n].n_samples)
+                for n in answered
+            ]
         try:
             aggregate = self.strategy.aggregate(reference, results, self.state)
         except AggregationError as exc:
@@ -409,7 +434,8 @@ class RoundEngine:
         return Tensor.quantized(codes, scales, self.config.downlink_bits, per_row=True)
 
     def _global_frame(
-        self, number: int, wire: int, selected: tuple[str, ...], head: Tensor
+        self, number: int, wire: int, selected: tuple[str, ...], head: Tensor,
+        secagg: SecAgg | None = None,
     ) -> bytes:
         cfg = self.config
         key = None if self.keys is None else self.keys.fleet_key
@@ -429,6 +455,7 @@ class RoundEngine:
                 seed=global_seed(cfg.seed, number, wire),
                 selected=selected,
                 head=head,
+                secagg=secagg,
             ),
             key=key,
             topic=self.topics.global_,
@@ -506,6 +533,34 @@ class RoundEngine:
             if self.transport.stats.reconnects != reconnects:
                 reconnects = self.transport.stats.reconnects
                 await self._republish(rnd, frame)
+
+    async def _secure_sum(self, rnd: OpenRound, record: dict[str, Any]) -> tuple[F32 | None, str]:
+        """The survivors' mean delta of a secure-aggregation round, asking them for the masks of
+        dropped nodes first (docs/PRIVACY.md); (None, why) when it cannot be had."""
+        assert rnd.secagg is not None
+        record["secure_agg"] = {"mask_bits": rnd.secagg.mask_bits,
+                                "threshold": rnd.secagg.threshold,
+                                "survivors": len(rnd.masked), "dropped": 0}
+        if len(rnd.masked) < rnd.secagg.threshold:
+            return None, (f"{len(rnd.masked)} masked update(s), below the threshold "
+                          f"{rnd.secagg.threshold}: nothing unmasked")
+        request = secure_round.unmask_request(rnd)
+        if request is not None:
+            record["secure_agg"]["dropped"] = len(request.dropped)
+            rnd.unmask = request
+            key = None if self.keys is None else self.keys.fleet_key
+            frame = encode(request, key=key, topic=self.topics.global_)
+            try:  # not retained: the round's GLOBAL stays for nodes that reconnect
+                await self.transport.publish(self.topics.global_, frame, qos=1, retain=False)
+            except TransportError as exc:
+                return None, f"could not ask for unmasking: {exc}"
+            silent = await secure_round.wait_for_reveals(rnd, self.config.round_timeout,
+                                                         self._wait_change)
+            if silent:
+                return None, (f"{len(silent)} survivor(s) did not reveal their masks of the "
+                              f"{len(request.dropped)} dropped node(s): {sorted(silent)[:3]}")
+        mean, _ = secure_round.secure_mean(rnd, self.task.head_shape)
+        return mean, ""
 
     async def _republish(self, rnd: OpenRound, frame: bytes) -> None:
         """After a reconnection the broker may have lost the retained GLOBAL (a restart without

@@ -30,13 +30,24 @@ import numpy as np
 import numpy.typing as npt
 
 from tinyfl.errors import WireError
-from tinyfl.wire import Keyring, Topics, Update, decode, verify_frame
+from tinyfl.wire import (
+    Keyring,
+    Masked,
+    Reveal,
+    SecAgg,
+    Topics,
+    Unmask,
+    Update,
+    decode,
+    verify_frame,
+)
 
 __all__ = ["Counters", "Intake", "OpenRound"]
 
 log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
+U32 = npt.NDArray[np.uint32]
 
 
 @dataclass
@@ -51,6 +62,12 @@ class OpenRound:
     deltas: dict[str, F32] = field(default_factory=dict)
     rejected: set[str] = field(default_factory=set)
     pending: set[str] = field(init=False)  # selected nodes that have not answered at all
+    # a secure-aggregation round: its parameters, the masked updates, and once the coordinator
+    # asked for them (UNMASK) the survivors' revealed round seeds
+    secagg: SecAgg | None = None
+    masked: dict[str, U32] = field(default_factory=dict)
+    unmask: Unmask | None = None
+    reveals: dict[str, Reveal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pending = set(self.selected)
@@ -120,6 +137,8 @@ class Intake:
             msg = decode(payload)
         except WireError as exc:
             return self._invalid(node_id, f"bad_frame_{exc.reason}", authenticated=key is not None)
+        if isinstance(msg, Reveal):
+            return self._on_reveal(node_id, msg)
         if not isinstance(msg, Update):
             return self._invalid(node_id, "not_an_update", authenticated=key is not None)
         rnd = self.open
@@ -136,6 +155,20 @@ class Intake:
         if rnd.responded(node_id):
             self._drop("duplicate")
             return False
+        if rnd.unmask is not None:
+            self._drop("after_unmask")  # the survivors are fixed once the coordinator asked
+            return False
+        if rnd.secagg is not None:
+            reason = self.check_masked(msg, rnd.secagg)
+            if reason:
+                rnd.rejected.add(node_id)
+                self._reject(node_id, reason)
+            else:
+                assert isinstance(msg.delta, Masked)
+                rnd.answers[node_id] = self._capped(node_id, msg)
+                rnd.masked[node_id] = msg.delta.values
+            rnd.pending.discard(node_id)
+            return True
         delta, reason = self.check(msg)
         if delta is None:
             rnd.rejected.add(node_id)
@@ -144,6 +177,34 @@ class Intake:
             rnd.answers[node_id] = self._capped(node_id, msg)
             rnd.deltas[node_id] = delta
         rnd.pending.discard(node_id)
+        return True
+
+    def check_masked(self, msg: Update, secagg: SecAgg) -> str:
+        """Why a secure-aggregation answer cannot be summed ("" when it can)."""
+        if not isinstance(msg.delta, Masked):
+            return "not_masked"
+        if msg.delta.bits != secagg.mask_bits:
+            return "wrong_mask_bits"
+        if msg.delta.shape != self.head_shape:
+            return "wrong_shape"
+        if msg.n_samples == 0:
+            return "no_samples"
+        return ""
+
+    def _on_reveal(self, node_id: str, msg: Reveal) -> bool:
+        """A survivor's round seeds for the peers the open round's UNMASK named: kept once,
+        and only when they are exactly the ones asked for."""
+        rnd = self.open
+        if rnd is None or rnd.unmask is None or msg.round_id != rnd.wire:
+            self._drop("stray_reveal")
+            return False
+        if node_id not in rnd.masked or node_id in rnd.reveals:
+            self._drop("unexpected_reveal")
+            return False
+        if sorted(peer for peer, _ in msg.seeds) != sorted(rnd.unmask.dropped):
+            self._reject(node_id, "reveal_mismatch")
+            return False
+        rnd.reveals[node_id] = msg
         return True
 
     def _invalid(self, node_id: str, reason: str, *, authenticated: bool) -> bool:
@@ -177,6 +238,8 @@ class Intake:
     def check(self, msg: Update) -> tuple[F32 | None, str]:
         """The update's dequantized delta, or None and why it cannot be averaged in. Codes
         times a huge (finite) scale can overflow to Inf, hence the check after dequantizing."""
+        if isinstance(msg.delta, Masked):
+            return None, "unexpected_mask"
         if msg.delta.shape != self.head_shape:
             return None, "wrong_shape"
         if msg.n_samples == 0:

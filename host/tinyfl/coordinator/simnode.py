@@ -30,7 +30,7 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,11 +42,25 @@ from tinyfl.coordinator.registry import uplink_flag
 from tinyfl.coordinator.task import Task, load_task
 from tinyfl.errors import TinyFLError, UsageError, WireError
 from tinyfl.model.head import train_local
-from tinyfl.quant import quantize
+from tinyfl.quant import quantize, quantize_with_scale
 from tinyfl.rng import round_rng
+from tinyfl.strategy.secagg import add_masks, round_seed
 from tinyfl.transport.address import public_url
 from tinyfl.transport.mqtt import MqttTransport, Transport, Will
-from tinyfl.wire import Board, Global, Hello, Keyring, Tensor, Topics, Update, encode, open_frame
+from tinyfl.wire import (
+    Board,
+    Global,
+    Hello,
+    Keyring,
+    Masked,
+    Reveal,
+    Tensor,
+    Topics,
+    Unmask,
+    Update,
+    encode,
+    open_frame,
+)
 
 __all__ = ["SimNode", "SimNodeStats", "make_node_id", "partition", "start_fleet"]
 
@@ -103,6 +117,7 @@ class SimNode:
         on_global: Callable[[int], None] | None = None,
         frame_key: bytes | None = None,
         fleet_key: bytes | None = None,
+        peer_seeds: Mapping[str, bytes] | None = None,
         tamper: Callable[[F32], F32] | None = None,
     ) -> None:
         if (frame_key is None) != (fleet_key is None):
@@ -110,6 +125,10 @@ class SimNode:
         self.node_id = node_id
         self.frame_key = frame_key
         self.fleet_key = fleet_key
+        self.peer_seeds = dict(peer_seeds or {})  # s_uv per peer v, for secure aggregation
+        # the last secure-aggregation round served: (round id, selected ids, threshold), until
+        # its UNMASK was answered (once)
+        self._masked_round: tuple[int, frozenset[str], int] | None = None
         self.x = np.asarray(x, dtype=np.float32)
         self.y = np.asarray(y, dtype=np.uint8)
         self.model_hash = model_hash
@@ -243,6 +262,8 @@ class SimNode:
         except WireError as exc:
             self.stats.ignored[exc.reason] += 1
             return None
+        if isinstance(msg, Unmask):
+            return self._reveal(msg)
         if not isinstance(msg, Global):
             self.stats.ignored["bad_type"] += 1
             return None
@@ -271,7 +292,14 @@ class SimNode:
             rng=rng,
         )
         sent = result.delta if self.tamper is None else self.tamper(result.delta)
-        if msg.uplink_bits == 32:
+        delta: Tensor | Masked
+        if msg.secagg is not None:
+            codes = quantize_with_scale(sent, msg.uplink_bits, msg.secagg.scale, rng)
+            values = add_masks(codes, self.node_id, self.peer_seeds, msg.selected, msg.round_id,
+                               msg.secagg.mask_bits)
+            delta = Masked(msg.secagg.mask_bits, values)
+            self._masked_round = (msg.round_id, frozenset(msg.selected), msg.secagg.threshold)
+        elif msg.uplink_bits == 32:
             delta = Tensor.float32(sent)
         else:
             codes, scales = quantize(sent, msg.uplink_bits, msg.uplink_scale_mode, rng)
@@ -291,6 +319,26 @@ class SimNode:
         self._last_update = (msg.round_id, frame)
         return frame
 
+    def _reveal(self, msg: Unmask) -> bytes | None:
+        """The firmware's answer to UNMASK: the round seeds shared with the dropped peers, once
+        per round, only for its own masked round, and only when at least `threshold` nodes
+        survived and the named peers were selected (docs/PRIVACY.md)."""
+        served = self._masked_round
+        if served is None or served[0] != msg.round_id:
+            self.stats.ignored["unmask_other_round"] += 1
+            return None
+        _, selected, threshold = served
+        dropped = set(msg.dropped)
+        if (msg.n_survivors < threshold or msg.n_survivors + len(dropped) != len(selected)
+                or len(dropped) != len(msg.dropped) or not dropped <= selected - {self.node_id}):
+            self.stats.ignored["unmask_refused"] += 1
+            return None
+        self._masked_round = None  # one answer per round
+        seeds = tuple((peer, round_seed(self.peer_seeds[peer], msg.round_id))
+                      for peer in msg.dropped)
+        return encode(Reveal(msg.round_id, seeds), key=self.frame_key,
+                      topic=self.topics.update(self.node_id))
+
     def _refusal(self, msg: Global) -> str | None:
         if msg.round_id <= self.last_round:
             return "stale_round"
@@ -309,6 +357,9 @@ class SimNode:
             return "no_data"
         if not self.uplink_bits & uplink_flag(msg.uplink_bits):
             return "unsupported"
+        if msg.secagg is not None and not set(msg.selected) - {self.node_id} <= set(
+                self.peer_seeds):
+            return "no_seed"  # it cannot mask against a peer it shares no seed with
         return None
 
 
@@ -351,6 +402,7 @@ async def start_fleet(
     first_index: int = 0,
     concurrency: int = 50,
     keys: Keyring | None = None,
+    pair_seeds: Callable[[str], Mapping[str, bytes]] | None = None,
     **node_options: object,
 ) -> list[SimNode]:
     """Starts `n_nodes` simulated nodes on the task's training data (ids sim-0000, ...),
@@ -370,6 +422,7 @@ async def start_fleet(
             transport=make_transport(),
             frame_key=None if keys is None else keys.key_of(make_node_id(first_index + i)),
             fleet_key=None if keys is None else keys.fleet_key,
+            peer_seeds=None if pair_seeds is None else pair_seeds(make_node_id(first_index + i)),
             **node_options,  # type: ignore[arg-type]
         )
         for i, (px, py) in enumerate(parts)

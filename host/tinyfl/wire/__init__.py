@@ -13,6 +13,7 @@ against the golden vectors in testvectors/.
 
 from tinyfl.errors import WireError
 from tinyfl.wire.blob import BlobKind, DataBlob
+from tinyfl.wire.fields import is_valid_node_id
 from tinyfl.wire.frames import (
     AUTH_CRC,
     AUTH_TAG,
@@ -34,14 +35,13 @@ from tinyfl.wire.frames import (
     encode_global,
     encode_hello,
     encode_update,
-    fields_text,
     frame_auth,
     frame_tag,
-    is_valid_node_id,
     open_frame,
     verify_frame,
 )
 from tinyfl.wire.keyring import Keyring
+from tinyfl.wire.masked import Masked, Reveal, SecAgg, Unmask, pack_bits, unpack_bits
 from tinyfl.wire.node_config import encode_node_config
 from tinyfl.wire.tensor import (
     FLOAT_BITS,
@@ -52,6 +52,7 @@ from tinyfl.wire.tensor import (
     qmax,
     unpack_codes,
 )
+from tinyfl.wire.text import fields_text
 from tinyfl.wire.topics import Topics, check_node_id, check_prefix, default_prefix
 
 __all__ = [
@@ -73,9 +74,13 @@ __all__ = [
     "Global",
     "Hello",
     "Keyring",
+    "Masked",
     "Message",
+    "Reveal",
+    "SecAgg",
     "Tensor",
     "Topics",
+    "Unmask",
     "Update",
     "WireError",
     "check_node_id",
@@ -93,8 +98,10 @@ __all__ = [
     "half_scales",
     "is_valid_node_id",
     "open_frame",
+    "pack_bits",
     "pack_codes",
     "qmax",
+    "unpack_bits",
     "unpack_codes",
     "verify_frame",
 ]
