@@ -45,6 +45,7 @@ COMPONENT_OF_OBJECT = {
     "sha256.o": "crypto",
     "hmac.o": "crypto",
     "hkdf.o": "crypto",
+    "secagg.o": "crypto",
     "backbone.o": "backbone",
     "backbone_kernels.o": "backbone",
     "samples.o": "backbone",

@@ -14,6 +14,7 @@ the vectors are a second implementation. For each valid vector it writes:
                            the inputs; the C++ test prints the same text from its own decoder
   frames/NAME.auth.txt     for a tagged frame: the topic and the (test) key it is signed with
   half.bin                 float32 -> binary16 conversions (u32 float bits, u16 half bits pairs)
+  secagg/masks.txt         secure-aggregation round seeds and masks (docs/WIRE.md), one case a line
   frames/invalid/NAME.bin + NAME.reason   a frame each decoder must reject, and the status name
   blobs/NAME.bin + NAME.fields.txt, blobs/invalid/NAME.bin + NAME.reason   the same for data blobs
 
@@ -628,6 +629,36 @@ def auth_invalid_frames() -> dict[str, tuple[bytes, str, str]]:
     }
 
 
+def mask_cases() -> bytes:
+    """Lines `pair_seed round_id bits n round_seed v0,v1,...`: what a pair's mask is, computed
+    here from the spec with hmac (HKDF-Expand written out), for every width of value and a
+    mask long enough to cross into a second 8160-byte chunk."""
+
+    def expand(prk: bytes, info: bytes, length: int) -> bytes:
+        out, block, i = b"", b"", 1
+        while len(out) < length:
+            block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
+            out, i = out + block, i + 1
+        return out[:length]
+
+    lines = []
+    for k, (bits, n) in enumerate([(9, 15), (16, 390), (17, 7), (24, 100), (32, 2100), (15, 2)]):
+        seed = hashlib.sha256(b"tinyfl pair seed %d" % k).digest()
+        round_id = 0x01020304 * (k + 1) & 0xFFFFFFFF
+        r = expand(seed, b"tinyfl round" + struct.pack("<I", round_id), 32)
+        width = (bits + 7) // 8
+        stream = b""
+        chunk = 0
+        while len(stream) < n * width:
+            stream += expand(r, b"tinyfl mask" + struct.pack("<H", chunk), 8160)
+            chunk += 1
+        values = [int.from_bytes(stream[i * width:(i + 1) * width], "little") % (1 << bits)
+                  for i in range(n)]
+        lines.append(f"{seed.hex()} {round_id} {bits} {n} {r.hex()} "
+                     + ",".join(str(v) for v in values))
+    return ("\n".join(lines) + "\n").encode()
+
+
 def half_cases() -> bytes:
     """(float32 bits u32, binary16 bits u16) pairs: the conversion both sides must agree on."""
     values = [0.0, -0.0, 1.0, -1.0, 65504.0, 65519.0, 65520.0, 1.0e9, -1.0e9, 3.4e38,
@@ -755,6 +786,7 @@ def build() -> dict[Path, bytes]:
         files[OUT / "frames" / "auth_invalid" / f"{name}.reason"] = (reason + "\n").encode()
         files[OUT / "frames" / "auth_invalid" / f"{name}.auth.txt"] = auth_text(topic, TEST_KEY)
     files[OUT / "half.bin"] = half_cases()
+    files[OUT / "secagg" / "masks.txt"] = mask_cases()
     for name, (data, reason) in invalid_frames().items():
         try:
             decode(data)

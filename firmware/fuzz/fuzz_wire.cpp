@@ -40,6 +40,8 @@ float scales[65536];
 int8_t codes[kMaxValues];
 float values[kMaxValues];
 IdRef ids[65536];
+uint32_t masked_values[kMaxValues];
+uint8_t seeds[65536][kRoundSeedLen];
 const uint8_t kFuzzKey[kFrameKeyLen] = {0x66, 0x75, 0x7a, 0x7a};
 const char kFuzzTopic[] = "tinyfl/fuzz/nodes/n/update";
 const FrameAuth kAuth{kFuzzKey, kFuzzTopic, sizeof kFuzzTopic - 1};
@@ -89,9 +91,14 @@ void fuzz_frame(const uint8_t* data, size_t size) {
   HelloView hv;
   GlobalView gv;
   UpdateView uv;
+  UnmaskView mv;
+  RevealView rv;
+  const bool masked = (hdr.flags & kFlagMasked) != 0;
   const bool typed_ok = hdr.type == 1   ? decode_hello_frame(data, size, auth, &hv) == Status::Ok
                         : hdr.type == 2 ? decode_global_frame(data, size, auth, &gv) == Status::Ok
-                                        : decode_update_frame(data, size, auth, &uv) == Status::Ok;
+                        : hdr.type == 3 ? decode_update_frame(data, size, auth, &uv) == Status::Ok
+                        : hdr.type == 4 ? decode_unmask_frame(data, size, auth, &mv) == Status::Ok
+                                        : decode_reveal_frame(data, size, auth, &rv) == Status::Ok;
   if (size > kMaxOut) return;
   size_t len = 0;
   switch (static_cast<FrameType>(hdr.type)) {
@@ -117,7 +124,7 @@ void fuzz_frame(const uint8_t* data, size_t size) {
     }
     case FrameType::Global: {
       GlobalView v;
-      require((decode_global(body, hdr.body_len, &v) == Status::Ok) == typed_ok);
+      require((decode_global(body, hdr.body_len, &v, masked) == Status::Ok) == typed_ok);
       if (!typed_ok) return;
       GlobalFields f{};
       f.round_id = v.round_id;
@@ -139,13 +146,17 @@ void fuzz_frame(const uint8_t* data, size_t size) {
       }
       f.selected = ids;
       if (!copy_tensor(v.head, &f.head)) return;
+      f.masked = v.masked;
+      f.mask_bits = v.mask_bits;
+      f.threshold = v.threshold;
+      f.secagg_scale = v.secagg_scale;
       f.auth = auth;
       check_same(encode_global(f, out_buf, sizeof out_buf, &len), len, encoded_size_global(f), data, size);
       break;
     }
     case FrameType::Update: {
       UpdateView v;
-      require((decode_update(body, hdr.body_len, &v) == Status::Ok) == typed_ok);
+      require((decode_update(body, hdr.body_len, &v, masked) == Status::Ok) == typed_ok);
       if (!typed_ok) return;
       UpdateFields f{};
       f.round_id = v.round_id;
@@ -153,9 +164,47 @@ void fuzz_frame(const uint8_t* data, size_t size) {
       f.loss = v.loss;
       f.accuracy = v.accuracy;
       f.update_norm = v.update_norm;
-      if (!copy_tensor(v.delta, &f.delta)) return;
+      f.masked = v.masked;
+      if (v.masked) {
+        const MaskedView& m = v.masked_delta;
+        if (m.size() > kMaxValues) return;
+        for (size_t i = 0; i < m.size(); ++i) {
+          masked_values[i] = m.value(i);
+          require(m.bits == 32 || masked_values[i] < (1u << m.bits));
+        }
+        f.masked_delta = MaskedFields{m.bits, m.rows, m.cols, masked_values};
+      } else if (!copy_tensor(v.delta, &f.delta)) {
+        return;
+      }
       f.auth = auth;
       check_same(encode_update(f, out_buf, sizeof out_buf, &len), len, encoded_size_update(f), data, size);
+      break;
+    }
+    case FrameType::Unmask: {
+      UnmaskView v;
+      require((decode_unmask(body, hdr.body_len, &v) == Status::Ok) == typed_ok);
+      if (!typed_ok) return;
+      for (uint16_t i = 0; i < v.n_dropped; ++i) {
+        ids[i] = v.dropped_id(i);
+        require(valid_node_id(ids[i].id, ids[i].len));
+      }
+      const UnmaskFields f{v.round_id, v.n_survivors, v.n_dropped, ids, auth};
+      size_t size_only = 0;
+      (void)encode_unmask(f, nullptr, 0, &size_only);
+      check_same(encode_unmask(f, out_buf, sizeof out_buf, &len), len, size_only, data, size);
+      break;
+    }
+    case FrameType::Reveal: {
+      RevealView v;
+      require((decode_reveal(body, hdr.body_len, &v) == Status::Ok) == typed_ok);
+      if (!typed_ok) return;
+      for (uint16_t i = 0; i < v.n; ++i) {
+        ids[i] = v.peer(i);
+        require(valid_node_id(ids[i].id, ids[i].len));
+        memcpy(seeds[i], v.seed(i), kRoundSeedLen);
+      }
+      const RevealFields f{v.round_id, v.n, ids, seeds, auth};
+      check_same(encode_reveal(f, out_buf, sizeof out_buf, &len), len, encoded_size_reveal(f), data, size);
       break;
     }
   }

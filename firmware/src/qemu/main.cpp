@@ -27,7 +27,7 @@ tinyfl::Node node(port, sample_cache);
 
 int main() {
   port.begin();
-  tinyfl::NodeConfigRecord record;
+  static tinyfl::NodeConfigRecord record;  // 2 KB of peer seeds: not on the stack
   tinyfl::Status s = tinyfl::parse_node_config(
       reinterpret_cast<const uint8_t*>(port_qemu::kNodeConfigAddress), port_qemu::kNodeConfigMaxBytes, &record);
   if (s != tinyfl::Status::Ok) halt("node config record at 0x21F00000", s);
@@ -57,6 +57,10 @@ int main() {
   config.password = record.password[0] != 0 ? record.password : nullptr;
   config.frame_key = record.has_keys ? record.frame_key : nullptr;
   config.fleet_key = record.has_keys ? record.fleet_key : nullptr;
+  static tinyfl::PeerSeed peers[tinyfl::kMaxPeers];  // secure-aggregation seeds, from the record
+  for (uint16_t i = 0; i < record.n_peers; ++i) peers[i] = tinyfl::PeerSeed{record.peer_ids[i], record.peer_seeds[i]};
+  config.peers = peers;
+  config.n_peers = record.n_peers;
   config.board = tinyfl::Board::QemuCortexM4;
   blob.copy_model_hash(config.model_hash);
   s = node.begin(config);

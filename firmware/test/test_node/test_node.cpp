@@ -5,6 +5,7 @@
 #include "tinyfl/crc32.h"
 #include "tinyfl/mqtt.h"
 #include "tinyfl/node.h"
+#include "tinyfl/secagg.h"
 #include "tinyfl/wire.h"
 
 using namespace tinyfl;
@@ -403,6 +404,126 @@ TINYFL_TEST(a_keyed_node_signs_its_frames_and_serves_only_signed_globals) {
   const char* other = "tinyfl/t/nodes/n2/update";
   const FrameAuth other_auth{kFrameKey, other, strlen(other)};
   CHECK(decode_update_frame(up->payload, up->payload_len, &other_auth, &u) == Status::BadTag);
+}
+
+namespace {
+
+const uint8_t kSeedP2[32] = {0x22};
+const uint8_t kSeedP3[32] = {0x33};
+const PeerSeed kPeers[] = {{"p2", kSeedP2}, {"p3", kSeedP3}};
+
+// A node that shares secure-aggregation seeds with p2 and p3.
+struct SecAggFixture : Fixture {
+  SecAggFixture() {
+    NodeConfig cfg{};
+    cfg.node_id = "n1";
+    cfg.topic_prefix = "tinyfl/t";
+    memcpy(cfg.model_hash, kHash, 8);
+    cfg.peers = kPeers;
+    cfg.n_peers = 2;
+    ok = ok && node.begin(cfg) == Status::Ok;
+  }
+
+  size_t masked_global(uint32_t round, uint16_t n_selected, const IdRef* selected) {
+    GlobalFields g{};
+    g.round_id = round;
+    memcpy(g.model_hash, kHash, 8);
+    g.embed_dim = kD;
+    g.n_classes = kK;
+    g.epochs = 2;
+    g.batch_size = 4;
+    g.lr = 0.1f;
+    g.clip_norm = 1.0f;
+    g.uplink_bits = 8;
+    g.seed = 9;
+    g.n_selected = n_selected;
+    g.selected = selected;
+    g.head.bits = 32;
+    g.head.rows = kK;
+    g.head.cols = kD + 1;
+    g.head.values = head;
+    g.masked = true;
+    g.mask_bits = 17;
+    g.threshold = 2;
+    g.secagg_scale = 1.0f / 127.0f;
+    size_t len = 0;
+    return encode_global(g, frame, sizeof frame, &len) == Status::Ok ? len : 0;
+  }
+
+  size_t unmask(uint32_t round, uint16_t survivors, const char* dropped) {
+    const IdRef ids[1] = {{dropped, static_cast<uint8_t>(strlen(dropped))}};
+    const UnmaskFields u{round, survivors, 1, ids, nullptr};
+    size_t len = 0;
+    return encode_unmask(u, frame, sizeof frame, &len) == Status::Ok ? len : 0;
+  }
+};
+
+}  // namespace
+
+TINYFL_TEST(a_masked_round_sends_codes_plus_masks_and_reveals_only_what_is_asked) {
+  static SecAggFixture f;
+  CHECK(f.ok);
+  f.connect();
+  const IdRef selected[3] = {{"n1", 2}, {"p2", 2}, {"p3", 2}};
+  f.port.out_len = 0;
+  f.send_global(f.masked_global(5, 3, selected));
+  CHECK_EQ(f.node.counters().rounds_served, 1);
+  Sent sent[8];
+  int n = parse_sent(f.port.out, f.port.out_len, sent, 8);
+  const Sent* up = find_publish(sent, n, "tinyfl/t/nodes/n1/update");
+  CHECK(up != nullptr);
+  if (up == nullptr) return;
+  UpdateView u{};
+  CHECK(decode_update_frame(up->payload, up->payload_len, nullptr, &u) == Status::Ok);
+  CHECK(u.masked && u.masked_delta.bits == 17 && u.masked_delta.size() == kK * (kD + 1u));
+  // strip the masks (n1 < p2 and n1 < p3: both were added): what is left are 8-bit codes
+  static uint32_t values[kK * (kD + 1)];
+  for (size_t i = 0; i < u.masked_delta.size(); ++i) values[i] = u.masked_delta.value(i);
+  uint8_t r2[kRoundSeedLen], r3[kRoundSeedLen];
+  CHECK(secagg_round_seed(kSeedP2, 5, r2) == Status::Ok && secagg_round_seed(kSeedP3, 5, r3) == Status::Ok);
+  CHECK(secagg_apply_mask(r2, values, u.masked_delta.size(), 17, false) == Status::Ok);
+  CHECK(secagg_apply_mask(r3, values, u.masked_delta.size(), 17, false) == Status::Ok);
+  bool codes = true, some = false;
+  for (size_t i = 0; i < u.masked_delta.size(); ++i) {
+    const int32_t c = values[i] >= (1u << 16) ? static_cast<int32_t>(values[i]) - (1 << 17) : static_cast<int32_t>(values[i]);
+    codes = codes && c >= -127 && c <= 127;
+    some = some || c != 0;
+  }
+  CHECK(codes && some);
+
+  // too few survivors for the threshold (2): nothing revealed
+  f.port.out_len = 0;
+  f.send_global(f.unmask(5, 1, "p3"));
+  CHECK(strstr(f.port.last_log, "unmask refused") != nullptr);
+  // a peer that was not selected, or the wrong count: refused
+  f.send_global(f.unmask(5, 2, "p9"));
+  CHECK(strstr(f.port.last_log, "unmask refused: bad_value") != nullptr);
+  CHECK_EQ(f.node.counters().masks_revealed, 0);
+  // the real request: r_{n1,p3} of round 5, signed as its UPDATEs are (here: a CRC fleet)
+  f.port.out_len = 0;
+  f.send_global(f.unmask(5, 2, "p3"));
+  CHECK_EQ(f.node.counters().masks_revealed, 1);
+  n = parse_sent(f.port.out, f.port.out_len, sent, 8);
+  const Sent* rev = find_publish(sent, n, "tinyfl/t/nodes/n1/update");
+  CHECK(rev != nullptr);
+  if (rev == nullptr) return;
+  RevealView r{};
+  CHECK(decode_reveal_frame(rev->payload, rev->payload_len, nullptr, &r) == Status::Ok);
+  CHECK(r.round_id == 5 && r.n == 1 && r.peer(0).len == 2 && memcmp(r.peer(0).id, "p3", 2) == 0);
+  CHECK(memcmp(r.seed(0), r3, kRoundSeedLen) == 0);
+  // once per round: a second request gets nothing
+  f.send_global(f.unmask(5, 2, "p3"));
+  CHECK_EQ(f.node.counters().masks_revealed, 1);
+  CHECK(strstr(f.port.last_log, "stale_round") != nullptr);
+}
+
+TINYFL_TEST(a_masked_round_with_a_peer_it_has_no_seed_for_is_refused) {
+  static SecAggFixture f;
+  f.connect();
+  const IdRef selected[3] = {{"n1", 2}, {"p2", 2}, {"zz", 2}};
+  f.send_global(f.masked_global(6, 3, selected));
+  CHECK_EQ(f.node.counters().rounds_served, 0);
+  CHECK(strstr(f.port.last_log, "no_key") != nullptr);
 }
 
 TINYFL_TEST(begin_rejects_bad_config) {

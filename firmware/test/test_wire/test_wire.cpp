@@ -149,6 +149,35 @@ void global_text(Text& t, const GlobalView& v) {
   }
   t.add("\n");
   tensor_text(t, "head", v.head);
+  if (v.masked) {
+    t.add("secagg.mask_bits=%u\nsecagg.threshold=%u\nsecagg.scale=", v.mask_bits, v.threshold);
+    t.f32(v.secagg_scale);
+    t.add("\n");
+  }
+}
+
+void unmask_text(Text& t, const UnmaskView& v) {
+  t.add("type=unmask\nround_id=%u\nn_survivors=%u\nn_dropped=%u\ndropped=", v.round_id, v.n_survivors,
+        v.n_dropped);
+  for (uint16_t i = 0; i < v.n_dropped; ++i) {
+    const IdRef id = v.dropped_id(i);
+    t.add(i ? ",%.*s" : "%.*s", id.len, id.id);
+  }
+  t.add("\n");
+}
+
+void reveal_text(Text& t, const RevealView& v) {
+  t.add("type=reveal\nround_id=%u\nn=%u\npeers=", v.round_id, v.n);
+  for (uint16_t i = 0; i < v.n; ++i) {
+    const IdRef id = v.peer(i);
+    t.add(i ? ",%.*s" : "%.*s", id.len, id.id);
+  }
+  t.add("\nseeds=");
+  for (uint16_t i = 0; i < v.n; ++i) {
+    if (i) t.add(",");
+    t.hex(v.seed(i), kRoundSeedLen);
+  }
+  t.add("\n");
 }
 
 void update_text(Text& t, const UpdateView& v) {
@@ -159,7 +188,14 @@ void update_text(Text& t, const UpdateView& v) {
   t.add("\nupdate_norm=");
   t.f32(v.update_norm);
   t.add("\n");
-  tensor_text(t, "delta", v.delta);
+  if (!v.masked) {
+    tensor_text(t, "delta", v.delta);
+    return;
+  }
+  const MaskedView& m = v.masked_delta;
+  t.add("delta.masked_bits=%u\ndelta.rows=%u\ndelta.cols=%u\ndelta.masked=", m.bits, m.rows, m.cols);
+  for (size_t i = 0; i < m.size(); ++i) t.add(i ? ",%u" : "%u", m.value(i));
+  t.add("\n");
 }
 
 // ---- decode any frame, re-encode it ---------------------------------------------------------
@@ -169,6 +205,8 @@ struct Decoded {
   HelloView hello;
   GlobalView global;
   UpdateView update;
+  UnmaskView unmask;
+  RevealView reveal;
 };
 
 // What a receiver holding `auth` (null: no keys) does with any frame.
@@ -178,10 +216,13 @@ Status decode_any(const uint8_t* buf, size_t len, const FrameAuth* auth, Decoded
   if (s != Status::Ok) return s;
   s = verify_frame(buf, d->hdr, auth);
   if (s != Status::Ok) return s;
+  const bool masked = (d->hdr.flags & kFlagMasked) != 0;
   switch (static_cast<FrameType>(d->hdr.type)) {
     case FrameType::Hello: return decode_hello(body, d->hdr.body_len, &d->hello);
-    case FrameType::Global: return decode_global(body, d->hdr.body_len, &d->global);
-    case FrameType::Update: return decode_update(body, d->hdr.body_len, &d->update);
+    case FrameType::Global: return decode_global(body, d->hdr.body_len, &d->global, masked);
+    case FrameType::Update: return decode_update(body, d->hdr.body_len, &d->update, masked);
+    case FrameType::Unmask: return decode_unmask(body, d->hdr.body_len, &d->unmask);
+    case FrameType::Reveal: return decode_reveal(body, d->hdr.body_len, &d->reveal);
   }
   return Status::BadType;
 }
@@ -216,6 +257,8 @@ Status reencode(const Decoded& d, const FrameAuth* auth, uint8_t* out, size_t ca
                 size_t* size_only) {
   static TensorCopy tc;
   static IdRef ids[64];
+  static uint32_t masked[kMaxValues];
+  static uint8_t seeds[64][kRoundSeedLen];
   switch (static_cast<FrameType>(d.hdr.type)) {
     case FrameType::Hello: {
       const HelloView& v = d.hello;
@@ -255,6 +298,10 @@ Status reencode(const Decoded& d, const FrameAuth* auth, uint8_t* out, size_t ca
       f.n_selected = v.n_selected;
       f.selected = ids;
       if (!to_fields(v.head, &tc, &f.head)) return Status::TooLarge;
+      f.masked = v.masked;
+      f.mask_bits = v.mask_bits;
+      f.threshold = v.threshold;
+      f.secagg_scale = v.secagg_scale;
       f.auth = auth;
       *size_only = encoded_size_global(f);
       return encode_global(f, out, cap, len);
@@ -267,10 +314,37 @@ Status reencode(const Decoded& d, const FrameAuth* auth, uint8_t* out, size_t ca
       f.loss = v.loss;
       f.accuracy = v.accuracy;
       f.update_norm = v.update_norm;
-      if (!to_fields(v.delta, &tc, &f.delta)) return Status::TooLarge;
+      f.masked = v.masked;
+      if (v.masked) {
+        const MaskedView& m = v.masked_delta;
+        if (m.size() > kMaxValues) return Status::TooLarge;
+        for (size_t i = 0; i < m.size(); ++i) masked[i] = m.value(i);
+        f.masked_delta = MaskedFields{m.bits, m.rows, m.cols, masked};
+      } else if (!to_fields(v.delta, &tc, &f.delta)) {
+        return Status::TooLarge;
+      }
       f.auth = auth;
       *size_only = encoded_size_update(f);
       return encode_update(f, out, cap, len);
+    }
+    case FrameType::Unmask: {
+      const UnmaskView& v = d.unmask;
+      if (v.n_dropped > 64) return Status::TooLarge;
+      for (uint16_t i = 0; i < v.n_dropped; ++i) ids[i] = v.dropped_id(i);
+      const UnmaskFields f{v.round_id, v.n_survivors, v.n_dropped, ids, auth};
+      (void)encode_unmask(f, nullptr, 0, size_only);
+      return encode_unmask(f, out, cap, len);
+    }
+    case FrameType::Reveal: {
+      const RevealView& v = d.reveal;
+      if (v.n > 64) return Status::TooLarge;
+      for (uint16_t i = 0; i < v.n; ++i) {
+        ids[i] = v.peer(i);
+        memcpy(seeds[i], v.seed(i), kRoundSeedLen);
+      }
+      const RevealFields f{v.round_id, v.n, ids, seeds, auth};
+      *size_only = encoded_size_reveal(f);
+      return encode_reveal(f, out, cap, len);
     }
   }
   return Status::BadType;
@@ -329,6 +403,8 @@ TINYFL_TEST(golden_frames_decode_reencode) {
     if (d.hdr.type == 1) hello_text(g_text, d.hello);
     if (d.hdr.type == 2) global_text(g_text, d.global);
     if (d.hdr.type == 3) update_text(g_text, d.update);
+    if (d.hdr.type == 4) unmask_text(g_text, d.unmask);
+    if (d.hdr.type == 5) reveal_text(g_text, d.reveal);
     const long fn = load("frames", stem, ".fields.txt", g_expect, sizeof g_expect);
     check_text(files.names[i], g_text, g_expect, fn);
 

@@ -6,6 +6,8 @@
 #include "tinyfl/logline.h"
 #include "tinyfl/quant.h"
 #include "tinyfl/rng.h"
+#include "tinyfl/secagg.h"
+#include "tinyfl/sha256.h"
 #include "tinyfl/wire.h"
 
 namespace tinyfl {
@@ -53,6 +55,12 @@ bool topic_equals(const char* topic, const char* t, uint16_t len) {
   return strlen(topic) == len && memcmp(topic, t, len) == 0;
 }
 
+// Node ids compare as bytes (a prefix first), as the host's bytes comparison does.
+bool id_less(const char* a, size_t a_len, const char* b, size_t b_len) {
+  const int c = memcmp(a, b, a_len < b_len ? a_len : b_len);
+  return c < 0 || (c == 0 && a_len < b_len);
+}
+
 }  // namespace
 
 Node::Node(Port& port, EmbeddingCache& cache)
@@ -65,6 +73,9 @@ Status Node::begin(const NodeConfig& config) {
     return Status::BadValue;
   if (cache_.dim() == 0) return Status::NoData;
   if ((config.frame_key == nullptr) != (config.fleet_key == nullptr)) return Status::BadValue;
+  if (config.n_peers > kMaxPeers || (config.n_peers != 0 && config.peers == nullptr)) return Status::BadValue;
+  for (uint16_t i = 0; i < config.n_peers; ++i)
+    if (config.peers[i].id == nullptr || config.peers[i].seed == nullptr) return Status::BadValue;
   config_ = config;
   if (config_.keep_alive_s == 0) config_.keep_alive_s = kDefaultKeepAliveS;
   const char* p = config.topic_prefix;
@@ -89,7 +100,7 @@ Status Node::begin(const NodeConfig& config) {
   if (!join(client_id_, sizeof client_id_, "tinyfl-", id, "")) return Status::TooLarge;
   LogLine line;
   line.str("node ").str(id).str(" ready: ").u32(cache_.size()).str(" samples, d=").u32(cache_.dim())
-      .str(" k=").u32(cache_.n_classes()).str(keyed_ ? ", frames signed" : ", frames unsigned (no keys)");
+      .str(" k=").u32(cache_.n_classes()).str(keyed_ ? ", signed" : "");
   port_.log(line.c_str());
   return Status::Ok;
 }
@@ -202,6 +213,11 @@ void Node::describe_update(UpdateFields* u) const {
   u->accuracy = result_.accuracy;
   u->auth = keyed_ ? &update_auth_ : nullptr;
   u->update_norm = result_.update_norm;
+  if (update_mask_bits_ != 0) {
+    u->masked = true;
+    u->masked_delta = MaskedFields{update_mask_bits_, k, static_cast<uint16_t>(cache_.dim() + 1u), masked_};
+    return;
+  }
   u->delta.bits = update_bits_;
   u->delta.scale_mode = update_scale_mode_;
   u->delta.rows = k;
@@ -270,6 +286,11 @@ void Node::handle_event(const mqtt::Event& ev) {
 }
 
 void Node::handle_global(const uint8_t* payload, size_t len) {
+  if (len > 3 && payload[3] == static_cast<uint8_t>(FrameType::Unmask)) {
+    const Status s = handle_unmask(payload, len);
+    if (s != Status::Ok) log_status("unmask refused", s);
+    return;
+  }
   uint32_t round = 0;
   const Status s = serve_round(payload, len, &round);
   if (s == Status::Ok) return;
@@ -280,17 +301,15 @@ void Node::handle_global(const uint8_t* payload, size_t len) {
     if (round == update_round_ && update_round_ != 0 && !update_unacked_) {
       update_unacked_ = true;
       ++counters_.updates_resent;
-      LogLine line;
-      line.str("round ").u32(round).str(": sending its update again");
-      port_.log(line.c_str());
+      port_.log("round asked again: update sent again");
       publish_pending_update();
     }
     return;
   }
   ++counters_.globals_rejected;
+  // round 0: the frame was refused before its round id was read (e.g. bad_tag)
   LogLine line;
-  if (round != 0) line.str("round ").u32(round).str(" rejected: ").str(status_name(s));
-  else line.str("GLOBAL ignored: ").str(status_name(s));
+  line.str("GLOBAL of round ").u32(round).str(" ignored: ").str(status_name(s));
   port_.log(line.c_str());
 }
 
@@ -318,6 +337,15 @@ Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out
   }
 
   if ((uplink_bits_supported_ & uplink_flag(g.uplink_bits)) == 0) return Status::Unsupported;
+  if (g.masked) {  // a seed with every other selected node (it is selected), or no masking
+    if (g.uplink_bits == 32) return Status::Unsupported;
+    uint16_t found = 0;
+    for (uint16_t i = 0; i < g.n_selected; ++i) {
+      const IdRef id = g.selected_id(i);
+      if (peer_index(id.id, id.len) >= 0) ++found;
+    }
+    if (found + 1u != g.n_selected) return Status::NoKey;
+  }
   TrainConfig tc{};
   tc.epochs = g.epochs;
   tc.batch_size = g.batch_size;
@@ -327,7 +355,12 @@ Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out
   Rng rng = round_rng(g.seed, config_.node_id, g.round_id);
   s = trainer_.train_local(global_head_, head_, d, k, cache_, tc, rng, &result_);
   if (s != Status::Ok) return s;
-  if (g.uplink_bits != 32) {
+  update_mask_bits_ = 0;
+  if (g.masked) {
+    s = quantize_scaled(head_, n, g.uplink_bits, g.secagg_scale, rng, codes_);
+    if (s == Status::Ok) s = mask_update(g, static_cast<uint16_t>(n));
+    if (s != Status::Ok) return s;
+  } else if (g.uplink_bits != 32) {
     s = quantize(head_, k, static_cast<uint16_t>(d + 1u), g.uplink_bits, g.uplink_scale_mode, rng, codes_, scales_);
     if (s != Status::Ok) return s;
   }
@@ -346,6 +379,77 @@ Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out
       .u32(static_cast<uint32_t>(encoded_size_update(u))).str(" B up");
   port_.log(line.c_str());
   publish_pending_update();
+  return Status::Ok;
+}
+
+int Node::peer_index(const char* id, size_t len) const {
+  for (uint16_t i = 0; i < config_.n_peers; ++i)
+    if (strlen(config_.peers[i].id) == len && memcmp(config_.peers[i].id, id, len) == 0) return i;
+  return -1;
+}
+
+// masked_ = codes + sum of +-m_uv over the other selected nodes, modulo 2^b (docs/WIRE.md); the
+// round is remembered for its UNMASK.
+Status Node::mask_update(const GlobalView& g, uint16_t n) {
+  const uint32_t mask = g.mask_bits == 32 ? 0xFFFFFFFFu : (1u << g.mask_bits) - 1u;
+  for (uint16_t i = 0; i < n; ++i) masked_[i] = static_cast<uint32_t>(static_cast<int32_t>(codes_[i])) & mask;
+  const size_t self_len = strlen(config_.node_id);
+  memset(peer_selected_, 0, sizeof peer_selected_);
+  for (uint16_t i = 0; i < g.n_selected; ++i) {
+    const IdRef id = g.selected_id(i);
+    const int p = peer_index(id.id, id.len);
+    if (p < 0) continue;  // itself (every other selected id has a seed: checked before training)
+    peer_selected_[p] = true;
+    uint8_t seed[kRoundSeedLen];
+    Status s = secagg_round_seed(config_.peers[p].seed, g.round_id, seed);
+    if (s == Status::Ok)
+      s = secagg_apply_mask(seed, masked_, n, g.mask_bits, id_less(config_.node_id, self_len, id.id, id.len));
+    secure_wipe(seed, sizeof seed);
+    if (s != Status::Ok) return s;
+  }
+  update_mask_bits_ = g.mask_bits;
+  secagg_round_ = g.round_id;
+  secagg_selected_ = g.n_selected;
+  secagg_threshold_ = g.threshold;
+  return Status::Ok;
+}
+
+Status Node::handle_unmask(const uint8_t* payload, size_t len) {
+  UnmaskView u{};
+  Status s = decode_unmask_frame(payload, len, keyed_ ? &global_auth_ : nullptr, &u);
+  if (s != Status::Ok) return s;
+  // Only for the masked round it served, once, with enough survivors, for selected peers: a
+  // coordinator cannot learn a round seed any other way (docs/PRIVACY.md).
+  if (u.round_id != secagg_round_ || secagg_round_ == 0) return Status::StaleRound;
+  if (u.n_survivors < secagg_threshold_ || u.n_dropped > kMaxPeers ||
+      static_cast<uint32_t>(u.n_survivors) + u.n_dropped != secagg_selected_)
+    return Status::BadValue;
+  for (uint16_t i = 0; i < u.n_dropped; ++i) {  // (a peer named twice reveals nothing more)
+    const IdRef id = u.dropped_id(i);
+    const int p = peer_index(id.id, id.len);
+    if (p < 0 || !peer_selected_[p]) return Status::BadValue;
+    reveal_ids_[i] = id;
+  }
+  // The round seeds go into the global head's storage: the round is trained, it is free.
+  static_assert(sizeof(float) * kHeadValues >= kMaxPeers * kRoundSeedLen, "room for the round seeds");
+  uint8_t(*seeds)[kRoundSeedLen] = reinterpret_cast<uint8_t(*)[kRoundSeedLen]>(global_head_);
+  for (uint16_t i = 0; i < u.n_dropped && s == Status::Ok; ++i) {
+    const int p = peer_index(reveal_ids_[i].id, reveal_ids_[i].len);
+    s = secagg_round_seed(config_.peers[p].seed, u.round_id, seeds[i]);
+  }
+  if (s != Status::Ok) return s;
+  RevealFields f{u.round_id, u.n_dropped, reveal_ids_, seeds, keyed_ ? &update_auth_ : nullptr};
+  uint16_t pid = 0;
+  s = mqtt_.publish_in_place(topic_update_, encoded_size_reveal(f), 1, false, &pid, [&f](uint8_t* dst, size_t n) {
+    size_t written = 0;
+    const Status e = encode_reveal(f, dst, n, &written);
+    return e != Status::Ok ? e : (written == n ? Status::Ok : Status::BadLength);
+  });
+  secure_wipe(seeds, static_cast<size_t>(u.n_dropped) * kRoundSeedLen);
+  if (s != Status::Ok) return s;
+  secagg_round_ = 0;  // answered: never again for this round
+  ++counters_.masks_revealed;
+  port_.log("revealed the round's masks of its dropped nodes");
   return Status::Ok;
 }
 

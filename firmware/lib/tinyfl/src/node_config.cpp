@@ -16,6 +16,12 @@ bool id_char(uint8_t c) {
 
 enum class Field { Id, Text, Optional };
 
+// Two NUL-terminated strings are equal (a loop: the C library's strcmp costs 700 bytes of flash).
+bool same(const char* a, const char* b) {
+  while (*a != 0 && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+
 // Copies a length-prefixed string into a NUL-terminated field of `cap` bytes. Every field
 // refuses an embedded NUL (it would cut the string short unseen); an id takes only
 // [A-Za-z0-9_-]; only an Optional field may be empty.
@@ -60,11 +66,23 @@ Status parse_node_config(const uint8_t* buf, size_t cap, NodeConfigRecord* out) 
       memcpy(out->fleet_key, fleet_key, sizeof out->fleet_key);
     }
   }
+  out->n_peers = r.u16();
+  if (r.ok() && out->n_peers > kMaxPeers) return Status::TooLarge;
+  for (uint16_t i = 0; i < out->n_peers && r.ok(); ++i) {
+    read_str(r, out->peer_ids[i], sizeof out->peer_ids[i], Field::Id);
+    const uint8_t* seed = r.bytes(sizeof out->peer_seeds[i]);
+    if (seed != nullptr) memcpy(out->peer_seeds[i], seed, sizeof out->peer_seeds[i]);
+  }
   const size_t covered = r.position();
   const uint32_t crc = r.u32();
   if (!r.ok()) return r.status();
   if (crc != crc32(buf, covered)) return Status::BadCrc;
   if (out->password[0] != 0 && out->username[0] == 0) return Status::BadValue;  // MQTT-3.1.2-22
+  for (uint16_t i = 0; i < out->n_peers; ++i) {
+    if (same(out->peer_ids[i], out->node_id)) return Status::BadValue;
+    for (uint16_t j = 0; j < i; ++j)
+      if (same(out->peer_ids[i], out->peer_ids[j])) return Status::BadValue;
+  }
   return Status::Ok;
 }
 

@@ -69,6 +69,16 @@ Status quantize(const float* x, uint16_t rows, uint16_t cols, uint8_t bits, uint
   return quantize_with(x, rows, cols, bits, scale_mode, [&rng]() { return rng.uniform01(); }, codes, scales);
 }
 
+Status quantize_scaled(const float* x, size_t n, uint8_t bits, float scale, Rng& rng, int8_t* codes) {
+  const int8_t qmax = quant_qmax(bits);
+  if (qmax == 0 || !(scale > 0.0f) || !(scale <= FLT_MAX)) return Status::BadValue;
+  float unused;
+  if (!max_abs(x, n, &unused)) return Status::NonFinite;
+  const float qf = static_cast<float>(qmax);
+  for (size_t i = 0; i < n; ++i) codes[i] = round_code(x[i], scale, rng.uniform01(), qf);
+  return Status::Ok;
+}
+
 Status quantize_nearest(const float* x, uint16_t rows, uint16_t cols, uint8_t bits, uint8_t scale_mode,
                         int8_t* codes, float* scales) {
   return quantize_with(x, rows, cols, bits, scale_mode, []() { return 0.5f; }, codes, scales);

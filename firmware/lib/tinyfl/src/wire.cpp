@@ -24,6 +24,20 @@ float load_f16(const uint8_t* p) {
   return half_to_float(static_cast<uint16_t>(p[0] | (p[1] << 8)));
 }
 
+// Bits [pos, pos + n) of an LSB-first stream, n <= 32.
+uint32_t read_bits(const uint8_t* data, uint64_t pos, unsigned n) {
+  uint32_t v = 0;
+  for (unsigned k = 0; k < n;) {
+    const unsigned off = static_cast<unsigned>(pos & 7u);
+    const unsigned take = (8u - off) < (n - k) ? (8u - off) : (n - k);
+    const uint32_t chunk = (static_cast<uint32_t>(data[pos >> 3]) >> off) & ((1u << take) - 1u);
+    v |= chunk << k;
+    k += take;
+    pos += take;
+  }
+  return v;
+}
+
 bool valid_bits(uint8_t bits) { return bits == 8 || bits == 4 || bits == 2 || bits == 32; }
 
 // Values per byte for packed bits (8 -> 1, 4 -> 2, 2 -> 4).
@@ -109,8 +123,9 @@ Status finish(const Reader& r) {
 
 // --- encoding -------------------------------------------------------------------------------
 
-void write_header(Writer& w, FrameType type, const FrameAuth* auth) {
-  const uint8_t h[kFrameHeaderSize] = {'T', 'F', kWireVersion, static_cast<uint8_t>(type), 0,
+void write_header(Writer& w, FrameType type, const FrameAuth* auth, bool masked = false) {
+  const uint8_t h[kFrameHeaderSize] = {'T', 'F', kWireVersion, static_cast<uint8_t>(type),
+                                       masked ? kFlagMasked : uint8_t{0},
                                        auth != nullptr ? kAuthTag : kAuthCrc};
   w.bytes(h, sizeof h);
 }
@@ -179,6 +194,7 @@ Status check_frame(const uint8_t* buf, size_t len) {
   const uint8_t* body = nullptr;
   Status s = decode_frame(buf, len, &hdr, &body);
   if (s != Status::Ok) return s;
+  const bool masked = (hdr.flags & kFlagMasked) != 0;
   switch (static_cast<FrameType>(hdr.type)) {
     case FrameType::Hello: {
       HelloView v;
@@ -186,11 +202,19 @@ Status check_frame(const uint8_t* buf, size_t len) {
     }
     case FrameType::Global: {
       GlobalView v;
-      return decode_global(body, hdr.body_len, &v);
+      return decode_global(body, hdr.body_len, &v, masked);
     }
     case FrameType::Update: {
       UpdateView v;
-      return decode_update(body, hdr.body_len, &v);
+      return decode_update(body, hdr.body_len, &v, masked);
+    }
+    case FrameType::Unmask: {
+      UnmaskView v;
+      return decode_unmask(body, hdr.body_len, &v);
+    }
+    case FrameType::Reveal: {
+      RevealView v;
+      return decode_reveal(body, hdr.body_len, &v);
     }
   }
   return Status::BadType;
@@ -220,17 +244,46 @@ Status end_frame(Writer& w, bool fields_ok, const FrameAuth* auth, size_t* len) 
   return check_frame(w.data(), w.size());
 }
 
-template <typename View>
-Status decode_typed(const uint8_t* buf, size_t len, const FrameAuth* auth, FrameType type, View* out,
-                    Status (*decode_body)(const uint8_t*, size_t, View*)) {
-  FrameHeader hdr;
-  const uint8_t* body = nullptr;
-  Status s = decode_frame(buf, len, &hdr, &body);
+// decode_frame and verify_frame, then the type: the body's bytes and the MASKED flag.
+Status open_typed(const uint8_t* buf, size_t len, const FrameAuth* auth, FrameType type, const uint8_t** body,
+                  FrameHeader* hdr) {
+  Status s = decode_frame(buf, len, hdr, body);
   if (s != Status::Ok) return s;
-  s = verify_frame(buf, hdr, auth);
+  s = verify_frame(buf, *hdr, auth);
   if (s != Status::Ok) return s;
-  if (hdr.type != static_cast<uint8_t>(type)) return Status::BadType;
-  return decode_body(body, hdr.body_len, out);
+  return hdr->type == static_cast<uint8_t>(type) ? Status::Ok : Status::BadType;
+}
+
+// Writes n values of `bits` bits LSB-first; false when one does not fit or values is null.
+bool write_masked(Writer& w, const MaskedFields& m) {
+  w.u8(m.bits);
+  w.u16(m.rows);
+  w.u16(m.cols);
+  const bool bits_ok = m.bits >= kMinMaskBits && m.bits <= kMaxMaskBits;
+  const size_t n = static_cast<size_t>(m.rows) * m.cols;
+  const uint64_t total = static_cast<uint64_t>(n) * (bits_ok ? m.bits : 0u);
+  uint8_t* p = w.reserve(static_cast<size_t>((total + 7u) / 8u));
+  if (!bits_ok || (n != 0 && m.values == nullptr)) return false;
+  if (p == nullptr) return true;  // size-only pass or out of room
+  memset(p, 0, static_cast<size_t>((total + 7u) / 8u));
+  const uint64_t limit = m.bits == 32 ? 0x100000000ull : (1ull << m.bits);
+  uint64_t pos = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (m.values[i] >= limit) return false;
+    for (unsigned k = 0; k < m.bits; ++k, ++pos)
+      if ((m.values[i] >> k) & 1u) p[pos >> 3] |= static_cast<uint8_t>(1u << (pos & 7u));
+  }
+  return true;
+}
+
+void write_ids(Writer& w, const IdRef* ids, uint16_t n, bool* ok) {
+  if (n != 0 && ids == nullptr) *ok = false;
+  for (uint16_t i = 0; ids != nullptr && i < n; ++i) {
+    if (ids[i].id == nullptr) *ok = false;
+    w.u8(ids[i].len);
+    if (ids[i].id != nullptr) w.bytes(reinterpret_cast<const uint8_t*>(ids[i].id), ids[i].len);
+    else (void)w.reserve(ids[i].len);
+  }
 }
 
 }  // namespace
@@ -292,16 +345,37 @@ bool GlobalView::selects(const char* id, size_t len) const {
 }
 
 
+uint32_t MaskedView::value(size_t i) const { return read_bits(data, static_cast<uint64_t>(i) * bits, bits); }
+
+IdRef UnmaskView::dropped_id(uint16_t i) const {
+  const uint8_t* p = dropped_raw;
+  for (uint16_t k = 0; k < i; ++k) p += 1u + p[0];
+  return IdRef{reinterpret_cast<const char*>(p + 1), p[0]};
+}
+
+IdRef RevealView::peer(uint16_t i) const {
+  const uint8_t* p = raw;
+  for (uint16_t k = 0; k < i; ++k) p += 1u + p[0] + kRoundSeedLen;
+  return IdRef{reinterpret_cast<const char*>(p + 1), p[0]};
+}
+
+const uint8_t* RevealView::seed(uint16_t i) const {
+  const IdRef id = peer(i);
+  return reinterpret_cast<const uint8_t*>(id.id) + id.len;
+}
+
 // --- decoding ---------------------------------------------------------------------------------
 
 Status decode_frame(const uint8_t* buf, size_t len, FrameHeader* hdr, const uint8_t** body) {
   if (buf == nullptr || len < kFrameHeaderSize) return Status::Truncated;
   if (buf[0] != 'T' || buf[1] != 'F') return Status::BadMagic;
   if (buf[2] != kWireVersion) return Status::BadVersion;
-  if (buf[3] < static_cast<uint8_t>(FrameType::Hello) || buf[3] > static_cast<uint8_t>(FrameType::Update))
+  if (buf[3] < static_cast<uint8_t>(FrameType::Hello) || buf[3] > static_cast<uint8_t>(FrameType::Reveal))
     return Status::BadType;
   if ((buf[4] & ~kFlagMasked) != 0) return Status::BadValue;
-  if ((buf[4] & kFlagMasked) != 0) return Status::Unsupported;
+  if ((buf[4] & kFlagMasked) != 0 && buf[3] != static_cast<uint8_t>(FrameType::Global) &&
+      buf[3] != static_cast<uint8_t>(FrameType::Update))
+    return Status::BadValue;
   if (buf[5] != kAuthCrc && buf[5] != kAuthTag) return Status::BadValue;
   const size_t trailer = buf[5] == kAuthTag ? kTagLen : kCrcLen;
   if (len < kFrameHeaderSize + trailer) return Status::Truncated;
@@ -362,8 +436,40 @@ Status decode_hello(const uint8_t* body, size_t len, HelloView* out) {
   return finish(r);
 }
 
-Status decode_global(const uint8_t* body, size_t len, GlobalView* out) {
+// The secure-aggregation section of a MASKED GLOBAL: read whole, then checked (docs/WIRE.md).
+void read_secagg(Reader& r, GlobalView* out) {
+  out->mask_bits = r.u8();
+  if (r.u8() != 0) r.fail(Status::BadValue);  // reserved
+  out->threshold = r.u16();
+  out->secagg_scale = r.f32();
+  if (!r.ok()) return;
+  if (out->n_selected < 2) return r.fail(Status::BadValue);
+  if (out->mask_bits < kMinMaskBits || out->mask_bits > kMaxMaskBits) return r.fail(Status::BadValue);
+  if (out->threshold < 2 || out->threshold > out->n_selected) return r.fail(Status::BadValue);
+  check_nonneg(r, out->secagg_scale, true);
+}
+
+void read_masked(Reader& r, MaskedView* m) {
+  memset(m, 0, sizeof *m);
+  m->bits = r.u8();
+  if (r.ok() && (m->bits < kMinMaskBits || m->bits > kMaxMaskBits)) return r.fail(Status::BadValue);
+  m->rows = r.u16();
+  m->cols = r.u16();
+  if (!r.ok()) return;
+  const uint64_t total = static_cast<uint64_t>(m->size()) * m->bits;
+  const uint64_t nbytes = (total + 7u) / 8u;
+  if (nbytes > r.remaining()) return r.fail(Status::Truncated);
+  m->data = r.bytes(static_cast<size_t>(nbytes));
+  if (m->data != nullptr && total % 8u != 0 && (m->data[nbytes - 1] >> (total % 8u)) != 0)
+    r.fail(Status::BadValue);  // padding bits
+}
+
+Status decode_global(const uint8_t* body, size_t len, GlobalView* out, bool masked) {
   Reader r(body, len);
+  out->masked = masked;
+  out->mask_bits = 0;
+  out->threshold = 0;
+  out->secagg_scale = 0.0f;
   out->round_id = r.u32();
   if (out->round_id == 0) r.fail(Status::BadValue);
   read_hash(r, out->model_hash);
@@ -395,11 +501,15 @@ Status decode_global(const uint8_t* body, size_t len, GlobalView* out) {
   }
   out->selected_raw_len = r.ok() ? r.position() - list_start : 0;
   read_tensor(r, &out->head, true, out->n_classes, static_cast<uint32_t>(out->embed_dim) + 1u);
+  if (masked && r.ok()) read_secagg(r, out);
   return finish(r);
 }
 
-Status decode_update(const uint8_t* body, size_t len, UpdateView* out) {
+Status decode_update(const uint8_t* body, size_t len, UpdateView* out, bool masked) {
   Reader r(body, len);
+  out->masked = masked;
+  memset(&out->masked_delta, 0, sizeof out->masked_delta);
+  memset(&out->delta, 0, sizeof out->delta);
   out->round_id = r.u32();
   if (out->round_id == 0) r.fail(Status::BadValue);
   out->n_samples = r.u32();
@@ -410,20 +520,75 @@ Status decode_update(const uint8_t* body, size_t len, UpdateView* out) {
   if (r.ok() && out->accuracy > 1.0f) r.fail(Status::BadValue);
   out->update_norm = half_to_float(r.u16());
   check_nonneg(r, out->update_norm);
-  read_tensor(r, &out->delta, false, 0, 0);
+  if (!r.ok()) return r.status();
+  if (masked) read_masked(r, &out->masked_delta);
+  else read_tensor(r, &out->delta, false, 0, 0);
+  return finish(r);
+}
+
+Status decode_unmask(const uint8_t* body, size_t len, UnmaskView* out) {
+  Reader r(body, len);
+  out->round_id = r.u32();
+  out->n_survivors = r.u16();
+  out->n_dropped = r.u16();
+  if (r.ok() && (out->round_id == 0 || out->n_survivors == 0 || out->n_dropped == 0)) r.fail(Status::BadValue);
+  out->dropped_raw = body + (r.ok() ? r.position() : 0);
+  for (uint16_t i = 0; i < out->n_dropped && r.ok(); ++i) {
+    const char* id;
+    uint8_t id_len;
+    read_id(r, &id, &id_len);
+  }
+  return finish(r);
+}
+
+Status decode_reveal(const uint8_t* body, size_t len, RevealView* out) {
+  Reader r(body, len);
+  out->round_id = r.u32();
+  out->n = r.u16();
+  if (r.ok() && (out->round_id == 0 || out->n == 0)) r.fail(Status::BadValue);
+  out->raw = body + (r.ok() ? r.position() : 0);
+  for (uint16_t i = 0; i < out->n && r.ok(); ++i) {
+    const char* id;
+    uint8_t id_len;
+    read_id(r, &id, &id_len);
+    (void)r.bytes(kRoundSeedLen);
+  }
   return finish(r);
 }
 
 Status decode_hello_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, HelloView* out) {
-  return decode_typed(buf, len, auth, FrameType::Hello, out, decode_hello);
+  FrameHeader hdr;
+  const uint8_t* body = nullptr;
+  const Status s = open_typed(buf, len, auth, FrameType::Hello, &body, &hdr);
+  return s != Status::Ok ? s : decode_hello(body, hdr.body_len, out);
 }
 
 Status decode_global_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, GlobalView* out) {
-  return decode_typed(buf, len, auth, FrameType::Global, out, decode_global);
+  FrameHeader hdr;
+  const uint8_t* body = nullptr;
+  const Status s = open_typed(buf, len, auth, FrameType::Global, &body, &hdr);
+  return s != Status::Ok ? s : decode_global(body, hdr.body_len, out, (hdr.flags & kFlagMasked) != 0);
 }
 
 Status decode_update_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, UpdateView* out) {
-  return decode_typed(buf, len, auth, FrameType::Update, out, decode_update);
+  FrameHeader hdr;
+  const uint8_t* body = nullptr;
+  const Status s = open_typed(buf, len, auth, FrameType::Update, &body, &hdr);
+  return s != Status::Ok ? s : decode_update(body, hdr.body_len, out, (hdr.flags & kFlagMasked) != 0);
+}
+
+Status decode_unmask_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, UnmaskView* out) {
+  FrameHeader hdr;
+  const uint8_t* body = nullptr;
+  const Status s = open_typed(buf, len, auth, FrameType::Unmask, &body, &hdr);
+  return s != Status::Ok ? s : decode_unmask(body, hdr.body_len, out);
+}
+
+Status decode_reveal_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, RevealView* out) {
+  FrameHeader hdr;
+  const uint8_t* body = nullptr;
+  const Status s = open_typed(buf, len, auth, FrameType::Reveal, &body, &hdr);
+  return s != Status::Ok ? s : decode_reveal(body, hdr.body_len, out);
 }
 
 // --- encoding ---------------------------------------------------------------------------------
@@ -447,7 +612,7 @@ Status encode_hello(const HelloFields& f, uint8_t* buf, size_t cap, size_t* len)
 Status encode_global(const GlobalFields& f, uint8_t* buf, size_t cap, size_t* len) {
   Writer w(buf, cap);
   bool ok = true;
-  write_header(w, FrameType::Global, f.auth);
+  write_header(w, FrameType::Global, f.auth, f.masked);
   w.u32(f.round_id);
   w.bytes(f.model_hash, kModelHashLen);
   w.u16(f.embed_dim);
@@ -468,19 +633,55 @@ Status encode_global(const GlobalFields& f, uint8_t* buf, size_t cap, size_t* le
     write_id(w, f.selected[i].id, f.selected[i].len);
   }
   if (!write_tensor(w, f.head)) ok = false;
+  if (f.masked) {
+    w.u8(f.mask_bits);
+    w.u8(0);
+    w.u16(f.threshold);
+    w.f32(f.secagg_scale);
+  }
   return end_frame(w, ok, f.auth, len);
 }
 
 Status encode_update(const UpdateFields& f, uint8_t* buf, size_t cap, size_t* len) {
   Writer w(buf, cap);
-  write_header(w, FrameType::Update, f.auth);
+  write_header(w, FrameType::Update, f.auth, f.masked);
   w.u32(f.round_id);
   w.u32(f.n_samples);
   write_f16(w, f.loss);
   write_f16(w, f.accuracy);
   write_f16(w, f.update_norm);
-  const bool ok = write_tensor(w, f.delta);
+  const bool ok = f.masked ? write_masked(w, f.masked_delta) : write_tensor(w, f.delta);
   return end_frame(w, ok, f.auth, len);
+}
+
+Status encode_unmask(const UnmaskFields& f, uint8_t* buf, size_t cap, size_t* len) {
+  Writer w(buf, cap);
+  bool ok = true;
+  write_header(w, FrameType::Unmask, f.auth);
+  w.u32(f.round_id);
+  w.u16(f.n_survivors);
+  w.u16(f.n_dropped);
+  write_ids(w, f.dropped, f.n_dropped, &ok);
+  return end_frame(w, ok, f.auth, len);
+}
+
+Status encode_reveal(const RevealFields& f, uint8_t* buf, size_t cap, size_t* len) {
+  Writer w(buf, cap);
+  bool ok = !(f.n != 0 && (f.peers == nullptr || f.seeds == nullptr));
+  write_header(w, FrameType::Reveal, f.auth);
+  w.u32(f.round_id);
+  w.u16(f.n);
+  for (uint16_t i = 0; i < f.n; ++i) {
+    write_ids(w, f.peers != nullptr ? f.peers + i : nullptr, 1, &ok);
+    put(w, f.seeds != nullptr ? f.seeds[i] : nullptr, kRoundSeedLen);
+  }
+  return end_frame(w, ok, f.auth, len);
+}
+
+size_t encoded_size_reveal(const RevealFields& f) {
+  size_t n = 0;
+  (void)encode_reveal(f, nullptr, 0, &n);
+  return n;
 }
 
 size_t encoded_size_hello(const HelloFields& f) {

@@ -20,6 +20,9 @@
 #ifndef TINYFL_BACKBONE_ARENA
 #define TINYFL_BACKBONE_ARENA 16384  // backbone activation scratch (the model build's limit)
 #endif
+#ifndef TINYFL_MAX_PEERS
+#define TINYFL_MAX_PEERS 32  // other nodes a node shares secure-aggregation seeds with
+#endif
 #ifndef TINYFL_MQTT_RX_BUFFER
 #define TINYFL_MQTT_RX_BUFFER 2048  // largest incoming MQTT packet (a GLOBAL); bigger ones are dropped
 #endif
@@ -36,5 +39,6 @@ constexpr unsigned kMaxEpochs = TINYFL_MAX_EPOCHS;
 constexpr unsigned kMaxNodeId = TINYFL_MAX_NODE_ID;
 constexpr unsigned kBackboneArena = TINYFL_BACKBONE_ARENA;
 constexpr unsigned kMqttRxBuffer = TINYFL_MQTT_RX_BUFFER;
+constexpr unsigned kMaxPeers = TINYFL_MAX_PEERS;
 constexpr unsigned kMqttTxBuffer = TINYFL_MQTT_TX_BUFFER;
 }  // namespace tinyfl

@@ -27,6 +27,13 @@ constexpr size_t kMaxTopic = kMaxTopicPrefix + kMaxNodeId + 16;
 
 enum class Board : uint8_t { Native = 0, QemuCortexM4 = 1, Esp32Dev = 2, Nano33Ble = 3 };
 
+// A secure-aggregation peer: its id and the 32-byte seed this node shares with it (dealt by
+// provisioning; docs/PRIVACY.md).
+struct PeerSeed {
+  const char* id;  // NUL-terminated
+  const uint8_t* seed;
+};
+
 struct NodeConfig {
   const char* node_id;       // 1..32 of [A-Za-z0-9_-]
   const char* topic_prefix;  // e.g. "tinyfl/demo"
@@ -39,6 +46,10 @@ struct NodeConfig {
   // node signs its HELLO and UPDATE with (frame_key) and checks every GLOBAL with (fleet_key).
   const uint8_t* frame_key;
   const uint8_t* fleet_key;
+  // Secure aggregation: the seeds shared with other nodes (n_peers <= kMaxPeers; none: the node
+  // serves no MASKED round, `no_seed`).
+  const PeerSeed* peers;
+  uint16_t n_peers;
 };
 
 // A GLOBAL whose round id is more than this above the last one served is ignored (round_ahead):
@@ -51,6 +62,7 @@ struct NodeCounters {
   uint32_t rounds_served;
   uint32_t globals_rejected;
   uint32_t updates_resent;
+  uint32_t masks_revealed;  // UNMASK requests answered
   uint32_t oversized_dropped;
   uint32_t protocol_errors;
 };
@@ -80,6 +92,10 @@ class Node {
   void on_connected();
   void handle_event(const mqtt::Event& ev);
   void handle_global(const uint8_t* payload, size_t len);
+  // UNMASK: the round seeds shared with the dropped peers, once per masked round (docs/PRIVACY.md).
+  [[nodiscard]] Status handle_unmask(const uint8_t* payload, size_t len);
+  [[nodiscard]] Status mask_update(const GlobalView& g, uint16_t n);
+  int peer_index(const char* id, size_t len) const;
   [[nodiscard]] Status serve_round(const uint8_t* payload, size_t len, uint32_t* round_out);
   [[nodiscard]] Status publish_hello();
   bool update_fits_tx(uint8_t bits) const;
@@ -113,8 +129,13 @@ class Node {
   uint8_t mqtt_tx_[kMqttTxBuffer] = {};
   mqtt::Client mqtt_;
 
-  // One round's working memory: the head being trained and the global head it started from.
-  float head_[kHeadValues] = {};
+  // One round's working memory: the head being trained and the global head it started from. A
+  // masked round sends masked values instead of the delta, so they share the storage; and once
+  // trained, the global head's bytes hold the round seeds an UNMASK answer carries.
+  union {
+    float head_[kHeadValues] = {};
+    uint32_t masked_[kHeadValues];
+  };
   float global_head_[kHeadValues] = {};
   int8_t codes_[kHeadValues] = {};
   float scales_[kMaxClasses] = {};
@@ -127,6 +148,15 @@ class Node {
   uint32_t update_round_ = 0;
   uint8_t update_bits_ = 0;
   uint8_t update_scale_mode_ = 0;
+  uint8_t update_mask_bits_ = 0;  // 0: a plain update; 9..32: masked, as masked_ holds it
+  // The masked round served, until its UNMASK is answered: who was selected (peer indexes) and
+  // the threshold below which the node reveals nothing.
+  uint32_t secagg_round_ = 0;
+  uint16_t secagg_selected_ = 0;
+  uint16_t secagg_threshold_ = 0;
+  // (no initializers: written before they are read, and every byte of code counts here)
+  bool peer_selected_[kMaxPeers];
+  IdRef reveal_ids_[kMaxPeers];
   uint16_t update_packet_id_ = 0;
   bool update_unacked_ = false;
   uint8_t uplink_bits_supported_ = 0;

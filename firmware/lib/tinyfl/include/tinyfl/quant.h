@@ -37,6 +37,13 @@ constexpr uint16_t quant_scale_count(uint16_t rows, uint8_t scale_mode) {
 [[nodiscard]] Status quantize(const float* x, uint16_t rows, uint16_t cols, uint8_t bits, uint8_t scale_mode,
                               Rng& rng, int8_t* codes, float* scales);
 
+// Stochastic rounding with a scale given from outside (a secure-aggregation round's common scale,
+// docs/WIRE.md): q = clamp(floor(x / scale + u), -qmax, qmax), one u per value in row-major order
+// as quantize() draws them. Errors: BadValue (bits not 8/4/2, scale not finite and > 0),
+// NonFinite (a value is NaN or infinite; nothing drawn then).
+[[nodiscard]] Status quantize_scaled(const float* x, size_t n, uint8_t bits, float scale, Rng& rng,
+                                     int8_t* codes);
+
 // Deterministic variant: u = 0.5 for every value (round half up), no generator.
 [[nodiscard]] Status quantize_nearest(const float* x, uint16_t rows, uint16_t cols, uint8_t bits,
                                       uint8_t scale_mode, int8_t* codes, float* scales);

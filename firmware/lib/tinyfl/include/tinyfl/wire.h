@@ -26,7 +26,7 @@ namespace tinyfl {
 
 constexpr uint8_t kWireVersion = 2;
 constexpr size_t kFrameHeaderSize = 6;  // magic, version, type, flags, auth
-constexpr uint8_t kFlagMasked = 0x01;   // reserved: v2 rejects it (Status::Unsupported)
+constexpr uint8_t kFlagMasked = 0x01;   // a secure-aggregation GLOBAL or UPDATE
 constexpr uint8_t kAuthCrc = 0;         // `auth`: the frame ends in a CRC-32
 constexpr uint8_t kAuthTag = 16;        // `auth`: the frame ends in a 16-byte tag
 constexpr size_t kCrcLen = 4;
@@ -34,11 +34,14 @@ constexpr size_t kTagLen = 16;          // HMAC-SHA256 truncated to 128 bits (RF
 constexpr size_t kFrameKeyLen = 32;     // every frame and fleet key
 constexpr size_t kMaxAuthTopic = 255;   // the tag covers u8 len(topic) | topic
 constexpr size_t kModelHashLen = 8;
+constexpr uint8_t kMinMaskBits = 9;     // masked values and their sums: modulo 2^9 .. 2^32
+constexpr uint8_t kMaxMaskBits = 32;
+constexpr size_t kRoundSeedLen = 32;    // a pair's per-round seed, what REVEAL carries
 constexpr size_t kMaxWireNodeId = 32;    // node ids are 1..32 bytes of [A-Za-z0-9_-]
 constexpr uint16_t kMaxWireEpochs = 64;
 constexpr uint16_t kMaxWireBatch = 1024;
 
-enum class FrameType : uint8_t { Hello = 1, Global = 2, Update = 3 };
+enum class FrameType : uint8_t { Hello = 1, Global = 2, Update = 3, Unmask = 4, Reveal = 5 };
 
 // True when `id` (not NUL-terminated, `len` bytes) is a valid node id.
 bool valid_node_id(const char* id, size_t len);
@@ -86,6 +89,17 @@ struct TensorView {
   float value(size_t i) const;           // code(i) * scale_of_row(i / cols) in float32, or the f32
 };
 
+// A masked delta: rows x cols unsigned `bits`-bit values, packed LSB-first (docs/WIRE.md).
+struct MaskedView {
+  uint8_t bits;
+  uint16_t rows;
+  uint16_t cols;
+  const uint8_t* data;
+
+  size_t size() const { return static_cast<size_t>(rows) * cols; }
+  uint32_t value(size_t i) const;
+};
+
 struct HelloView {
   const char* node_id;  // node_id_len bytes, not NUL-terminated
   uint8_t node_id_len;
@@ -117,6 +131,12 @@ struct GlobalView {
   const uint8_t* selected_raw;  // the n_selected encoded `str`s, selected_raw_len bytes
   size_t selected_raw_len;
   TensorView head;  // rows = n_classes, cols = embed_dim + 1
+  // a secure-aggregation round (the frame's MASKED flag): modulus bits, unmasking threshold and
+  // the common quantization scale; zero otherwise
+  bool masked;
+  uint8_t mask_bits;
+  uint16_t threshold;
+  float secagg_scale;
 
   // True when the node `id` (len bytes) takes part in this round (always, if n_selected = 0).
   bool selects(const char* id, size_t len) const;
@@ -131,7 +151,29 @@ struct UpdateView {
   float loss;         // binary16 on the wire, widened
   float accuracy;
   float update_norm;
-  TensorView delta;
+  TensorView delta;          // when !masked
+  bool masked;
+  MaskedView masked_delta;   // when masked
+};
+
+// UNMASK: the coordinator asks a round's survivors for their masks with the dropped nodes.
+struct UnmaskView {
+  uint32_t round_id;
+  uint16_t n_survivors;
+  uint16_t n_dropped;
+  const uint8_t* dropped_raw;  // the n_dropped encoded `str`s
+
+  IdRef dropped_id(uint16_t i) const;  // walks the list: O(i)
+};
+
+// REVEAL: a survivor's round seeds for the dropped peers it was asked about.
+struct RevealView {
+  uint32_t round_id;
+  uint16_t n;
+  const uint8_t* raw;  // n x {str peer; u8 seed[32]}
+
+  IdRef peer(uint16_t i) const;
+  const uint8_t* seed(uint16_t i) const;
 };
 
 // Checks the frame (header, magic, version, type, flags, auth, room for the trailer, then the CRC
@@ -147,15 +189,20 @@ struct UpdateView {
 void frame_tag(const FrameAuth& auth, const uint8_t* buf, size_t signed_len, uint8_t out[kTagLen]);
 
 // Decode a body (as given by decode_frame) of the matching type; it must be consumed exactly.
+// `masked` is the frame's MASKED flag.
 [[nodiscard]] Status decode_hello(const uint8_t* body, size_t len, HelloView* out);
-[[nodiscard]] Status decode_global(const uint8_t* body, size_t len, GlobalView* out);
-[[nodiscard]] Status decode_update(const uint8_t* body, size_t len, UpdateView* out);
+[[nodiscard]] Status decode_global(const uint8_t* body, size_t len, GlobalView* out, bool masked = false);
+[[nodiscard]] Status decode_update(const uint8_t* body, size_t len, UpdateView* out, bool masked = false);
+[[nodiscard]] Status decode_unmask(const uint8_t* body, size_t len, UnmaskView* out);
+[[nodiscard]] Status decode_reveal(const uint8_t* body, size_t len, RevealView* out);
 
 // decode_frame, verify_frame with the receiver's `auth` (null: a receiver without keys), then the
 // body; a valid frame of another type is Status::BadType.
 [[nodiscard]] Status decode_hello_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, HelloView* out);
 [[nodiscard]] Status decode_global_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, GlobalView* out);
 [[nodiscard]] Status decode_update_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, UpdateView* out);
+[[nodiscard]] Status decode_unmask_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, UnmaskView* out);
+[[nodiscard]] Status decode_reveal_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, RevealView* out);
 
 // ---------------------------------------------------------------------------------------------
 // Encoder inputs (plain structs; zero-initialize with `{}` and fill in)
@@ -202,7 +249,18 @@ struct GlobalFields {
   uint16_t n_selected;
   const IdRef* selected;  // n_selected ids
   TensorFields head;
+  bool masked;            // a secure-aggregation round: the next three fields are sent
+  uint8_t mask_bits;
+  uint16_t threshold;
+  float secagg_scale;
   const FrameAuth* auth;
+};
+
+struct MaskedFields {
+  uint8_t bits;            // 9..32
+  uint16_t rows;
+  uint16_t cols;
+  const uint32_t* values;  // rows*cols values below 2^bits
 };
 
 struct UpdateFields {
@@ -211,7 +269,25 @@ struct UpdateFields {
   float loss;         // sent as binary16, saturated at 65504 (so are the next two)
   float accuracy;
   float update_norm;
-  TensorFields delta;
+  TensorFields delta;        // when !masked
+  bool masked;
+  MaskedFields masked_delta;  // when masked
+  const FrameAuth* auth;
+};
+
+struct UnmaskFields {
+  uint32_t round_id;
+  uint16_t n_survivors;
+  uint16_t n_dropped;
+  const IdRef* dropped;
+  const FrameAuth* auth;
+};
+
+struct RevealFields {
+  uint32_t round_id;
+  uint16_t n;
+  const IdRef* peers;                    // n ids
+  const uint8_t (*seeds)[kRoundSeedLen];  // n seeds
   const FrameAuth* auth;
 };
 
@@ -220,10 +296,13 @@ struct UpdateFields {
 [[nodiscard]] Status encode_hello(const HelloFields& f, uint8_t* buf, size_t cap, size_t* len);
 [[nodiscard]] Status encode_global(const GlobalFields& f, uint8_t* buf, size_t cap, size_t* len);
 [[nodiscard]] Status encode_update(const UpdateFields& f, uint8_t* buf, size_t cap, size_t* len);
+[[nodiscard]] Status encode_unmask(const UnmaskFields& f, uint8_t* buf, size_t cap, size_t* len);
+[[nodiscard]] Status encode_reveal(const RevealFields& f, uint8_t* buf, size_t cap, size_t* len);
 
 // Bytes the frame takes (the size-only pass).
 size_t encoded_size_hello(const HelloFields& f);
 size_t encoded_size_global(const GlobalFields& f);
 size_t encoded_size_update(const UpdateFields& f);
+size_t encoded_size_reveal(const RevealFields& f);
 
 }  // namespace tinyfl
