@@ -55,6 +55,7 @@ test: test-lint test-firmware test-fuzz test-python
 bench: setup
 	$(PYTHON) bench/bench_firmware.py
 	$(PYTHON) bench/bench_federated.py
+	$(PYTHON) bench/bench_soak.py
 
 # The main job: a private mosquitto, 8 QEMU boards on HAR, 20 rounds, report in runs/<id>/.
 # Options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--nodes 16 --uplink-bits 4".
