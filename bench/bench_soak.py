@@ -16,7 +16,10 @@ restarted after a pause or SIGSTOPped briefly; with probability 1/--broker-fault
 is SIGKILLed and restarted on the same port after a pause. A fault fires a random delay into
 its round. Accounting: see soak_ledger.py.
 
-    python bench/bench_soak.py [--rounds 200] [--nodes 16] [--seed 7]
+    python bench/bench_soak.py [--rounds 200] [--nodes 16] [--seed 7] [--name soak]
+    # the harsher variant recorded in soak-harsh.md:
+    python bench/bench_soak.py --seed 11 --node-fault-every 1.5 --broker-fault-every 8 \
+        --name soak-harsh
 """
 
 from __future__ import annotations
@@ -369,7 +372,7 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
-def parse_args() -> Settings:
+def parse_args() -> tuple[Settings, str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     d = Settings()
     parser.add_argument("--rounds", type=int, default=d.rounds)
@@ -382,15 +385,17 @@ def parse_args() -> Settings:
                         help="mean rounds between node faults")
     parser.add_argument("--broker-fault-every", type=float, default=d.broker_fault_every,
                         help="mean rounds between broker kills")
+    parser.add_argument("--name", default="soak",
+                        help="writes bench/results/NAME.json and bench/NAME.md (default soak)")
     a = parser.parse_args()
     quorum = a.min_clients if a.min_clients is not None else max(1, a.nodes // 2)
     return Settings(rounds=a.rounds, nodes=a.nodes, seed=a.seed, min_clients=quorum,
                     round_timeout=a.round_timeout, node_fault_every=a.node_fault_every,
-                    broker_fault_every=a.broker_fault_every)
+                    broker_fault_every=a.broker_fault_every), a.name
 
 
 def main() -> int:
-    s = parse_args()
+    s, name = parse_args()
     if not IMAGE.is_file():
         sys.exit(f"{IMAGE} missing: build the native firmware first (`pio run -e native`)")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -402,6 +407,7 @@ def main() -> int:
         print(f"{label}: {json.dumps({k: runs[label][k] for k in ('rounds_closed', 'rounds_skipped', 'final_test_accuracy', 'wall_s')})}", flush=True)
     gap = abs(runs["faults"]["final_test_accuracy"] - runs["clean"]["final_test_accuracy"])
     result = {
+        "name": name,
         "date": date.today().isoformat(),
         "machine": machine(),
         "task": TASK,
@@ -412,9 +418,9 @@ def main() -> int:
         "total_wall_s": round(time.monotonic() - t0, 1),
     }
     (ROOT / "bench/results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "bench/results/soak.json").write_text(json.dumps(result, indent=2) + "\n")
+    (ROOT / f"bench/results/{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    (ROOT / "bench/soak.md").write_text(text)
+    (ROOT / f"bench/{name}.md").write_text(text)
     print(text)
     return 0
 

@@ -132,8 +132,10 @@ def markdown(r: dict[str, Any]) -> str:
         "# Soak benchmark",
         "",
         (f"Recorded {r['date']} by `python bench/bench_soak.py --rounds {s['rounds']} --nodes "
-         f"{s['nodes']} --seed {s['seed']}` on {r['machine']}; total wall time "
-         f"{r['total_wall_s']} s."),
+         f"{s['nodes']} --seed {s['seed']} --min-clients {s['min_clients']} --node-fault-every "
+         f"{s['node_fault_every']:g} --broker-fault-every {s['broker_fault_every']:g}"
+         f"{'' if r['name'] == 'soak' else ' --name ' + r['name']}` on "
+         f"{r['machine']}; total wall time {r['total_wall_s']} s."),
         "",
         (f"{s['nodes']} native firmware nodes (`.pio/build/native/program`) on an iid "
          f"{r['task']} partition ({s['max_samples']} samples each), signed frames (provisioned "
@@ -167,10 +169,21 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         *accounting_table(r),
         "",
+        ("Where the refusals come from. *duplicate*: a node re-sends its UPDATE when its "
+         "round's GLOBAL comes back after a broker restart, and the copy that reached the "
+         "coordinator before the kill was already accepted. *unselected*: a node killed before "
+         "a round started and restarted during it finds the retained GLOBAL, which names no "
+         "nodes when every eligible node was selected, so it trains and its update is dropped. "
+         "*late*: an update (or its re-send) that arrived after its round closed at quorum. "
+         "A copy of an update still unacknowledged when a connection dropped is sent again on "
+         "reconnect without a log line; such copies would show as received beyond the logged "
+         "sends."),
+        "",
         "## Findings",
         "",
         *findings(r),
         "",
-        "Raw figures, per-round skips and any lost update's evidence: `results/soak.json`.",
+        (f"Raw figures, per-round skips, the faults fired and any lost update's evidence: "
+         f"`results/{r['name']}.json`."),
         "",
     ])
