@@ -57,6 +57,7 @@ bench: setup
 	$(PYTHON) bench/bench_federated.py
 	$(PYTHON) bench/bench_uplink.py
 	$(PYTHON) bench/bench_poisoning.py
+	$(PYTHON) bench/bench_soak.py
 
 # The main job: a private mosquitto, 8 QEMU boards on HAR, 20 rounds, report in runs/<id>/.
 # Options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--nodes 16 --uplink-bits 4".
