@@ -120,6 +120,17 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help=f"default {DEFAULTS.lr:g}")
     train.add_argument("--clip-norm", type=float, help="L2 bound on updates, 0 = off (default 0)")
     train.add_argument(
+        "--secure-agg", action="store_true", default=None,
+        help="secure aggregation (docs/PRIVACY.md): nodes mask their codes with pairwise masks "
+        "so the coordinator learns only the survivors' sum; needs --clip-norm > 0 (the common "
+        "scale) and nodes provisioned with pairwise seeds",
+    )
+    train.add_argument(
+        "--secure-agg-threshold", type=int, metavar="T",
+        help="fewest survivors for which nodes help unmask a round (default: a majority of "
+        "the selected)",
+    )
+    train.add_argument(
         "--uplink-bits", type=int, help=f"8, 4, 2 or 32 (default {DEFAULTS.uplink_bits})"
     )
     train.add_argument(
@@ -175,6 +186,8 @@ _OPTION = {  # EngineConfig field -> command-line option, for messages
     "wait_timeout": "--wait-timeout",
     "initial_head": "--initial-head",
     "straggler_backoff": "--straggler-backoff",
+    "secure_agg": "--secure-agg",
+    "secure_agg_threshold": "--secure-agg-threshold",
 }
 
 

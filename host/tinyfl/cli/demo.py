@@ -76,6 +76,8 @@ class DemoSettings:
     data: Path
     initial_head: str
     insecure: bool
+    clip_norm: float = 0.0
+    secure_agg: bool = False
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -109,6 +111,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                         help="default: %(default)s")
     parser.add_argument("--lr", type=float, default=DEMO_LR, help="default: %(default)s")
     parser.add_argument("--seed", type=int, default=0, help="partition and run seed")
+    parser.add_argument("--clip-norm", type=float, default=0.0,
+                        help="L2 bound on each node's update, 0 = off (default: %(default)s)")
+    parser.add_argument("--secure-agg", action="store_true",
+                        help="secure aggregation: the coordinator sees only the sum of the "
+                        "updates (needs --clip-norm > 0; docs/PRIVACY.md)")
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="run folder (default: runs/<time>-demo)")
     parser.add_argument("--insecure", action="store_true",
@@ -135,6 +142,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         run_dir=run_dir, hello_timeout=args.hello_timeout, model=model, data=data,
         initial_head=args.initial_head, insecure=args.insecure,
+        clip_norm=args.clip_norm, secure_agg=args.secure_agg,
     )
 
 
@@ -143,9 +151,14 @@ def run(args: argparse.Namespace) -> int:
     engine_config = EngineConfig(
         rounds=settings.rounds, epochs=settings.epochs, batch_size=settings.batch_size,
         lr=settings.lr, uplink_bits=settings.uplink_bits, seed=settings.seed,
-        wait_nodes=settings.nodes, min_clients=max(1, settings.nodes // 2),
-        initial_head=settings.initial_head,
+        wait_nodes=settings.nodes, min_clients=max(2 if settings.secure_agg else 1,
+                                                   settings.nodes // 2),
+        initial_head=settings.initial_head, clip_norm=settings.clip_norm,
+        secure_agg=settings.secure_agg,
     )  # checks the training options before anything starts
+    if settings.secure_agg and settings.insecure:
+        raise UsageError("--secure-agg needs the provisioned fleet (its pairwise seeds): drop "
+                         "--insecure")
     strategy = parse_strategy_spec(settings.strategy)
     partition = settings.partition or "auto"  # the fleet says which it picked
     say(f"demo: {settings.nodes} {settings.emulator.value} nodes, model {settings.model}, "

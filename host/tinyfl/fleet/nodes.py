@@ -91,6 +91,7 @@ class NodeSpec:
     username: str | None = None  # MQTT credentials (a provisioned broker)
     password: str | None = field(default=None, repr=False)
     keys: tuple[bytes, bytes] | None = field(default=None, repr=False)  # (frame key, fleet key)
+    peer_seeds: dict[str, bytes] | None = field(default=None, repr=False)  # secure aggregation
 
 
 class NodeProcess:
@@ -117,7 +118,8 @@ class NodeProcess:
         may hold the node's password and keys)."""
         s = self.spec
         atomic_write(self.config_path, encode_node_config(
-            s.node_id, self.topic_prefix, s.keep_alive_s, s.username, s.password, s.keys),
+            s.node_id, self.topic_prefix, s.keep_alive_s, s.username, s.password, s.keys,
+            s.peer_seeds),
             mode=0o600)
 
     def command(self) -> list[str]:

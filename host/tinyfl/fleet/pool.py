@@ -249,6 +249,8 @@ class Fleet:
                             username=account.node_id if account else None,
                             password=account.password if account else None,
                             keys=(account.frame_key, self.secrets.fleet_key)
+                            if account and self.secrets else None,
+                            peer_seeds=self.secrets.device_seeds_of(node_id)
                             if account and self.secrets else None)
             node = NodeProcess(spec, self.image, address.host, address.port,
                                self.config.topics.prefix)

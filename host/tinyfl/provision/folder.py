@@ -136,7 +136,8 @@ def write_fleet(out: Path, fleet: FleetSecrets, prefix: str,
             "broker": {"host": broker.hosts[0], "port": broker.port, "tls_port": broker.tls_port},
         })
         atomic_write(folder / "node.cfg", encode_node_config(
-            node_id, prefix, 0, node_id, node.password, (node.frame_key, fleet.fleet_key)),
+            node_id, prefix, 0, node_id, node.password, (node.frame_key, fleet.fleet_key),
+            fleet.device_seeds_of(node_id)),
             mode=SECRET)
         atomic_write(folder / "node_settings_local.h",
                      _settings_header(fleet, node, prefix, broker, ca_pem).encode(), mode=SECRET)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from tinyfl.crypto import KEY_BYTES, hkdf_expand
 from tinyfl.errors import UsageError
 from tinyfl.wire import Keyring, check_node_id
+from tinyfl.wire.node_config import MAX_PEERS
 
 __all__ = [
     "ADMIN_USER",
@@ -59,6 +60,11 @@ class FleetSecrets:
     def keyring(self) -> Keyring:
         """What the coordinator holds: the fleet key and every node's frame key."""
         return Keyring(self.fleet_key, {i: n.frame_key for i, n in self.nodes.items()})
+
+    def device_seeds_of(self, node_id: str) -> dict[str, bytes] | None:
+        """The seeds that go into a device's config record: all of them, or None when the fleet
+        has more peers than a node holds (TINYFL_MAX_PEERS): it then serves no masked round."""
+        return self.seeds_of(node_id) if len(self.nodes) - 1 <= MAX_PEERS else None
 
     def seeds_of(self, node_id: str) -> dict[str, bytes]:
         """{peer: pairwise seed} of one node: what its secure-aggregation masks come from."""

@@ -344,6 +344,9 @@ async def simulated_federated_async(
         "wait_nodes": len(nodes),
         "wait_timeout": SIM_TIMEOUT,
         "round_timeout": SIM_TIMEOUT,
+        # a reference is the plain algorithm: secure aggregation changes who sees what, and
+        # (with its common scale) the rounding, not what is averaged
+        "secure_agg": False,
     }
     if bits is not None:
         changes["uplink_bits"] = bits
