@@ -56,7 +56,8 @@ def test_each_secret_is_only_in_the_files_of_who_needs_it(provisioned: tuple[Pat
         return {name for name, data in files.items()
                 if secret in texts[name] or raw in data}
 
-    assert holders(seed) == {"nodes/node01/node.json", "nodes/node02/node.json"}
+    assert holders(seed) == {"nodes/node01/node.json", "nodes/node02/node.json",
+                             "nodes/node01/node.cfg", "nodes/node02/node.cfg"}
     assert holders(node1_key) == {"coordinator.json", "nodes/node01/node.json",
                                   "nodes/node01/node.cfg"}
     assert holders(fleet.dealer_secret.hex()) == {"dealer.json"}

@@ -16,6 +16,7 @@
 #include "tinyfl/logline.h"
 #include "tinyfl/models.h"
 #include "tinyfl/quant.h"
+#include "tinyfl/secagg.h"
 #include "tinyfl/rng.h"
 #include "tinyfl/sha256.h"
 #include "tinyfl/wire.h"
@@ -205,6 +206,29 @@ void bench_encode_update(uint32_t reps) {
   }
 }
 
+// Secure aggregation on a HAR-sized head (6 x 65 values): one peer's round seed, and adding one
+// peer's mask at 16 bits (the width for 8-bit codes of up to 129 nodes). A node masks against
+// every other selected node: the per-round cost is (round seed + mask) times the peers.
+uint32_t masked_values[6 * 65];
+
+void bench_secagg(uint32_t reps) {
+  static const uint8_t pair_seed[32] = {9, 8, 7};
+  uint8_t round_seed[tinyfl::kRoundSeedLen];
+  volatile uint32_t sink = 0;
+  uint32_t t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) empty_step(&sink);
+  const uint32_t baseline = elapsed(t0, ticks());
+  t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r)
+    if (tinyfl::secagg_round_seed(pair_seed, r + 1, round_seed) != tinyfl::Status::Ok) print("bench error seed\n");
+  report("secagg_round_seed", elapsed(t0, ticks()), baseline, reps, 0);
+  t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r)
+    if (tinyfl::secagg_apply_mask(round_seed, masked_values, 6 * 65, 16, (r & 1u) == 0) != tinyfl::Status::Ok)
+      print("bench error mask\n");
+  report("secagg_mask_6x65_16bit", elapsed(t0, ticks()), baseline, reps, 0);
+}
+
 // One window through each compiled backbone (models/<task>), as a node embeds its data at boot.
 // The input is a fixed pseudo-random window: int8 kernels take the same path whatever the values.
 tinyfl::BackboneWork backbone_work;
@@ -330,6 +354,7 @@ int main() {
   bench_encode_update(200);
   bench_backbones(4);
   bench_crypto(200);
+  bench_secagg(20);
   print("bench done\n");
   semihosting_exit();
 }
