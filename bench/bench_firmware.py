@@ -187,7 +187,8 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
                   f"**{(seed + mask) / 390:.0f}** |",
                   "", f"A node in a round of n nodes spends (n - 1) x {seed + mask:.0f} "
                   f"instructions on masking: {(seed + mask) * 7 / 64e3:.0f} ms at 64 MHz with 8 "
-                  "nodes, about as much as one window through the HAR backbone with 13."]
+                  "nodes. The mask stream is HMAC-SHA256 (HKDF-Expand): 32 bytes, 16 values, per "
+                  "two SHA-256 compressions."]
     lines += ["", "## Crypto: SHA-256, HMAC-SHA256, HKDF (docs/CRYPTO.md)", "",
               "The primitives that will authenticate frames and expand secure-aggregation masks.",
               "Time at 64 MHz assumes one instruction per cycle.", "",
