@@ -10,7 +10,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tinyfl.errors import WireError
-from tinyfl.wire import DataBlob, Global, Hello, Tensor, Update, decode, encode, open_frame
+from tinyfl.wire import (
+    DataBlob,
+    Global,
+    Hello,
+    Masked,
+    Reveal,
+    SecAgg,
+    Tensor,
+    Unmask,
+    Update,
+    decode,
+    encode,
+    open_frame,
+)
 
 GOLDEN = [p.read_bytes() for p in sorted((Path(__file__).resolve().parents[2] /
                                           "testvectors" / "frames").glob("*.bin"))]
@@ -73,7 +86,33 @@ def updates(draw: st.DrawFn) -> Update:
     )
 
 
-messages = hellos | globals_() | updates()
+@st.composite
+def masked_updates(draw: st.DrawFn) -> Update:
+    bits = draw(st.integers(9, 32))
+    rows, cols = draw(st.integers(0, 5)), draw(st.integers(0, 9))
+    values = draw(st.lists(st.integers(0, 2**bits - 1), min_size=rows * cols,
+                           max_size=rows * cols))
+    return Update(draw(st.integers(1, 0xFFFFFFFF)), draw(u32), 0.5, 0.25, 1.0,
+                  Masked(bits, np.array(values, np.uint32).reshape(rows, cols)))
+
+
+@st.composite
+def masked_globals(draw: st.DrawFn) -> Global:
+    g = draw(globals_())
+    selected = tuple(draw(st.lists(node_ids, min_size=2, max_size=5)))
+    secagg = SecAgg(draw(st.integers(9, 32)), draw(st.integers(2, len(selected))),
+                    draw(f32(0.0, exclude_min=True)))
+    return Global(g.round_id, g.model_hash, g.embed_dim, g.n_classes, g.epochs, g.batch_size,
+                  g.lr, g.prox_mu, g.clip_norm, g.uplink_bits, g.uplink_scale_mode, g.seed,
+                  selected, g.head, secagg)
+
+
+unmasks = st.builds(Unmask, st.integers(1, 0xFFFFFFFF), st.integers(1, 0xFFFF),
+                    st.lists(node_ids, min_size=1, max_size=6).map(tuple))
+reveals = st.builds(Reveal, st.integers(1, 0xFFFFFFFF),
+                    st.lists(st.tuples(node_ids, st.binary(min_size=32, max_size=32)),
+                             min_size=1, max_size=6).map(tuple))
+messages = hellos | globals_() | updates() | masked_updates() | masked_globals() | unmasks | reveals
 
 
 @PROFILE
