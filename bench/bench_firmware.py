@@ -177,18 +177,18 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
     if "secagg_mask_6x65_16bit" in counts and "secagg_round_seed" in counts:
         seed = counts["secagg_round_seed"]["instructions"]
         mask = counts["secagg_mask_6x65_16bit"]["instructions"]
+        total = seed + mask
         lines += ["", "## Secure aggregation (docs/PRIVACY.md)", "",
-                  "Per peer and round on the 6 x 65 HAR head at 16-bit masks: the pair's round "
-                  "seed, then its mask added to every value.", "",
+                  ("Per peer and round on the 6 x 65 HAR head at 16-bit masks: the pair's round "
+                   "seed, then its mask added to every value."), "",
                   "| operation | instructions | per value |", "|---|---|---|",
                   f"| round seed (HKDF-Expand, 32 bytes) | {seed:.0f} | |",
                   f"| mask of 390 values | {mask:.0f} | {mask / 390:.0f} |",
-                  f"| **per value per peer**, seed included | {seed + mask:.0f} | "
-                  f"**{(seed + mask) / 390:.0f}** |",
-                  "", f"A node in a round of n nodes spends (n - 1) x {seed + mask:.0f} "
-                  f"instructions on masking: {(seed + mask) * 7 / 64e3:.0f} ms at 64 MHz with 8 "
-                  "nodes. The mask stream is HMAC-SHA256 (HKDF-Expand): 32 bytes, 16 values, per "
-                  "two SHA-256 compressions."]
+                  f"| **per value per peer**, seed included | {total:.0f} | **{total / 390:.0f}** |",
+                  "", (f"A node in a round of n nodes spends (n - 1) x {total:.0f} instructions on "
+                       f"masking: {total * 7 / 64e3:.0f} ms at 64 MHz with 8 nodes. The mask "
+                       "stream is HMAC-SHA256 (HKDF-Expand): 32 bytes, 16 values, per two SHA-256 "
+                       "compressions.")]
     lines += ["", "## Crypto: SHA-256, HMAC-SHA256, HKDF (docs/CRYPTO.md)", "",
               "The primitives that will authenticate frames and expand secure-aggregation masks.",
               "Time at 64 MHz assumes one instruction per cycle.", "",

@@ -24,8 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
-from tinyfl.transport.mqtt import mqtt_publish_packet_size
 from tinyfl.strategy.secagg import mask_bits_for
+from tinyfl.transport.mqtt import mqtt_publish_packet_size
 from tinyfl.wire import Masked, Tensor, Topics, Update, encode
 
 HEAD = (6, 65)  # the HAR head: 6 classes, 64-dim embedding plus bias
@@ -149,8 +149,8 @@ def markdown(res: dict[str, Any], when: str) -> str:
     lines += [
         "## Secure aggregation (`--secure-agg`)",
         "",
-        "A masked UPDATE of 8-bit codes carries b bits per value, b the fewest with 2^b > 2 n "
-        "127 for n nodes in the round (docs/PRIVACY.md); demo naming, with the tag:",
+        ("A masked UPDATE of 8-bit codes carries b bits per value, b the fewest with 2^b > 2 n "
+         "127 for n nodes in the round (docs/PRIVACY.md); demo naming, with the tag:"),
         "",
         "| nodes per round | mask bits | packet | vs the plain signed 8-bit update |",
         "|---|---|---|---|",

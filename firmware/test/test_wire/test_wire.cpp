@@ -2,58 +2,17 @@
 // every valid frame decodes to the fields the Python side wrote, re-encodes to the same bytes, and
 // every invalid one is rejected with exactly the status its .reason file names. Tagged frames are
 // checked under the test key of their .auth.txt, and a changed topic, key or byte fails the tag.
-#include <dirent.h>
-#include <stdarg.h>
-
 #include "../check.h"
-#include "tinyfl/blob.h"
+#include "../golden.h"
 #include "tinyfl/crc32.h"
 #include "tinyfl/half.h"
 #include "tinyfl/wire.h"
 
 using namespace tinyfl;
+using namespace golden;
 
 namespace {
-
-constexpr size_t kMaxFile = 1 << 16;
 constexpr size_t kMaxValues = 8192;
-
-// ---- files ----------------------------------------------------------------------------------
-
-struct FileList {
-  char names[128][96];
-  int n = 0;
-};
-
-// Names in testvectors/<dir> ending with `suffix`, sorted.
-void list_files(const char* dir, const char* suffix, FileList* out) {
-  out->n = 0;
-  DIR* d = opendir(tinyfl_test::vector_path(dir));
-  if (d == nullptr) return;
-  const size_t sl = strlen(suffix);
-  while (dirent* e = readdir(d)) {
-    const size_t l = strlen(e->d_name);
-    if (l <= sl || l >= sizeof out->names[0] || strcmp(e->d_name + l - sl, suffix) != 0) continue;
-    if (out->n < 128) memcpy(out->names[out->n++], e->d_name, l + 1);
-  }
-  closedir(d);
-  qsort(out->names, static_cast<size_t>(out->n), sizeof out->names[0],
-        [](const void* a, const void* b) { return strcmp(static_cast<const char*>(a), static_cast<const char*>(b)); });
-}
-
-// Reads testvectors/<dir>/<stem><ext>; returns its length or -1.
-long load(const char* dir, const char* stem, const char* ext, uint8_t* buf, long cap) {
-  char rel[256];
-  snprintf(rel, sizeof rel, "%s/%.*s%s", dir, static_cast<int>(strlen(stem)), stem, ext);
-  return tinyfl_test::read_file(tinyfl_test::vector_path(rel), buf, cap);
-}
-
-// "x.bin" -> "x"
-void stem_of(const char* name, char* out, size_t cap) {
-  snprintf(out, cap, "%s", name);
-  char* dot = strrchr(out, '.');
-  if (dot != nullptr) *dot = 0;
-}
 
 // A frame's authentication from testvectors/<dir>/<stem>.auth.txt ("topic=...\nkey=<hex>\n"), or
 // false when the file does not exist (a CRC frame).
@@ -84,28 +43,6 @@ bool load_auth(const char* dir, const char* stem, AuthFile* out) {
   out->auth = FrameAuth{out->key, out->topic, tl};
   return true;
 }
-
-// ---- canonical text (the same lines as tinyfl.wire.fields_text) -----------------------------
-
-struct Text {
-  char buf[1 << 17];
-  size_t len = 0;
-  void add(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
-    va_list ap;
-    va_start(ap, fmt);
-    const int n = vsnprintf(buf + len, sizeof buf - len, fmt, ap);
-    va_end(ap);
-    if (n > 0) len += static_cast<size_t>(n) < sizeof buf - len ? static_cast<size_t>(n) : sizeof buf - len - 1;
-  }
-  void f32(float f) {
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    add("0x%08x", bits);
-  }
-  void hex(const uint8_t* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) add("%02x", p[i]);
-  }
-};
 
 void tensor_text(Text& t, const char* name, const TensorView& v) {
   t.add("%s.bits=%u\n%s.scale_mode=%u\n%s.rows=%u\n%s.cols=%u\n%s.scales=", name, v.bits, name, v.scale_mode, name,
@@ -357,14 +294,6 @@ uint8_t g_frame[kMaxFile];
 uint8_t g_out[kMaxFile];
 uint8_t g_expect[kMaxFile];
 Text g_text;
-
-void check_text(const char* what, const Text& t, const uint8_t* expect, long n) {
-  const bool same = n >= 0 && static_cast<size_t>(n) == t.len && memcmp(expect, t.buf, t.len) == 0;
-  if (!same) {
-    printf("fields of %s differ; C++ printed:\n%.*s", what, static_cast<int>(t.len), t.buf);
-    CHECK(same);
-  }
-}
 
 }  // namespace
 
@@ -682,103 +611,6 @@ TINYFL_TEST(global_selects_listed_nodes) {
   CHECK(decode_global_frame(g_frame, static_cast<size_t>(m), nullptr, &g) == Status::Ok);
   CHECK_EQ(g.n_selected, 0);
   CHECK(g.selects("anyone", 6));
-}
-
-// ---- data blobs -----------------------------------------------------------------------------
-
-namespace {
-
-void blob_text(Text& t, const BlobView& b) {
-  t.add("kind=%u\nn_samples=%u\ndim=%u\nn_classes=%u\nscale=", b.kind, b.n_samples, b.dim, b.n_classes);
-  t.f32(b.scale);
-  t.add("\nzero_point=%d\nmodel_hash=", static_cast<int>(b.zero_point));
-  t.hex(b.model_hash, sizeof b.model_hash);
-  t.add("\nlabels=");
-  for (uint32_t i = 0; i < b.n_samples; ++i) t.add(i ? ",%u" : "%u", b.label(i));
-  t.add("\nsamples=");
-  for (uint32_t i = 0; i < b.n_samples; ++i)
-    for (uint16_t j = 0; j < b.dim; ++j) t.add(i || j ? ",%d" : "%d", b.sample(i)[j]);
-  t.add("\n");
-}
-
-struct FakeCache {
-  uint16_t dim = 0, n_classes = 0;
-  float scale = 0;
-  int32_t zero_point = 0;
-  uint32_t added = 0;
-  int8_t first = 0;
-  Status configure(uint16_t d, uint16_t k, float s, int32_t zp) {
-    dim = d;
-    n_classes = k;
-    scale = s;
-    zero_point = zp;
-    return Status::Ok;
-  }
-  Status add(const int8_t* v, uint8_t) {
-    if (added++ == 0) first = v[0];
-    return Status::Ok;
-  }
-};
-
-}  // namespace
-
-TINYFL_TEST(golden_blobs_parse) {
-  FileList files;
-  list_files("blobs", ".bin", &files);
-  CHECK(files.n >= 3);
-  for (int i = 0; i < files.n; ++i) {
-    char stem[96];
-    stem_of(files.names[i], stem, sizeof stem);
-    const long n = load("blobs", stem, ".bin", g_frame, sizeof g_frame - 16);
-    BlobView b{};
-    const Status s = parse_blob(g_frame, static_cast<size_t>(n), &b);
-    if (s != Status::Ok) printf("%s: %s\n", files.names[i], status_name(s));
-    CHECK(s == Status::Ok);
-    if (s != Status::Ok) continue;
-    CHECK_EQ(b.size_bytes, n);
-    g_text.len = 0;
-    blob_text(g_text, b);
-    const long fn = load("blobs", stem, ".fields.txt", g_expect, sizeof g_expect);
-    check_text(files.names[i], g_text, g_expect, fn);
-    // a memory region bigger than the blob: the rest is ignored
-    memset(g_frame + n, 0xA5, 16);
-    CHECK(parse_blob(g_frame, static_cast<size_t>(n) + 16, &b) == Status::Ok);
-    for (long cut = 0; cut < n; ++cut) CHECK(parse_blob(g_frame, static_cast<size_t>(cut), &b) == Status::Truncated);
-    uint8_t hash[8];
-    b.copy_model_hash(hash);
-    CHECK(memcmp(hash, b.model_hash, 8) == 0);
-    FakeCache cache;
-    const Status ls = load_samples(b, cache);
-    if (b.kind == static_cast<uint8_t>(BlobKind::Features)) {
-      CHECK(ls == Status::Ok);
-      CHECK_EQ(cache.added, b.n_samples);
-      CHECK_EQ(cache.dim, b.dim);
-      if (b.n_samples > 0) CHECK_EQ(cache.first, b.sample(0)[0]);
-    } else {
-      CHECK(ls == Status::Unsupported);
-    }
-  }
-}
-
-TINYFL_TEST(invalid_blobs_rejected_with_their_reason) {
-  FileList files;
-  list_files("blobs/invalid", ".bin", &files);
-  CHECK(files.n >= 10);
-  for (int i = 0; i < files.n; ++i) {
-    char stem[96];
-    stem_of(files.names[i], stem, sizeof stem);
-    const long n = load("blobs/invalid", stem, ".bin", g_frame, sizeof g_frame);
-    char reason[64] = {};
-    const long rn = load("blobs/invalid", stem, ".reason", reinterpret_cast<uint8_t*>(reason), sizeof reason - 1);
-    CHECK(n >= 0 && rn > 0);
-    reason[strcspn(reason, "\r\n")] = 0;
-    BlobView b{};
-    const Status s = parse_blob(g_frame, static_cast<size_t>(n), &b);
-    if (strcmp(status_name(s), reason) != 0) {
-      printf("%s: got %s, expected %s\n", files.names[i], status_name(s), reason);
-      CHECK(strcmp(status_name(s), reason) == 0);
-    }
-  }
 }
 
 int main() { return tinyfl_test::run_all(); }

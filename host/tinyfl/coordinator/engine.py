@@ -47,20 +47,19 @@ import numpy.typing as npt
 from tinyfl.coordinator import secure_round
 from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
 from tinyfl.coordinator.config import MAX_U32, ROUND_ID_MARGIN, EngineConfig
+from tinyfl.coordinator.downlink import Downlink
 from tinyfl.coordinator.intake import Intake, OpenRound
 from tinyfl.coordinator.metrics import METRICS_NAME, MetricsLog, weighted_mean
 from tinyfl.coordinator.progress import Progress
 from tinyfl.coordinator.registry import Registry
-from tinyfl.coordinator.selection import global_seed, round_seed, round_size, select_nodes
+from tinyfl.coordinator.selection import round_size, select_nodes
 from tinyfl.coordinator.stragglers import Stragglers, candidates, record_round
 from tinyfl.coordinator.task import Task, evaluate
 from tinyfl.errors import CoordinatorError, TransportError, UsageError, WireError
 from tinyfl.files import private_dir
-from tinyfl.quant import quantize
-from tinyfl.rng import round_rng
 from tinyfl.strategy import AggregationError, ClientResult, StateValue, Strategy, strategy_params
 from tinyfl.transport.mqtt import Message, Transport, mqtt_publish_packet_size
-from tinyfl.wire import Global, Keyring, SecAgg, Tensor, Topics, encode, open_frame
+from tinyfl.wire import Global, Keyring, Topics, Unmask, encode, open_frame
 
 __all__ = ["CoordinatorError", "EngineConfig", "RoundEngine", "RunResult"]
 
@@ -143,12 +142,13 @@ class RoundEngine:
         self.records: list[dict[str, Any]] = []
         if resume_from is not None:
             self._adopt(resume_from)
+        self.downlink = Downlink(task, config, strategy.prox_mu, topics, keys)
         self.registry = Registry(
             model_hash=task.model_hash,
             embed_dim=task.embed_dim,
             n_classes=task.n_classes,
             uplink_bits=config.uplink_bits,
-            global_payload=len(self._global_frame(1, 1, (), self._downlink_tensor(self.head, 1))),
+            global_payload=len(self.downlink.frame(1, 1, (), self.downlink.tensor(self.head, 1))),
             topics=topics,
             keys=keys,
         )
@@ -157,7 +157,6 @@ class RoundEngine:
         self._sync_token = os.urandom(8).hex().encode()
         self._synced = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
-        self._warned_broadcast = False
         self._metrics = MetricsLog(self.run_dir / METRICS_NAME) if self.run_dir else None
 
     def _declared(self, node_id: str) -> int:
@@ -280,22 +279,8 @@ class RoundEngine:
         )
 
     def fleet_report(self, examples: int = 3) -> str:
-        """The known nodes by state, with a few ids each, for error messages: `sim-0 wrong_model`
-        for small fleets, `980 offline (sim-0020, sim-0021, sim-0022, ...)` for large ones."""
-        if not len(self.registry):
-            return f"no node has announced itself under {self.topics.prefix}/nodes/"
-        groups: dict[str, list[str]] = {}
-        for info in self.registry.nodes:
-            reason = self.registry.ineligible_reason(info) or "eligible"
-            groups.setdefault(reason, []).append(info.node_id)
-        parts = []
-        for reason, ids in sorted(groups.items(), key=lambda item: -len(item[1])):
-            if len(ids) == 1:
-                parts.append(f"{ids[0]} {reason}")
-                continue
-            shown = ", ".join(ids[:examples]) + (", ..." if len(ids) > examples else "")
-            parts.append(f"{len(ids)} {reason} ({shown})")
-        return "; ".join(parts)
+        """The known nodes by state, for error messages (Registry.report)."""
+        return self.registry.report(self.topics.prefix, examples)
 
     async def run_round(self) -> dict[str, Any]:
         """One round (the next one); returns its record, also appended to `records`."""
@@ -332,17 +317,17 @@ class RoundEngine:
             number,
         )
         wire = self.next_wire_round()
-        sent = self._downlink_tensor(self.head, number)
+        sent = self.downlink.tensor(self.head, number)
         reference = sent.dequantized()
         secagg = None
         if cfg.secure_agg:  # every selected node masks against the others: list them all
             secagg = secure_round.plan(len(selected), cfg.uplink_bits, cfg.clip_norm,
                                        cfg.secure_agg_threshold)
-            frame = self._global_frame(number, wire, selected, sent, secagg)
+            frame = self.downlink.frame(number, wire, selected, sent, secagg)
         else:
-            frame = self._frame_for(
-                number, wire, selected, sent, all_eligible=len(selected) == len(eligible)
-            )
+            frame = self.downlink.frame_for(number, wire, selected, sent,
+                                            all_eligible=len(selected) == len(eligible),
+                                            max_payload=self.registry.max_payload)
         self.wire_round = wire
         if self.run_dir is not None:  # the id is on disk before any node can have served it
             save_checkpoint(self.run_dir / CHECKPOINT_NAME, self.checkpoint())
@@ -358,7 +343,9 @@ class RoundEngine:
         try:
             await self._collect(open_round, frame)
             if secagg is not None and len(open_round.masked) >= cfg.min_clients:
-                secure = await self._secure_sum(open_round, record)
+                secure = await secure_round.secure_sum(
+                    open_round, record, self._publish_unmask, self.config.round_timeout,
+                    self._wait_change, self.task.head_shape)
         finally:
             self.intake.open = None
         record["collect_time_s"] = loop.time() - collect_started
@@ -424,74 +411,6 @@ class RoundEngine:
             raise CoordinatorError("round ids are exhausted (they are 32-bit)")
         return wire
 
-    def _downlink_tensor(self, head: F32, number: int) -> Tensor:
-        """The head as broadcast: float32, or 8-bit per-row codes with stochastic rounding from
-        the round's seed (unbiased, so quantization noise does not drift the head one way)."""
-        if self.config.downlink_bits == 32:
-            return Tensor.float32(head)
-        rng = round_rng(round_seed(self.config.seed, number), "coordinator", number)
-        codes, scales = quantize(head, self.config.downlink_bits, 1, rng)
-        return Tensor.quantized(codes, scales, self.config.downlink_bits, per_row=True)
-
-    def _global_frame(
-        self, number: int, wire: int, selected: tuple[str, ...], head: Tensor,
-        secagg: SecAgg | None = None,
-    ) -> bytes:
-        cfg = self.config
-        key = None if self.keys is None else self.keys.fleet_key
-        return encode(
-            Global(
-                round_id=wire,
-                model_hash=self.task.model_hash,
-                embed_dim=self.task.embed_dim,
-                n_classes=self.task.n_classes,
-                epochs=cfg.epochs,
-                batch_size=cfg.batch_size,
-                lr=cfg.lr,
-                prox_mu=self.strategy.prox_mu,
-                clip_norm=cfg.clip_norm,
-                uplink_bits=cfg.uplink_bits,
-                uplink_scale_mode=cfg.uplink_scale_mode if cfg.uplink_bits != 32 else 0,
-                seed=global_seed(cfg.seed, number, wire),
-                selected=selected,
-                head=head,
-                secagg=secagg,
-            ),
-            key=key,
-            topic=self.topics.global_,
-        )
-
-    def _frame_for(
-        self,
-        number: int,
-        wire: int,
-        selected: tuple[str, ...],
-        head: Tensor,
-        *,
-        all_eligible: bool,
-    ) -> bytes:
-        """GLOBAL with the selected ids, or with none ("every node") when every eligible node
-        is selected anyway or when the list would not fit a selected node's receive buffer.
-        Updates from nodes outside `selected` are dropped either way, so the choice changes
-        bytes, not results."""
-        if all_eligible:
-            return self._global_frame(number, wire, (), head)
-        frame = self._global_frame(number, wire, selected, head)
-        smallest = min(self.registry.max_payload(n) for n in selected)
-        if len(frame) <= smallest:
-            return frame
-        if not self._warned_broadcast:
-            self._warned_broadcast = True
-            log.warning(
-                "a GLOBAL listing %d selected nodes is %d bytes, more than a selected node "
-                "accepts (%d); broadcasting to every node instead (unselected answers are "
-                "dropped). Use fewer --clients-per-round or --downlink-bits 8 to avoid it.",
-                len(selected),
-                len(frame),
-                smallest,
-            )
-        return self._global_frame(number, wire, (), head)
-
     async def _collect(self, rnd: OpenRound, frame: bytes) -> None:
         """Waits for the round's updates (see the module docstring, step 3)."""
         cfg = self.config
@@ -534,33 +453,12 @@ class RoundEngine:
                 reconnects = self.transport.stats.reconnects
                 await self._republish(rnd, frame)
 
-    async def _secure_sum(self, rnd: OpenRound, record: dict[str, Any]) -> tuple[F32 | None, str]:
-        """The survivors' mean delta of a secure-aggregation round, asking them for the masks of
-        dropped nodes first (docs/PRIVACY.md); (None, why) when it cannot be had."""
-        assert rnd.secagg is not None
-        record["secure_agg"] = {"mask_bits": rnd.secagg.mask_bits,
-                                "threshold": rnd.secagg.threshold,
-                                "survivors": len(rnd.masked), "dropped": 0}
-        if len(rnd.masked) < rnd.secagg.threshold:
-            return None, (f"{len(rnd.masked)} masked update(s), below the threshold "
-                          f"{rnd.secagg.threshold}: nothing unmasked")
-        request = secure_round.unmask_request(rnd)
-        if request is not None:
-            record["secure_agg"]["dropped"] = len(request.dropped)
-            rnd.unmask = request
-            key = None if self.keys is None else self.keys.fleet_key
-            frame = encode(request, key=key, topic=self.topics.global_)
-            try:  # not retained: the round's GLOBAL stays for nodes that reconnect
-                await self.transport.publish(self.topics.global_, frame, qos=1, retain=False)
-            except TransportError as exc:
-                return None, f"could not ask for unmasking: {exc}"
-            silent = await secure_round.wait_for_reveals(rnd, self.config.round_timeout,
-                                                         self._wait_change)
-            if silent:
-                return None, (f"{len(silent)} survivor(s) did not reveal their masks of the "
-                              f"{len(request.dropped)} dropped node(s): {sorted(silent)[:3]}")
-        mean, _ = secure_round.secure_mean(rnd, self.task.head_shape)
-        return mean, ""
+    async def _publish_unmask(self, request: Unmask) -> None:
+        """UNMASK on the GLOBAL topic, signed with the fleet key, not retained (the round's
+        GLOBAL stays for nodes that reconnect)."""
+        key = None if self.keys is None else self.keys.fleet_key
+        frame = encode(request, key=key, topic=self.topics.global_)
+        await self.transport.publish(self.topics.global_, frame, qos=1, retain=False)
 
     async def _republish(self, rnd: OpenRound, frame: bytes) -> None:
         """After a reconnection the broker may have lost the retained GLOBAL (a restart without

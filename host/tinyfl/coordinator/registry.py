@@ -188,6 +188,23 @@ class Registry:
         """Ids of the nodes whose last status is `online`, sorted (eligible or not)."""
         return [n.node_id for n in self.nodes if n.online]
 
+    def report(self, prefix: str, examples: int = 3) -> str:
+        """The known nodes by state, with a few ids each, for error messages: `sim-0 wrong_model`
+        for small fleets, `980 offline (sim-0020, sim-0021, sim-0022, ...)` for large ones."""
+        if not self._nodes:
+            return f"no node has announced itself under {prefix}/nodes/"
+        groups: dict[str, list[str]] = {}
+        for info in self.nodes:
+            groups.setdefault(self.ineligible_reason(info) or "eligible", []).append(info.node_id)
+        parts = []
+        for reason, ids in sorted(groups.items(), key=lambda item: -len(item[1])):
+            if len(ids) == 1:
+                parts.append(f"{ids[0]} {reason}")
+                continue
+            shown = ", ".join(ids[:examples]) + (", ..." if len(ids) > examples else "")
+            parts.append(f"{len(ids)} {reason} ({shown})")
+        return "; ".join(parts)
+
     def is_online(self, node_id: str) -> bool:
         info = self._nodes.get(node_id)
         return info is not None and info.online is True

@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from tinyfl.coordinator.intake import OpenRound
+from tinyfl.errors import TransportError
 from tinyfl.quant import qmax
 from tinyfl.strategy.secagg import mask_bits_for, masked_sum, signed_sum, unmask_correction
 from tinyfl.wire import SecAgg, Unmask
 
-__all__ = ["default_threshold", "plan", "secure_mean", "unmask_request", "wait_for_reveals"]
+__all__ = ["default_threshold", "plan", "secure_mean", "secure_sum", "unmask_request",
+           "wait_for_reveals"]
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +81,36 @@ def secure_mean(rnd: OpenRound, shape: tuple[int, int]) -> tuple[F32, np.int64]:
     sums = signed_sum(total, bits).reshape(shape)
     mean = (sums.astype(np.float64) * secagg.scale / len(rnd.masked)).astype(np.float32)
     return mean, np.abs(sums).max(initial=0)
+
+
+async def secure_sum(
+    rnd: OpenRound,
+    record: dict[str, Any],
+    publish_unmask: Callable[[Unmask], Awaitable[None]],
+    timeout: float,
+    wait_change: Callable[[float], Awaitable[None]],
+    shape: tuple[int, int],
+) -> tuple[F32 | None, str]:
+    """The survivors' mean delta of a secure-aggregation round, asking them for the masks of
+    dropped nodes first; (None, why) when it cannot be had. Adds `secure_agg` to `record`."""
+    assert rnd.secagg is not None
+    info = {"mask_bits": rnd.secagg.mask_bits, "threshold": rnd.secagg.threshold,
+            "survivors": len(rnd.masked), "dropped": 0}
+    record["secure_agg"] = info
+    if len(rnd.masked) < rnd.secagg.threshold:
+        return None, (f"{len(rnd.masked)} masked update(s), below the threshold "
+                      f"{rnd.secagg.threshold}: nothing unmasked")
+    request = unmask_request(rnd)
+    if request is not None:
+        info["dropped"] = len(request.dropped)
+        rnd.unmask = request
+        try:
+            await publish_unmask(request)
+        except TransportError as exc:
+            return None, f"could not ask for unmasking: {exc}"
+        silent = await wait_for_reveals(rnd, timeout, wait_change)
+        if silent:
+            return None, (f"{len(silent)} survivor(s) did not reveal their masks of the "
+                          f"{len(request.dropped)} dropped node(s): {sorted(silent)[:3]}")
+    mean, _ = secure_mean(rnd, shape)
+    return mean, ""

@@ -1,0 +1,85 @@
+// Helpers of the golden-vector tests (test_wire, test_blob): listing and loading testvectors/
+// files, and the canonical text both codecs print decoded fields in.
+#pragma once
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+namespace golden {
+
+constexpr size_t kMaxFile = 1 << 16;
+
+// ---- files ----------------------------------------------------------------------------------
+
+struct FileList {
+  char names[128][96];
+  int n = 0;
+};
+
+// Names in testvectors/<dir> ending with `suffix`, sorted.
+inline void list_files(const char* dir, const char* suffix, FileList* out) {
+  out->n = 0;
+  DIR* d = opendir(tinyfl_test::vector_path(dir));
+  if (d == nullptr) return;
+  const size_t sl = strlen(suffix);
+  while (dirent* e = readdir(d)) {
+    const size_t l = strlen(e->d_name);
+    if (l <= sl || l >= sizeof out->names[0] || strcmp(e->d_name + l - sl, suffix) != 0) continue;
+    if (out->n < 128) memcpy(out->names[out->n++], e->d_name, l + 1);
+  }
+  closedir(d);
+  qsort(out->names, static_cast<size_t>(out->n), sizeof out->names[0],
+        [](const void* a, const void* b) { return strcmp(static_cast<const char*>(a), static_cast<const char*>(b)); });
+}
+
+// Reads testvectors/<dir>/<stem><ext>; returns its length or -1.
+inline long load(const char* dir, const char* stem, const char* ext, uint8_t* buf, long cap) {
+  char rel[256];
+  snprintf(rel, sizeof rel, "%s/%.*s%s", dir, static_cast<int>(strlen(stem)), stem, ext);
+  return tinyfl_test::read_file(tinyfl_test::vector_path(rel), buf, cap);
+}
+
+// "x.bin" -> "x"
+inline void stem_of(const char* name, char* out, size_t cap) {
+  snprintf(out, cap, "%s", name);
+  char* dot = strrchr(out, '.');
+  if (dot != nullptr) *dot = 0;
+}
+
+// ---- canonical text (the same lines as tinyfl.wire.fields_text) -----------------------------
+
+struct Text {
+  char buf[1 << 17];
+  size_t len = 0;
+  void add(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
+    va_list ap;
+    va_start(ap, fmt);
+    const int n = vsnprintf(buf + len, sizeof buf - len, fmt, ap);
+    va_end(ap);
+    if (n > 0) len += static_cast<size_t>(n) < sizeof buf - len ? static_cast<size_t>(n) : sizeof buf - len - 1;
+  }
+  void f32(float f) {
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    add("0x%08x", bits);
+  }
+  void hex(const uint8_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) add("%02x", p[i]);
+  }
+};
+
+inline void check_text(const char* what, const Text& t, const uint8_t* expect, long n) {
+  const bool same = n >= 0 && static_cast<size_t>(n) == t.len && memcmp(expect, t.buf, t.len) == 0;
+  if (!same) {
+    printf("fields of %s differ; C++ printed:\n%.*s", what, static_cast<int>(t.len), t.buf);
+    CHECK(same);
+  }
+}
+
+
+}  // namespace golden
