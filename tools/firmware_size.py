@@ -39,6 +39,7 @@ COMPONENT_OF_OBJECT = {
     "quant.o": "quantizer",
     "rng.o": "quantizer",
     "wire.o": "codec",
+    "wire_secagg.o": "codec",
     "crc32.o": "codec",
     "blob.o": "codec",
     "mqtt.o": "mqtt",

@@ -7,8 +7,11 @@
 #include "tinyfl/cursor.h"
 #include "tinyfl/half.h"
 #include "tinyfl/hmac.h"
+#include "wire_internal.h"
 
 namespace tinyfl {
+
+using namespace wire_detail;
 
 namespace {
 
@@ -24,19 +27,6 @@ float load_f16(const uint8_t* p) {
   return half_to_float(static_cast<uint16_t>(p[0] | (p[1] << 8)));
 }
 
-// Bits [pos, pos + n) of an LSB-first stream, n <= 32.
-uint32_t read_bits(const uint8_t* data, uint64_t pos, unsigned n) {
-  uint32_t v = 0;
-  for (unsigned k = 0; k < n;) {
-    const unsigned off = static_cast<unsigned>(pos & 7u);
-    const unsigned take = (8u - off) < (n - k) ? (8u - off) : (n - k);
-    const uint32_t chunk = (static_cast<uint32_t>(data[pos >> 3]) >> off) & ((1u << take) - 1u);
-    v |= chunk << k;
-    k += take;
-    pos += take;
-  }
-  return v;
-}
 
 bool valid_bits(uint8_t bits) { return bits == 8 || bits == 4 || bits == 2 || bits == 32; }
 
@@ -61,13 +51,6 @@ void check_nonneg(Reader& r, float f, bool positive = false) {
   else if (positive ? !(f > 0.0f) : !(f >= 0.0f)) r.fail(Status::BadValue);
 }
 
-// str node_id: read in full, then checked.
-void read_id(Reader& r, const char** id, uint8_t* len) {
-  *len = r.u8();
-  const uint8_t* p = r.bytes(*len);
-  *id = reinterpret_cast<const char*>(p);
-  if (p != nullptr && !valid_node_id(*id, *len)) r.fail(Status::BadValue);
-}
 
 void read_hash(Reader& r, uint8_t* out) {
   const uint8_t* p = r.bytes(kModelHashLen);
@@ -116,27 +99,12 @@ void read_tensor(Reader& r, TensorView* t, bool check_shape, uint16_t want_rows,
   }
 }
 
-Status finish(const Reader& r) {
-  if (r.ok() && r.remaining() != 0) return Status::BadLength;
-  return r.status();
-}
 
 // --- encoding -------------------------------------------------------------------------------
 
-void write_header(Writer& w, FrameType type, const FrameAuth* auth, bool masked = false) {
-  const uint8_t h[kFrameHeaderSize] = {'T', 'F', kWireVersion, static_cast<uint8_t>(type),
-                                       masked ? kFlagMasked : uint8_t{0},
-                                       auth != nullptr ? kAuthTag : kAuthCrc};
-  w.bytes(h, sizeof h);
-}
 
 void write_f16(Writer& w, float f) { w.u16(float_to_half(f)); }
 
-// Copies n bytes, or (p == nullptr, an invalid input) only moves the cursor so sizes stay right.
-void put(Writer& w, const void* p, size_t n) {
-  if (p != nullptr) w.bytes(static_cast<const uint8_t*>(p), n);
-  else (void)w.reserve(n);
-}
 
 void store_f32(uint8_t* p, float f) {
   uint32_t bits;
@@ -225,6 +193,61 @@ bool auth_ok(const FrameAuth* auth) {
                              auth->topic_len <= kMaxAuthTopic);
 }
 
+
+
+// Writes n values of `bits` bits LSB-first; false when one does not fit or values is null.
+bool write_masked(Writer& w, const MaskedFields& m) {
+  w.u8(m.bits);
+  w.u16(m.rows);
+  w.u16(m.cols);
+  const bool bits_ok = m.bits >= kMinMaskBits && m.bits <= kMaxMaskBits;
+  const size_t n = static_cast<size_t>(m.rows) * m.cols;
+  const uint64_t total = static_cast<uint64_t>(n) * (bits_ok ? m.bits : 0u);
+  uint8_t* p = w.reserve(static_cast<size_t>((total + 7u) / 8u));
+  if (!bits_ok || (n != 0 && m.values == nullptr)) return false;
+  if (p == nullptr) return true;  // size-only pass or out of room
+  memset(p, 0, static_cast<size_t>((total + 7u) / 8u));
+  const uint64_t limit = m.bits == 32 ? 0x100000000ull : (1ull << m.bits);
+  uint64_t pos = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (m.values[i] >= limit) return false;
+    for (unsigned k = 0; k < m.bits; ++k, ++pos)
+      if ((m.values[i] >> k) & 1u) p[pos >> 3] |= static_cast<uint8_t>(1u << (pos & 7u));
+  }
+  return true;
+}
+
+
+}  // namespace
+
+namespace wire_detail {
+
+// str node_id: read in full, then checked.
+void read_id(Reader& r, const char** id, uint8_t* len) {
+  *len = r.u8();
+  const uint8_t* p = r.bytes(*len);
+  *id = reinterpret_cast<const char*>(p);
+  if (p != nullptr && !valid_node_id(*id, *len)) r.fail(Status::BadValue);
+}
+
+Status finish(const Reader& r) {
+  if (r.ok() && r.remaining() != 0) return Status::BadLength;
+  return r.status();
+}
+
+void write_header(Writer& w, FrameType type, const FrameAuth* auth, bool masked) {
+  const uint8_t h[kFrameHeaderSize] = {'T', 'F', kWireVersion, static_cast<uint8_t>(type),
+                                       masked ? kFlagMasked : uint8_t{0},
+                                       auth != nullptr ? kAuthTag : kAuthCrc};
+  w.bytes(h, sizeof h);
+}
+
+// Copies n bytes, or (p == nullptr, an invalid input) only moves the cursor so sizes stay right.
+void put(Writer& w, const void* p, size_t n) {
+  if (p != nullptr) w.bytes(static_cast<const uint8_t*>(p), n);
+  else (void)w.reserve(n);
+}
+
 // Appends the trailer (the CRC, or the tag under `auth`) and, with a buffer, checks the frame by
 // decoding it.
 Status end_frame(Writer& w, bool fields_ok, const FrameAuth* auth, size_t* len) {
@@ -254,39 +277,7 @@ Status open_typed(const uint8_t* buf, size_t len, const FrameAuth* auth, FrameTy
   return hdr->type == static_cast<uint8_t>(type) ? Status::Ok : Status::BadType;
 }
 
-// Writes n values of `bits` bits LSB-first; false when one does not fit or values is null.
-bool write_masked(Writer& w, const MaskedFields& m) {
-  w.u8(m.bits);
-  w.u16(m.rows);
-  w.u16(m.cols);
-  const bool bits_ok = m.bits >= kMinMaskBits && m.bits <= kMaxMaskBits;
-  const size_t n = static_cast<size_t>(m.rows) * m.cols;
-  const uint64_t total = static_cast<uint64_t>(n) * (bits_ok ? m.bits : 0u);
-  uint8_t* p = w.reserve(static_cast<size_t>((total + 7u) / 8u));
-  if (!bits_ok || (n != 0 && m.values == nullptr)) return false;
-  if (p == nullptr) return true;  // size-only pass or out of room
-  memset(p, 0, static_cast<size_t>((total + 7u) / 8u));
-  const uint64_t limit = m.bits == 32 ? 0x100000000ull : (1ull << m.bits);
-  uint64_t pos = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (m.values[i] >= limit) return false;
-    for (unsigned k = 0; k < m.bits; ++k, ++pos)
-      if ((m.values[i] >> k) & 1u) p[pos >> 3] |= static_cast<uint8_t>(1u << (pos & 7u));
-  }
-  return true;
-}
-
-void write_ids(Writer& w, const IdRef* ids, uint16_t n, bool* ok) {
-  if (n != 0 && ids == nullptr) *ok = false;
-  for (uint16_t i = 0; ids != nullptr && i < n; ++i) {
-    if (ids[i].id == nullptr) *ok = false;
-    w.u8(ids[i].len);
-    if (ids[i].id != nullptr) w.bytes(reinterpret_cast<const uint8_t*>(ids[i].id), ids[i].len);
-    else (void)w.reserve(ids[i].len);
-  }
-}
-
-}  // namespace
+}  // namespace wire_detail
 
 bool valid_node_id(const char* id, size_t len) {
   if (id == nullptr || len == 0 || len > kMaxWireNodeId) return false;
@@ -345,24 +336,9 @@ bool GlobalView::selects(const char* id, size_t len) const {
 }
 
 
-uint32_t MaskedView::value(size_t i) const { return read_bits(data, static_cast<uint64_t>(i) * bits, bits); }
 
-IdRef UnmaskView::dropped_id(uint16_t i) const {
-  const uint8_t* p = dropped_raw;
-  for (uint16_t k = 0; k < i; ++k) p += 1u + p[0];
-  return IdRef{reinterpret_cast<const char*>(p + 1), p[0]};
-}
 
-IdRef RevealView::peer(uint16_t i) const {
-  const uint8_t* p = raw;
-  for (uint16_t k = 0; k < i; ++k) p += 1u + p[0] + kRoundSeedLen;
-  return IdRef{reinterpret_cast<const char*>(p + 1), p[0]};
-}
 
-const uint8_t* RevealView::seed(uint16_t i) const {
-  const IdRef id = peer(i);
-  return reinterpret_cast<const uint8_t*>(id.id) + id.len;
-}
 
 // --- decoding ---------------------------------------------------------------------------------
 
@@ -526,35 +502,7 @@ Status decode_update(const uint8_t* body, size_t len, UpdateView* out, bool mask
   return finish(r);
 }
 
-Status decode_unmask(const uint8_t* body, size_t len, UnmaskView* out) {
-  Reader r(body, len);
-  out->round_id = r.u32();
-  out->n_survivors = r.u16();
-  out->n_dropped = r.u16();
-  if (r.ok() && (out->round_id == 0 || out->n_survivors == 0 || out->n_dropped == 0)) r.fail(Status::BadValue);
-  out->dropped_raw = body + (r.ok() ? r.position() : 0);
-  for (uint16_t i = 0; i < out->n_dropped && r.ok(); ++i) {
-    const char* id;
-    uint8_t id_len;
-    read_id(r, &id, &id_len);
-  }
-  return finish(r);
-}
 
-Status decode_reveal(const uint8_t* body, size_t len, RevealView* out) {
-  Reader r(body, len);
-  out->round_id = r.u32();
-  out->n = r.u16();
-  if (r.ok() && (out->round_id == 0 || out->n == 0)) r.fail(Status::BadValue);
-  out->raw = body + (r.ok() ? r.position() : 0);
-  for (uint16_t i = 0; i < out->n && r.ok(); ++i) {
-    const char* id;
-    uint8_t id_len;
-    read_id(r, &id, &id_len);
-    (void)r.bytes(kRoundSeedLen);
-  }
-  return finish(r);
-}
 
 Status decode_hello_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, HelloView* out) {
   FrameHeader hdr;
@@ -577,19 +525,7 @@ Status decode_update_frame(const uint8_t* buf, size_t len, const FrameAuth* auth
   return s != Status::Ok ? s : decode_update(body, hdr.body_len, out, (hdr.flags & kFlagMasked) != 0);
 }
 
-Status decode_unmask_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, UnmaskView* out) {
-  FrameHeader hdr;
-  const uint8_t* body = nullptr;
-  const Status s = open_typed(buf, len, auth, FrameType::Unmask, &body, &hdr);
-  return s != Status::Ok ? s : decode_unmask(body, hdr.body_len, out);
-}
 
-Status decode_reveal_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, RevealView* out) {
-  FrameHeader hdr;
-  const uint8_t* body = nullptr;
-  const Status s = open_typed(buf, len, auth, FrameType::Reveal, &body, &hdr);
-  return s != Status::Ok ? s : decode_reveal(body, hdr.body_len, out);
-}
 
 // --- encoding ---------------------------------------------------------------------------------
 
@@ -654,35 +590,8 @@ Status encode_update(const UpdateFields& f, uint8_t* buf, size_t cap, size_t* le
   return end_frame(w, ok, f.auth, len);
 }
 
-Status encode_unmask(const UnmaskFields& f, uint8_t* buf, size_t cap, size_t* len) {
-  Writer w(buf, cap);
-  bool ok = true;
-  write_header(w, FrameType::Unmask, f.auth);
-  w.u32(f.round_id);
-  w.u16(f.n_survivors);
-  w.u16(f.n_dropped);
-  write_ids(w, f.dropped, f.n_dropped, &ok);
-  return end_frame(w, ok, f.auth, len);
-}
 
-Status encode_reveal(const RevealFields& f, uint8_t* buf, size_t cap, size_t* len) {
-  Writer w(buf, cap);
-  bool ok = !(f.n != 0 && (f.peers == nullptr || f.seeds == nullptr));
-  write_header(w, FrameType::Reveal, f.auth);
-  w.u32(f.round_id);
-  w.u16(f.n);
-  for (uint16_t i = 0; i < f.n; ++i) {
-    write_ids(w, f.peers != nullptr ? f.peers + i : nullptr, 1, &ok);
-    put(w, f.seeds != nullptr ? f.seeds[i] : nullptr, kRoundSeedLen);
-  }
-  return end_frame(w, ok, f.auth, len);
-}
 
-size_t encoded_size_reveal(const RevealFields& f) {
-  size_t n = 0;
-  (void)encode_reveal(f, nullptr, 0, &n);
-  return n;
-}
 
 size_t encoded_size_hello(const HelloFields& f) {
   size_t n = 0;
