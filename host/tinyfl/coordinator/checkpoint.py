@@ -65,6 +65,9 @@ class Checkpoint:
     # straggler back-off (coordinator.stragglers): node -> (misses in a row, benched through
     # round), part of the state a resumed run needs to select as an uninterrupted one would
     stragglers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # central differential privacy (coordinator.privacy.PrivacyState): rounds charged and the
+    # fixed denominator; empty when the run adds no noise
+    privacy: dict[str, Any] = field(default_factory=dict)
 
 
 def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
@@ -80,6 +83,7 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         "config": ckpt.config,
         "stragglers": {node: list(v) for node, v in sorted(ckpt.stragglers.items())},
         "state_scalars": scalars,
+        "privacy": ckpt.privacy,
         "rng": "per-round generators seeded from (seed, round); no carried state",
     }
     arrays: dict[str, npt.NDArray[Any]] = {"head": np.asarray(ckpt.head, dtype=np.float32)}
@@ -124,6 +128,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             config=dict(meta.get("config", {})),
             stragglers={str(n): (int(v[0]), int(v[1]))
                         for n, v in dict(meta.get("stragglers", {})).items()},
+            privacy=dict(meta.get("privacy", {})),
         )
     except CheckpointError:
         raise

@@ -48,6 +48,7 @@ from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, save_chec
 from tinyfl.coordinator.config import MAX_U32, ROUND_ID_MARGIN, EngineConfig
 from tinyfl.coordinator.intake import Intake, OpenRound
 from tinyfl.coordinator.metrics import METRICS_NAME, MetricsLog, weighted_mean
+from tinyfl.coordinator.privacy import CentralPrivacy, PrivacyState, check_dp_strategy, noise_key
 from tinyfl.coordinator.progress import Progress
 from tinyfl.coordinator.registry import Registry
 from tinyfl.coordinator.selection import global_seed, round_seed, round_size, select_nodes
@@ -90,6 +91,7 @@ class RunResult:
     state: dict[str, StateValue]
     records: list[dict[str, Any]]
     run_dir: Path | None = None
+    stopped: str | None = None  # why the run ended before its last round (the privacy budget)
 
 
 class RoundEngine:
@@ -116,6 +118,7 @@ class RoundEngine:
         progress: Progress | None = None,
         round_id_clock: Callable[[], float] = time.time,
         keys: Keyring | None = None,
+        dp_noise_key: bytes | None = None,
     ) -> None:
         self.transport = transport
         self.topics = topics
@@ -134,6 +137,14 @@ class RoundEngine:
         self.stragglers: Stragglers = {}
         self.wire_round = 0  # last round id published, or seen retained on the broker
         self.records: list[dict[str, Any]] = []
+        self.stopped: str | None = None
+        # central DP (coordinator/privacy.py); the key defaults to the run folder's
+        self.privacy: CentralPrivacy | None = None
+        self._dp_pending = False  # this round drew its sample: charge it when it ends
+        if config.privacy is not None:
+            check_dp_strategy(strategy)
+            key = dp_noise_key if dp_noise_key is not None else noise_key(self.run_dir)
+            self.privacy = CentralPrivacy(config.privacy, key)
         if resume_from is not None:
             self._adopt(resume_from)
         self.registry = Registry(
@@ -171,6 +182,8 @@ class RoundEngine:
         self.round = ckpt.round
         self.wire_round = ckpt.wire_round
         self.stragglers = dict(ckpt.stragglers)
+        if self.privacy is not None:
+            self.privacy.state = PrivacyState.from_dict(ckpt.privacy)
         if self.run_dir is not None:
             metrics = MetricsLog(self.run_dir / METRICS_NAME)
             self.records = metrics.truncate_after(ckpt.round)
@@ -186,6 +199,7 @@ class RoundEngine:
             model_hash=self.task.model_hash,
             config={"engine": self.config.to_dict(), "strategy": strategy_params(self.strategy)},
             stragglers=dict(self.stragglers),
+            privacy={} if self.privacy is None else self.privacy.state.to_dict(),
         )
 
     @property
@@ -233,12 +247,17 @@ class RoundEngine:
             if self.round < self.config.rounds:
                 await self.wait_for_nodes()
             while self.round < self.config.rounds:
+                if self.privacy is not None:
+                    self.stopped = self.privacy.stop_reason(self.round + 1)
+                    if self.stopped is not None:
+                        log.warning("stopping after round %d: %s", self.round, self.stopped)
+                        break
                 await self.run_round()
         finally:
             await self.stop()
             if self.progress:
                 self.progress.clear()
-        return RunResult(self.head, self.state, self.records, self.run_dir)
+        return RunResult(self.head, self.state, self.records, self.run_dir, self.stopped)
 
     async def wait_for_nodes(self) -> None:
         """Until `nodes_to_wait_for` nodes are eligible or `wait_timeout` passed. Fewer than
@@ -318,12 +337,21 @@ class RoundEngine:
 
         pool = candidates(eligible, self.stragglers, number, cfg.min_clients)
         record["benched"] = len(eligible) - len(pool)
-        selected = select_nodes(
-            pool,
-            round_size(len(pool), cfg.clients_per_round, cfg.fraction, cfg.min_clients),
-            cfg.seed,
-            number,
-        )
+        if self.privacy is not None:  # Poisson sampling, which the accountant assumes
+            selected = self.privacy.select(pool, len(eligible), cfg.seed, number)
+            self._dp_pending = True
+            if len(selected) < cfg.min_clients:
+                record["reason"] = (f"the sample (probability {cfg.dp_sampling:g} per node) "
+                                    f"drew {len(selected)} node(s), quorum is {cfg.min_clients}")
+                self._skip(record, selected, started)
+                return self._finish(record, started, cpu_started, head_changed=False)
+        else:
+            selected = select_nodes(
+                pool,
+                round_size(len(pool), cfg.clients_per_round, cfg.fraction, cfg.min_clients),
+                cfg.seed,
+                number,
+            )
         wire = self.next_wire_round()
         sent = self._downlink_tensor(self.head, number)
         reference = sent.dequantized()
@@ -364,6 +392,10 @@ class RoundEngine:
         results = [
             ClientResult(open_round.deltas[n], open_round.answers[n].n_samples) for n in answered
         ]
+        if self.privacy is not None:  # DP-FedAvg: one noisy average of the clipped deltas
+            noisy = self.privacy.release(number, [r.delta for r in results])
+            results = [ClientResult(noisy.mean, 1)]
+            record.update(noisy.info())
         try:
             aggregate = self.strategy.aggregate(reference, results, self.state)
         except AggregationError as exc:
@@ -577,6 +609,11 @@ class RoundEngine:
         ):
             record.setdefault(key, None)
         record.setdefault("strategy", {})
+        if self.privacy is not None:
+            if self._dp_pending:
+                self.privacy.charge()
+                self._dp_pending = False
+            record.update(self.privacy.record_fields())
         record["wall_time_s"] = loop.time() - started
         record["cpu_time_s"] = time.process_time() - cpu_started
         self.round = record["round"]
