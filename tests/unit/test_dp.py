@@ -43,8 +43,8 @@ def test_abadi_et_al_moments_accountant_figure_is_reproduced() -> None:
     library's own conversion (the one TinyFL reports) is tighter, never looser."""
     orders = list(range(2, 33))
     accountant = RdpAccountant(orders=orders)
-    accountant.compose(dp_accounting.PoissonSampledDpEvent(0.01, dp_accounting.GaussianDpEvent(4.0)),
-                       10000)
+    event = dp_accounting.PoissonSampledDpEvent(0.01, dp_accounting.GaussianDpEvent(4.0))
+    accountant.compose(event, 10000)
     pairs = zip(accountant.orders, accountant.rdp)
     paper = min(r + math.log(1 / DELTA) / (a - 1) for a, r in pairs)
     assert round(paper, 2) == 1.26

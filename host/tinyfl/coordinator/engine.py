@@ -8,7 +8,8 @@ each and nothing else.
 
 A round, in order:
 
-1. Select K of the eligible online nodes (seeded, reproducible; `selection.py`).
+1. Select K of the eligible online nodes (seeded, reproducible; `selection.py`); with central
+   differential privacy, each eligible node with probability q instead (`privacy.py`).
 2. Publish the retained GLOBAL: round id, selected ids, hyperparameters, and the global head as
    sent (float32, or 8-bit codes). The server then continues from `dequantized(broadcast)`, the
    exact values the nodes start from, so server and nodes agree bit for bit.
@@ -20,6 +21,8 @@ A round, in order:
    All are counted, none is averaged in.
 4. Aggregate with the strategy over the accepted updates sorted by node id (float sums depend on
    order; arrival order does not repeat, node ids do).
+   With central differential privacy the strategy gets one update: the clipped deltas' noisy
+   average (DP-FedAvg, `tinyfl.strategy.dp`), and the record gets the epsilon spent.
 5. Evaluate on the task's test set, write the metrics line, then the checkpoint.
 
 Round ids on the wire (`wire_round`) are distinct from logical rounds: they continue past the
