@@ -161,7 +161,8 @@ def markdown(summary: list[dict[str, Any]], settings: dict[str, Any]) -> str:
         ("Final test accuracy (mean over the seeds, [min, max]) of the HAR head after "
          f"the planned rounds, node-level (epsilon, {DELTA:g})-DP, `--dp central` "
          "(DP-FedAvg), 8-bit uplink. The noise std is on the average delta (z C / m); "
-         "`no DP`: the same clipping, sampling and rounds without noise."),
+         "`no DP`: the same clipping, rounds and fraction without noise (and without DP the "
+         "engine's fixed-size selection of ceil(q N) nodes instead of the Poisson sample)."),
         "",
         "| nodes | q | rounds | epsilon | z | noise std | final acc % | [min, max] | seeds |",
         "|---|---|---|---|---|---|---|---|---|",
