@@ -194,3 +194,20 @@ def test_epsilon_and_noise_multiplier_are_exclusive(capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit) as info:
         main(["coordinate", "--dp", "central", "--dp-epsilon", "1", "--dp-noise-multiplier", "1"])
     assert info.value.code == 2 and "not allowed with" in capsys.readouterr().err
+
+
+def test_demo_takes_the_dp_options_and_checks_them_before_the_fleet_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tinyfl.cli.demo import _dp_fields, settings_from_args
+
+    base = ["demo", "--out", str(tmp_path / "demo"), "--rounds", "5"]
+    args = build_parser().parse_args([*base, "--dp", "central", "--clip-norm", "0.2",
+                                      "--fraction", "0.5", "--dp-epsilon", "2"])
+    config = EngineConfig(rounds=5, **_dp_fields(settings_from_args(args)))
+    assert config.privacy is not None and config.privacy.epsilon(5) <= 2.0
+    assert main([*base, "--dp", "distributed", "--clip-norm", "0.2", "--dp-epsilon", "2"]) == 2
+    assert "needs --secure-agg" in capsys.readouterr().err
+    assert main([*base, "--dp", "central", "--dp-epsilon", "2"]) == 2
+    assert "--clip-norm > 0" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()  # refused before anything was written

@@ -7,7 +7,10 @@ record of the round, the wire round id, the seed, the task and the whole run con
 RNG state: every random choice of round r (node selection, the nodes' shuffles and rounding, the
 downlink's dithering) is drawn from generators seeded with (seed, r), never from a generator
 carried across rounds. The seed and the round id are therefore the whole RNG state, and a
-resumed run draws exactly what an uninterrupted run would have drawn.
+resumed run draws exactly what an uninterrupted run would have drawn. Central differential
+privacy's noise is drawn from (the run's secret noise key, r): the key lives in its own file,
+`dp_noise.key` (coordinator/privacy.py), never in the checkpoint, and `privacy` holds the rounds
+charged and the fixed denominator.
 
 Atomicity: the file is written to a temporary name in the same folder, flushed and fsynced, then
 renamed over the old one with `os.replace` (atomic on POSIX), and the folder is fsynced so the
