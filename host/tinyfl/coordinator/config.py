@@ -126,8 +126,9 @@ class EngineConfig:
         need(self.dp in DP_MODES, f"--dp must be one of {', '.join(DP_MODES)}, got {self.dp!r}")
         need(self.dp != "distributed", "--dp distributed needs --secure-agg (not available yet)")
         if self.dp == "off":
-            need(self.dp_noise_multiplier is None and self.dp_epsilon is None,
-                 "--dp-epsilon and --dp-noise-multiplier need --dp central")
+            need(self.dp_noise_multiplier is None and self.dp_epsilon is None
+                 and self.dp_delta == DEFAULT_DELTA,
+                 "--dp-epsilon, --dp-noise-multiplier and --dp-delta need --dp central")
             return
         need(self.clip_norm > 0, "--dp central needs --clip-norm > 0: the clip norm is the "
              "sensitivity the noise is calibrated to")
