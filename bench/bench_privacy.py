@@ -179,8 +179,9 @@ def markdown(summary: list[dict[str, Any]], settings: dict[str, Any]) -> str:
         "| 32 (emulated) | | | | | | to be measured | | |",
         "",
         ("The 32 emulated nodes row (QEMU boards through `tinyfl demo --dp ...`) is left to the "
-         "secure aggregation work, which measures it with the distributed mode; distributed "
-         "noise needs secure aggregation and is not in this table."),
+         "engineer doing secure aggregation and the node-side (distributed) noise, who runs the "
+         "emulated fleet; the distributed mode itself comes with secure aggregation and is not "
+         "in this table."),
         "",
         "## Settings",
         "",
