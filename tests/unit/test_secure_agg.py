@@ -223,6 +223,9 @@ def test_secure_agg_refuses_what_cannot_work() -> None:
         EngineConfig(secure_agg=True, min_clients=2)
     with pytest.raises(UsageError, match="uplink-bits"):
         EngineConfig(secure_agg=True, clip_norm=1.0, uplink_bits=32, min_clients=2)
+    with pytest.raises(UsageError, match="not both"):
+        EngineConfig(secure_agg=True, clip_norm=1.0, min_clients=2, dp="central",
+                     dp_noise_multiplier=1.0)
     task = load_task("synthetic:d=4,k=2")
     config = EngineConfig(secure_agg=True, clip_norm=1.0, min_clients=2)
     with pytest.raises(UsageError, match="only the sum"):

@@ -24,6 +24,7 @@ from tinyfl.cli.broker_options import CREDENTIALS_HELP, add_broker_options, brok
 from tinyfl.coordinator.checkpoint import load_checkpoint
 from tinyfl.coordinator.config import RESUME_LOCKED, EngineConfig
 from tinyfl.coordinator.metrics import read_metrics
+from tinyfl.coordinator.privacy import check_dp_strategy
 from tinyfl.coordinator.progress import Progress, summary_table
 from tinyfl.coordinator.run_folder import (
     CHECKPOINT_NAME,
@@ -35,7 +36,7 @@ from tinyfl.coordinator.run_folder import (
 )
 from tinyfl.coordinator.task import load_task
 from tinyfl.errors import UsageError
-from tinyfl.strategy import get_strategy, parse_strategy_spec, strategy_params
+from tinyfl.strategy import Strategy, get_strategy, parse_strategy_spec, strategy_params
 from tinyfl.transport.address import BrokerAddress
 from tinyfl.wire import Keyring, Topics, check_prefix, default_prefix
 
@@ -143,6 +144,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     train.add_argument(
         "--downlink-bits", type=int, help="global head as 32-bit floats or 8-bit codes (default 32)"
     )
+    add_dp_options(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, help="run folder (default runs/<time>-<fleet>)")
     run.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -159,6 +161,37 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help=f"seconds to wait for them (default {DEFAULTS.wait_timeout:g})",
     )
     return parser
+
+
+def add_dp_options(parser: argparse.ArgumentParser) -> None:
+    """--dp, --dp-epsilon | --dp-noise-multiplier, --dp-delta (also used by `tinyfl demo`)."""
+    dp = parser.add_argument_group(
+        "differential privacy (docs/PRIVACY.md)",
+        "node-level DP: every update clipped to --clip-norm, Gaussian noise on the average, "
+        "epsilon(delta) accounted over the rounds and recorded in metrics.jsonl")
+    dp.add_argument(
+        "--dp", choices=("central", "distributed"),
+        help="central: the coordinator adds the noise to the aggregate (DP-FedAvg; nodes are "
+        "sampled with probability --fraction); distributed: the nodes add it under secure "
+        "aggregation (not available yet)")
+    amount = dp.add_mutually_exclusive_group()
+    amount.add_argument(
+        "--dp-epsilon", type=float, metavar="EPS",
+        help="privacy budget: the noise multiplier is calibrated so that --rounds fit it, and a "
+        "run that would exceed it is refused or stopped")
+    amount.add_argument(
+        "--dp-noise-multiplier", type=float, metavar="Z",
+        help="noise std over the clip norm; epsilon is then only reported")
+    dp.add_argument("--dp-delta", type=float, metavar="DELTA",
+                    help=f"the delta epsilon is reported at (default {DEFAULTS.dp_delta:g})")
+
+
+def check_dp(config: EngineConfig, strategy: Strategy) -> None:
+    """What differential privacy needs before anything connects: a strategy that averages, and
+    rounds within the budget (UsageError with the epsilon reached and a noise that fits)."""
+    if config.privacy is not None:
+        check_dp_strategy(strategy)
+        config.check_privacy_budget()
 
 
 def _scale_mode(text: str) -> int:
@@ -188,6 +221,10 @@ _OPTION = {  # EngineConfig field -> command-line option, for messages
     "straggler_backoff": "--straggler-backoff",
     "secure_agg": "--secure-agg",
     "secure_agg_threshold": "--secure-agg-threshold",
+    "dp": "--dp",
+    "dp_noise_multiplier": "--dp-noise-multiplier",
+    "dp_epsilon": "--dp-epsilon",
+    "dp_delta": "--dp-delta",
 }
 
 
@@ -209,6 +246,7 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
     given = _given_config(args)
     config = EngineConfig(**given)
     strategy = parse_strategy_spec(args.strategy or "fedavg")
+    check_dp(config, strategy)
     task = load_task(args.task)
     task.initial_head(config.initial_head)  # a bad --initial-head fails before connecting
     return RunPlan(broker, topics, task, args.task, strategy, config, out, None, _keys(args))
@@ -291,6 +329,7 @@ def _resume_plan(args: argparse.Namespace, broker: BrokerAddress) -> RunPlan:
                          "coordinator.json) to resume it")
     merged = {**saved_engine, **given}
     config = EngineConfig(**merged)
+    check_dp(config, strategy)
     task = load_task(task_spec)
     return RunPlan(broker, topics, task, task_spec, strategy, config, out, checkpoint, keys)
 
@@ -317,5 +356,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"stopped; the run continues with --resume --out {plan.run_dir}")
         raise
     sys.stdout.write(summary_table(result.records, plan.task.class_names))
+    if result.stopped:
+        print(f"stopped early: {result.stopped}")
     print(f"run folder: {plan.run_dir}")
     return 0

@@ -26,10 +26,11 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tinyfl.aio import cancel_and_wait
 from tinyfl.cli import Subparsers
+from tinyfl.cli.coordinate import add_dp_options, check_dp
 from tinyfl.cli.data import resolve_model_data
 from tinyfl.coordinator.config import EngineConfig
 from tinyfl.coordinator.engine import RunResult
@@ -76,8 +77,13 @@ class DemoSettings:
     data: Path
     initial_head: str
     insecure: bool
-    clip_norm: float = 0.0
     secure_agg: bool = False
+    dp: str | None = None
+    dp_epsilon: float | None = None
+    dp_noise_multiplier: float | None = None
+    dp_delta: float | None = None
+    clip_norm: float | None = None
+    fraction: float | None = None
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -111,8 +117,6 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                         help="default: %(default)s")
     parser.add_argument("--lr", type=float, default=DEMO_LR, help="default: %(default)s")
     parser.add_argument("--seed", type=int, default=0, help="partition and run seed")
-    parser.add_argument("--clip-norm", type=float, default=0.0,
-                        help="L2 bound on each node's update, 0 = off (default: %(default)s)")
     parser.add_argument("--secure-agg", action="store_true",
                         help="secure aggregation: the coordinator sees only the sum of the "
                         "updates (needs --clip-norm > 0; docs/PRIVACY.md)")
@@ -121,6 +125,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--insecure", action="store_true",
                         help="an open private broker instead of the provisioned one (an account "
                              "and ACL per node, TLS for the coordinator)")
+    parser.add_argument("--clip-norm", type=float, metavar="C",
+                        help="L2 bound on every update, 0 = off (default 0; --dp and "
+                        "--secure-agg need it)")
+    parser.add_argument("--fraction", type=float, metavar="Q",
+                        help="share of the nodes each round trains (with --dp: the probability "
+                        "that a round samples a node; default: every node)")
+    add_dp_options(parser)
     parser.add_argument("--hello-timeout", type=float, default=120.0, metavar="SECONDS",
                         help="how long the fleet may take to boot (default: %(default)s)")
     return parser
@@ -142,7 +153,9 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         run_dir=run_dir, hello_timeout=args.hello_timeout, model=model, data=data,
         initial_head=args.initial_head, insecure=args.insecure,
-        clip_norm=args.clip_norm, secure_agg=args.secure_agg,
+        secure_agg=args.secure_agg,
+        dp=args.dp, dp_epsilon=args.dp_epsilon, dp_noise_multiplier=args.dp_noise_multiplier,
+        dp_delta=args.dp_delta, clip_norm=args.clip_norm, fraction=args.fraction,
     )
 
 
@@ -151,15 +164,19 @@ def run(args: argparse.Namespace) -> int:
     engine_config = EngineConfig(
         rounds=settings.rounds, epochs=settings.epochs, batch_size=settings.batch_size,
         lr=settings.lr, uplink_bits=settings.uplink_bits, seed=settings.seed,
-        wait_nodes=settings.nodes, min_clients=max(2 if settings.secure_agg else 1,
-                                                   settings.nodes // 2),
-        initial_head=settings.initial_head, clip_norm=settings.clip_norm,
-        secure_agg=settings.secure_agg,
+        # a Poisson sample (--dp) may be small: any answer closes a private round; the sum of
+        # one update is that update, so secure aggregation needs two
+        wait_nodes=settings.nodes,
+        min_clients=(1 if settings.dp else 2 if settings.secure_agg
+                     else max(1, settings.nodes // 2)),
+        initial_head=settings.initial_head, secure_agg=settings.secure_agg,
+        **_dp_fields(settings),
     )  # checks the training options before anything starts
     if settings.secure_agg and settings.insecure:
         raise UsageError("--secure-agg needs the provisioned fleet (its pairwise seeds): drop "
                          "--insecure")
     strategy = parse_strategy_spec(settings.strategy)
+    check_dp(engine_config, strategy)
     partition = settings.partition or "auto"  # the fleet says which it picked
     say(f"demo: {settings.nodes} {settings.emulator.value} nodes, model {settings.model}, "
         f"{settings.rounds} rounds, {settings.uplink_bits}-bit uplink, {partition}, run folder "
@@ -189,6 +206,14 @@ def run(args: argparse.Namespace) -> int:
     say(verdict(result.records[-1].get("test_accuracy"), refs))
     say(f"report: {html}")
     return 0
+
+
+def _dp_fields(settings: DemoSettings) -> dict[str, Any]:
+    """The differential privacy options given (EngineConfig's defaults for the others)."""
+    given = {"dp": settings.dp, "dp_epsilon": settings.dp_epsilon,
+             "dp_noise_multiplier": settings.dp_noise_multiplier, "dp_delta": settings.dp_delta,
+             "clip_norm": settings.clip_norm, "fraction": settings.fraction}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def references(task: Task, fleet: Fleet, strategy: str, config: EngineConfig) -> Baselines:

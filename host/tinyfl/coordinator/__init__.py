@@ -14,8 +14,9 @@
 
 Modules: `engine` (the round loop), `config` (what a run computes), `intake` (updates sorted
 into accepted, late, dropped, rejected), `registry` (nodes from retained hello/status),
-`selection` (seeded choices), `checkpoint` (atomic save/resume), `metrics` (metrics.jsonl),
-`progress` (terminal output), `task` (what is trained and evaluated), `simnode` (simulated
+`selection` (seeded choices), `privacy` (central differential privacy: sampling, budget,
+noise), `checkpoint` (atomic save/resume), `metrics` (metrics.jsonl), `progress` (terminal
+output), `task` (what is trained and evaluated), `simnode` (simulated
 nodes, training with `tinyfl.model.head` and quantizing with `tinyfl.quant`, the numpy mirrors
 of the firmware).
 """

@@ -7,7 +7,10 @@ record of the round, the wire round id, the seed, the task and the whole run con
 RNG state: every random choice of round r (node selection, the nodes' shuffles and rounding, the
 downlink's dithering) is drawn from generators seeded with (seed, r), never from a generator
 carried across rounds. The seed and the round id are therefore the whole RNG state, and a
-resumed run draws exactly what an uninterrupted run would have drawn.
+resumed run draws exactly what an uninterrupted run would have drawn. Central differential
+privacy's noise is drawn from (the run's secret noise key, r): the key lives in its own file,
+`dp_noise.key` (coordinator/privacy.py), never in the checkpoint, and `privacy` holds the rounds
+charged and the fixed denominator.
 
 Atomicity: the file is written to a temporary name in the same folder, flushed and fsynced, then
 renamed over the old one with `os.replace` (atomic on POSIX), and the folder is fsynced so the
@@ -65,6 +68,9 @@ class Checkpoint:
     # straggler back-off (coordinator.stragglers): node -> (misses in a row, benched through
     # round), part of the state a resumed run needs to select as an uninterrupted one would
     stragglers: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # central differential privacy (coordinator.privacy.PrivacyState): rounds charged and the
+    # fixed denominator; empty when the run adds no noise
+    privacy: dict[str, Any] = field(default_factory=dict)
 
 
 def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
@@ -80,6 +86,7 @@ def save_checkpoint(path: Path, ckpt: Checkpoint) -> None:
         "config": ckpt.config,
         "stragglers": {node: list(v) for node, v in sorted(ckpt.stragglers.items())},
         "state_scalars": scalars,
+        "privacy": ckpt.privacy,
         "rng": "per-round generators seeded from (seed, round); no carried state",
     }
     arrays: dict[str, npt.NDArray[Any]] = {"head": np.asarray(ckpt.head, dtype=np.float32)}
@@ -124,6 +131,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
             config=dict(meta.get("config", {})),
             stragglers={str(n): (int(v[0]), int(v[1]))
                         for n, v in dict(meta.get("stragglers", {})).items()},
+            privacy=dict(meta.get("privacy", {})),
         )
     except CheckpointError:
         raise

@@ -7,10 +7,12 @@ test building an engine all get the same UsageError for the same mistake, before
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from tinyfl.errors import UsageError
+from tinyfl.strategy.dp import DEFAULT_DELTA, DP_MODES, DpConfig, noise_multiplier_for
 
 __all__ = ["MAX_U32", "RESUME_LOCKED", "ROUND_ID_MARGIN", "EngineConfig"]
 
@@ -50,6 +52,14 @@ class EngineConfig:
     # learns only the survivors' sum; the threshold defaults to a majority of the selected
     secure_agg: bool = False
     secure_agg_threshold: int | None = None
+    # Differential privacy (docs/PRIVACY.md): "off", "central" (DP-FedAvg noise added by the
+    # coordinator) or "distributed" (node-side noise under secure aggregation). With an epsilon
+    # budget and no noise multiplier, the multiplier is calibrated to fit `rounds` rounds and
+    # stored here, so config.json and the checkpoint hold the noise the run actually used.
+    dp: str = "off"
+    dp_noise_multiplier: float | None = None
+    dp_epsilon: float | None = None
+    dp_delta: float = DEFAULT_DELTA
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -123,6 +133,71 @@ class EngineConfig:
                  "update is that update")
         need(self.secure_agg_threshold is None or self.secure_agg_threshold >= 2,
              f"--secure-agg-threshold must be >= 2, got {self.secure_agg_threshold}")
+        self._check_dp(need)
+
+    def _check_dp(self, need: Callable[[bool, str], None]) -> None:
+        need(self.dp in DP_MODES, f"--dp must be one of {', '.join(DP_MODES)}, got {self.dp!r}")
+        need(self.dp != "distributed", "--dp distributed (node-side noise under secure "
+             "aggregation) is not available yet: use --dp central")
+        need(self.dp == "off" or not self.secure_agg,
+             "--dp central re-clips and noises single updates, which --secure-agg hides from the "
+             "coordinator: not both (node-side noise, --dp distributed, is not available yet)")
+        if self.dp == "off":
+            need(self.dp_noise_multiplier is None and self.dp_epsilon is None
+                 and self.dp_delta == DEFAULT_DELTA,
+                 "--dp-epsilon, --dp-noise-multiplier and --dp-delta need --dp central")
+            return
+        need(self.clip_norm > 0, "--dp central needs --clip-norm > 0: the clip norm is the "
+             "sensitivity the noise is calibrated to")
+        need(self.clients_per_round is None,
+             "--dp central samples every node independently with probability --fraction "
+             "(Poisson sampling, what the privacy accountant assumes); --clients-per-round "
+             "fixes the count instead: use --fraction")
+        need(self.dp_noise_multiplier is not None or self.dp_epsilon is not None,
+             "--dp central needs --dp-epsilon (a budget) or --dp-noise-multiplier")
+        need(0 < self.dp_delta < 1, f"--dp-delta must be in (0, 1), got {self.dp_delta}")
+        if self.dp_noise_multiplier is None:
+            assert self.dp_epsilon is not None
+            need(math.isfinite(self.dp_epsilon) and self.dp_epsilon > 0,
+                 f"--dp-epsilon must be > 0, got {self.dp_epsilon}")
+            z = noise_multiplier_for(self.dp_epsilon, self.dp_delta, self.rounds,
+                                     self.dp_sampling)
+            object.__setattr__(self, "dp_noise_multiplier", z)  # frozen: set once, here
+        self.privacy  # noqa: B018  # validates the rest (ranges) with DpConfig's messages
+
+    @property
+    def dp_sampling(self) -> float:
+        """q, the probability that a round selects a given eligible node: --fraction, or 1
+        (every eligible node every round) without it."""
+        return 1.0 if self.fraction is None else float(self.fraction)
+
+    @property
+    def privacy(self) -> DpConfig | None:
+        """The run's differential privacy, None when off."""
+        if self.dp == "off" or self.dp_noise_multiplier is None:
+            return None
+        return DpConfig(self.dp, float(self.dp_noise_multiplier), float(self.dp_delta),
+                        float(self.clip_norm), self.dp_sampling, self.dp_epsilon)
+
+    def check_privacy_budget(self) -> None:
+        """UsageError when `rounds` rounds would spend more than the --dp-epsilon budget (a
+        resumed run given more --rounds than its noise was calibrated for), naming the epsilon
+        they would reach and the noise multiplier that would fit them. Called by the command
+        line before anything connects; the engine also stops before a round over the budget."""
+        dp = self.privacy
+        if dp is None or dp.epsilon_budget is None:
+            return
+        reached = dp.epsilon(self.rounds)
+        if reached <= dp.epsilon_budget:
+            return
+        fits = noise_multiplier_for(dp.epsilon_budget, dp.delta, self.rounds, dp.sampling)
+        raise UsageError(
+            f"{self.rounds} rounds at noise multiplier {dp.noise_multiplier:.4g} (sampling rate "
+            f"{dp.sampling:g}) reach epsilon {reached:.3f} at delta {dp.delta:g}, over the "
+            f"budget --dp-epsilon {dp.epsilon_budget:g}; noise multiplier {fits:.4g} would fit "
+            f"{self.rounds} rounds (a started run keeps its noise: run fewer rounds, or start a "
+            "new run)"
+        )
 
     @property
     def nodes_to_wait_for(self) -> int:
@@ -150,4 +225,8 @@ RESUME_LOCKED = (
     "straggler_backoff",
     "secure_agg",
     "secure_agg_threshold",
+    "dp",
+    "dp_noise_multiplier",
+    "dp_epsilon",
+    "dp_delta",
 )

@@ -8,7 +8,8 @@ each and nothing else.
 
 A round, in order:
 
-1. Select K of the eligible online nodes (seeded, reproducible; `selection.py`).
+1. Select K of the eligible online nodes (seeded, reproducible; `selection.py`); with central
+   differential privacy, each eligible node with probability q instead (`privacy.py`).
 2. Publish the retained GLOBAL: round id, selected ids, hyperparameters, and the global head as
    sent (float32, or 8-bit codes). The server then continues from `dequantized(broadcast)`, the
    exact values the nodes start from, so server and nodes agree bit for bit.
@@ -20,6 +21,8 @@ A round, in order:
    All are counted, none is averaged in.
 4. Aggregate with the strategy over the accepted updates sorted by node id (float sums depend on
    order; arrival order does not repeat, node ids do).
+   With central differential privacy the strategy gets one update: the clipped deltas' noisy
+   average (DP-FedAvg, `tinyfl.strategy.dp`), and the record gets the epsilon spent.
 5. Evaluate on the task's test set, write the metrics line, then the checkpoint.
 
 Round ids on the wire (`wire_round`) are distinct from logical rounds: they continue past the
@@ -50,6 +53,7 @@ from tinyfl.coordinator.config import MAX_U32, ROUND_ID_MARGIN, EngineConfig
 from tinyfl.coordinator.downlink import Downlink
 from tinyfl.coordinator.intake import Intake, OpenRound
 from tinyfl.coordinator.metrics import METRICS_NAME, MetricsLog, weighted_mean
+from tinyfl.coordinator.privacy import CentralPrivacy, PrivacyState, check_dp_strategy, noise_key
 from tinyfl.coordinator.progress import Progress
 from tinyfl.coordinator.registry import Registry
 from tinyfl.coordinator.selection import round_size, select_nodes
@@ -92,6 +96,7 @@ class RunResult:
     state: dict[str, StateValue]
     records: list[dict[str, Any]]
     run_dir: Path | None = None
+    stopped: str | None = None  # why the run ended before its last round (the privacy budget)
 
 
 class RoundEngine:
@@ -118,6 +123,7 @@ class RoundEngine:
         progress: Progress | None = None,
         round_id_clock: Callable[[], float] = time.time,
         keys: Keyring | None = None,
+        dp_noise_key: bytes | None = None,
     ) -> None:
         self.transport = transport
         self.topics = topics
@@ -140,6 +146,14 @@ class RoundEngine:
         self.stragglers: Stragglers = {}
         self.wire_round = 0  # last round id published, or seen retained on the broker
         self.records: list[dict[str, Any]] = []
+        self.stopped: str | None = None
+        # central DP (coordinator/privacy.py); the key defaults to the run folder's
+        self.privacy: CentralPrivacy | None = None
+        self._dp_pending = False  # this round drew its sample: charge it when it ends
+        if config.privacy is not None:
+            check_dp_strategy(strategy)
+            key = dp_noise_key if dp_noise_key is not None else noise_key(self.run_dir)
+            self.privacy = CentralPrivacy(config.privacy, key)
         if resume_from is not None:
             self._adopt(resume_from)
         self.downlink = Downlink(task, config, strategy.prox_mu, topics, keys)
@@ -177,6 +191,8 @@ class RoundEngine:
         self.round = ckpt.round
         self.wire_round = ckpt.wire_round
         self.stragglers = dict(ckpt.stragglers)
+        if self.privacy is not None:
+            self.privacy.state = PrivacyState.from_dict(ckpt.privacy)
         if self.run_dir is not None:
             metrics = MetricsLog(self.run_dir / METRICS_NAME)
             self.records = metrics.truncate_after(ckpt.round)
@@ -192,6 +208,7 @@ class RoundEngine:
             model_hash=self.task.model_hash,
             config={"engine": self.config.to_dict(), "strategy": strategy_params(self.strategy)},
             stragglers=dict(self.stragglers),
+            privacy={} if self.privacy is None else self.privacy.state.to_dict(),
         )
 
     @property
@@ -239,12 +256,17 @@ class RoundEngine:
             if self.round < self.config.rounds:
                 await self.wait_for_nodes()
             while self.round < self.config.rounds:
+                if self.privacy is not None:
+                    self.stopped = self.privacy.stop_reason(self.round + 1)
+                    if self.stopped is not None:
+                        log.warning("stopping after round %d: %s", self.round, self.stopped)
+                        break
                 await self.run_round()
         finally:
             await self.stop()
             if self.progress:
                 self.progress.clear()
-        return RunResult(self.head, self.state, self.records, self.run_dir)
+        return RunResult(self.head, self.state, self.records, self.run_dir, self.stopped)
 
     async def wait_for_nodes(self) -> None:
         """Until `nodes_to_wait_for` nodes are eligible or `wait_timeout` passed. Fewer than
@@ -310,12 +332,21 @@ class RoundEngine:
 
         pool = candidates(eligible, self.stragglers, number, cfg.min_clients)
         record["benched"] = len(eligible) - len(pool)
-        selected = select_nodes(
-            pool,
-            round_size(len(pool), cfg.clients_per_round, cfg.fraction, cfg.min_clients),
-            cfg.seed,
-            number,
-        )
+        if self.privacy is not None:  # Poisson sampling, which the accountant assumes
+            selected = self.privacy.select(pool, len(eligible), cfg.seed, number)
+            self._dp_pending = True
+            if len(selected) < cfg.min_clients:
+                record["reason"] = (f"the sample (probability {cfg.dp_sampling:g} per node) "
+                                    f"drew {len(selected)} node(s), quorum is {cfg.min_clients}")
+                self._skip(record, selected, started)
+                return self._finish(record, started, cpu_started, head_changed=False)
+        else:
+            selected = select_nodes(
+                pool,
+                round_size(len(pool), cfg.clients_per_round, cfg.fraction, cfg.min_clients),
+                cfg.seed,
+                number,
+            )
         wire = self.next_wire_round()
         sent = self.downlink.tensor(self.head, number)
         reference = sent.dequantized()
@@ -376,6 +407,10 @@ class RoundEngine:
                 ClientResult(open_round.deltas[n], open_round.answers[n].n_samples)
                 for n in answered
             ]
+        if self.privacy is not None:  # DP-FedAvg: one noisy average of the clipped deltas
+            noisy = self.privacy.release(number, [r.delta for r in results])
+            results = [ClientResult(noisy.mean, 1)]
+            record.update(noisy.info())
         try:
             aggregate = self.strategy.aggregate(reference, results, self.state)
         except AggregationError as exc:
@@ -530,6 +565,11 @@ class RoundEngine:
         ):
             record.setdefault(key, None)
         record.setdefault("strategy", {})
+        if self.privacy is not None:
+            if self._dp_pending:
+                self.privacy.charge()
+                self._dp_pending = False
+            record.update(self.privacy.record_fields())
         record["wall_time_s"] = loop.time() - started
         record["cpu_time_s"] = time.process_time() - cpu_started
         self.round = record["round"]

@@ -17,6 +17,11 @@ is. Fields (all rounds, skipped ones too):
     train_loss (nodes' last-epoch loss, weighted by samples), local_accuracy (nodes' reported
     accuracy, weighted by samples), samples, test_accuracy, test_loss, f1 ({class: F1}),
     macro_f1, strategy (what the strategy reported, e.g. clipped updates).
+
+With --dp central (tinyfl.coordinator.privacy), also: epsilon (spent after this round, at
+dp_delta: node-level, covering every GLOBAL released so far), dp_delta, dp_rounds (rounds
+charged so far), and for an aggregated round dp_noise_std (the Gaussian noise's standard
+deviation on the average delta) and dp_clipped (updates the coordinator clipped again).
 """
 
 from __future__ import annotations

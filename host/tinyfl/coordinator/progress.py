@@ -36,17 +36,19 @@ def _num(v: Any, fmt: str) -> str:
 
 
 def round_line(record: Mapping[str, Any], rounds: int) -> str:
-    """`round  3/10  answered 8/8  acc 81.2%  loss 0.412  up 4.1 kB  down 13.0 kB  0.52 s`."""
+    """`round  3/10  answered 8/8  acc 81.2%  loss 0.412  up 4.1 kB  down 13.0 kB  0.52 s`,
+    with `  eps 1.23` after it in a differentially private run (epsilon spent so far)."""
     head = f"round {record['round']:>3}/{rounds}"
+    eps = f"  eps {_num(record['epsilon'], '.3g')}" if "epsilon" in record else ""
     if record.get("status") == "skipped":
-        return f"{head}  skipped: {record.get('reason', '')}"
+        return f"{head}  skipped: {record.get('reason', '')}{eps}"
     return (
         f"{head}  answered {record['answered']}/{record['selected']}"
         f"  acc {_pct(record.get('test_accuracy'))}"
         f"  loss {_num(record.get('train_loss'), '.3f')}"
         f"  up {format_bytes(record.get('bytes_up'))}"
         f"  down {format_bytes(record.get('bytes_down'))}"
-        f"  {record.get('wall_time_s', 0.0):.2f} s"
+        f"  {record.get('wall_time_s', 0.0):.2f} s{eps}"
     )
 
 
@@ -90,12 +92,15 @@ class Progress:
 
 
 def summary_table(records: Sequence[Mapping[str, Any]], class_names: Sequence[str]) -> str:
-    """A plain-text table of every round, then the final per-class F1 and totals."""
+    """A plain-text table of every round, then the final per-class F1 and totals; with an
+    `epsilon` column (spent after the round, at the record's dp_delta) in a private run."""
     if not records:
         return "no rounds were run\n"
+    private = any("epsilon" in r for r in records)
     header = (
         f"{'round':>5} {'status':>7} {'answered':>9} {'late':>5} {'drop':>5} {'rej':>4} "
         f"{'train_loss':>10} {'test_acc':>8} {'macro_f1':>8} {'up':>9} {'down':>9} {'time':>7}"
+        + (f" {'epsilon':>8}" if private else "")
     )
     lines = [header, "-" * len(header)]
     for r in records:
@@ -106,6 +111,7 @@ def summary_table(records: Sequence[Mapping[str, Any]], class_names: Sequence[st
             f"{_num(r.get('train_loss'), '.4f'):>10} {_pct(r.get('test_accuracy')):>8} "
             f"{_num(r.get('macro_f1'), '.3f'):>8} {format_bytes(r.get('bytes_up')):>9} "
             f"{format_bytes(r.get('bytes_down')):>9} {r.get('wall_time_s', 0.0):>6.2f}s"
+            + (f" {_num(r.get('epsilon'), '.3f'):>8}" if private else "")
         )
     last = records[-1]
     closed = sum(1 for r in records if r.get("status") == "closed")
@@ -116,6 +122,9 @@ def summary_table(records: Sequence[Mapping[str, Any]], class_names: Sequence[st
         f"{closed} of {len(records)} rounds closed; {format_bytes(up)} up, "
         f"{format_bytes(down)} down; final test accuracy {_pct(last.get('test_accuracy')).strip()}"
     )
+    if private and last.get("epsilon") is not None:
+        lines.append(f"privacy: ({float(last['epsilon']):.3f}, {last.get('dp_delta')})-DP at the "
+                     f"node level after {last.get('dp_rounds')} charged round(s)")
     f1 = last.get("f1") or {}
     if f1:
         lines.append(

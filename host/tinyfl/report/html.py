@@ -120,7 +120,7 @@ def _rows(pairs: Sequence[tuple[str, str]]) -> str:
 
 
 def _summary_table(s: RunSummary, baselines: Baselines | None,
-                   start: Mapping[str, Any] | None = None) -> str:
+                   start: Mapping[str, Any] | None = None, privacy: str | None = None) -> str:
     pairs = []
     if start is not None:
         acc = start.get("test_accuracy")
@@ -138,6 +138,8 @@ def _summary_table(s: RunSummary, baselines: Baselines | None,
         ("bytes up (total)", f"{s.bytes_up:,}"),
         ("bytes down (total)", f"{s.bytes_down:,}"),
     ]
+    if privacy is not None:
+        pairs.append(("differential privacy (node level, central)", privacy))
     if baselines is not None:
         local = baselines.local_only
         central = baselines.central
@@ -220,17 +222,30 @@ def _cell(key: str, value: Any) -> str:
     return str(value)
 
 
+def privacy_line(records: Sequence[Record]) -> str | None:
+    """`(1.234, 1e-05)-DP after 20 charged rounds` from the last record of a private run (the
+    epsilon that covers every GLOBAL released), None for a run without differential privacy."""
+    last = next((r for r in reversed(records) if _num(r.get("epsilon")) is not None), None)
+    if last is None:
+        return None
+    return (f"({float(last['epsilon']):.3f}, {last.get('dp_delta')})-DP after "
+            f"{last.get('dp_rounds')} charged round(s)")
+
+
 def _round_table(records: Sequence[Record]) -> str:
     if not records:
         return '<p class="note">No rounds recorded.</p>'
+    columns = ROUND_COLUMNS + (
+        (("epsilon", "epsilon"),) if any("epsilon" in r for r in records) else ()
+    )
     head = "".join(
-        f"<th{KEY_CLASS if k == 'status' else ''}>{_e(title)}</th>" for k, title in ROUND_COLUMNS
+        f"<th{KEY_CLASS if k == 'status' else ''}>{_e(title)}</th>" for k, title in columns
     )
     lines = []
     for r in records:
         skipped = r.get("status") != "closed"
         cells = []
-        for key, _ in ROUND_COLUMNS:
+        for key, _ in columns:
             text = _e(_cell(key, r.get(key)))
             if key == "status" and skipped and r.get("reason"):
                 text = f'<span title="{_e(r["reason"])}">{text}</span>'
@@ -276,7 +291,8 @@ def render_html(
         "<body>",
         f"<h1>{_e(title)}</h1>",
         "<h2>Summary</h2>",
-        _summary_table(summary, baselines, start if isinstance(start, Mapping) else None),
+        _summary_table(summary, baselines, start if isinstance(start, Mapping) else None,
+                       privacy_line(records)),
     ]
     if baselines is not None:
         parts.append(

@@ -155,9 +155,27 @@ def accuracy_png(records: Sequence[Record], baselines: Baselines | None = None,
             ax.set_ylim(*_accuracy_range(acc, baselines))
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(True, alpha=0.3)
-            _legend(ax)
+            handles = ax.get_legend_handles_labels()[0]
+            handles += _epsilon_line(ax, records)
+            _legend(ax, handles)
         ax.set_title("Global head on the test set")
         return _png(fig)
+
+
+def _epsilon_line(ax: Any, records: Sequence[Record]) -> list[Any]:
+    """A differentially private run's epsilon after each round, on a right-hand axis; its line
+    for the legend ([] for a run without differential privacy)."""
+    eps = [(int(r.get("round", i + 1)), _number(r.get("epsilon"))) for i, r in enumerate(records)
+           if "epsilon" in r]
+    if not eps:
+        return []
+    right = ax.twinx()
+    delta = next((r.get("dp_delta") for r in records if "dp_delta" in r), None)
+    (line,) = right.plot([x for x, _ in eps], [e for _, e in eps], color="C7", linestyle="-.",
+                         label=f"epsilon spent (delta {delta})")
+    right.set_ylabel("epsilon (node level)")
+    right.set_ylim(bottom=0)
+    return [line]
 
 
 def bytes_png(records: Sequence[Record], baselines: Baselines | None = None) -> bytes:
