@@ -47,6 +47,7 @@ from tinyfl.model.evaluate import HEAD_BATCH, HEAD_EPOCHS, HEAD_LR
 from tinyfl.model.head import train_local
 from tinyfl.rng import round_rng
 from tinyfl.strategy import Strategy, parse_strategy_spec, strategy_params
+from tinyfl.strategy.dp import DEFAULT_DELTA
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.wire import BlobKind, Topics
 
@@ -345,8 +346,13 @@ async def simulated_federated_async(
         "wait_timeout": SIM_TIMEOUT,
         "round_timeout": SIM_TIMEOUT,
         # a reference is the plain algorithm: secure aggregation changes who sees what, and
-        # (with its common scale) the rounding, not what is averaged
+        # (with its common scale) the rounding, not what is averaged; without DP noise, so the
+        # curve shows what privacy costs
         "secure_agg": False,
+        "dp": "off",
+        "dp_noise_multiplier": None,
+        "dp_epsilon": None,
+        "dp_delta": DEFAULT_DELTA,
     }
     if bits is not None:
         changes["uplink_bits"] = bits
