@@ -23,10 +23,10 @@ constexpr uint16_t kDefaultKeepAliveS = 30;
 // HELLO's uplink_bits flag for an uplink of `bits` (0 for a width the wire does not know).
 uint8_t uplink_flag(uint8_t bits) {
   switch (bits) {
-    case 8: return 1;
-    case 4: return 2;
-    case 2: return 4;
-    case 32: return 8;
+    case 8: return kUplink8Bit;
+    case 4: return kUplink4Bit;
+    case 2: return kUplink2Bit;
+    case 32: return kUplinkFloat32;
     default: return 0;
   }
 }

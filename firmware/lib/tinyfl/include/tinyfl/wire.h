@@ -43,6 +43,12 @@ constexpr uint16_t kMaxWireBatch = 1024;
 
 enum class FrameType : uint8_t { Hello = 1, Global = 2, Update = 3, Unmask = 4, Reveal = 5 };
 
+// HELLO's uplink_bits: the uplink widths a node can send.
+constexpr uint8_t kUplink8Bit = 0x01;
+constexpr uint8_t kUplink4Bit = 0x02;
+constexpr uint8_t kUplink2Bit = 0x04;
+constexpr uint8_t kUplinkFloat32 = 0x08;
+
 // True when `id` (not NUL-terminated, `len` bytes) is a valid node id.
 bool valid_node_id(const char* id, size_t len);
 
@@ -110,7 +116,7 @@ struct HelloView {
   uint32_t max_payload;
   uint16_t embed_dim;
   uint16_t n_classes;
-  uint8_t uplink_bits;  // bit0 8-bit, bit1 4-bit, bit2 2-bit, bit3 float32
+  uint8_t uplink_bits;  // kUplink8Bit | kUplink4Bit | kUplink2Bit | kUplinkFloat32
   uint8_t board;        // 0 native, 1 qemu_cortex_m4, 2 esp32dev, 3 nano33ble
 };
 
