@@ -23,6 +23,7 @@
 #endif
 
 #include "port_arduino.h"
+#include "provisioned_settings.h"
 #include "tinyfl/node.h"
 
 namespace {
@@ -68,20 +69,8 @@ void setup() {
   config.node_id = TINYFL_NODE_ID;
   config.topic_prefix = TINYFL_TOPIC_PREFIX;
   config.board = tinyfl::Board::Esp32Dev;
-  // the provisioned account: a provisioned broker refuses anonymous clients
-#ifdef TINYFL_MQTT_USERNAME
-  config.username = TINYFL_MQTT_USERNAME;
-#endif
-#ifdef TINYFL_MQTT_PASSWORD
-  config.password = TINYFL_MQTT_PASSWORD;
-#endif
-  // the node's frame key and the fleet key: signed HELLO/UPDATE, only verified GLOBALs
-#if defined(TINYFL_FRAME_KEY) && defined(TINYFL_FLEET_KEY)
-  static const uint8_t frame_key[32] = TINYFL_FRAME_KEY;
-  static const uint8_t fleet_key[32] = TINYFL_FLEET_KEY;
-  config.frame_key = frame_key;
-  config.fleet_key = fleet_key;
-#endif
+  // the provisioned account (a provisioned broker refuses anonymous clients) and keys
+  port_arduino::apply_provisioned_settings(config);
   if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
 }
 

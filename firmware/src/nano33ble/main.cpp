@@ -11,6 +11,7 @@
 #if __has_include("node_settings_local.h")
 #include "node_settings_local.h"
 #endif
+#include "provisioned_settings.h"
 
 #ifndef TINYFL_NODE_ID
 #define TINYFL_NODE_ID "nano-01"
@@ -43,18 +44,7 @@ void setup() {
   config.node_id = TINYFL_NODE_ID;
   config.topic_prefix = TINYFL_TOPIC_PREFIX;
   config.board = tinyfl::Board::Nano33Ble;
-#ifdef TINYFL_MQTT_USERNAME
-  config.username = TINYFL_MQTT_USERNAME;
-#endif
-#ifdef TINYFL_MQTT_PASSWORD
-  config.password = TINYFL_MQTT_PASSWORD;
-#endif
-#if defined(TINYFL_FRAME_KEY) && defined(TINYFL_FLEET_KEY)
-  static const uint8_t frame_key[32] = TINYFL_FRAME_KEY;
-  static const uint8_t fleet_key[32] = TINYFL_FLEET_KEY;
-  config.frame_key = frame_key;
-  config.fleet_key = fleet_key;
-#endif
+  port_arduino::apply_provisioned_settings(config);  // account and keys, if provisioned
   if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
 }
 
