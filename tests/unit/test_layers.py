@@ -10,7 +10,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "host" / "tinyfl"
 FLOOR = {
     "cli": 6, "report": 5, "coordinator": 4, "fleet": 4, "provision": 4, "model": 3, "data": 3,
-    "wire": 2, "transport": 2, "strategy": 2, "quant": 2,
+    "wire": 2, "transport": 2, "strategy": 2, "quant": 2, "dsp": 2,
     "errors": 1, "files": 1, "aio": 1, "rng": 1, "crypto": 1, "__init__": 1,
 }
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "tinyfl/cache.h"
+#include "tinyfl/dsp.h"
 #include "tinyfl/head.h"
 #include "tinyfl/hkdf.h"
 #include "tinyfl/hmac.h"
@@ -229,6 +230,27 @@ void bench_secagg(uint32_t reps) {
   report("secagg_mask_6x65_16bit", elapsed(t0, ticks()), baseline, reps, 0);
 }
 
+// The DSP stage's spectral block (docs/DSP.md): Hann window, fixed-point FFT and power spectrum of
+// one window, at 256 and 1024 samples (issue target: a 1024-point real FFT well under 1 M).
+int16_t dsp_x[tinyfl::kDspMaxFft];
+int32_t dsp_re[tinyfl::kDspMaxFft], dsp_im[tinyfl::kDspMaxFft];
+uint32_t dsp_power[tinyfl::kDspMaxFft / 2 + 1];
+
+void bench_dsp(uint32_t reps) {
+  tinyfl::Rng rng(11);
+  for (size_t i = 0; i < tinyfl::kDspMaxFft; ++i) dsp_x[i] = static_cast<int16_t>(rng.next() >> 16);
+  volatile uint32_t sink = 0;
+  uint32_t t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) empty_step(&sink);
+  const uint32_t baseline = elapsed(t0, ticks());
+  for (size_t n : {size_t{256}, size_t{1024}}) {
+    t0 = ticks();
+    for (uint32_t r = 0; r < reps; ++r)
+      if (tinyfl::dsp_power_spectrum(dsp_x, n, dsp_re, dsp_im, dsp_power) != tinyfl::Status::Ok) print("bench error dsp\n");
+    report(n == 256 ? "dsp_power_spectrum_256" : "dsp_power_spectrum_1024", elapsed(t0, ticks()), baseline, reps, 0);
+  }
+}
+
 // One window through each compiled backbone (models/<task>), as a node embeds its data at boot.
 // The input is a fixed pseudo-random window: int8 kernels take the same path whatever the values.
 tinyfl::BackboneWork backbone_work;
@@ -355,6 +377,7 @@ int main() {
   bench_backbones(4);
   bench_crypto(200);
   bench_secagg(20);
+  bench_dsp(10);
   print("bench done\n");
   semihosting_exit();
 }

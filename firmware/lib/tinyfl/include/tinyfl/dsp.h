@@ -1,0 +1,31 @@
+// The node's DSP stage, in integers bit for bit as the host's tinyfl.dsp (docs/DSP.md). Built so
+// far: the spectral block's Q15 Hann window, a radix-2 fixed-point FFT and the power spectrum.
+//
+// Every operation is an integer one with a stated rounding, so the host's numpy mirror gives the
+// same numbers: a Q15 product rounds half up, (a * b + 2^14) >> 15 with a 64-bit product; each FFT
+// stage floors its sum and difference, (a +- t) >> 1, which also keeps the values in int16 range:
+// X = DFT(window * x) / n, no overflow for any int16 input. Twiddles and window come from one
+// generated Q15 cosine table (tools/gen_dsp_tables.py).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tinyfl/status.h"
+
+namespace tinyfl {
+
+constexpr size_t kDspMinFft = 8;
+constexpr size_t kDspMaxFft = 1024;
+
+// Q15 Hann window value i of an n-point window: (32767 - cos(2 pi i / n) + 1) >> 1.
+int16_t dsp_hann_q15(size_t i, size_t n);
+
+// In place: re/im (n values each, n a power of two in 8..1024) become DFT(re + i im) / n.
+// BadValue for another n. Inputs must lie in int16 range (the outputs then do too).
+[[nodiscard]] Status dsp_fft_q15(int32_t* re, int32_t* im, size_t n);
+
+// power[k] = |X[k]|^2, k = 0..n/2, of the Hann-windowed int16 window x (X = DFT / n). `re` and
+// `im` are n-value work buffers (in place: they hold X afterwards).
+[[nodiscard]] Status dsp_power_spectrum(const int16_t* x, size_t n, int32_t* re, int32_t* im, uint32_t* power);
+
+}  // namespace tinyfl

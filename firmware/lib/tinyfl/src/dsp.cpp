@@ -1,0 +1,69 @@
+#include "tinyfl/dsp.h"
+
+#include "tinyfl/dsp_tables.h"
+
+namespace tinyfl {
+
+namespace {
+
+bool valid_length(size_t n) { return n >= kDspMinFft && n <= kDspMaxFft && (n & (n - 1)) == 0; }
+
+// (a * b + 2^14) >> 15 with a 64-bit product (arithmetic shift, as numpy's on int64).
+inline int32_t mul_q15(int64_t a, int64_t b) { return static_cast<int32_t>((a * b + (1 << 14)) >> 15); }
+
+}  // namespace
+
+int16_t dsp_hann_q15(size_t i, size_t n) {
+  const int32_t c = kDspCosQ15[(i * (kDspCosSize / n)) % kDspCosSize];
+  return static_cast<int16_t>((32767 - c + 1) >> 1);
+}
+
+Status dsp_fft_q15(int32_t* re, int32_t* im, size_t n) {
+  if (!valid_length(n)) return Status::BadValue;
+  unsigned bits = 0;
+  while ((size_t{1} << bits) < n) ++bits;
+  for (size_t i = 0; i < n; ++i) {  // bit-reversed order
+    size_t r = 0;
+    for (unsigned b = 0; b < bits; ++b) r |= ((i >> b) & 1u) << (bits - 1u - b);
+    if (r > i) {
+      const int32_t tr = re[i], ti = im[i];
+      re[i] = re[r], im[i] = im[r];
+      re[r] = tr, im[r] = ti;
+    }
+  }
+  for (size_t m = 2; m <= n; m <<= 1) {
+    const size_t half = m >> 1, step = kDspCosSize / m;
+    for (size_t j = 0; j < half; ++j) {
+      // W^j = exp(-2 pi i j / m) = cos - i sin; sin t = cos(t - pi/2)
+      const int64_t c = kDspCosQ15[j * step];
+      const int64_t s = kDspCosQ15[(j * step + kDspCosSize - kDspCosSize / 4) % kDspCosSize];
+      for (size_t top = j; top < n; top += m) {
+        const size_t bot = top + half;
+        const int64_t br = re[bot], bi = im[bot];
+        const int32_t tr = static_cast<int32_t>((br * c + bi * s + (1 << 14)) >> 15);
+        const int32_t ti = static_cast<int32_t>((bi * c - br * s + (1 << 14)) >> 15);
+        const int32_t ar = re[top], ai = im[top];
+        re[top] = (ar + tr) >> 1;
+        im[top] = (ai + ti) >> 1;
+        re[bot] = (ar - tr) >> 1;
+        im[bot] = (ai - ti) >> 1;
+      }
+    }
+  }
+  return Status::Ok;
+}
+
+Status dsp_power_spectrum(const int16_t* x, size_t n, int32_t* re, int32_t* im, uint32_t* power) {
+  if (!valid_length(n)) return Status::BadValue;
+  for (size_t i = 0; i < n; ++i) {
+    re[i] = mul_q15(x[i], dsp_hann_q15(i, n));
+    im[i] = 0;
+  }
+  const Status s = dsp_fft_q15(re, im, n);
+  if (s != Status::Ok) return s;
+  for (size_t k = 0; k <= n / 2; ++k)
+    power[k] = static_cast<uint32_t>(static_cast<int64_t>(re[k]) * re[k] + static_cast<int64_t>(im[k]) * im[k]);
+  return Status::Ok;
+}
+
+}  // namespace tinyfl

@@ -1,0 +1,65 @@
+// The DSP stage (tinyfl/dsp.h) against testvectors/dsp/spectra.bin, which the host's tinyfl.dsp
+// computed (tools/gen_dsp_tables.py): the same FFT and power spectrum, bit for bit, for silence,
+// full-scale DC and square waves, the Nyquist alternation, a sine, a ramp and noise at every length
+// 8..1024.
+#include "../check.h"
+#include "tinyfl/dsp.h"
+
+using namespace tinyfl;
+
+namespace {
+
+unsigned char g_file[1 << 18];
+int16_t g_x[kDspMaxFft];
+int32_t g_re[kDspMaxFft], g_im[kDspMaxFft];
+uint32_t g_power[kDspMaxFft / 2 + 1];
+
+int32_t i32_at(const unsigned char* p) {
+  return static_cast<int32_t>(static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+                              (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24));
+}
+
+}  // namespace
+
+TINYFL_TEST(spectra_match_the_host_bit_for_bit) {
+  const long len = tinyfl_test::read_file(tinyfl_test::vector_path("dsp/spectra.bin"), g_file, sizeof g_file);
+  CHECK(len > 0);
+  long pos = 0;
+  int cases = 0, bad = 0;
+  while (pos + 2 <= len) {
+    const size_t n = static_cast<size_t>(g_file[pos] | (g_file[pos + 1] << 8));
+    pos += 2;
+    CHECK(n <= kDspMaxFft && pos + static_cast<long>(n * 2 + n * 8 + (n / 2 + 1) * 4) <= len);
+    for (size_t i = 0; i < n; ++i) g_x[i] = static_cast<int16_t>(g_file[pos + 2 * i] | (g_file[pos + 2 * i + 1] << 8));
+    pos += static_cast<long>(2 * n);
+    const unsigned char* want_re = g_file + pos;
+    const unsigned char* want_im = want_re + 4 * n;
+    const unsigned char* want_power = want_im + 4 * n;
+    pos += static_cast<long>(8 * n + 4 * (n / 2 + 1));
+    CHECK(dsp_power_spectrum(g_x, n, g_re, g_im, g_power) == Status::Ok);
+    for (size_t i = 0; i < n; ++i)
+      if (g_re[i] != i32_at(want_re + 4 * i) || g_im[i] != i32_at(want_im + 4 * i)) ++bad;
+    for (size_t k = 0; k <= n / 2; ++k)
+      if (g_power[k] != static_cast<uint32_t>(i32_at(want_power + 4 * k))) ++bad;
+    ++cases;
+  }
+  CHECK_EQ(bad, 0);
+  CHECK(cases >= 40);
+}
+
+TINYFL_TEST(lengths_outside_8_to_1024_or_not_powers_of_two_are_refused) {
+  CHECK(dsp_fft_q15(g_re, g_im, 4) == Status::BadValue);
+  CHECK(dsp_fft_q15(g_re, g_im, 2048) == Status::BadValue);
+  CHECK(dsp_fft_q15(g_re, g_im, 96) == Status::BadValue);
+  CHECK(dsp_power_spectrum(g_x, 100, g_re, g_im, g_power) == Status::BadValue);
+}
+
+TINYFL_TEST(the_hann_window_is_symmetric_and_zero_at_the_ends) {
+  for (size_t n = kDspMinFft; n <= kDspMaxFft; n <<= 1) {
+    CHECK_EQ(dsp_hann_q15(0, n), 0);
+    CHECK_EQ(dsp_hann_q15(n / 2, n), 32767);
+    for (size_t i = 1; i < n; ++i) CHECK_EQ(dsp_hann_q15(i, n), dsp_hann_q15(n - i, n));
+  }
+}
+
+int main() { return tinyfl_test::run_all(); }

@@ -1,0 +1,63 @@
+"""The DSP stage's integer spectral block (tinyfl.dsp): close to the float DFT within its
+rounding, exact where it must be (silence, DC), never overflowing int16 range, and the files
+both sides read (the cosine table, testvectors/dsp) current. The firmware's test_dsp checks the
+same vectors bit for bit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyfl.dsp import MAX_FFT, MIN_FFT, fft_q15, hann_q15, power_spectrum, window_q15
+
+ROOT = Path(__file__).resolve().parents[2]
+LENGTHS = [1 << k for k in range(3, 11)]
+
+
+def test_tables_and_vectors_are_current() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_dsp_tables.py"), "--check"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(LENGTHS), st.integers(0, 2**32 - 1))
+def test_the_fft_is_the_dft_over_n_within_its_rounding(n: int, seed: int) -> None:
+    x = np.random.default_rng(seed).integers(-32768, 32768, n)
+    re, im = fft_q15(x)
+    ref = np.fft.fft(x.astype(np.float64)) / n
+    # each of log2(n) stages rounds the twiddle product (1/2 LSB) and floors the halving (1 LSB),
+    # and halves what came before: the error stays within a few LSB
+    bound = 2.0 + 0.5 * np.log2(n)
+    assert np.abs(re - ref.real).max() <= bound and np.abs(im - ref.imag).max() <= bound
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_silence_is_zero_and_full_scale_inputs_stay_in_int16_range(n: int) -> None:
+    assert not power_spectrum(np.zeros(n, np.int16)).any()
+    for x in (np.full(n, 32767), np.full(n, -32768), np.where(np.arange(n) % 2, 32767, -32768),
+              np.where((np.arange(n) // max(1, n // 8)) % 2, 32767, -32768)):
+        re, im = fft_q15(window_q15(x, hann_q15(n)))
+        assert np.abs(re).max() <= 32768 and np.abs(im).max() <= 32768
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_dc_lands_in_bin_0_and_its_hann_neighbour(n: int) -> None:
+    p = power_spectrum(np.full(n, 20000))
+    # a Hann-windowed constant: half its amplitude at bin 0, a quarter at bin 1, nothing beyond
+    assert abs(np.sqrt(p[0]) - 10000) <= 8 and abs(np.sqrt(p[1]) - 5000) <= 8
+    assert p[2:].max() <= 16
+
+
+def test_lengths_other_than_powers_of_two_in_range_are_refused() -> None:
+    for n in (MIN_FFT // 2, MAX_FFT * 2, 96):
+        with pytest.raises(ValueError, match="power of two"):
+            fft_q15(np.zeros(n))
+    with pytest.raises(ValueError, match="int16"):
+        power_spectrum(np.full(8, 40000))
