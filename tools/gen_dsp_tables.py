@@ -11,7 +11,8 @@ source of truth: the host does not recompute the cosines at import).
 
 It also writes testvectors/dsp/spectra.bin, the host's (tinyfl.dsp) FFT and power spectrum of
 fixed signals that the firmware's test_dsp must reproduce: records of u16 n, i16 x[n],
-i32 re[n], i32 im[n], u32 power[n/2 + 1], little-endian.
+i32 re[n], i32 im[n], u32 power[n/2 + 1], little-endian; and testvectors/dsp/bands.bin, their
+int8 band features under several settings.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "firmware" / "lib" / "tinyfl" / "include" / "tinyfl" / "dsp_tables.h"
 MODULE = ROOT / "host" / "tinyfl" / "dsp" / "tables.py"
 VECTORS = ROOT / "testvectors" / "dsp" / "spectra.bin"
+BANDS = ROOT / "testvectors" / "dsp" / "bands.bin"
 SIZE = 1024
 
 
@@ -96,6 +98,27 @@ def vectors() -> bytes:
     return blob
 
 
+def band_vectors() -> bytes:
+    """Records of u16 n, u16 bands, i32 offset, u8 shift, i16 x[n], i8 features[bands]: the
+    host's spectral_bands of every signal under a few settings."""
+    import struct
+
+    sys.path.insert(0, str(ROOT / "host"))
+    import numpy as np
+
+    from tinyfl.dsp import spectral_bands
+
+    blob = b""
+    for k, x in enumerate(signals()):
+        n = len(x)
+        bands = [1, 4, 16, 64][k % 4] if n >= 128 else [1, n // 4, n // 2][k % 3]
+        offset, shift = [(0, 4), (2048, 3), (4000, 5), (-512, 0)][k % 4]
+        f = spectral_bands(x, bands, offset, shift)
+        blob += struct.pack("<HHiB", n, bands, offset, shift) + np.asarray(x, "<i2").tobytes()
+        blob += f.astype(np.int8).tobytes()
+    return blob
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with the files on disk")
@@ -106,6 +129,7 @@ def main() -> int:
         for p, data in files.items():
             p.write_bytes(data)
     files[VECTORS] = vectors()
+    files[BANDS] = band_vectors()
     if args.check:
         stale = [p for p, data in files.items() if not p.exists() or p.read_bytes() != data]
         for p in stale:

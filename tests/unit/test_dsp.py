@@ -14,7 +14,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyfl.dsp import MAX_FFT, MIN_FFT, fft_q15, hann_q15, power_spectrum, window_q15
+from tinyfl.dsp import (
+    MAX_FFT,
+    MIN_FFT,
+    band_edges,
+    fft_q15,
+    hann_q15,
+    log2_q8,
+    power_spectrum,
+    spectral_bands,
+    window_q15,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 LENGTHS = [1 << k for k in range(3, 11)]
@@ -61,3 +71,27 @@ def test_lengths_other_than_powers_of_two_in_range_are_refused() -> None:
             fft_q15(np.zeros(n))
     with pytest.raises(ValueError, match="int16"):
         power_spectrum(np.full(8, 40000))
+
+
+def test_log2_q8_is_within_its_linear_mantissa_of_the_true_log() -> None:
+    v = np.unique(np.random.default_rng(3).integers(1, 2**50, 2000))
+    got = log2_q8(v)
+    exact = 256 * np.log2(v.astype(np.float64))
+    # the chord of log2 lies below it by at most 0.0861 (in units of log2): 22.05 in Q8, plus
+    # the floor
+    assert ((exact - got) >= -1e-6).all() and ((exact - got) <= 23.1).all()
+    assert log2_q8(np.array([1, 2, 4, 1 << 40])).tolist() == [0, 256, 512, 10240]
+
+
+def test_bands_cover_bins_1_to_n_over_2_once_and_features_rise_with_power() -> None:
+    for n in LENGTHS:
+        for bands in (1, 3, n // 2):
+            edges = band_edges(n, bands)
+            assert edges[0] == 1 and edges[-1] == n // 2 + 1 and edges == sorted(edges)
+    quiet = np.round(200 * np.sin(np.arange(256) * 0.5)).astype(int)
+    loud = quiet * 100
+    fq, fl = spectral_bands(quiet, 8, 0, 4), spectral_bands(loud, 8, 0, 4)
+    assert (fl >= fq).all() and fl.max() > fq.max()
+    assert spectral_bands(np.zeros(64), 4, 0, 4).tolist() == [-128] * 4  # log2(0 + 1) = 0
+    with pytest.raises(ValueError, match="do not fit"):
+        band_edges(64, 33)

@@ -249,6 +249,12 @@ void bench_dsp(uint32_t reps) {
       if (tinyfl::dsp_power_spectrum(dsp_x, n, dsp_re, dsp_im, dsp_power) != tinyfl::Status::Ok) print("bench error dsp\n");
     report(n == 256 ? "dsp_power_spectrum_256" : "dsp_power_spectrum_1024", elapsed(t0, ticks()), baseline, reps, 0);
   }
+  static int8_t features[32];
+  t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r)
+    if (tinyfl::dsp_spectral_bands(dsp_x, 1024, 32, 2048, 4, dsp_re, dsp_im, dsp_power, features) != tinyfl::Status::Ok)
+      print("bench error bands\n");
+  report("dsp_spectral_bands_1024x32", elapsed(t0, ticks()), baseline, reps, 0);
 }
 
 // One window through each compiled backbone (models/<task>), as a node embeds its data at boot.

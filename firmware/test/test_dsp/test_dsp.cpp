@@ -47,6 +47,38 @@ TINYFL_TEST(spectra_match_the_host_bit_for_bit) {
   CHECK(cases >= 40);
 }
 
+TINYFL_TEST(band_features_match_the_host_bit_for_bit) {
+  const long len = tinyfl_test::read_file(tinyfl_test::vector_path("dsp/bands.bin"), g_file, sizeof g_file);
+  CHECK(len > 0);
+  long pos = 0;
+  int cases = 0, bad = 0;
+  static int8_t features[kDspMaxFft / 2];
+  while (pos + 9 <= len) {
+    const size_t n = static_cast<size_t>(g_file[pos] | (g_file[pos + 1] << 8));
+    const uint16_t bands = static_cast<uint16_t>(g_file[pos + 2] | (g_file[pos + 3] << 8));
+    const int32_t offset = i32_at(g_file + pos + 4);
+    const uint8_t shift = g_file[pos + 8];
+    pos += 9;
+    CHECK(n <= kDspMaxFft && bands <= n / 2 && pos + static_cast<long>(2 * n + bands) <= len);
+    for (size_t i = 0; i < n; ++i) g_x[i] = static_cast<int16_t>(g_file[pos + 2 * i] | (g_file[pos + 2 * i + 1] << 8));
+    pos += static_cast<long>(2 * n);
+    CHECK(dsp_spectral_bands(g_x, n, bands, offset, shift, g_re, g_im, g_power, features) == Status::Ok);
+    for (uint16_t b = 0; b < bands; ++b)
+      if (features[b] != static_cast<int8_t>(g_file[pos + b])) ++bad;
+    pos += bands;
+    ++cases;
+  }
+  CHECK_EQ(bad, 0);
+  CHECK(cases >= 40);
+  // log2 in Q8: exact powers of two, and the linear mantissa between them
+  CHECK_EQ(dsp_log2_q8(1), 0);
+  CHECK_EQ(dsp_log2_q8(2), 256);
+  CHECK_EQ(dsp_log2_q8(3), 384);
+  CHECK_EQ(dsp_log2_q8(uint64_t{1} << 40), 10240);
+  CHECK(dsp_spectral_bands(g_x, 64, 33, 0, 0, g_re, g_im, g_power, features) == Status::BadValue);
+  CHECK(dsp_spectral_bands(g_x, 64, 4, 0, 17, g_re, g_im, g_power, features) == Status::BadValue);
+}
+
 TINYFL_TEST(lengths_outside_8_to_1024_or_not_powers_of_two_are_refused) {
   CHECK(dsp_fft_q15(g_re, g_im, 4) == Status::BadValue);
   CHECK(dsp_fft_q15(g_re, g_im, 2048) == Status::BadValue);

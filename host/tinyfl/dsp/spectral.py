@@ -14,7 +14,8 @@ import numpy.typing as npt
 
 from tinyfl.dsp.tables import COS_Q15, COS_SIZE
 
-__all__ = ["MAX_FFT", "MIN_FFT", "fft_q15", "hann_q15", "power_spectrum", "window_q15"]
+__all__ = ["MAX_FFT", "MIN_FFT", "band_edges", "fft_q15", "hann_q15", "log2_q8", "power_spectrum",
+           "spectral_bands", "window_q15"]
 
 MIN_FFT = 8
 MAX_FFT = COS_SIZE  # the cosine table's length: twiddles of any power of two up to it
@@ -86,4 +87,40 @@ def power_spectrum(x: npt.ArrayLike) -> I64:
     re, im = fft_q15(window_q15(v, hann_q15(v.size)))
     half = v.size // 2 + 1
     out: I64 = re[:half] * re[:half] + im[:half] * im[:half]
+    return out
+
+
+def band_edges(n: int, bands: int) -> list[int]:
+    """Bin edges of `bands` linear bands over bins 1..n/2 (DC left out): band b sums bins
+    edges[b] .. edges[b + 1] - 1, edges[b] = 1 + b * (n / 2) // bands."""
+    _check_length(n)
+    if not 1 <= bands <= n // 2:
+        raise ValueError(f"{bands} bands do not fit the {n // 2} bins of an {n}-point spectrum")
+    return [1 + b * (n // 2) // bands for b in range(bands + 1)]
+
+
+def log2_q8(v: npt.ArrayLike) -> I64:
+    """floor(256 * log2(v)) with a linear mantissa, for integers v >= 1: e = floor(log2 v),
+    log2_q8 = 256 e + ((v - 2^e) * 256) >> e. Exact integer arithmetic (v < 2^55)."""
+    a = np.asarray(v, np.int64)
+    if a.size and (int(a.min()) < 1 or int(a.max()) >= 1 << 55):
+        raise ValueError("log2_q8 takes integers in [1, 2^55)")
+    e = np.zeros(a.shape, np.int64)
+    for shift in (32, 16, 8, 4, 2, 1):  # floor(log2) by halving, as the node's loop does
+        big = (a >> (e + shift)) > 0
+        e = np.where(big, e + shift, e)
+    out: I64 = 256 * e + (((a - (np.int64(1) << e)) << 8) >> e)
+    return out
+
+
+def spectral_bands(x: npt.ArrayLike, bands: int, offset: int, shift: int) -> npt.NDArray[np.int8]:
+    """int8 features of one int16 window: the log2 power (Q8) of `bands` linear bands,
+    f = clamp(((log2_q8(band power + 1) - offset) >> shift) - 128, -128, 127)."""
+    if not 0 <= shift <= 16:
+        raise ValueError(f"shift is 0..16, not {shift}")
+    p = power_spectrum(x)
+    edges = band_edges(np.asarray(x).size, bands)
+    sums = np.array([int(p[edges[b]:edges[b + 1]].sum()) for b in range(bands)], np.int64)
+    f = ((log2_q8(sums + 1) - offset) >> shift) - 128
+    out: npt.NDArray[np.int8] = np.clip(f, -128, 127).astype(np.int8)
     return out

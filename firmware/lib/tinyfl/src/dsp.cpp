@@ -66,4 +66,29 @@ Status dsp_power_spectrum(const int16_t* x, size_t n, int32_t* re, int32_t* im, 
   return Status::Ok;
 }
 
+int32_t dsp_log2_q8(uint64_t v) {
+  if (v == 0) return 0;
+  static const uint8_t kHalvings[] = {32, 16, 8, 4, 2, 1};  // floor(log2) by halving, as the host's
+  uint32_t e = 0;
+  for (uint8_t shift : kHalvings)
+    if ((v >> (e + shift)) != 0) e += shift;
+  return static_cast<int32_t>(256u * e + (((v - (uint64_t{1} << e)) << 8) >> e));
+}
+
+Status dsp_spectral_bands(const int16_t* x, size_t n, uint16_t bands, int32_t offset, uint8_t shift,
+                          int32_t* re, int32_t* im, uint32_t* power, int8_t* out) {
+  if (!valid_length(n) || bands < 1 || bands > n / 2 || shift > 16) return Status::BadValue;
+  const Status s = dsp_power_spectrum(x, n, re, im, power);
+  if (s != Status::Ok) return s;
+  const size_t half = n / 2;
+  for (uint16_t b = 0; b < bands; ++b) {
+    const size_t first = 1 + b * half / bands, end = 1 + (b + 1u) * half / bands;
+    uint64_t sum = 1;  // log2(power + 1): silence is 0, not minus infinity
+    for (size_t k = first; k < end; ++k) sum += power[k];
+    const int32_t f = ((dsp_log2_q8(sum) - offset) >> shift) - 128;
+    out[b] = static_cast<int8_t>(f < -128 ? -128 : (f > 127 ? 127 : f));
+  }
+  return Status::Ok;
+}
+
 }  // namespace tinyfl

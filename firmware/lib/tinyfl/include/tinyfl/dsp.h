@@ -28,4 +28,16 @@ int16_t dsp_hann_q15(size_t i, size_t n);
 // `im` are n-value work buffers (in place: they hold X afterwards).
 [[nodiscard]] Status dsp_power_spectrum(const int16_t* x, size_t n, int32_t* re, int32_t* im, uint32_t* power);
 
+// floor(256 * log2(v)) with a linear mantissa, v >= 1 (0 for v = 0): e = floor(log2 v),
+// 256 e + (((v - 2^e) << 8) >> e). v below 2^55.
+int32_t dsp_log2_q8(uint64_t v);
+
+// int8 features of one int16 window: the Q8 log2 power of `bands` linear bands over bins 1..n/2
+// (band b sums bins 1 + b*(n/2)/bands up to the next band's first), each
+// f = clamp(((log2_q8(power + 1) - offset) >> shift) - 128, -128, 127). BadValue for a length
+// dsp_fft_q15 refuses, bands outside 1..n/2 or shift above 16. Work buffers as
+// dsp_power_spectrum's.
+[[nodiscard]] Status dsp_spectral_bands(const int16_t* x, size_t n, uint16_t bands, int32_t offset, uint8_t shift,
+                                        int32_t* re, int32_t* im, uint32_t* power, int8_t* out);
+
 }  // namespace tinyfl
