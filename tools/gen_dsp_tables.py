@@ -12,7 +12,8 @@ source of truth: the host does not recompute the cosines at import).
 It also writes testvectors/dsp/spectra.bin, the host's (tinyfl.dsp) FFT and power spectrum of
 fixed signals that the firmware's test_dsp must reproduce: records of u16 n, i16 x[n],
 i32 re[n], i32 im[n], u32 power[n/2 + 1], little-endian; and testvectors/dsp/bands.bin, their
-int8 band features under several settings.
+int8 band features under several settings; and testvectors/dsp/stats.bin, the statistics
+block's features of them as 1, 2 and 3 interleaved channels.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ HEADER = ROOT / "firmware" / "lib" / "tinyfl" / "include" / "tinyfl" / "dsp_tabl
 MODULE = ROOT / "host" / "tinyfl" / "dsp" / "tables.py"
 VECTORS = ROOT / "testvectors" / "dsp" / "spectra.bin"
 BANDS = ROOT / "testvectors" / "dsp" / "bands.bin"
+STATS = ROOT / "testvectors" / "dsp" / "stats.bin"
 SIZE = 1024
 
 
@@ -119,6 +121,28 @@ def band_vectors() -> bytes:
     return blob
 
 
+def stats_vectors() -> bytes:
+    """Records of u16 n, u16 channels, i16 x[n * channels], i8 features[4 * channels]: the
+    host's time_stats of the signals, alone and interleaved as 2 and 3 channels."""
+    import struct
+
+    sys.path.insert(0, str(ROOT / "host"))
+    import numpy as np
+
+    from tinyfl.dsp import time_stats
+
+    blob = b""
+    sig = signals()
+    for k, x in enumerate(sig):
+        for channels in (1, 2, 3):
+            parts = [x] + [s for s in sig if len(s) == len(x) and s is not x][: channels - 1]
+            window = np.stack(parts[:channels], axis=1).reshape(-1)
+            f = time_stats(window, channels)
+            blob += struct.pack("<HH", len(x), channels) + window.astype("<i2").tobytes()
+            blob += f.astype(np.int8).tobytes()
+    return blob
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with the files on disk")
@@ -130,6 +154,7 @@ def main() -> int:
             p.write_bytes(data)
     files[VECTORS] = vectors()
     files[BANDS] = band_vectors()
+    files[STATS] = stats_vectors()
     if args.check:
         stale = [p for p, data in files.items() if not p.exists() or p.read_bytes() != data]
         for p in stale:

@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 from tinyfl.dsp import (
     MAX_FFT,
     MIN_FFT,
+    STATS_PER_CHANNEL,
     band_edges,
     fft_q15,
     hann_q15,
     log2_q8,
     power_spectrum,
     spectral_bands,
+    time_stats,
     window_q15,
 )
 
@@ -95,3 +97,21 @@ def test_bands_cover_bins_1_to_n_over_2_once_and_features_rise_with_power() -> N
     assert spectral_bands(np.zeros(64), 4, 0, 4).tolist() == [-128] * 4  # log2(0 + 1) = 0
     with pytest.raises(ValueError, match="do not fit"):
         band_edges(64, 33)
+
+
+def test_statistics_of_known_signals() -> None:
+    n = 256
+    silence = time_stats(np.zeros(n), 1)
+    assert silence.tolist() == [-128, -128, -128, -128]  # no energy, no crossing
+    nyquist = np.where(np.arange(n) % 2, 1000, -1000)
+    rms, peak, crest, zcr = time_stats(nyquist, 1).tolist()
+    assert rms == peak and zcr == 127  # a square wave: crest 1; every step crosses zero
+    assert crest == (int(log2_q8(np.array([16 + 1]))[0]) >> 4) - 128
+    quiet, loud = time_stats(nyquist // 10, 1), time_stats(nyquist, 1)
+    assert loud[0] > quiet[0] and loud[1] > quiet[1] and loud[2] == quiet[2]
+    # interleaving: the second channel's features are those of the signal alone
+    both = np.stack([nyquist // 10, nyquist], axis=1).reshape(-1)
+    assert time_stats(both, 2).tolist() == quiet.tolist() + loud.tolist()
+    assert STATS_PER_CHANNEL == 4
+    with pytest.raises(ValueError, match=">= 2 samples"):
+        time_stats(np.zeros(5), 2)

@@ -79,6 +79,37 @@ TINYFL_TEST(band_features_match_the_host_bit_for_bit) {
   CHECK(dsp_spectral_bands(g_x, 64, 4, 0, 17, g_re, g_im, g_power, features) == Status::BadValue);
 }
 
+TINYFL_TEST(statistics_match_the_host_bit_for_bit) {
+  const long len = tinyfl_test::read_file(tinyfl_test::vector_path("dsp/stats.bin"), g_file, sizeof g_file);
+  CHECK(len > 0);
+  static int16_t window[3 * kDspMaxFft];
+  static int8_t features[3 * kDspStatsPerChannel];
+  long pos = 0;
+  int cases = 0, bad = 0;
+  while (pos + 4 <= len) {
+    const size_t n = static_cast<size_t>(g_file[pos] | (g_file[pos + 1] << 8));
+    const size_t channels = static_cast<size_t>(g_file[pos + 2] | (g_file[pos + 3] << 8));
+    pos += 4;
+    CHECK(n <= kDspMaxFft && channels <= 3 &&
+          pos + static_cast<long>(2 * n * channels + kDspStatsPerChannel * channels) <= len);
+    for (size_t i = 0; i < n * channels; ++i)
+      window[i] = static_cast<int16_t>(g_file[pos + 2 * i] | (g_file[pos + 2 * i + 1] << 8));
+    pos += static_cast<long>(2 * n * channels);
+    CHECK(dsp_time_stats(window, n, channels, features) == Status::Ok);
+    for (size_t f = 0; f < kDspStatsPerChannel * channels; ++f)
+      if (features[f] != static_cast<int8_t>(g_file[pos + static_cast<long>(f)])) ++bad;
+    pos += static_cast<long>(kDspStatsPerChannel * channels);
+    ++cases;
+  }
+  CHECK_EQ(bad, 0);
+  CHECK(cases >= 120);
+  CHECK(dsp_time_stats(window, 1, 1, features) == Status::BadValue);
+  CHECK_EQ(dsp_isqrt(0), 0u);
+  CHECK_EQ(dsp_isqrt(15), 3u);
+  CHECK_EQ(dsp_isqrt(16), 4u);
+  CHECK_EQ(dsp_isqrt(0xFFFFFFFFFFFFFFFFull), 0xFFFFFFFFu);
+}
+
 TINYFL_TEST(lengths_outside_8_to_1024_or_not_powers_of_two_are_refused) {
   CHECK(dsp_fft_q15(g_re, g_im, 4) == Status::BadValue);
   CHECK(dsp_fft_q15(g_re, g_im, 2048) == Status::BadValue);

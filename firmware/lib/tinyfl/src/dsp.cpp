@@ -91,4 +91,49 @@ Status dsp_spectral_bands(const int16_t* x, size_t n, uint16_t bands, int32_t of
   return Status::Ok;
 }
 
+uint32_t dsp_isqrt(uint64_t v) {
+  uint64_t root = 0, bit = uint64_t{1} << 62;
+  while (bit > v) bit >>= 2;
+  while (bit != 0) {  // digit by digit, base 4: exact, no division
+    if (v >= root + bit) {
+      v -= root + bit;
+      root = (root >> 1) + bit;
+    } else {
+      root >>= 1;
+    }
+    bit >>= 2;
+  }
+  return static_cast<uint32_t>(root);
+}
+
+namespace {
+
+int8_t clamp_int8(int32_t v) { return static_cast<int8_t>(v < -128 ? -128 : (v > 127 ? 127 : v)); }
+
+}  // namespace
+
+Status dsp_time_stats(const int16_t* x, size_t n, size_t channels, int8_t* out) {
+  if (n < 2 || channels == 0) return Status::BadValue;
+  for (size_t c = 0; c < channels; ++c) {
+    uint64_t sum_sq = 0;
+    uint32_t peak = 0, crossings = 0;
+    for (size_t t = 0; t < n; ++t) {
+      const int32_t v = x[t * channels + c];
+      sum_sq += static_cast<uint64_t>(static_cast<int64_t>(v) * v);
+      const uint32_t a = static_cast<uint32_t>(v < 0 ? -v : v);
+      if (a > peak) peak = a;
+      if (t > 0 && ((x[(t - 1) * channels + c] < 0) != (v < 0))) ++crossings;
+    }
+    const uint32_t rms = dsp_isqrt(sum_sq / n);
+    const uint32_t crest_q4 = rms != 0 ? (peak << 4) / rms : 0;
+    const uint32_t zcr_q8 = static_cast<uint32_t>((static_cast<uint64_t>(crossings) << 8) / (n - 1));
+    int8_t* f = out + c * kDspStatsPerChannel;
+    f[0] = clamp_int8((dsp_log2_q8(uint64_t{rms} + 1) >> 4) - 128);
+    f[1] = clamp_int8((dsp_log2_q8(uint64_t{peak} + 1) >> 4) - 128);
+    f[2] = clamp_int8((dsp_log2_q8(uint64_t{crest_q4} + 1) >> 4) - 128);
+    f[3] = clamp_int8(static_cast<int32_t>(zcr_q8) - 128);
+  }
+  return Status::Ok;
+}
+
 }  // namespace tinyfl

@@ -40,4 +40,15 @@ int32_t dsp_log2_q8(uint64_t v);
 [[nodiscard]] Status dsp_spectral_bands(const int16_t* x, size_t n, uint16_t bands, int32_t offset, uint8_t shift,
                                         int32_t* re, int32_t* im, uint32_t* power, int8_t* out);
 
+// The statistics block: per channel of an interleaved int16 window (sample t of channel c at
+// t * channels + c, n samples per channel, n >= 2), kDspStatsPerChannel int8 features, channel
+// after channel: rms = isqrt(sum x^2 / n), peak = max |x|, crest = (peak << 4) / rms (Q4, 0 for
+// rms 0), zcr = (sign changes << 8) / (n - 1) (Q8); features (log2_q8(v + 1) >> 4) - 128 for
+// rms, peak and crest and zcr - 128, clamped to int8. BadValue for n < 2 or no channel.
+constexpr size_t kDspStatsPerChannel = 4;
+[[nodiscard]] Status dsp_time_stats(const int16_t* x, size_t n, size_t channels, int8_t* out);
+
+// floor(sqrt(v)), exact.
+uint32_t dsp_isqrt(uint64_t v);
+
 }  // namespace tinyfl
