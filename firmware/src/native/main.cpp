@@ -159,14 +159,8 @@ int main(int argc, char** argv) {
   config.node_id = args.id;
   config.topic_prefix = args.prefix;
   config.keep_alive_s = static_cast<uint16_t>(args.keepalive);
-  config.username = record.username[0] != 0 ? record.username : nullptr;
-  config.password = record.password[0] != 0 ? record.password : nullptr;
-  config.frame_key = record.has_keys ? record.frame_key : nullptr;
-  config.fleet_key = record.has_keys ? record.fleet_key : nullptr;
   static tinyfl::PeerSeed peers[tinyfl::kMaxPeers];  // secure-aggregation seeds, from the record
-  for (uint16_t i = 0; i < record.n_peers; ++i) peers[i] = tinyfl::PeerSeed{record.peer_ids[i], record.peer_seeds[i]};
-  config.peers = peers;
-  config.n_peers = record.n_peers;
+  tinyfl::apply_config_record(record, peers, &config);
   config.board = tinyfl::Board::Native;
   blob.copy_model_hash(config.model_hash);
   s = node.begin(config);

@@ -15,6 +15,7 @@
 #include "tinyfl/config.h"
 #include "tinyfl/head.h"
 #include "tinyfl/mqtt.h"
+#include "tinyfl/node_config.h"
 #include "tinyfl/port.h"
 #include "tinyfl/status.h"
 #include "tinyfl/wire.h"
@@ -51,6 +52,20 @@ struct NodeConfig {
   const PeerSeed* peers;
   uint16_t n_peers;
 };
+
+// The settings a config record holds: MQTT credentials, keys and secure-aggregation peers (the
+// id, prefix and keep-alive are the caller's to take from it or from elsewhere). `peers` is the
+// caller's table of at least record.n_peers entries; it and `record` must outlive the node.
+// Inline, so that it is the main's code, not the core's.
+inline void apply_config_record(const NodeConfigRecord& record, PeerSeed* peers, NodeConfig* config) {
+  config->username = record.username[0] != 0 ? record.username : nullptr;
+  config->password = record.password[0] != 0 ? record.password : nullptr;
+  config->frame_key = record.has_keys ? record.frame_key : nullptr;
+  config->fleet_key = record.has_keys ? record.fleet_key : nullptr;
+  for (uint16_t i = 0; i < record.n_peers; ++i) peers[i] = PeerSeed{record.peer_ids[i], record.peer_seeds[i]};
+  config->peers = peers;
+  config->n_peers = record.n_peers;
+}
 
 // A GLOBAL whose round id is more than this above the last one served is ignored (round_ahead):
 // one forged or corrupted id near 2^32 cannot make a node ignore every later round. Round ids
