@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "tinyfl/status.h"
 
 namespace golden {
 
@@ -81,5 +82,28 @@ inline void check_text(const char* what, const Text& t, const uint8_t* expect, l
   }
 }
 
+// For every NAME.bin in testvectors/<dir>: loads it into buf and checks that
+// `status_of(stem, bytes, len)` is the status its NAME.reason names. Returns the files checked.
+template <typename StatusOf>
+int check_rejections(const char* dir, uint8_t* buf, long cap, StatusOf status_of) {
+  FileList files;
+  list_files(dir, ".bin", &files);
+  for (int i = 0; i < files.n; ++i) {
+    char stem[96];
+    stem_of(files.names[i], stem, sizeof stem);
+    const long n = load(dir, stem, ".bin", buf, cap);
+    char reason[64] = {};
+    const long rn = load(dir, stem, ".reason", reinterpret_cast<uint8_t*>(reason), sizeof reason - 1);
+    CHECK(n >= 0 && rn > 0);
+    if (n < 0 || rn <= 0) continue;
+    reason[strcspn(reason, "\r\n")] = 0;
+    const char* got = tinyfl::status_name(status_of(stem, static_cast<size_t>(n)));
+    if (strcmp(got, reason) != 0) {
+      printf("%s: got %s, expected %s\n", files.names[i], got, reason);
+      CHECK(strcmp(got, reason) == 0);
+    }
+  }
+  return files.n;
+}
 
 }  // namespace golden

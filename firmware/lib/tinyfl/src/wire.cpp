@@ -27,7 +27,6 @@ float load_f16(const uint8_t* p) {
   return half_to_float(static_cast<uint16_t>(p[0] | (p[1] << 8)));
 }
 
-
 bool valid_bits(uint8_t bits) { return bits == 8 || bits == 4 || bits == 2 || bits == 32; }
 
 // Values per byte for packed bits (8 -> 1, 4 -> 2, 2 -> 4).
@@ -50,7 +49,6 @@ void check_nonneg(Reader& r, float f, bool positive = false) {
   if (!isfinite(f)) r.fail(Status::NonFinite);
   else if (positive ? !(f > 0.0f) : !(f >= 0.0f)) r.fail(Status::BadValue);
 }
-
 
 void read_hash(Reader& r, uint8_t* out) {
   const uint8_t* p = r.bytes(kModelHashLen);
@@ -99,12 +97,9 @@ void read_tensor(Reader& r, TensorView* t, bool check_shape, uint16_t want_rows,
   }
 }
 
-
 // --- encoding -------------------------------------------------------------------------------
 
-
 void write_f16(Writer& w, float f) { w.u16(float_to_half(f)); }
-
 
 void store_f32(uint8_t* p, float f) {
   uint32_t bits;
@@ -193,8 +188,6 @@ bool auth_ok(const FrameAuth* auth) {
                              auth->topic_len <= kMaxAuthTopic);
 }
 
-
-
 // Writes n values of `bits` bits LSB-first; false when one does not fit or values is null.
 bool write_masked(Writer& w, const MaskedFields& m) {
   w.u8(m.bits);
@@ -216,7 +209,6 @@ bool write_masked(Writer& w, const MaskedFields& m) {
   }
   return true;
 }
-
 
 }  // namespace
 
@@ -334,11 +326,6 @@ bool GlobalView::selects(const char* id, size_t len) const {
   }
   return false;
 }
-
-
-
-
-
 
 // --- decoding ---------------------------------------------------------------------------------
 
@@ -502,8 +489,6 @@ Status decode_update(const uint8_t* body, size_t len, UpdateView* out, bool mask
   return finish(r);
 }
 
-
-
 Status decode_hello_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, HelloView* out) {
   FrameHeader hdr;
   const uint8_t* body = nullptr;
@@ -524,8 +509,6 @@ Status decode_update_frame(const uint8_t* buf, size_t len, const FrameAuth* auth
   const Status s = open_typed(buf, len, auth, FrameType::Update, &body, &hdr);
   return s != Status::Ok ? s : decode_update(body, hdr.body_len, out, (hdr.flags & kFlagMasked) != 0);
 }
-
-
 
 // --- encoding ---------------------------------------------------------------------------------
 
@@ -589,9 +572,6 @@ Status encode_update(const UpdateFields& f, uint8_t* buf, size_t cap, size_t* le
   const bool ok = f.masked ? write_masked(w, f.masked_delta) : write_tensor(w, f.delta);
   return end_frame(w, ok, f.auth, len);
 }
-
-
-
 
 size_t encoded_size_hello(const HelloFields& f) {
   size_t n = 0;
