@@ -67,9 +67,9 @@ async def wait_for_reveals(rnd: OpenRound, timeout: float,
         await wait_change(remaining)
 
 
-def secure_mean(rnd: OpenRound, shape: tuple[int, int]) -> tuple[F32, np.int64]:
-    """(mean delta of the survivors, the largest |sum| of codes) from their masked values and
-    the corrections their revealed round seeds give."""
+def secure_mean(rnd: OpenRound, shape: tuple[int, int]) -> F32:
+    """The survivors' mean delta from their masked values and the corrections their revealed
+    round seeds give."""
     secagg = rnd.secagg
     assert secagg is not None
     n = shape[0] * shape[1]
@@ -79,8 +79,8 @@ def secure_mean(rnd: OpenRound, shape: tuple[int, int]) -> tuple[F32, np.int64]:
                    for peer, seed in reveal.seeds]
     total = masked_sum([rnd.masked[s].reshape(-1) for s in sorted(rnd.masked)], corrections, bits)
     sums = signed_sum(total, bits).reshape(shape)
-    mean = (sums.astype(np.float64) * secagg.scale / len(rnd.masked)).astype(np.float32)
-    return mean, np.abs(sums).max(initial=0)
+    mean: F32 = (sums.astype(np.float64) * secagg.scale / len(rnd.masked)).astype(np.float32)
+    return mean
 
 
 async def secure_sum(
@@ -112,5 +112,4 @@ async def secure_sum(
         if silent:
             return None, (f"{len(silent)} survivor(s) did not reveal their masks of the "
                           f"{len(request.dropped)} dropped node(s): {sorted(silent)[:3]}")
-    mean, _ = secure_mean(rnd, shape)
-    return mean, ""
+    return secure_mean(rnd, shape), ""

@@ -359,7 +359,7 @@ class SimNode:
             return "unsupported"
         if msg.secagg is not None and not set(msg.selected) - {self.node_id} <= set(
                 self.peer_seeds):
-            return "no_seed"  # it cannot mask against a peer it shares no seed with
+            return "no_key"  # no seed shared with a peer: the firmware's status name
         return None
 
 

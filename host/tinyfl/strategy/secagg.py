@@ -76,10 +76,6 @@ def to_modular(codes: npt.ArrayLike, bits: int) -> U32:
     return (c & ((1 << bits) - 1)).astype(np.uint32)
 
 
-def _mod(a: npt.NDArray[np.int64], bits: int) -> U32:
-    return (a & ((1 << bits) - 1)).astype(np.uint32)
-
-
 def add_masks(codes: npt.ArrayLike, node_id: str, peer_seeds: Mapping[str, bytes],
               selected: Iterable[str], round_id: int, bits: int) -> U32:
     """What node `node_id` sends: its codes plus its pairwise masks with every other selected
@@ -93,7 +89,7 @@ def add_masks(codes: npt.ArrayLike, node_id: str, peer_seeds: Mapping[str, bytes
             continue
         m = mask_vector(round_seed(peer_seeds[peer], round_id), acc.size, bits).astype(np.int64)
         acc = acc + m if me < peer.encode() else acc - m
-    return _mod(acc, bits).reshape(c.shape)
+    return to_modular(acc, bits).reshape(c.shape)
 
 
 def unmask_correction(survivor: str, dropped: str, seed_of_round: bytes, n: int,
@@ -102,7 +98,7 @@ def unmask_correction(survivor: str, dropped: str, seed_of_round: bytes, n: int,
     (which `survivor` added and `dropped`, absent, never cancelled)."""
     m = mask_vector(seed_of_round, n, bits).astype(np.int64)
     added = m if survivor.encode() < dropped.encode() else -m
-    return _mod(added, bits)
+    return to_modular(added, bits)
 
 
 def masked_sum(masked: Iterable[npt.ArrayLike], corrections: Iterable[npt.ArrayLike],
@@ -114,7 +110,7 @@ def masked_sum(masked: Iterable[npt.ArrayLike], corrections: Iterable[npt.ArrayL
         total = part if total is None else total + part
     if total is None:
         raise ValueError("no masked update to sum")
-    return _mod(total, bits)
+    return to_modular(total, bits)
 
 
 def signed_sum(modular: npt.ArrayLike, bits: int) -> I64:

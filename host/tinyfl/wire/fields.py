@@ -14,18 +14,18 @@ from tinyfl.wire.tensor import (
     QUANT_BITS,
     SCALE_PER_ROW,
     Tensor,
-    _to_signed,
-    _unpack_raw,
+    half_scales,
     pack_codes,
     packed_size,
+    to_signed,
+    unpack_fields,
 )
 
-__all__ = ["F16_MAX", "MODEL_HASH_LEN", "Reader", "Writer", "check_float", "f16_saturated",
+__all__ = ["MODEL_HASH_LEN", "Reader", "Writer", "check_float", "f16_saturated",
            "is_valid_node_id", "read_tensor", "write_tensor"]
 
 MODEL_HASH_LEN = 8
 MAX_NODE_ID = 32
-F16_MAX = 65504.0
 _ID_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -113,12 +113,12 @@ def read_tensor(r: Reader, what: str, shape: tuple[int, int] | None = None) -> T
         if not np.isfinite(values).all():
             raise WireError("non_finite", f"{what} holds a NaN or Inf")
         return Tensor(bits, 0, rows, cols, scales, values=values)
-    fields = _unpack_raw(data, bits)
+    fields = unpack_fields(data, bits)
     if (fields[:n] == (1 << (bits - 1))).any():
         raise WireError("bad_value", f"{what} holds the invalid code {-(1 << (bits - 1))}")
     if fields[n:].any():
         raise WireError("bad_value", f"{what}: padding bits are not zero")
-    codes = _to_signed(fields[:n], bits).reshape(rows, cols)
+    codes = to_signed(fields[:n], bits).reshape(rows, cols)
     return Tensor(bits, mode, rows, cols, scales, codes=codes)
 
 
@@ -150,9 +150,7 @@ class Writer:
 def f16_saturated(x: float) -> float:
     """x as the binary16 an encoder sends: finite values beyond +-65504 become +-65504, then
     round to nearest even (NaN and Inf stay, for the decoder to refuse)."""
-    if math.isfinite(x) and abs(x) > F16_MAX:
-        x = math.copysign(F16_MAX, x)
-    return float(np.float16(np.float32(x)))
+    return float(half_scales(np.float32(x)))
 
 
 def write_tensor(w: Writer, t: Tensor, what: str) -> None:

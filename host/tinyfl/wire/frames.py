@@ -63,7 +63,6 @@ __all__ = [
     "Update",
     "decode",
     "encode",
-    "frame_auth",
     "frame_tag",
     "is_valid_node_id",
     "open_frame",
@@ -329,11 +328,6 @@ def frame_tag(key: bytes, topic: str, signed: bytes) -> bytes:
         raise WireError("bad_value", f"a topic is 1..{MAX_TOPIC} bytes, got {len(raw)}")
     mac = hmac.new(key, bytes([len(raw)]) + raw + signed, hashlib.sha256)
     return mac.digest()[:TAG_LEN]
-
-
-def frame_auth(data: bytes | bytearray | memoryview) -> int | None:
-    """The frame's `auth` byte (AUTH_CRC or AUTH_TAG), or None when there is no header."""
-    return data[5] if len(data) >= HEADER_SIZE and bytes(data[0:2]) == MAGIC else None
 
 
 def verify_frame(data: bytes | bytearray | memoryview, topic: str, key: bytes | None) -> None:

@@ -24,7 +24,9 @@ __all__ = [
     "pack_codes",
     "packed_size",
     "qmax",
+    "to_signed",
     "unpack_codes",
+    "unpack_fields",
 ]
 
 QUANT_BITS = (8, 4, 2)
@@ -74,7 +76,7 @@ def pack_codes(codes: npt.ArrayLike, bits: int) -> bytes:
     return packed.tobytes()
 
 
-def _unpack_raw(data: bytes, bits: int) -> U8:
+def unpack_fields(data: bytes, bits: int) -> U8:
     """Every `bits`-bit field of `data`, padding included, as unsigned values."""
     raw = np.frombuffer(data, dtype=np.uint8)
     if bits == 8:
@@ -83,7 +85,7 @@ def _unpack_raw(data: bytes, bits: int) -> U8:
     return fields.reshape(-1).astype(np.uint8)
 
 
-def _to_signed(fields: U8, bits: int) -> I8:
+def to_signed(fields: U8, bits: int) -> I8:
     if bits == 8:
         return fields.view(np.int8).copy()
     signed = fields.astype(np.int16)
@@ -96,7 +98,7 @@ def unpack_codes(data: bytes, n: int, bits: int) -> I8:
     qmax(bits)
     if len(data) < packed_size(n, bits):
         raise ValueError(f"{len(data)} bytes cannot hold {n} codes of {bits} bits")
-    return _to_signed(_unpack_raw(data[: packed_size(n, bits)], bits)[:n], bits)
+    return to_signed(unpack_fields(data[: packed_size(n, bits)], bits)[:n], bits)
 
 
 def half_scales(scales: npt.ArrayLike) -> F32:
