@@ -158,26 +158,29 @@ class Intake:
         if rnd.unmask is not None:
             self._drop("after_unmask")  # the survivors are fixed once the coordinator asked
             return False
-        if rnd.secagg is not None:
-            reason = self.check_masked(msg, rnd.secagg)
-            if reason:
-                rnd.rejected.add(node_id)
-                self._reject(node_id, reason)
-            else:
-                assert isinstance(msg.delta, Masked)
-                rnd.answers[node_id] = self._capped(node_id, msg)
-                rnd.masked[node_id] = msg.delta.values
-            rnd.pending.discard(node_id)
-            return True
-        delta, reason = self.check(msg)
-        if delta is None:
+        reason = self._take(rnd, node_id, msg)
+        if reason:
             rnd.rejected.add(node_id)
             self._reject(node_id, reason)
         else:
             rnd.answers[node_id] = self._capped(node_id, msg)
-            rnd.deltas[node_id] = delta
         rnd.pending.discard(node_id)
         return True
+
+    def _take(self, rnd: OpenRound, node_id: str, msg: Update) -> str:
+        """Checks an answer against its round and keeps what the aggregation needs: the masked
+        values in a secure-aggregation round, else the dequantized delta. Returns why it cannot
+        be used ("" when it was kept)."""
+        if rnd.secagg is not None:
+            reason = self.check_masked(msg, rnd.secagg)
+            if not reason:
+                assert isinstance(msg.delta, Masked)
+                rnd.masked[node_id] = msg.delta.values
+            return reason
+        delta, reason = self.check(msg)
+        if delta is not None:
+            rnd.deltas[node_id] = delta
+        return reason
 
     def check_masked(self, msg: Update, secagg: SecAgg) -> str:
         """Why a secure-aggregation answer cannot be summed ("" when it can)."""
