@@ -10,7 +10,8 @@ bytes go. With --check it also enforces the node's budgets and fails the build w
 
 The backbone (int8 kernels, model registry, window loader) and its scratch are reported on their
 own lines: the model build keeps weights within 48 KB and activations within 16 KB, and
-TINYFL_BACKBONE_ARENA sizes the scratch the node reserves.
+TINYFL_BACKBONE_ARENA sizes the scratch the node reserves. The DSP stage a model may carry
+(tinyfl/dsp.h, dsp_stage.h) is its own line too; its work buffers share the backbone's scratch.
 
 Usage: firmware_size.py MAP [--check] [--json OUT]
 """
@@ -50,6 +51,8 @@ COMPONENT_OF_OBJECT = {
     "backbone.o": "backbone",
     "backbone_kernels.o": "backbone",
     "samples.o": "backbone",
+    "dsp.o": "dsp",  # the DSP stage a model may carry: counted with the model, outside the core
+    "dsp_stage.o": "dsp",
 }
 
 # Members of tinyfl::Node -> component, for splitting the one static Node object of a main.

@@ -64,7 +64,8 @@ bool parse_args(int argc, char** argv, Args* a) {
          (a->id != nullptr || a->config != nullptr || a->embed != nullptr);
 }
 
-// --embed: every window of a raw-window blob through the compiled backbone it names, written as
+// --embed: every window of a raw-window blob through the compiled model it names (its DSP stage, if
+// any, and the backbone), written as
 // n_samples x embedding_len int8 values.
 int embed_all(const tinyfl::BlobView& blob, const char* out_path) {
   tinyfl::Status s = tinyfl::prepare_blob_model(blob, backbone_work, nullptr);
@@ -74,11 +75,12 @@ int embed_all(const tinyfl::BlobView& blob, const char* out_path) {
     return 1;
   }
   if (s == tinyfl::Status::Ok)
-    s = tinyfl::embed_windows(blob, backbone_work.model, backbone_work.arena, sizeof backbone_work.arena,
-                              [&](uint32_t, const int8_t* e, size_t len, uint8_t) {
-                                return fwrite(e, 1, len, out) == len ? tinyfl::Status::Ok
-                                                                     : tinyfl::Status::PipeError;
-                              });
+    s = tinyfl::embed_blob_windows(
+        blob, backbone_work,
+        [&](uint32_t, const int8_t* e, size_t len, uint8_t) {
+          return fwrite(e, 1, len, out) == len ? tinyfl::Status::Ok : tinyfl::Status::PipeError;
+        },
+        nullptr);
   if (out != nullptr && fclose(out) != 0 && s == tinyfl::Status::Ok) s = tinyfl::Status::PipeError;
   if (s != tinyfl::Status::Ok) {
     fprintf(stderr, "error: embedding the windows: %s\n", tinyfl::status_name(s));

@@ -56,6 +56,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                      help="your trained classifier: layers up to the last Dense are the backbone")
     src.add_argument("--tflite", type=Path, metavar="FILE",
                      help="your full-int8 backbone whose output is the embedding")
+    m.add_argument("--dsp", action="append", metavar="BLOCK[:k=v,...]",
+                   help="a DSP block the node runs on every raw window before the backbone; "
+                        "repeat for several, features concatenated in order: spectral[:bands=N] "
+                        "(log2 band energies of each channel's FFT), stats (RMS, peak, crest "
+                        "factor, zero-crossing rate per channel); docs/DSP.md")
     m.add_argument("--augment", metavar="SPEC", help="imu-rotation:COPIES[,deg=D] for x/y/z "
                    "channel triples")
     m.add_argument("--epochs", type=int, default=30, help="(default: %(default)s)")
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         split=SplitRule(_groups(args.source_groups), _groups(args.test_groups),
                         args.source_fraction, args.split_seed),
         test_data=args.test_data, family=args.family, keras=args.keras, tflite=args.tflite,
-        augment=args.augment, epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
+        augment=args.augment, dsp=tuple(args.dsp or ()), epochs=args.epochs, seed=args.seed, batch_size=args.batch_size,
         lr=args.lr, board=args.board, command=_command(args))
     build(cfg, log=lambda line: print(line, flush=True))
     return 0
@@ -95,6 +100,9 @@ def _command(args: argparse.Namespace) -> str:
                    "test_data", "family", "keras", "tflite", "augment", "epochs", "seed",
                    "batch_size", "lr", "board"):
         value = getattr(args, option)
+        if option == "augment":
+            for block in args.dsp or ():
+                argv += ["--dsp", block]
         if value is not None and value is not False and not (
                 option in ("source_fraction", "split_seed") and not value):
             argv += [f"--{option.replace('_', '-')}", str(value)]

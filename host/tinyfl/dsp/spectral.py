@@ -53,13 +53,15 @@ def _bit_reversed(n: int, bits: int) -> npt.NDArray[np.intp]:
 
 
 def fft_q15(y: npt.ArrayLike) -> tuple[I64, I64]:
-    """(re, im) of DFT(y) / n for real int16-range y of a power-of-two length n: radix-2
-    decimation in time, twiddle W^j = exp(-2 pi i j / m) = cos - i sin from the Q15 table."""
-    v = np.asarray(y, np.int64).reshape(-1)
-    n = v.size
+    """(re, im) of DFT(y) / n for real int16-range y of a power-of-two length n along the last
+    axis (any leading axes are a batch): radix-2 decimation in time, twiddle
+    W^j = exp(-2 pi i j / m) = cos - i sin from the Q15 table."""
+    v = np.asarray(y, np.int64)
+    v = v.reshape(1, -1) if v.ndim == 0 else v
+    n = v.shape[-1]
     bits = _check_length(n)
-    re = v[_bit_reversed(n, bits)].copy()
-    im = np.zeros(n, np.int64)
+    re = v[..., _bit_reversed(n, bits)].copy()
+    im = np.zeros(re.shape, np.int64)
     for s in range(1, bits + 1):
         m = 1 << s
         half = m >> 1
@@ -69,24 +71,27 @@ def fft_q15(y: npt.ArrayLike) -> tuple[I64, I64]:
         top = (np.arange(0, n, m)[:, None] + j[None, :]).reshape(-1)
         bot = top + half
         cc, ss = np.tile(c, n // m), np.tile(sn, n // m)
-        br, bi = re[bot], im[bot]
+        br, bi = re[..., bot], im[..., bot]
         tr = (br * cc + bi * ss + (1 << 14)) >> 15  # Re(b W)
         ti = (bi * cc - br * ss + (1 << 14)) >> 15  # Im(b W)
-        ar, ai = re[top], im[top]
-        re[top], im[top] = (ar + tr) >> 1, (ai + ti) >> 1
-        re[bot], im[bot] = (ar - tr) >> 1, (ai - ti) >> 1
+        ar, ai = re[..., top], im[..., top]
+        re[..., top], im[..., top] = (ar + tr) >> 1, (ai + ti) >> 1
+        re[..., bot], im[..., bot] = (ar - tr) >> 1, (ai - ti) >> 1
     return re, im
 
 
 def power_spectrum(x: npt.ArrayLike) -> I64:
     """|X[k]|^2 for k = 0..n/2 of the Hann-windowed int16 window x (X = DFT / n): what the
-    node's dsp_power_spectrum writes."""
-    v = np.asarray(x).reshape(-1)
+    node's dsp_power_spectrum writes. A 1-D window gives (n/2 + 1,); leading axes are a batch of
+    windows along the last axis."""
+    v = np.asarray(x)
+    v = v.reshape(-1) if v.ndim == 0 else v
     if v.size and (int(v.min()) < -32768 or int(v.max()) > 32767):
         raise ValueError("samples are int16")
-    re, im = fft_q15(window_q15(v, hann_q15(v.size)))
-    half = v.size // 2 + 1
-    out: I64 = re[:half] * re[:half] + im[:half] * im[:half]
+    n = v.shape[-1]
+    re, im = fft_q15(window_q15(v, hann_q15(n)))
+    half = n // 2 + 1
+    out: I64 = re[..., :half] * re[..., :half] + im[..., :half] * im[..., :half]
     return out
 
 

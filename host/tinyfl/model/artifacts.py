@@ -9,7 +9,6 @@ dataset a folder was built from.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from tinyfl.data.splits import SplitRule
+from tinyfl.dsp.stage import FEATURE_SCALE, DspStage
 from tinyfl.model.backbone import Graph, prepare, run
-from tinyfl.model.firmware_blob import check_blob_version
+from tinyfl.model.firmware_blob import check_blob_version, model_hash
 from tinyfl.model.tflite import ModelError, read_model
 
 __all__ = ["METADATA_VERSION", "MODELS_ROOT", "ModelArtifacts", "load_artifacts", "model_dir"]
@@ -47,10 +47,14 @@ class ModelArtifacts:
     embed_zero_point: int
     layers: Graph = field(repr=False)
     metadata: dict[str, Any] = field(repr=False)
+    stage: DspStage | None = None  # the DSP stage the node runs on raw windows before the backbone
 
     def embed(self, codes: I8) -> I8:
-        """The int8 embeddings (n, d) of n int8 inputs, exactly as the node computes them."""
+        """The int8 embeddings (n, d) of n int8 inputs (raw windows when the model has a DSP
+        stage), exactly as the node computes them."""
         codes = np.asarray(codes, dtype=np.int8)
+        if self.stage is not None:
+            codes = self.stage.run(codes)
         n = codes.shape[0]
         out = np.empty((n, self.embed_dim), dtype=np.int8)
         for i in range(n):
@@ -135,7 +139,7 @@ def load_artifacts(folder: str | Path) -> ModelArtifacts:
         meta: dict[str, Any] = json.loads(meta_path.read_text())
         blob = (folder / "backbone.tfmb").read_bytes()
         tflite = (folder / "backbone.tflite").read_bytes()
-        model_hash = bytes.fromhex(meta["model_hash"])
+        expected_hash = bytes.fromhex(meta["model_hash"])
         inp, emb = meta["input"], meta["embedding"]
         classes = tuple(str(c) for c in meta["classes"])
         version = int(meta.get("metadata_version", 1))
@@ -144,16 +148,23 @@ def load_artifacts(folder: str | Path) -> ModelArtifacts:
     if version != METADATA_VERSION:
         raise ModelError(f"{folder}: metadata version {version}, this TinyFL reads version "
                          f"{METADATA_VERSION}; rebuild the folder with `tinyfl model build`")
-    if hashlib.sha256(blob).digest()[:8] != model_hash:
-        raise ModelError(f"{folder}: backbone.tfmb does not have the model hash "
-                         f"{model_hash.hex()} of metadata.json (rebuild the folder)")
+    stage = _stage(folder, inp)
+    if model_hash(blob, stage.to_record() if stage else b"") != expected_hash:
+        what = "backbone.tfmb with the DSP stage" if stage else "backbone.tfmb"
+        raise ModelError(f"{folder}: {what} does not have the model hash "
+                         f"{expected_hash.hex()} of metadata.json (rebuild the folder)")
     # After the hash: an old folder (a v1 blob with its own hash) gets the re-export hint.
     check_blob_version(blob, f"{folder}/backbone.tfmb")
     layers = prepare(read_model(tflite))
+    if stage is not None and (int(np.prod(layers.in_shape)) != stage.features
+                              or np.float32(layers.in_quant[0]) != np.float32(FEATURE_SCALE)
+                              or layers.in_quant[1] != 0):
+        raise ModelError(f"{folder}: the backbone does not take the DSP stage's {stage.features} "
+                         f"features (scale {FEATURE_SCALE}, zero point 0); rebuild the folder")
     return ModelArtifacts(
         folder=folder,
         name=str(meta.get("name", folder.name)),
-        model_hash=model_hash,
+        model_hash=expected_hash,
         classes=classes,
         input_shape=tuple(int(v) for v in inp["shape"]),
         input_scale=float(inp["scale"]),
@@ -163,4 +174,15 @@ def load_artifacts(folder: str | Path) -> ModelArtifacts:
         embed_zero_point=int(emb["zero_point"]),
         layers=layers,
         metadata=meta,
+        stage=stage,
     )
+
+
+def _stage(folder: Path, inp: dict[str, Any]) -> DspStage | None:
+    if "dsp" not in inp:
+        return None
+    try:
+        return DspStage.from_json(inp["dsp"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{folder}: metadata.json has an invalid DSP stage ({exc}); rebuild "
+                         "the folder") from exc

@@ -45,7 +45,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ import numpy.typing as npt
 
 from tinyfl.data.dataset import Dataset, load_dataset
 from tinyfl.data.splits import SplitRule, fit_input_quantization, quantize, split_rows
+from tinyfl.dsp.stage import FEATURE_SCALE, DspStage, fit_stage, parse_block_spec
 from tinyfl.errors import BuildError, DatasetError, UsageError
 from tinyfl.files import replace_folder
 from tinyfl.model import families
@@ -103,6 +104,7 @@ class BuildConfig:
     batch_size: int = 64
     lr: float = 1e-3
     board: str = "qemu_cortex_m4"
+    dsp: tuple[str, ...] = ()  # block specs of the DSP stage (--dsp), in order
     command: str = ""  # the command line as typed, recorded in metadata.json
 
 
@@ -125,6 +127,10 @@ class Prepared:
     fleet: Codes
     test: Codes
     data_files: dict[str, Any]
+    # The backbone's input: the data's samples, or the DSP stage's features when there is one.
+    kind: str
+    sample_shape: tuple[int, ...]
+    stage: DspStage | None = None
 
     def dequantize(self, q: I8) -> F32:
         return dequantize(q, self.scale, self.zero_point)
@@ -162,13 +168,31 @@ def prepare_data(cfg: BuildConfig, quant: tuple[float, int] | None,
         data, data.classes, split.groups, scale, zp,
         _codes(data.x[split.source], data.y[split.source], scale, zp),
         _codes(data.x[split.fleet], data.y[split.fleet], scale, zp),
-        _codes(test.x, test.y, scale, zp), files)
+        _codes(test.x, test.y, scale, zp), files, data.kind, data.sample_shape)
     counts = {k: len(v.y) for k, v in (("source", prepared.source), ("fleet", prepared.fleet),
                                        ("test", prepared.test))}
     log(f"data: {len(data)} samples of shape {data.sample_shape} ({data.kind}), "
         f"{len(data.classes)} classes; source {counts['source']}, fleet {counts['fleet']}, "
         f"test {counts['test']}; input scale {scale!r}, zero point {zp}")
     return prepared
+
+
+def _through_stage(p: Prepared, specs: tuple[str, ...], log: Callable[[str], None]) -> Prepared:
+    """The prepared data with every role's raw windows replaced by the DSP stage's int8 features
+    (the stage's free parameters fitted on the source windows): what the backbone takes."""
+    try:
+        stage = fit_stage([parse_block_spec(spec) for spec in specs], p.source.x, p.scale,
+                          p.zero_point)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    log(f"DSP stage: {stage.describe()}")
+
+    def features(c: Codes) -> Codes:
+        return Codes(stage.run(c.x), c.y)
+
+    return replace(p, scale=FEATURE_SCALE, zero_point=0, source=features(p.source),
+                   fleet=features(p.fleet), test=features(p.test), kind="features",
+                   sample_shape=(stage.features,), stage=stage)
 
 
 # --- the backbone ------------------------------------------------------------------------------
@@ -184,13 +208,13 @@ class Backbone:
 
 def _train_family(p: Prepared, cfg: BuildConfig, log: Callable[[str], None]) -> Backbone:
     try:
-        family, options = families.parse_family(cfg.family, p.data.kind)
-        copies, degrees = parse_augment(cfg.augment, p.data.sample_shape)
+        family, options = families.parse_family(cfg.family, p.kind)
+        copies, degrees = parse_augment(cfg.augment, p.sample_shape)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     families.seed_everything(cfg.seed)
     tf = families.tensorflow()
-    models = families.family_models(family, options, p.data.sample_shape, len(p.classes))
+    models = families.family_models(family, options, p.sample_shape, len(p.classes))
     clf = models.classifier
     clf.compile(optimizer=tf.keras.optimizers.Adam(cfg.lr),
                 loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -225,9 +249,9 @@ def _from_keras(p: Prepared, cfg: BuildConfig, log: Callable[[str], None]) -> Ba
     except (OSError, ValueError) as exc:
         raise BuildError(f"cannot use {cfg.keras} as a backbone: {exc}") from exc
     shape = tuple(int(v) for v in models.backbone.input.shape[1:])
-    if shape != p.data.sample_shape:
-        raise BuildError(f"{cfg.keras} takes inputs of shape {shape}, the data's samples are "
-                         f"{p.data.sample_shape}")
+    if shape != p.sample_shape:
+        raise BuildError(f"{cfg.keras} takes inputs of shape {shape}, the backbone's inputs are "
+                         f"{p.sample_shape}")
     return _converted(models, np.asarray(kernel, np.float32), np.asarray(bias, np.float32), p,
                       {"from": "keras", "file": cfg.keras.name,
                        "sha256": hashlib.sha256(cfg.keras.read_bytes()).hexdigest()})
@@ -247,10 +271,10 @@ def _calibration(p: Prepared) -> F32:
     sample holding the codes -128 and 127, so the calibrated input range is exactly the codes'."""
     x = p.dequantize(p.source.x)
     if p.zero_point == 0:
-        edge = np.zeros((1, *p.data.sample_shape), np.float32).reshape(1, -1)
+        edge = np.zeros((1, *p.sample_shape), np.float32).reshape(1, -1)
         edge[0, 0] = np.float32(-128 * p.scale)
         edge[0, 1] = np.float32(127 * p.scale)
-        x = np.concatenate([x, edge.reshape(1, *p.data.sample_shape)])
+        x = np.concatenate([x, edge.reshape(1, *p.sample_shape)])
     return x
 
 
@@ -382,6 +406,8 @@ def _check_config(cfg: BuildConfig) -> None:
         raise UsageError("give one of --family, --keras and --tflite")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise UsageError("--epochs and --batch-size must be >= 1")
+    if cfg.dsp and cfg.augment:
+        raise UsageError("--augment transforms raw windows and is not supported with --dsp")
     if cfg.board not in BOARDS:
         raise UsageError(f"unknown --board {cfg.board!r}; choose {', '.join(BOARDS)}")
     needed = ["ai_edge_litert.interpreter"] + ([] if cfg.tflite else ["tensorflow"])
@@ -400,7 +426,10 @@ def build(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any
         families.tensorflow()  # imported before the data, so its start-up cost is not a stall
     t0 = time.monotonic()
     given = _tflite_quant(cfg.tflite) if cfg.tflite is not None else None
-    p = prepare_data(cfg, None if given is None else given[1], log)
+    # With a DSP stage a given .tflite's input quantization is the features', not the raw codes'.
+    p = prepare_data(cfg, None if given is None or cfg.dsp else given[1], log)
+    if cfg.dsp:
+        p = _through_stage(p, cfg.dsp, log)
     if given is not None:
         backbone = Backbone(given[0], None, None, {
             "from": "tflite", "file": cfg.tflite.name if cfg.tflite else "",
@@ -417,7 +446,7 @@ def build(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict[str, Any
 def _finish(cfg: BuildConfig, p: Prepared, backbone: Backbone, t0: float,
             log: Callable[[str], None]) -> dict[str, Any]:
     from tinyfl.model.backbone import prepare
-    from tinyfl.model.firmware_blob import blob_c_header, export_blob
+    from tinyfl.model.firmware_blob import blob_c_header, export_blob, model_hash
     from tinyfl.model.tflite import read_model
 
     tflite = backbone.tflite
@@ -434,9 +463,9 @@ def _finish(cfg: BuildConfig, p: Prepared, backbone: Backbone, t0: float,
     if not matches:
         raise BuildError("the model's input quantization does not match the node's data codes")
     in_values = int(np.prod(x_t.shape[1:]))
-    if in_values != int(np.prod(p.data.sample_shape)):
-        raise BuildError(f"the backbone takes {list(x_t.shape[1:])}, the data's samples are "
-                         f"{list(p.data.sample_shape)}")
+    if in_values != int(np.prod(p.sample_shape)):
+        raise BuildError(f"the backbone takes {list(x_t.shape[1:])}, its inputs are "
+                         f"{list(p.sample_shape)}")
     embed_dim = int(np.prod(y_t.shape[1:]))
     if embed_dim > MAX_EMBED_DIM:
         raise BuildError(f"the embedding has {embed_dim} values; a node's head takes at most "
@@ -445,8 +474,9 @@ def _finish(cfg: BuildConfig, p: Prepared, backbone: Backbone, t0: float,
     sz = sizes(tflite)
     blob = export_blob(model)
     name = cfg.out.name
-    header = blob_c_header(blob, task=name)
-    model_hash = hashlib.sha256(blob).digest()[:8]
+    record = p.stage.to_record() if p.stage is not None else b""
+    header = blob_c_header(blob, task=name, dsp_record=record)
+    hash_ = model_hash(blob, record)
     budget = check_budget(cfg.board, len(blob), sz["activation_scratch_bytes"], embed_dim)
     log(f"  ops {', '.join(sz['op_sequence'])}")
     log("  " + budget.report().replace("\n", "\n  "))
@@ -476,11 +506,11 @@ def _finish(cfg: BuildConfig, p: Prepared, backbone: Backbone, t0: float,
         "metadata_version": METADATA_VERSION,
         "name": name,
         "classes": list(p.classes),
-        "model_hash": model_hash.hex(),
-        "model_hash_of": "backbone.tfmb (first 8 bytes of SHA-256)",
+        "model_hash": hash_.hex(),
+        "model_hash_of": ("backbone.tfmb followed by the DSP stage's record (first 8 bytes of "
+                          "SHA-256)" if record else "backbone.tfmb (first 8 bytes of SHA-256)"),
         "files": {},
-        "input": {"shape": list(p.data.sample_shape), "kind": p.data.kind, "dtype": "int8",
-                  "scale": in_scale, "zero_point": in_zp},
+        "input": _input_description(p, in_scale, in_zp),
         "embedding": {"shape": [embed_dim], "dtype": "int8", "scale": out_scale,
                       "zero_point": out_zp},
         "head_init": {"shape": list(head_init.shape), "dtype": "float32",
@@ -515,9 +545,22 @@ def _finish(cfg: BuildConfig, p: Prepared, backbone: Backbone, t0: float,
     meta["build_seconds"] = round(time.monotonic() - t0, 1)
     files["metadata.json"] = (json.dumps(meta, indent=2) + "\n").encode()
     replace_folder(cfg.out, files)
-    log(f"wrote {cfg.out}/ (model hash {model_hash.hex()}) in {meta['build_seconds']} s")
+    log(f"wrote {cfg.out}/ (model hash {hash_.hex()}) in {meta['build_seconds']} s")
     sys.stdout.flush()
     return meta
+
+
+def _input_description(p: Prepared, in_scale: float, in_zp: int) -> dict[str, Any]:
+    """metadata.json's "input": what a node's data blob carries (the raw windows when a DSP stage
+    comes first) and, with a stage, the stage ("dsp") and the backbone's own input."""
+    if p.stage is None:
+        return {"shape": list(p.sample_shape), "kind": p.kind, "dtype": "int8",
+                "scale": in_scale, "zero_point": in_zp}
+    return {"shape": list(p.stage.input_shape), "kind": p.data.kind, "dtype": "int8",
+            "scale": p.stage.input_scale, "zero_point": p.stage.input_zero_point,
+            "dsp": p.stage.to_json(),
+            "backbone_input": {"shape": list(p.sample_shape), "scale": in_scale,
+                               "zero_point": in_zp}}
 
 
 def command_line(argv: list[str]) -> str:

@@ -19,8 +19,24 @@ const CompiledModel* find_compiled_model(const uint8_t hash[8]) {
 
 
 Status prepare_compiled_model(const CompiledModel& compiled, BackboneWork& work) {
+  work.stage = DspStage{};
   Status s = backbone_parse(compiled.blob, compiled.blob_len, &work.model);
   if (s == Status::Ok && work.model.arena_bytes > sizeof work.arena) s = Status::TooLarge;
+  if (s == Status::Ok && compiled.dsp != nullptr) {
+    s = dsp_stage_parse(compiled.dsp, compiled.dsp_len, &work.stage);
+    // The features are the backbone's input codes: as many, zero point 0.
+    if (s == Status::Ok && (work.stage.features != work.model.input_len() || work.model.in_zp != 0))
+      s = Status::WrongModel;
+    if (s != Status::Ok) work.stage = DspStage{};
+  }
+  return s;
+}
+
+Status DspInput::run(const int8_t* window, const int8_t** input) {
+  const Status s = dsp_stage_run(work.stage, window, work.stage.input_len(), work.dsp, work.features,
+                                 sizeof work.features);
+  if (s == Status::Ok) feature_crc = crc32(reinterpret_cast<const uint8_t*>(work.features), work.stage.features, feature_crc);
+  *input = work.features;
   return s;
 }
 
@@ -40,7 +56,13 @@ Status load_blob_samples(const BlobView& blob, EmbeddingCache& cache, BackboneWo
     result.summary.samples = blob.n_samples;
   } else {
     s = prepare_blob_model(blob, work, &result.model);
-    if (s == Status::Ok) s = load_windows(blob, work.model, work.arena, sizeof work.arena, cache, &result.summary);
+    if (s == Status::Ok && work.stage.block_count != 0) {
+      DspInput front{work};
+      s = load_windows_through(blob, work.model, front, work.arena, sizeof work.arena, cache, &result.summary);
+      result.feature_crc = front.feature_crc;
+    } else if (s == Status::Ok) {
+      s = load_windows(blob, work.model, work.arena, sizeof work.arena, cache, &result.summary);
+    }
   }
   if (source != nullptr) *source = result;
   return s;
@@ -53,7 +75,9 @@ void describe_blob_load(const BlobView& blob, const BlobLoad& load, const Embedd
   if (load.model == nullptr) {
     line.str(" feature vectors (dim ").u32(blob.dim).str(")");
   } else {
-    line.str(" raw windows through the ").str(load.model->task).str(" backbone ").hex(load.model->hash, 8);
+    line.str(" raw windows through the ");
+    if (load.model->dsp != nullptr) line.str("DSP stage (crc32 ").hex32(load.feature_crc).str(") and the ");
+    line.str(load.model->task).str(" backbone ").hex(load.model->hash, 8);
     line.str(" -> ").u32(load.summary.samples).str(" embeddings (crc32 ").hex32(load.summary.embedding_crc).str(")");
   }
   line.str(", ").u32(cache.size()).str(" cached");
