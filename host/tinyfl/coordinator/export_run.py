@@ -94,7 +94,9 @@ def export_run(run_dir: Path, out: Path, header: Path | None = None, model: str 
     tflite = export.build_deploy_model(
         backbone, ckpt.head,
         description=(f"TinyFL deployable model: backbone {art.model_hash.hex()} ({art.name}) + "
-                     f"head of {run_dir.name} round {ckpt.round} + softmax"))
+                     f"head of {run_dir.name} round {ckpt.round} + softmax"
+                     + (f"; input: the features of DSP stage {art.stage.describe()}"
+                        if art.stage is not None else "")))
     if samples:
         codes = export.sample_inputs(art.input_shape, art.input_zero_point, samples)
         check = export.verify(tflite, art, ckpt.head, codes)
@@ -113,6 +115,7 @@ def export_run(run_dir: Path, out: Path, header: Path | None = None, model: str 
         verdict = "LiteRT check skipped (--samples 0)"
     files = {out: tflite}
     if header is not None:
-        files[header] = export.c_header(tflite, art.model_hash, art.name, art.classes).encode()
+        files[header] = export.c_header(tflite, art.model_hash, art.name, art.classes,
+                                        stage=art.stage).encode()
     atomic_write_all(files, durable=True)
     return Exported(folder, art, ckpt.round, len(tflite), verdict)

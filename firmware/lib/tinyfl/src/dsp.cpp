@@ -85,7 +85,8 @@ Status dsp_spectral_bands(const int16_t* x, size_t n, uint16_t bands, int32_t of
     const size_t first = 1 + b * half / bands, end = 1 + (b + 1u) * half / bands;
     uint64_t sum = 1;  // log2(power + 1): silence is 0, not minus infinity
     for (size_t k = first; k < end; ++k) sum += power[k];
-    const int32_t f = ((dsp_log2_q8(sum) - offset) >> shift) - 128;
+    // 64-bit: any int32 offset (a record from outside) must not overflow the difference
+    const int64_t f = ((static_cast<int64_t>(dsp_log2_q8(sum)) - offset) >> shift) - 128;
     out[b] = static_cast<int8_t>(f < -128 ? -128 : (f > 127 ? 127 : f));
   }
   return Status::Ok;
