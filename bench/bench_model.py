@@ -6,12 +6,15 @@ reference. Writes bench/results/model.json and bench/model.md.
 Rows: the committed model folders (models/har and models/watch: conv1d on IMU windows;
 models/nsl-kdd: mlp on feature vectors) plus a dscnn on 2-D inputs, built here from the watch
 windows' spectrograms (tinyfl.data.transforms, subjects 1-2 source, 9-10 held out, as
-models/watch). For each:
+models/watch), plus the HAR and watch windows through a DSP stage (`--dsp` DSP_BLOCKS, the
+committed recipes' split, an mlp on the features; docs/DSP.md). For each:
 
 - build seconds, firmware blob bytes and the planned scratch arena: from the folder's
   metadata.json (written by `tinyfl model build`, which timed and measured them);
 - instructions per sample: one input through `backbone_run` on QEMU mps2-an386 with
-  `-icount shift=0` (firmware/src/bench, built with TINYFL_MODELS naming every folder);
+  `-icount shift=0` (firmware/src/bench, built with TINYFL_MODELS naming every folder), and for
+  a model with a DSP stage one raw window through `dsp_stage_run` before it; the same image's
+  per-block DSP figures (`bench dsp_*` lines) make the DSP cost table;
 - central head: the node's SGD on every fleet sample's int8 embedding, scored on the held-out
   set (`tinyfl.model.evaluate.fit_head`, recorded by the build);
 - TFLite Micro and LiteRT's default XNNPACK delegate against the reference interpreter
@@ -52,6 +55,10 @@ SAMPLES = 300  # held-out inputs for the TFLite Micro / XNNPACK comparison
 COMMITTED = ("har", "nsl-kdd", "watch")
 # firmware/src/bench: "bench backbone_NAME instructions_per_op=N" and "... _arena_bytes value=N"
 INSTRUCTIONS_LINE = re.compile(r"^bench backbone_(\S+) instructions_per_op=([\d.]+)")
+STAGE_LINE = re.compile(r"^bench dsp_stage_(\S+) instructions_per_op=([\d.]+)")
+DSP_BLOCK_LINE = re.compile(r"^bench (dsp_(?!stage_)\S+) instructions_per_op=([\d.]+)")
+DSP_BLOCKS = ("spectral:bands=16", "stats")
+DSP_DATASETS = ("har", "watch")
 ARENA_LINE = re.compile(r"^bench backbone_(\S+)_arena_bytes value=(\d+)")
 
 
@@ -86,7 +93,8 @@ def differing(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
 
 
 def instructions(folders: list[Path]) -> dict[str, dict[str, int]]:
-    """{model name: {"instructions": per sample, "arena_bytes": ...}} on the emulated board."""
+    """{model name: {"instructions": per sample, "arena_bytes": ..., "dsp_instructions": ...}}
+    on the emulated board, and under "dsp blocks" {bench name: instructions} of the DSP blocks."""
     env = {**os.environ, "TINYFL_MODELS": " ".join(str(f) for f in folders)}
     subprocess.run(["pio", "run", "-s", "-e", "qemu_bench"], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=900)
@@ -97,10 +105,14 @@ def instructions(folders: list[Path]) -> dict[str, dict[str, int]]:
         text=True, timeout=900, check=True).stdout
     found: dict[str, dict[str, int]] = {}
     for line in out.splitlines():
-        for key, pattern in (("instructions", INSTRUCTIONS_LINE), ("arena_bytes", ARENA_LINE)):
+        for key, pattern in (("instructions", INSTRUCTIONS_LINE), ("arena_bytes", ARENA_LINE),
+                             ("dsp_instructions", STAGE_LINE)):
             m = pattern.match(line)
             if m:
                 found.setdefault(m.group(1), {})[key] = round(float(m.group(2)))
+        m = DSP_BLOCK_LINE.match(line)
+        if m:
+            found.setdefault("dsp blocks", {})[m.group(1)] = round(float(m.group(2)))
     subprocess.run(["pio", "run", "-s", "-e", "qemu_bench"], cwd=ROOT, check=True,
                    capture_output=True, timeout=900)  # back to the default image
     return found
@@ -120,19 +132,38 @@ def build_dscnn(workdir: Path) -> tuple[Path, Path]:
     return out, data
 
 
+def build_dsp(workdir: Path, name: str) -> tuple[Path, Path]:
+    """A model folder of dataset `name`'s windows through a DSP stage of DSP_BLOCKS, with the
+    committed recipe's split (no augmentation: it rotates raw windows)."""
+    data = cached(name).data
+    out = workdir / f"{name}-spectral"
+    args = list(RECIPES[name])
+    args = args[:args.index("--family")] + ["--epochs", "40"]
+    for block in DSP_BLOCKS:
+        args += ["--dsp", block]
+    subprocess.run([sys.executable, "-m", "tinyfl.cli.main", "-q", "model", "build", "--data",
+                    str(data), *args, "--out", str(out)], cwd=ROOT, check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT / "host")})
+    return out, data
+
+
 def row(art: ModelArtifacts, data: Path, test: Path | None,
         counts: dict[str, dict[str, int]]) -> dict[str, Any]:
     meta = art.metadata
     tflite = (art.folder / "backbone.tflite").read_bytes()
-    codes = held_out(art, data, test)
+    raw = held_out(art, data, test)
+    # the backbone's input: the raw codes, or the DSP stage's features of them
+    codes = art.stage.run(raw) if art.stage is not None else raw
     reference = embed(tflite, codes)
-    assert np.array_equal(art.embed(codes.reshape(len(codes), -1)), reference.reshape(
-        len(codes), -1)), "numpy backbone differs from LiteRT"
+    assert np.array_equal(art.embed(raw.reshape(len(raw), -1)), reference.reshape(
+        len(codes), -1)), "numpy stage and backbone differ from LiteRT"
     backbone = meta["backbone"]
     return {
         "model": art.name,
         "family": backbone.get("family", backbone["from"]),
         "input": meta["input"]["shape"],
+        "dsp": art.stage.describe() if art.stage is not None else None,
+        "dsp_instructions_per_window": counts.get(art.name, {}).get("dsp_instructions"),
         "classes": len(art.classes),
         "build_seconds": meta["build_seconds"],
         "firmware_blob_bytes": meta["firmware_blob_bytes"],
@@ -147,7 +178,7 @@ def row(art: ModelArtifacts, data: Path, test: Path | None,
     }
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
+def markdown(rows: list[dict[str, Any]], dsp_blocks: dict[str, int]) -> str:
     lines = [
         "# Backbones per family and dataset",
         "",
@@ -156,19 +187,22 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "Instructions: QEMU mps2-an386 `-icount shift=0`, arm-none-eabi-gcc 12 `-Os`; time at "
         "64 MHz assumes one instruction per cycle."),
         "",
-        ("| model | family | input | build (s) | blob (B) | arena (B) | instructions per sample "
-        "| ms at 64 MHz | central head | initial head |"),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        ("| model | family | input | DSP stage | build (s) | blob (B) | arena (B) | DSP instructions "
+         "| backbone instructions | ms at 64 MHz | central head | initial head |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ins = r["instructions_per_sample"]
+        ins, dsp = r["instructions_per_sample"], r.get("dsp_instructions_per_window")
+        total = None if ins is None else ins + (dsp or 0)
         lines.append(
             f"| {r['model']} | {r['family']} | {' x '.join(map(str, r['input']))} | "
+            f"{r.get('dsp') or 'none'} | "
             f"{r['build_seconds']} | {r['firmware_blob_bytes']} | {r['arena_bytes']} | "
-            f"{ins if ins is not None else 'n/a'} | "
-            f"{'n/a' if ins is None else f'{ins / 64e3:.1f}'} | "
+            f"{dsp if dsp is not None else '-'} | {ins if ins is not None else 'n/a'} | "
+            f"{'n/a' if total is None else f'{total / 64e3:.1f}'} | "
             f"{100 * r['central_head_test_accuracy']:.2f}% | "
             f"{100 * r['initial_head_test_accuracy']:.2f}% |")
+    lines += dsp_section(rows, dsp_blocks)
     lines += [
         "",
         "## Other interpreters against the reference",
@@ -186,6 +220,37 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"({100 * t['share']:.2f}%, at most {t['max_abs']}) | {x['bytes']} of {x['of']} "
             f"({100 * x['share']:.2f}%, at most {x['max_abs']}) |")
     return "\n".join(lines) + "\n"
+
+
+def dsp_section(rows: list[dict[str, Any]], dsp_blocks: dict[str, int]) -> list[str]:
+    """The DSP front-end against raw windows per dataset, and the per-block cost table."""
+    by_name = {r["model"]: r for r in rows}
+    lines = ["", "## DSP front-end against raw windows", "",
+             ("The same data, split and board budget (qemu_cortex_m4); the raw rows are the "
+              "committed folders (conv1d with rotation augmentation), the DSP rows an mlp on the "
+              "stage's features (no augmentation: it rotates raw windows). Central head: the "
+              "node's SGD on every fleet sample's embedding, scored on the held-out set."), "",
+             "| data | front-end | backbone | central head | initial head | instructions per window |",
+             "|---|---|---|---|---|---|"]
+    for name in DSP_DATASETS:
+        for model in (name, f"{name}-spectral"):
+            r = by_name.get(model)
+            if r is None:
+                continue
+            ins = r["instructions_per_sample"]
+            total = None if ins is None else ins + (r.get("dsp_instructions_per_window") or 0)
+            lines.append(f"| {name} | {r.get('dsp') or 'raw windows'} | {r['family']} | "
+                         f"{100 * r['central_head_test_accuracy']:.2f}% | "
+                         f"{100 * r['initial_head_test_accuracy']:.2f}% | "
+                         f"{total if total is not None else 'n/a'} |")
+    if dsp_blocks:
+        lines += ["", "## DSP blocks on the emulated Cortex-M4F", "",
+                  ("One call on a pseudo-random int16 window (firmware/src/bench, `bench dsp_*`); "
+                   "the flash of the stage (dsp.o, dsp_stage.o) is the `dsp` line of "
+                   "bench/firmware.md."), "",
+                  "| block | instructions | ms at 64 MHz |", "|---|---|---|"]
+        lines += [f"| {k} | {v} | {v / 64e3:.2f} |" for k, v in sorted(dsp_blocks.items())]
+    return lines
 
 
 def seed_spread(name: str, seeds: int) -> dict[str, Any]:
@@ -228,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_dscnn:
             folder, data = build_dscnn(Path(tmp))
             models.append((load_artifacts(folder), data, None))
+        for name in DSP_DATASETS:
+            folder, data = build_dsp(Path(tmp), name)
+            models.append((load_artifacts(folder), data, None))
         counts = instructions([art.folder for art, _, _ in models])
         rows = []
         for art, data, test in models:
@@ -235,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rows[-1]), flush=True)
     (ROOT / "bench" / "results" / "model.json").write_text(
         json.dumps({"python": platform.python_version(), "rows": rows}, indent=2) + "\n")
-    (ROOT / "bench" / "model.md").write_text(markdown(rows))
+    (ROOT / "bench" / "model.md").write_text(markdown(rows, counts.get("dsp blocks", {})))
     print("wrote bench/model.md and bench/results/model.json")
     return 0
 

@@ -13,7 +13,9 @@ It also writes testvectors/dsp/spectra.bin, the host's (tinyfl.dsp) FFT and powe
 fixed signals that the firmware's test_dsp must reproduce: records of u16 n, i16 x[n],
 i32 re[n], i32 im[n], u32 power[n/2 + 1], little-endian; and testvectors/dsp/bands.bin, their
 int8 band features under several settings; and testvectors/dsp/stats.bin, the statistics
-block's features of them as 1, 2 and 3 interleaved channels.
+block's features of them as 1, 2 and 3 interleaved channels; and testvectors/dsp/stage.bin,
+whole DSP stages (tinyfl.dsp.stage: the record the node parses, raw int8 windows and their
+features), with the first stage's record alone in stage-record.bin (a fuzzing seed).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ MODULE = ROOT / "host" / "tinyfl" / "dsp" / "tables.py"
 VECTORS = ROOT / "testvectors" / "dsp" / "spectra.bin"
 BANDS = ROOT / "testvectors" / "dsp" / "bands.bin"
 STATS = ROOT / "testvectors" / "dsp" / "stats.bin"
+STAGE = ROOT / "testvectors" / "dsp" / "stage.bin"
+STAGE_RECORD = ROOT / "testvectors" / "dsp" / "stage-record.bin"
 SIZE = 1024
 
 
@@ -143,6 +147,40 @@ def stats_vectors() -> bytes:
     return blob
 
 
+def stage_vectors() -> tuple[bytes, bytes]:
+    """Records of u16 record length, the stage record, u16 windows, then per window its raw
+    int8 codes and int8 features: stages with spectral and stats blocks, zero points 0 (widen 8)
+    and nonzero (widen 7), on silence, full-scale squares, extremes and noise. Also the first
+    record alone."""
+    import struct
+
+    sys.path.insert(0, str(ROOT / "host"))
+    import numpy as np
+
+    from tinyfl.dsp.stage import DspStage, SpectralBlock, StatsBlock
+
+    stages = [DspStage(128, 6, 0.0153, 0, (SpectralBlock(16, 768, 5), StatsBlock())),
+              DspStage(64, 1, 0.5, -3, (SpectralBlock(8, 1200, 4),)),
+              DspStage(1024, 1, 0.02, 0, (StatsBlock(), SpectralBlock(32, 2000, 6))),
+              DspStage(16, 3, 1.0, 127, (StatsBlock(),))]
+    rng = np.random.default_rng(15)
+    blob = b""
+    for stage in stages:
+        n = stage.window * stage.channels
+        t = np.arange(n)
+        windows = np.stack([np.zeros(n), np.full(n, 127), np.full(n, -128),
+                            np.where((t // stage.channels) % 4 < 2, 127, -128),
+                            np.where(t % 2 == 0, 127, -128),
+                            rng.integers(-128, 128, n), rng.normal(0, 20, n).clip(-128, 127)])
+        codes = windows.astype(np.int8)
+        features = stage.run(codes)
+        record = stage.to_record()
+        blob += struct.pack("<H", len(record)) + record + struct.pack("<H", len(codes))
+        for w, f in zip(codes, features, strict=True):
+            blob += w.tobytes() + f.tobytes()
+    return blob, stages[0].to_record()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with the files on disk")
@@ -155,6 +193,7 @@ def main() -> int:
     files[VECTORS] = vectors()
     files[BANDS] = band_vectors()
     files[STATS] = stats_vectors()
+    files[STAGE], files[STAGE_RECORD] = stage_vectors()
     if args.check:
         stale = [p for p, data in files.items() if not p.exists() or p.read_bytes() != data]
         for p in stale:

@@ -285,6 +285,17 @@ void bench_backbones(uint32_t reps) {
     char name[48] = "backbone_";
     strncat(name, model.task, sizeof name - strlen(name) - 1);
     report(name, total, baseline, reps, 0);
+    if (backbone_work.stage.block_count != 0 && backbone_work.stage.input_len() <= sizeof window) {
+      // The model's DSP stage on one raw window, before the backbone (docs/DSP.md).
+      const uint32_t d0 = ticks();
+      for (uint32_t r = 0; r < reps; ++r)
+        if (tinyfl::dsp_stage_run(backbone_work.stage, window, backbone_work.stage.input_len(), backbone_work.dsp,
+                                  backbone_work.features, sizeof backbone_work.features) != tinyfl::Status::Ok)
+          print("bench error dsp stage run\n");
+      char stage_name[48] = "dsp_stage_";
+      strncat(stage_name, model.task, sizeof stage_name - strlen(stage_name) - 1);
+      report(stage_name, elapsed(d0, ticks()), baseline, reps, 0);
+    }
     tinyfl::LogLine line;
     line.str("bench ").str(name).str("_arena_bytes value=").u32(static_cast<uint32_t>(backbone_work.model.arena_bytes)).str("\n");
     print(line.c_str());

@@ -31,7 +31,8 @@ k x (d + 1) float32, weights then the bias column, on the dequantized int8 embed
 (q - zp) * scale), test.npz (the held-out samples' int8 embeddings and labels: what the
 coordinator scores every round on), metadata.json (input and embedding quantization, classes,
 the split and the groups of each role, the data files' SHA-256, ops, sizes, budget, accuracies,
-the command). The model hash nodes report is the first 8 bytes of SHA-256 of backbone.tfmb.
+the command). The model hash nodes report is the first 8 bytes of SHA-256 of backbone.tfmb
+(followed by the DSP stage's record when `--dsp` gives one: tinyfl.dsp.stage, docs/DSP.md).
 """
 
 from __future__ import annotations
