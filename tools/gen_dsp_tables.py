@@ -61,8 +61,9 @@ def module() -> str:
 
 
 def signals() -> list[list[int]]:
-    """Silence, full-scale DC of both signs, full-scale square waves, a sine, a ramp, and
-    seeded noise, at lengths 8 .. 1024 (an LCG: no numpy seed semantics to depend on)."""
+    """Silence, full-scale DC of both signs, full-scale square waves, a sine, a ramp, seeded
+    noise (an LCG: no numpy seed semantics to depend on), a single full-scale spike on silence
+    and a linear chirp from DC to Nyquist, at lengths 8 .. 1024."""
     out: list[list[int]] = []
     state = 0x2545F491
     for n in (8, 16, 64, 256, 1024):
@@ -78,6 +79,8 @@ def signals() -> list[list[int]]:
             state = (state * 1103515245 + 12345) & 0x7FFFFFFF
             noise.append((state >> 15) - 32768)
         out.append(noise)
+        out.append([32767 if i == n // 3 else 0 for i in range(n)])
+        out.append([round(16000 * math.sin(math.pi * i * i / (2 * n))) for i in range(n)])
     return out
 
 
@@ -122,7 +125,7 @@ def band_vectors() -> bytes:
 
 
 def stats_vectors() -> bytes:
-    """Records of u16 n, u16 channels, i16 x[n * channels], i8 features[4 * channels]: the
+    """Records of u16 n, u16 channels, i16 x[n * channels], i8 features[6 * channels]: the
     host's time_stats of the signals, alone and interleaved as 2 and 3 channels."""
     import struct
 

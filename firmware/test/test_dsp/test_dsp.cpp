@@ -1,7 +1,7 @@
 // The DSP stage (tinyfl/dsp.h) against testvectors/dsp/spectra.bin, which the host's tinyfl.dsp
 // computed (tools/gen_dsp_tables.py): the same FFT and power spectrum, bit for bit, for silence,
 // full-scale DC and square waves, the Nyquist alternation, a sine, a ramp and noise at every length
-// 8..1024.
+// 8..1024; the statistics block's features of them, and the mel / MFCC block's.
 #include "../check.h"
 #include "tinyfl/dsp.h"
 
@@ -104,10 +104,33 @@ TINYFL_TEST(statistics_match_the_host_bit_for_bit) {
   CHECK_EQ(bad, 0);
   CHECK(cases >= 120);
   CHECK(dsp_time_stats(window, 1, 1, features) == Status::BadValue);
+  CHECK(dsp_time_stats(window, kDspMaxStats + 1, 1, features) == Status::BadValue);
   CHECK_EQ(dsp_isqrt(0), 0u);
   CHECK_EQ(dsp_isqrt(15), 3u);
   CHECK_EQ(dsp_isqrt(16), 4u);
   CHECK_EQ(dsp_isqrt(0xFFFFFFFFFFFFFFFFull), 0xFFFFFFFFu);
+}
+
+// The moments' widest case: one full-scale spike on the opposite full scale, 1024 samples (the
+// deviations reach 65535, the prescale shift is 3, S4 near its 2^62 bound). Skewness 31.95 clamps
+// to 127 (Q4); kurtosis 1022 in Q4 is 16352, feature (log2_q8(16353) >> 4) - 128 = 95. A full-scale
+// square wave: skewness 0, kurtosis exactly 1 (Q4 16: feature -63).
+TINYFL_TEST(skewness_and_kurtosis_of_full_scale_extremes) {
+  static int16_t x[kDspMaxStats];
+  int8_t f[kDspStatsPerChannel];
+  for (size_t i = 0; i < kDspMaxStats; ++i) x[i] = -32768;
+  x[0] = 32767;
+  CHECK(dsp_time_stats(x, kDspMaxStats, 1, f) == Status::Ok);
+  CHECK_EQ(f[4], 127);
+  CHECK_EQ(f[5], 95);
+  for (size_t i = 0; i < kDspMaxStats; ++i) x[i] = static_cast<int16_t>(i % 2 ? 32767 : -32768);
+  CHECK(dsp_time_stats(x, kDspMaxStats, 1, f) == Status::Ok);
+  CHECK_EQ(f[4], 0);
+  CHECK_EQ(f[5], -63);
+  for (size_t i = 0; i < kDspMaxStats; ++i) x[i] = -32768;  // DC: no shape
+  CHECK(dsp_time_stats(x, kDspMaxStats, 1, f) == Status::Ok);
+  CHECK_EQ(f[4], 0);
+  CHECK_EQ(f[5], -128);
 }
 
 TINYFL_TEST(lengths_outside_8_to_1024_or_not_powers_of_two_are_refused) {

@@ -41,11 +41,16 @@ int32_t dsp_log2_q8(uint64_t v);
                                         int32_t* re, int32_t* im, uint32_t* power, int8_t* out);
 
 // The statistics block: per channel of an interleaved int16 window (sample t of channel c at
-// t * channels + c, n samples per channel, n >= 2), kDspStatsPerChannel int8 features, channel
-// after channel: rms = isqrt(sum x^2 / n), peak = max |x|, crest = (peak << 4) / rms (Q4, 0 for
-// rms 0), zcr = (sign changes << 8) / (n - 1) (Q8); features (log2_q8(v + 1) >> 4) - 128 for
-// rms, peak and crest and zcr - 128, clamped to int8. BadValue for n < 2 or no channel.
-constexpr size_t kDspStatsPerChannel = 4;
+// t * channels + c, n samples per channel, 2 <= n <= kDspMaxStats), kDspStatsPerChannel int8
+// features, channel after channel: rms = isqrt(sum x^2 / n), peak = max |x|,
+// crest = (peak << 4) / rms (Q4, 0 for rms 0), zcr = (sign changes << 8) / (n - 1) (Q8),
+// skew = 16 m3 / m2^1.5 and kurt = 16 m4 / m2^2 (Q4, rounded; central moments about the
+// rounded mean of prescaled deviations, in 64 bits without overflow: docs/DSP.md; 0 for a constant
+// channel); features (log2_q8(v + 1) >> 4) - 128 for rms, peak, crest and kurt, zcr - 128, and
+// skew itself (Q4: +-8), clamped to int8, in that order. BadValue for n outside 2..kDspMaxStats
+// or no channel.
+constexpr size_t kDspStatsPerChannel = 6;  // rms, peak, crest, zcr, skew, kurt
+constexpr size_t kDspMaxStats = 1024;      // the moments' 64-bit bound holds up to here
 [[nodiscard]] Status dsp_time_stats(const int16_t* x, size_t n, size_t channels, int8_t* out);
 
 // floor(sqrt(v)), exact.
