@@ -13,7 +13,10 @@ It also writes testvectors/dsp/spectra.bin, the host's (tinyfl.dsp) FFT and powe
 fixed signals that the firmware's test_dsp must reproduce: records of u16 n, i16 x[n],
 i32 re[n], i32 im[n], u32 power[n/2 + 1], little-endian; and testvectors/dsp/bands.bin, their
 int8 band features under several settings; and testvectors/dsp/stats.bin, the statistics
-block's features of them as 1, 2 and 3 interleaved channels.
+block's features of them as 1, 2 and 3 interleaved channels; testvectors/dsp/mel.bin, the mel
+block's log mel energies and MFCC of those signals (as longer windows) under several settings,
+with the tables the host made for each; and the bench image's mel tables
+(firmware/src/bench/mel_tables.h).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ MODULE = ROOT / "host" / "tinyfl" / "dsp" / "tables.py"
 VECTORS = ROOT / "testvectors" / "dsp" / "spectra.bin"
 BANDS = ROOT / "testvectors" / "dsp" / "bands.bin"
 STATS = ROOT / "testvectors" / "dsp" / "stats.bin"
+MEL = ROOT / "testvectors" / "dsp" / "mel.bin"
+BENCH_MEL = ROOT / "firmware" / "src" / "bench" / "mel_tables.h"
 SIZE = 1024
 
 
@@ -60,27 +65,32 @@ def module() -> str:
     )
 
 
-def signals() -> list[list[int]]:
+def signals_of(n: int, state: int) -> tuple[list[list[int]], int]:
     """Silence, full-scale DC of both signs, full-scale square waves, a sine, a ramp, seeded
-    noise (an LCG: no numpy seed semantics to depend on), a single full-scale spike on silence
-    and a linear chirp from DC to Nyquist, at lengths 8 .. 1024."""
+    noise (an LCG from `state`: no numpy seed semantics to depend on), a single full-scale spike
+    on silence and a linear chirp from DC to Nyquist, n samples each; and the LCG's next state."""
+    out = [[0] * n, [32767] * n, [-32768] * n,
+           [32767 if (i // max(1, n // 8)) % 2 == 0 else -32768 for i in range(n)],
+           [32767 if i % 2 == 0 else -32768 for i in range(n)],  # Nyquist
+           [round(20000 * math.sin(2 * math.pi * 3 * i / n)) for i in range(n)],
+           [(i * 65536 // n) - 32768 for i in range(n)]]
+    noise = []
+    for _ in range(n):
+        state = (state * 1103515245 + 12345) & 0x7FFFFFFF
+        noise.append((state >> 15) - 32768)
+    out.append(noise)
+    out.append([32767 if i == n // 3 else 0 for i in range(n)])
+    out.append([round(16000 * math.sin(math.pi * i * i / (2 * n))) for i in range(n)])
+    return out, state
+
+
+def signals() -> list[list[int]]:
+    """signals_of each length 8 .. 1024, one LCG running through them."""
     out: list[list[int]] = []
     state = 0x2545F491
     for n in (8, 16, 64, 256, 1024):
-        out.append([0] * n)
-        out.append([32767] * n)
-        out.append([-32768] * n)
-        out.append([32767 if (i // max(1, n // 8)) % 2 == 0 else -32768 for i in range(n)])
-        out.append([32767 if i % 2 == 0 else -32768 for i in range(n)])  # Nyquist
-        out.append([round(20000 * math.sin(2 * math.pi * 3 * i / n)) for i in range(n)])
-        out.append([(i * 65536 // n) - 32768 for i in range(n)])
-        noise = []
-        for _ in range(n):
-            state = (state * 1103515245 + 12345) & 0x7FFFFFFF
-            noise.append((state >> 15) - 32768)
-        out.append(noise)
-        out.append([32767 if i == n // 3 else 0 for i in range(n)])
-        out.append([round(16000 * math.sin(math.pi * i * i / (2 * n))) for i in range(n)])
+        some, state = signals_of(n, state)
+        out += some
     return out
 
 
@@ -146,6 +156,63 @@ def stats_vectors() -> bytes:
     return blob
 
 
+# sample rate, n, hop, mels, coeffs, f_min, f_max, offset, shift, samples: frame lengths 8..1024,
+# hops that divide n and one that does not, log mel energies out (coeffs 0) and MFCC, a full DCT
+# (coeffs = mels), a band-limited bank, windows with samples left over after the last frame
+MEL_SETTINGS: list[tuple[int, int, int, int, int, float, float | None, int, int, int]] = [
+    (16000, 512, 256, 40, 13, 0.0, None, -8192, 7, 512 + 4 * 256 + 100),
+    (16000, 256, 128, 26, 12, 0.0, None, -4096, 6, 256 + 5 * 128 + 5),
+    (8000, 64, 32, 8, 0, 0.0, None, 2048, 5, 64 + 6 * 32 + 31),
+    (16000, 1024, 512, 64, 0, 0.0, None, 0, 6, 1024 + 2 * 512 + 1),
+    (8000, 128, 100, 16, 16, 0.0, None, -20000, 8, 128 + 4 * 100 + 99),
+    (8000, 8, 8, 2, 2, 0.0, None, 0, 4, 8 * 6),
+    (16000, 512, 160, 40, 13, 20.0, 7600.0, -16384, 8, 512 + 4 * 160),
+]
+
+
+def mel_vectors() -> bytes:
+    """Records of u16 samples, u16 n, u16 hop, u16 mels, u16 coeffs, i32 offset, u8 shift,
+    u16 edges[mels + 2], i16 dct[coeffs * mels], i16 x[samples], i8 features[frames * width]
+    (width coeffs, or mels for coeffs 0): the host's mel_frames of every signal kind, as long
+    as the window, under each of MEL_SETTINGS."""
+    import struct
+
+    sys.path.insert(0, str(ROOT / "host"))
+    import numpy as np
+
+    from tinyfl.dsp import mel_frames, mel_tables
+
+    blob = b""
+    for rate, n, hop, mels, coeffs, f_min, f_max, offset, shift, samples in MEL_SETTINGS:
+        tables = mel_tables(rate, n, mels, coeffs, f_min, f_max)
+        for x in signals_of(samples, 0x1D872B41)[0]:
+            f = mel_frames(x, n, hop, tables.edges, tables.dct, offset, shift)
+            blob += struct.pack("<HHHHHiB", samples, n, hop, mels, coeffs, offset, shift)
+            blob += tables.edges.astype("<u2").tobytes() + tables.dct.astype("<i2").tobytes()
+            blob += np.asarray(x, "<i2").tobytes() + f.astype(np.int8).tobytes()
+    return blob
+
+
+def bench_mel_header() -> str:
+    """The bench image's mel tables: 16 kHz audio, 512-sample frames, 40 mels, 13 MFCC."""
+    sys.path.insert(0, str(ROOT / "host"))
+    from tinyfl.dsp import mel_tables
+
+    tables = mel_tables(16000, 512, 40, 13)
+    edges = ",\n".join(f"    {r}" for r in rows(tables.edges.tolist()))
+    dct = ",\n".join(f"    {r}" for r in rows(tables.dct.reshape(-1).tolist(), 10))
+    return (
+        "// Generated by tools/gen_dsp_tables.py: do not edit. The mel block's tables for the bench\n"
+        "// image (tinyfl.dsp.mel_tables(16000, 512, 40, 13)): 16 kHz audio, 512-sample frames,\n"
+        "// 40 mel filters, 13 MFCC.\n"
+        "#pragma once\n#include <stdint.h>\n\nnamespace bench {\n\n"
+        "constexpr uint16_t kMelMels = 40, kMelCoeffs = 13;\n"
+        f"constexpr uint16_t kMelEdges[kMelMels + 2] = {{\n{edges}}};\n"
+        f"constexpr int16_t kMelDct[kMelCoeffs * kMelMels] = {{\n{dct}}};\n\n"
+        "}  // namespace bench\n"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with the files on disk")
@@ -158,6 +225,8 @@ def main() -> int:
     files[VECTORS] = vectors()
     files[BANDS] = band_vectors()
     files[STATS] = stats_vectors()
+    files[MEL] = mel_vectors()
+    files[BENCH_MEL] = bench_mel_header().encode()
     if args.check:
         stale = [p for p, data in files.items() if not p.exists() or p.read_bytes() != data]
         for p in stale:

@@ -4,9 +4,9 @@
 
 namespace tinyfl {
 
-namespace {
+bool dsp_valid_length(size_t n) { return n >= kDspMinFft && n <= kDspMaxFft && (n & (n - 1)) == 0; }
 
-bool valid_length(size_t n) { return n >= kDspMinFft && n <= kDspMaxFft && (n & (n - 1)) == 0; }
+namespace {
 
 // (a * b + 2^14) >> 15 with a 64-bit product (arithmetic shift, as numpy's on int64).
 inline int32_t mul_q15(int64_t a, int64_t b) { return static_cast<int32_t>((a * b + (1 << 14)) >> 15); }
@@ -19,7 +19,7 @@ int16_t dsp_hann_q15(size_t i, size_t n) {
 }
 
 Status dsp_fft_q15(int32_t* re, int32_t* im, size_t n) {
-  if (!valid_length(n)) return Status::BadValue;
+  if (!dsp_valid_length(n)) return Status::BadValue;
   unsigned bits = 0;
   while ((size_t{1} << bits) < n) ++bits;
   for (size_t i = 0; i < n; ++i) {  // bit-reversed order
@@ -54,7 +54,7 @@ Status dsp_fft_q15(int32_t* re, int32_t* im, size_t n) {
 }
 
 Status dsp_power_spectrum(const int16_t* x, size_t n, int32_t* re, int32_t* im, uint32_t* power) {
-  if (!valid_length(n)) return Status::BadValue;
+  if (!dsp_valid_length(n)) return Status::BadValue;
   for (size_t i = 0; i < n; ++i) {
     re[i] = mul_q15(x[i], dsp_hann_q15(i, n));
     im[i] = 0;
@@ -75,9 +75,14 @@ int32_t dsp_log2_q8(uint64_t v) {
   return static_cast<int32_t>(256u * e + (((v - (uint64_t{1} << e)) << 8) >> e));
 }
 
+int8_t dsp_feature_int8(int64_t v, int32_t offset, uint8_t shift) {
+  const int64_t f = ((v - offset) >> shift) - 128;  // 64 bits: no overflow for any offset
+  return static_cast<int8_t>(f < -128 ? -128 : (f > 127 ? 127 : f));
+}
+
 Status dsp_spectral_bands(const int16_t* x, size_t n, uint16_t bands, int32_t offset, uint8_t shift,
                           int32_t* re, int32_t* im, uint32_t* power, int8_t* out) {
-  if (!valid_length(n) || bands < 1 || bands > n / 2 || shift > 16) return Status::BadValue;
+  if (!dsp_valid_length(n) || bands < 1 || bands > n / 2 || shift > 16) return Status::BadValue;
   const Status s = dsp_power_spectrum(x, n, re, im, power);
   if (s != Status::Ok) return s;
   const size_t half = n / 2;
@@ -85,8 +90,7 @@ Status dsp_spectral_bands(const int16_t* x, size_t n, uint16_t bands, int32_t of
     const size_t first = 1 + b * half / bands, end = 1 + (b + 1u) * half / bands;
     uint64_t sum = 1;  // log2(power + 1): silence is 0, not minus infinity
     for (size_t k = first; k < end; ++k) sum += power[k];
-    const int32_t f = ((dsp_log2_q8(sum) - offset) >> shift) - 128;
-    out[b] = static_cast<int8_t>(f < -128 ? -128 : (f > 127 ? 127 : f));
+    out[b] = dsp_feature_int8(dsp_log2_q8(sum), offset, shift);
   }
   return Status::Ok;
 }
