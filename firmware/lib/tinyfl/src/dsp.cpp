@@ -138,8 +138,9 @@ unsigned bit_length(uint64_t v) {
 // A channel whose deviations are all zero has skewness and kurtosis 0.
 void shape_q4(const int16_t* x, size_t n, size_t stride, int32_t lo, int32_t hi, int64_t sum, int32_t* skew,
               uint32_t* kurt) {
-  const int64_t len = static_cast<int64_t>(n);
-  const int64_t mean = (sum + 32768 * len + len / 2) / len - 32768;
+  // sum + 32768 n >= 0: an unsigned division (the one 64-bit division routine the block links)
+  const uint64_t len = n, lifted = static_cast<uint64_t>(sum + 32768 * static_cast<int64_t>(n));
+  const int64_t mean = static_cast<int64_t>((lifted + len / 2) / len) - 32768;
   const int64_t max_dev = hi - mean > mean - lo ? hi - mean : mean - lo;
   const unsigned bits = bit_length(static_cast<uint64_t>(max_dev));
   const unsigned s = bits > 13 ? bits - 13 : 0;

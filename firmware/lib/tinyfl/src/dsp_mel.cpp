@@ -36,11 +36,6 @@ void log_mel(const uint32_t* power, const DspMelBank& bank, int32_t* logs) {
 
 }  // namespace
 
-size_t dsp_frame_count(size_t samples, size_t n, size_t hop) {
-  if (hop == 0 || samples < n) return 0;
-  return 1 + (samples - n) / hop;
-}
-
 Status dsp_mel_frames(const int16_t* x, size_t samples, size_t n, size_t hop, const DspMelBank& bank,
                       int32_t offset, uint8_t shift, int32_t* re, int32_t* im, uint32_t* power, int8_t* out,
                       size_t out_size) {

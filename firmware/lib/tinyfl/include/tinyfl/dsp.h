@@ -76,8 +76,10 @@ struct DspMelBank {
 };
 
 // Frames of n samples every hop samples in a window of `samples`: 1 + (samples - n) / hop, 0 when
-// the window is shorter than a frame or hop is 0.
-size_t dsp_frame_count(size_t samples, size_t n, size_t hop);
+// the window is shorter than a frame or hop is 0. constexpr: callers size their output with it.
+constexpr size_t dsp_frame_count(size_t samples, size_t n, size_t hop) {
+  return hop == 0 || samples < n ? 0 : 1 + (samples - n) / hop;
+}
 
 // The mel block over a 1-channel int16 window: frame f is x[f * hop .. f * hop + n - 1]; per
 // frame the power spectrum (dsp_power_spectrum), each filter's energy E = (sum w P) >> 15, the
