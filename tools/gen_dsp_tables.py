@@ -25,6 +25,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "firmware" / "lib" / "tinyfl" / "include" / "tinyfl" / "dsp_tables.h"
@@ -156,17 +157,20 @@ def stats_vectors() -> bytes:
     return blob
 
 
-# sample rate, n, hop, mels, coeffs, f_min, f_max, offset, shift, samples: frame lengths 8..1024,
-# hops that divide n and one that does not, log mel energies out (coeffs 0) and MFCC, a full DCT
-# (coeffs = mels), a band-limited bank, windows with samples left over after the last frame
-MEL_SETTINGS: list[tuple[int, int, int, int, int, float, float | None, int, int, int]] = [
-    (16000, 512, 256, 40, 13, 0.0, None, -8192, 7, 512 + 4 * 256 + 100),
-    (16000, 256, 128, 26, 12, 0.0, None, -4096, 6, 256 + 5 * 128 + 5),
-    (8000, 64, 32, 8, 0, 0.0, None, 2048, 5, 64 + 6 * 32 + 31),
-    (16000, 1024, 512, 64, 0, 0.0, None, 0, 6, 1024 + 2 * 512 + 1),
-    (8000, 128, 100, 16, 16, 0.0, None, -20000, 8, 128 + 4 * 100 + 99),
-    (8000, 8, 8, 2, 2, 0.0, None, 0, 4, 8 * 6),
-    (16000, 512, 160, 40, 13, 20.0, 7600.0, -16384, 8, 512 + 4 * 160),
+# sample rate, n, hop, mels, coeffs, f_min, f_max, offset, shift, samples, scale: frame lengths
+# 8..1024, hops that divide n and one that does not, log mel energies out (coeffs 0) and MFCC, a full DCT
+# (coeffs = mels), a band-limited bank, windows with samples left over after the last frame, and
+# one log-spaced bank (the same block with other edges: vibration's constant-Q bands)
+MEL_SETTINGS: list[tuple[int, int, int, int, int, float, float | None, int, int, int,
+                        Literal["mel", "log"]]] = [
+    (16000, 512, 256, 40, 13, 0.0, None, -8192, 7, 512 + 4 * 256 + 100, "mel"),
+    (16000, 256, 128, 26, 12, 0.0, None, -4096, 6, 256 + 5 * 128 + 5, "mel"),
+    (8000, 64, 32, 8, 0, 0.0, None, 2048, 5, 64 + 6 * 32 + 31, "mel"),
+    (16000, 1024, 512, 64, 0, 0.0, None, 0, 6, 1024 + 2 * 512 + 1, "mel"),
+    (8000, 128, 100, 16, 16, 0.0, None, -20000, 8, 128 + 4 * 100 + 99, "mel"),
+    (8000, 8, 8, 2, 2, 0.0, None, 0, 4, 8 * 6, "mel"),
+    (16000, 512, 160, 40, 13, 20.0, 7600.0, -16384, 8, 512 + 4 * 160, "mel"),
+    (4000, 256, 64, 24, 0, 10.0, None, 1024, 6, 256 + 3 * 64, "log"),
 ]
 
 
@@ -183,8 +187,8 @@ def mel_vectors() -> bytes:
     from tinyfl.dsp import mel_frames, mel_tables
 
     blob = b""
-    for rate, n, hop, mels, coeffs, f_min, f_max, offset, shift, samples in MEL_SETTINGS:
-        tables = mel_tables(rate, n, mels, coeffs, f_min, f_max)
+    for rate, n, hop, mels, coeffs, f_min, f_max, offset, shift, samples, scale in MEL_SETTINGS:
+        tables = mel_tables(rate, n, mels, coeffs, f_min, f_max, scale)
         for x in signals_of(samples, 0x1D872B41)[0]:
             f = mel_frames(x, n, hop, tables.edges, tables.dct, offset, shift)
             blob += struct.pack("<HHHHHiB", samples, n, hop, mels, coeffs, offset, shift)

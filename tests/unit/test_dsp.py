@@ -26,6 +26,7 @@ from tinyfl.dsp import (
     hann_q15,
     hz_to_mel,
     log2_q8,
+    log_edges,
     log_mel_q8,
     mel_edges,
     mel_frames,
@@ -289,6 +290,13 @@ def test_mel_tables_follow_htk_and_the_dct_is_orthonormal() -> None:
     d = dct_q15(40, 13).astype(np.int64)
     gram = d @ d.T
     assert np.abs(gram - (32767**2) * np.eye(13)).max() <= 40 * 32767  # rounding: 1/2 per entry
+    # log-spaced: each point a constant ratio above the last, here 2 (10 Hz .. 5120 Hz, 8 bands)
+    assert log_edges(16000, 1024, 8, 10.0, 5120.0) == [round(10 * 2**i * 1024 / 16000)
+                                                     for i in range(10)]
+    assert mel_tables(16000, 1024, 8, 0, 10.0, 5120.0, "log").edges.tolist() == log_edges(
+        16000, 1024, 8, 10.0, 5120.0)
+    with pytest.raises(ValueError, match="above 0 Hz"):
+        log_edges(16000, 1024, 8, 0.0)
     t = mel_tables(8000, 8, 2, 0)
     assert t.edges.tolist() == [0, 1, 2, 4] and t.dct.shape == (0, 2)
     for bad in (lambda: mel_edges(16000, 512, 257), lambda: mel_edges(16000, 96, 8),

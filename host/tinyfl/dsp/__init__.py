@@ -8,6 +8,7 @@ from tinyfl.dsp.mel import (
     dct_q15,
     frame_count,
     hz_to_mel,
+    log_edges,
     log_mel_q8,
     mel_edges,
     mel_frames,
@@ -39,6 +40,6 @@ from tinyfl.dsp.stats import (
 
 __all__ = ["MAX_FFT", "MAX_STATS", "MIN_FFT", "STATS_PER_CHANNEL", "MelTables", "ShapeSums",
            "band_edges", "dct_q15", "features_int8", "fft_q15", "frame_count", "hann_q15",
-           "hz_to_mel", "log2_q8", "log_mel_q8", "mel_edges", "mel_frames", "mel_tables",
-           "mel_to_hz", "mel_weights", "mfcc_q8", "power_spectrum", "shape_q4", "shape_sums",
-           "spectral_bands", "time_stats", "window_q15"]
+           "hz_to_mel", "log2_q8", "log_edges", "log_mel_q8", "mel_edges", "mel_frames",
+           "mel_tables", "mel_to_hz", "mel_weights", "mfcc_q8", "power_spectrum", "shape_q4",
+           "shape_sums", "spectral_bands", "time_stats", "window_q15"]

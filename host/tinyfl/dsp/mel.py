@@ -7,6 +7,7 @@ log energies (MFCC); then int8 features by the spectral block's rule.
 The node computes no logarithm of a frequency and no cosine of an arbitrary angle: the host
 makes the filter bank's edge bins (`mel_edges`, HTK's mel scale) and the Q15 DCT-II matrix
 (`dct_q15`) once, and the node reads them from its model's DSP record (`mel_tables` makes both).
+Log-spaced bands (`log_edges`) are the same block with other edges.
 The triangular weights follow from the edges by an integer rule both sides apply (`mel_weights`).
 
 Overflow: a power bin is at most 2^31 (|re|, |im| <= 2^15), a weight at most 2^15, a filter
@@ -18,15 +19,16 @@ product is below 2^29 in magnitude and a coefficient's sum over at most 512 filt
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from tinyfl.dsp.spectral import check_length, features_int8, log2_q8, power_spectrum
 
-__all__ = ["MelTables", "dct_q15", "frame_count", "hz_to_mel", "log_mel_q8", "mel_edges",
-           "mel_frames", "mel_tables", "mel_to_hz", "mel_weights", "mfcc_q8"]
+__all__ = ["MelTables", "dct_q15", "frame_count", "hz_to_mel", "log_edges", "log_mel_q8",
+           "mel_edges", "mel_frames", "mel_tables", "mel_to_hz", "mel_weights", "mfcc_q8"]
 
 I64 = npt.NDArray[np.int64]
 ONE_Q15 = 1 << 15  # a weight of 1: the centre bin of a filter
@@ -50,6 +52,20 @@ def _check_bank(n: int, mels: int) -> None:
                          "spectrum")
 
 
+def _edge_bins(sample_rate: int, n: int, mels: int, f_min: float, f_max: float | None,
+               point: Callable[[float, float, float], float]) -> list[int]:
+    """mels + 2 frequencies point(f_min, f_max, i / (mels + 1)), each at its nearest FFT bin."""
+    _check_bank(n, mels)
+    top = sample_rate / 2 if f_max is None else f_max
+    if sample_rate <= 0 or not 0.0 <= f_min < top <= sample_rate / 2:
+        raise ValueError(f"need 0 <= f_min < f_max <= {sample_rate / 2}, not {f_min}, {top}")
+    out = []
+    for i in range(mels + 2):
+        f = point(f_min, top, i / (mels + 1))
+        out.append(min(n // 2, max(0, math.floor(f * n / sample_rate + 0.5))))
+    return out
+
+
 def mel_edges(sample_rate: int, n: int, mels: int, f_min: float = 0.0,
               f_max: float | None = None) -> list[int]:
     """The mels + 2 edge bins of a mel filter bank: points equally spaced on the mel scale from
@@ -57,16 +73,21 @@ def mel_edges(sample_rate: int, n: int, mels: int, f_min: float = 0.0,
     floor(f n / sample_rate + 1/2), within 0..n/2. Filter j rises from edges[j] to its centre
     edges[j + 1] and falls to edges[j + 2]. Non-decreasing; neighbours may coincide when n is
     small for the number of filters (a filter is then its centre bin)."""
-    _check_bank(n, mels)
-    top = sample_rate / 2 if f_max is None else f_max
-    if sample_rate <= 0 or not 0.0 <= f_min < top <= sample_rate / 2:
-        raise ValueError(f"need 0 <= f_min < f_max <= {sample_rate / 2}, not {f_min}, {top}")
-    lo, hi = hz_to_mel(f_min), hz_to_mel(top)
-    out = []
-    for i in range(mels + 2):
-        f = mel_to_hz(lo + i * (hi - lo) / (mels + 1))
-        out.append(min(n // 2, max(0, math.floor(f * n / sample_rate + 0.5))))
-    return out
+    def point(lo: float, hi: float, t: float) -> float:
+        return mel_to_hz(hz_to_mel(lo) + t * (hz_to_mel(hi) - hz_to_mel(lo)))
+    return _edge_bins(sample_rate, n, mels, f_min, f_max, point)
+
+
+def log_edges(sample_rate: int, n: int, bands: int, f_min: float,
+              f_max: float | None = None) -> list[int]:
+    """The edge bins of a log-spaced filter bank for the same block: as mel_edges, the points
+    equally spaced in log frequency, f_min (f_max / f_min)^(i / (bands + 1)), f_min > 0 (the
+    constant-Q bands of vibration analysis)."""
+    def point(lo: float, hi: float, t: float) -> float:
+        return lo * math.pow(hi / lo, t)
+    if f_min <= 0.0:
+        raise ValueError(f"log-spaced bands start above 0 Hz, not at {f_min}")
+    return _edge_bins(sample_rate, n, bands, f_min, f_max, point)
 
 
 def _check_edges(edges: npt.ArrayLike, n: int) -> npt.NDArray[np.int64]:
@@ -116,9 +137,11 @@ class MelTables(NamedTuple):
 
 
 def mel_tables(sample_rate: int, n: int, mels: int, coeffs: int, f_min: float = 0.0,
-               f_max: float | None = None) -> MelTables:
-    """The edges (mel_edges) and, for coeffs > 0, the DCT (dct_q15) of one mel block setting."""
-    edges = np.array(mel_edges(sample_rate, n, mels, f_min, f_max), np.uint16)
+               f_max: float | None = None, scale: Literal["mel", "log"] = "mel") -> MelTables:
+    """The edges (mel_edges, or log_edges for scale "log") and, for coeffs > 0, the DCT
+    (dct_q15) of one mel block setting."""
+    make = mel_edges if scale == "mel" else log_edges
+    edges = np.array(make(sample_rate, n, mels, f_min, f_max), np.uint16)
     dct = dct_q15(mels, coeffs) if coeffs else np.zeros((0, mels), np.int16)
     return MelTables(edges, dct)
 
