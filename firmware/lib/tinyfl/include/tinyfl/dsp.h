@@ -64,8 +64,8 @@ constexpr size_t kDspMaxStats = 1024;      // the moments' 64-bit bound holds up
 // floor(sqrt(v)), exact.
 uint32_t dsp_isqrt(uint64_t v);
 
-// The mel block's tables, made by the host (tinyfl.dsp.mel_tables) and stored in the model's DSP
-// record: the node computes no logarithm or cosine. Filter j (0..mels-1) has the edge bins
+// The mel block's tables, made by the host (tinyfl.dsp.mel_tables: mel or log-spaced edges), stored in the DSP
+// record of the model: the node computes no logarithm or cosine. Filter j (0..mels-1) has the edge bins
 // l = edges[j], c = edges[j + 1], r = edges[j + 2] and the Q15 weights 2^15 at bin c,
 // ((k - l) << 15) / (c - l) for l < k < c, ((r - k) << 15) / (r - c) for c < k < r, 0 elsewhere.
 struct DspMelBank {
