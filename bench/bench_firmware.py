@@ -8,7 +8,8 @@ so they are the same on every run and every machine. The image is firmware/src/b
 built as the `qemu_bench` env with the same flags as the node (-Os, Cortex-M4F hard float).
 
 Crypto (docs/CRYPTO.md): SHA-256, HMAC-SHA256 and HKDF-Expand are measured in the bench image,
-and so is their flash, since the node image links them only once frames carry tags.
+and so is their flash, since the node image links them only once frames carry tags. So is the
+DSP stage (docs/DSP.md), which the node image does not link yet.
 
 Targets (issue: node firmware): one-sample training step of a d x k head <= 8*d*k instructions;
 core <= 24 KiB flash and <= 16 KiB RAM besides the sample cache and the model.
@@ -61,6 +62,28 @@ def crypto_size() -> dict[str, int]:
     map_path = ROOT / ".pio/build/qemu_bench/firmware.map"
     usage = firmware_size.parse_map(map_path.read_text()).get("crypto", firmware_size.Usage())
     return {"flash": usage.flash, "ram": usage.ram}
+
+
+# Map input sections of the DSP objects: ".text.<symbol>" or ".rodata.<symbol>", size, (object).
+DSP_SECTION = re.compile(
+    r"^ \.(?:text|rodata)\.(\S+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+\S*\((dsp(?:_mel)?\.o)\)$",
+    re.MULTILINE)
+DSP_BLOCKS = (("statistics", ("time_stats", "shape_q4", "bit_length", "isqrt")),
+              ("spectral bands", ("spectral_bands",)))
+
+
+def dsp_size() -> dict[str, int]:
+    """Flash of the DSP stage's code and tables in the bench image, which links every block, by
+    block: statistics (dsp_time_stats and its helpers), mel (all of dsp_mel.o), spectral bands,
+    and the spectral core the bands and the mel block share (window, FFT, power spectrum, log2,
+    feature rule, the 2 KiB cosine table)."""
+    text = (ROOT / ".pio/build/qemu_bench/firmware.map").read_text()
+    out = {"statistics": 0, "mel": 0, "spectral bands": 0, "spectral core": 0}
+    for symbol, size, obj in DSP_SECTION.findall(text):
+        block = "mel" if obj == "dsp_mel.o" else next(
+            (name for name, keys in DSP_BLOCKS if any(k in symbol for k in keys)), "spectral core")
+        out[block] += int(size, 16)
+    return out
 
 
 def cpu_seconds(pid: int, ticks_per_second: int) -> float:
@@ -131,8 +154,43 @@ CRYPTO_ROWS = {
 TAG_ROWS = [name for name in CRYPTO_ROWS if name.startswith("tag_equal_")]
 
 
+DSP_ROWS = {
+    "dsp_power_spectrum_256": "window, FFT and power spectrum, 256 samples",
+    "dsp_power_spectrum_1024": "window, FFT and power spectrum, 1024 samples",
+    "dsp_spectral_bands_1024x32": "32 log2 band features of a 1024-sample window",
+    "dsp_mfcc_1s_16k_512h256_40x13": ("MFCC of 1 s at 16 kHz: 61 frames of 512 (hop 256), "
+                                      "40 mels, 13 coefficients"),
+    "dsp_log_mel_1s_16k_512h256_40": "log mel energies of the same: 61 frames x 40 mels",
+    "dsp_mfcc_frame_512_40x13": "MFCC of one 512-sample frame, 40 mels, 13 coefficients",
+    "dsp_time_stats_128x6": "statistics block (6 features per channel), 128 samples x 6 channels",
+}
+
+
+def labelled_rows(counts: dict[str, dict[str, float]], labels: dict[str, str], per: float,
+                  digits: int) -> list[str]:
+    """Rows "| label (`name`) | instructions | instructions / per |" of the measurements made."""
+    return [f"| {label} (`{name}`) | {counts[name]['instructions']:.0f} | "
+            f"{counts[name]['instructions'] / per:.{digits}f} |"
+            for name, label in labels.items() if name in counts]
+
+
+def dsp_lines(counts: dict[str, dict[str, float]], flash: dict[str, int]) -> list[str]:
+    lines = ["", "## DSP stage (docs/DSP.md)", "",
+             "One window through each block, all of it in integers bit for bit as the host.",
+             "Time at 64 MHz assumes one instruction per cycle.", "",
+             "| operation | instructions | ms at 64 MHz |", "|---|---|---|"]
+    lines += labelled_rows(counts, DSP_ROWS, 64e3, 2)
+    lines += ["", "Flash of the DSP code in the bench image (which links every block), by block. The",
+              "spectral core (window, FFT, power spectrum, log2, the int8 feature rule and the 2 KiB",
+              "cosine table) serves the bands and the mel block alike; the C library's 64-bit",
+              "division, which the statistics block calls, is not counted.", "",
+              "| block | flash (B) |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in flash.items()]
+    return lines
+
+
 def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
-             idle: dict[str, float], crypto: dict[str, int]) -> str:
+             idle: dict[str, float], crypto: dict[str, int], dsp_flash: dict[str, int]) -> str:
     lines = [
         "# Node firmware on the emulated Cortex-M4F",
         "",
@@ -171,7 +229,7 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
                          f"{entry['instructions'] / 64e3:.1f} |")
     lines += ["", "## Other operations", "", "| operation | instructions |", "|---|---|"]
     for name, entry in counts.items():
-        if ("per_weight" not in entry and not name.startswith(("backbone_", "secagg_"))
+        if ("per_weight" not in entry and not name.startswith(("backbone_", "secagg_", "dsp_"))
                 and name not in CRYPTO_ROWS):
             lines.append(f"| {name} | {entry['instructions']:.0f} |")
     if "secagg_mask_6x65_16bit" in counts and "secagg_round_seed" in counts:
@@ -189,14 +247,12 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
                        f"masking: {total * 7 / 64e3:.0f} ms at 64 MHz with 8 nodes. The mask "
                        "stream is HMAC-SHA256 (HKDF-Expand): 32 bytes, 16 values, per two SHA-256 "
                        "compressions.")]
+    lines += dsp_lines(counts, dsp_flash)
     lines += ["", "## Crypto: SHA-256, HMAC-SHA256, HKDF (docs/CRYPTO.md)", "",
               "The primitives that will authenticate frames and expand secure-aggregation masks.",
               "Time at 64 MHz assumes one instruction per cycle.", "",
               "| operation | instructions | us at 64 MHz |", "|---|---|---|"]
-    for name, label in CRYPTO_ROWS.items():
-        if name in counts:
-            n = counts[name]["instructions"]
-            lines.append(f"| {label} (`{name}`) | {n:.0f} | {n / 64:.0f} |")
+    lines += labelled_rows(counts, CRYPTO_ROWS, 64, 0)
     tag_counts = {counts[name]["instructions"] for name in TAG_ROWS if name in counts}
     lines += ["", "tag_equal takes the same count whether the tags agree or where they differ: "
               + ("yes" if len(tag_counts) == 1 else "NO") + "."]
@@ -233,13 +289,14 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
 def main() -> int:
     counts = instruction_counts()
     crypto = crypto_size()
+    dsp_flash = dsp_size()
     sizes = image_sizes()
     idle = idle_cpu()
     (ROOT / "bench/results").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench/results/firmware.json").write_text(
-        json.dumps({"instructions": counts, "sizes": sizes, "crypto_size": crypto, "idle_cpu": idle},
-                   indent=2) + "\n")
-    text = markdown(counts, sizes, idle, crypto)
+        json.dumps({"instructions": counts, "sizes": sizes, "crypto_size": crypto,
+                    "dsp_size": dsp_flash, "idle_cpu": idle}, indent=2) + "\n")
+    text = markdown(counts, sizes, idle, crypto, dsp_flash)
     (ROOT / "bench/firmware.md").write_text(text)
     print(text)
     return 0

@@ -52,6 +52,7 @@ COMPONENT_OF_OBJECT = {
     "backbone_kernels.o": "backbone",
     "samples.o": "backbone",
     "dsp.o": "dsp",  # the DSP stage a model may carry: counted with the model, outside the core
+    "dsp_mel.o": "dsp",
     "dsp_stage.o": "dsp",
 }
 

@@ -13,9 +13,12 @@ It also writes testvectors/dsp/spectra.bin, the host's (tinyfl.dsp) FFT and powe
 fixed signals that the firmware's test_dsp must reproduce: records of u16 n, i16 x[n],
 i32 re[n], i32 im[n], u32 power[n/2 + 1], little-endian; and testvectors/dsp/bands.bin, their
 int8 band features under several settings; and testvectors/dsp/stats.bin, the statistics
-block's features of them as 1, 2 and 3 interleaved channels; and testvectors/dsp/stage.bin,
-whole DSP stages (tinyfl.dsp.stage: the record the node parses, raw int8 windows and their
-features), with the first stage's record alone in stage-record.bin (a fuzzing seed).
+block's features of them as 1, 2 and 3 interleaved channels; testvectors/dsp/mel.bin, the mel
+block's log mel energies and MFCC of those signals (as longer windows) under several settings,
+with the tables the host made for each; the bench image's mel tables
+(firmware/src/bench/mel_tables.h); and testvectors/dsp/stage.bin, whole DSP stages
+(tinyfl.dsp.stage: the record the node parses, raw int8 windows and their features), with the
+first stage's record alone in stage-record.bin (a fuzzing seed).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "firmware" / "lib" / "tinyfl" / "include" / "tinyfl" / "dsp_tables.h"
@@ -33,6 +37,8 @@ BANDS = ROOT / "testvectors" / "dsp" / "bands.bin"
 STATS = ROOT / "testvectors" / "dsp" / "stats.bin"
 STAGE = ROOT / "testvectors" / "dsp" / "stage.bin"
 STAGE_RECORD = ROOT / "testvectors" / "dsp" / "stage-record.bin"
+MEL = ROOT / "testvectors" / "dsp" / "mel.bin"
+BENCH_MEL = ROOT / "firmware" / "src" / "bench" / "mel_tables.h"
 SIZE = 1024
 
 
@@ -64,24 +70,32 @@ def module() -> str:
     )
 
 
+def signals_of(n: int, state: int) -> tuple[list[list[int]], int]:
+    """Silence, full-scale DC of both signs, full-scale square waves, a sine, a ramp, seeded
+    noise (an LCG from `state`: no numpy seed semantics to depend on), a single full-scale spike
+    on silence and a linear chirp from DC to Nyquist, n samples each; and the LCG's next state."""
+    out = [[0] * n, [32767] * n, [-32768] * n,
+           [32767 if (i // max(1, n // 8)) % 2 == 0 else -32768 for i in range(n)],
+           [32767 if i % 2 == 0 else -32768 for i in range(n)],  # Nyquist
+           [round(20000 * math.sin(2 * math.pi * 3 * i / n)) for i in range(n)],
+           [(i * 65536 // n) - 32768 for i in range(n)]]
+    noise = []
+    for _ in range(n):
+        state = (state * 1103515245 + 12345) & 0x7FFFFFFF
+        noise.append((state >> 15) - 32768)
+    out.append(noise)
+    out.append([32767 if i == n // 3 else 0 for i in range(n)])
+    out.append([round(16000 * math.sin(math.pi * i * i / (2 * n))) for i in range(n)])
+    return out, state
+
+
 def signals() -> list[list[int]]:
-    """Silence, full-scale DC of both signs, full-scale square waves, a sine, a ramp, and
-    seeded noise, at lengths 8 .. 1024 (an LCG: no numpy seed semantics to depend on)."""
+    """signals_of each length 8 .. 1024, one LCG running through them."""
     out: list[list[int]] = []
     state = 0x2545F491
     for n in (8, 16, 64, 256, 1024):
-        out.append([0] * n)
-        out.append([32767] * n)
-        out.append([-32768] * n)
-        out.append([32767 if (i // max(1, n // 8)) % 2 == 0 else -32768 for i in range(n)])
-        out.append([32767 if i % 2 == 0 else -32768 for i in range(n)])  # Nyquist
-        out.append([round(20000 * math.sin(2 * math.pi * 3 * i / n)) for i in range(n)])
-        out.append([(i * 65536 // n) - 32768 for i in range(n)])
-        noise = []
-        for _ in range(n):
-            state = (state * 1103515245 + 12345) & 0x7FFFFFFF
-            noise.append((state >> 15) - 32768)
-        out.append(noise)
+        some, state = signals_of(n, state)
+        out += some
     return out
 
 
@@ -126,7 +140,7 @@ def band_vectors() -> bytes:
 
 
 def stats_vectors() -> bytes:
-    """Records of u16 n, u16 channels, i16 x[n * channels], i8 features[4 * channels]: the
+    """Records of u16 n, u16 channels, i16 x[n * channels], i8 features[6 * channels]: the
     host's time_stats of the signals, alone and interleaved as 2 and 3 channels."""
     import struct
 
@@ -181,6 +195,66 @@ def stage_vectors() -> tuple[bytes, bytes]:
     return blob, stages[0].to_record()
 
 
+# sample rate, n, hop, mels, coeffs, f_min, f_max, offset, shift, samples, scale: frame lengths
+# 8..1024, hops that divide n and one that does not, log mel energies out (coeffs 0) and MFCC, a full DCT
+# (coeffs = mels), a band-limited bank, windows with samples left over after the last frame, and
+# one log-spaced bank (the same block with other edges: vibration's constant-Q bands)
+MEL_SETTINGS: list[tuple[int, int, int, int, int, float, float | None, int, int, int,
+                        Literal["mel", "log"]]] = [
+    (16000, 512, 256, 40, 13, 0.0, None, -8192, 7, 512 + 4 * 256 + 100, "mel"),
+    (16000, 256, 128, 26, 12, 0.0, None, -4096, 6, 256 + 5 * 128 + 5, "mel"),
+    (8000, 64, 32, 8, 0, 0.0, None, 2048, 5, 64 + 6 * 32 + 31, "mel"),
+    (16000, 1024, 512, 64, 0, 0.0, None, 0, 6, 1024 + 2 * 512 + 1, "mel"),
+    (8000, 128, 100, 16, 16, 0.0, None, -20000, 8, 128 + 4 * 100 + 99, "mel"),
+    (8000, 8, 8, 2, 2, 0.0, None, 0, 4, 8 * 6, "mel"),
+    (16000, 512, 160, 40, 13, 20.0, 7600.0, -16384, 8, 512 + 4 * 160, "mel"),
+    (4000, 256, 64, 24, 0, 10.0, None, 1024, 6, 256 + 3 * 64, "log"),
+]
+
+
+def mel_vectors() -> bytes:
+    """Records of u16 samples, u16 n, u16 hop, u16 mels, u16 coeffs, i32 offset, u8 shift,
+    u16 edges[mels + 2], i16 dct[coeffs * mels], i16 x[samples], i8 features[frames * width]
+    (width coeffs, or mels for coeffs 0): the host's mel_frames of every signal kind, as long
+    as the window, under each of MEL_SETTINGS."""
+    import struct
+
+    sys.path.insert(0, str(ROOT / "host"))
+    import numpy as np
+
+    from tinyfl.dsp import mel_frames, mel_tables
+
+    blob = b""
+    for rate, n, hop, mels, coeffs, f_min, f_max, offset, shift, samples, scale in MEL_SETTINGS:
+        tables = mel_tables(rate, n, mels, coeffs, f_min, f_max, scale)
+        for x in signals_of(samples, 0x1D872B41)[0]:
+            f = mel_frames(x, n, hop, tables.edges, tables.dct, offset, shift)
+            blob += struct.pack("<HHHHHiB", samples, n, hop, mels, coeffs, offset, shift)
+            blob += tables.edges.astype("<u2").tobytes() + tables.dct.astype("<i2").tobytes()
+            blob += np.asarray(x, "<i2").tobytes() + f.astype(np.int8).tobytes()
+    return blob
+
+
+def bench_mel_header() -> str:
+    """The bench image's mel tables: 16 kHz audio, 512-sample frames, 40 mels, 13 MFCC."""
+    sys.path.insert(0, str(ROOT / "host"))
+    from tinyfl.dsp import mel_tables
+
+    tables = mel_tables(16000, 512, 40, 13)
+    edges = ",\n".join(f"    {r}" for r in rows(tables.edges.tolist()))
+    dct = ",\n".join(f"    {r}" for r in rows(tables.dct.reshape(-1).tolist(), 10))
+    return (
+        "// Generated by tools/gen_dsp_tables.py: do not edit. The mel block's tables for the bench\n"
+        "// image (tinyfl.dsp.mel_tables(16000, 512, 40, 13)): 16 kHz audio, 512-sample frames,\n"
+        "// 40 mel filters, 13 MFCC.\n"
+        "#pragma once\n#include <stdint.h>\n\nnamespace bench {\n\n"
+        "constexpr uint16_t kMelMels = 40, kMelCoeffs = 13;\n"
+        f"constexpr uint16_t kMelEdges[kMelMels + 2] = {{\n{edges}}};\n"
+        f"constexpr int16_t kMelDct[kMelCoeffs * kMelMels] = {{\n{dct}}};\n\n"
+        "}  // namespace bench\n"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with the files on disk")
@@ -194,6 +268,8 @@ def main() -> int:
     files[BANDS] = band_vectors()
     files[STATS] = stats_vectors()
     files[STAGE], files[STAGE_RECORD] = stage_vectors()
+    files[MEL] = mel_vectors()
+    files[BENCH_MEL] = bench_mel_header().encode()
     if args.check:
         stale = [p for p, data in files.items() if not p.exists() or p.read_bytes() != data]
         for p in stale:

@@ -61,4 +61,5 @@ def test_a_spectral_stage_runs_bit_exactly_on_qemu_boards_and_federates(
           f"central {central:.4f}")
     assert final >= central - 0.01
     header = (run / "model.h").read_text()
-    assert "tinyfl_deploy_model_dsp[" in header and "DSP_FEATURES 120" in header
+    assert "tinyfl_deploy_model_dsp[" in header
+    assert f"DSP_FEATURES {art.stage.features}" in header

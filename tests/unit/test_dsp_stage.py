@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyfl.dsp import spectral_bands, time_stats
+from tinyfl.dsp import STATS_PER_CHANNEL, spectral_bands, time_stats
 from tinyfl.dsp.stage import (
     FEATURE_SCALE,
     DspStage,
@@ -50,7 +50,8 @@ def test_features_are_the_blocks_run_channel_by_channel_on_the_widened_window() 
     codes = _windows(5)
     stage = DspStage(64, 3, 0.02, 0, (SpectralBlock(8, 300, 3), StatsBlock()))
     got = stage.run(codes)
-    assert got.shape == (5, 8 * 3 + 4 * 3) and stage.features == 36
+    assert got.shape == (5, 8 * 3 + STATS_PER_CHANNEL * 3)
+    assert stage.features == 8 * 3 + STATS_PER_CHANNEL * 3
     for i in range(5):
         x = codes[i].astype(np.int64) << 8  # zero point 0: the widest shift that fits int16
         want = [spectral_bands(x[:, c], 8, 300, 3) for c in range(3)] + [time_stats(x, 3)]
@@ -76,7 +77,7 @@ def test_fitting_maps_the_source_energies_onto_the_int8_range() -> None:
     logs = block.log2_energies(stage.samples(codes))
     assert (int(logs.max()) - block.offset) >> block.shift <= 255  # the top is not clipped
     assert (int(logs.max()) - block.offset) >> block.shift >= 128  # and the range is used
-    spectral = stage.run(codes)[:, :24]
+    spectral = stage.run(codes)[:, :8 * 3]
     assert (spectral == -128).mean() < 0.02  # offset at the 0.5th percentile
 
 
@@ -103,7 +104,8 @@ def test_json_round_trips_and_the_record_is_checked_bytes() -> None:
     assert (magic, version, blocks, length) == (b"TFDS", 1, 2, len(record))
     assert struct.unpack_from("<I", record, len(record) - 4)[0] == zlib.crc32(record[:-4])
     window, channels, widen, zp, scale, features = struct.unpack_from("<HHBbxxfH", record, 12)
-    assert (window, channels, widen, zp, features) == (128, 6, 8, 0, 120)
+    assert (window, channels, widen, zp, features) == (128, 6, 8, 0,
+                                                       16 * 6 + STATS_PER_CHANNEL * 6)
     assert scale == np.float32(0.0153)
     other = DspStage(128, 6, 0.0153, 0, (SpectralBlock(16, 769, 5), StatsBlock()))
     assert other.to_record() != record  # every parameter is in the bytes the model hash covers

@@ -21,6 +21,7 @@
 #include "tinyfl/rng.h"
 #include "tinyfl/sha256.h"
 #include "tinyfl/wire.h"
+#include "mel_tables.h"
 
 namespace {
 
@@ -257,6 +258,45 @@ void bench_dsp(uint32_t reps) {
   report("dsp_spectral_bands_1024x32", elapsed(t0, ticks()), baseline, reps, 0);
 }
 
+// The DSP stage's other blocks: the mel block over 1 s of 16 kHz audio framed 512 / hop 256 (61
+// frames), 40 mel filters, 13 MFCC or the 40 log mel energies (tables from mel_tables.h, as the
+// host makes them), and over one frame; the statistics block on a 128-sample, 6-channel window
+// (the HAR window's shape).
+constexpr size_t kAudioSamples = 16000;
+int16_t dsp_audio[kAudioSamples];
+
+void bench_dsp_blocks(uint32_t reps) {
+  tinyfl::Rng rng(13);
+  for (int16_t& v : dsp_audio) v = static_cast<int16_t>(rng.next() >> 16);
+  volatile uint32_t sink = 0;
+  uint32_t t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r) empty_step(&sink);
+  const uint32_t baseline = elapsed(t0, ticks());
+  static int8_t features[tinyfl::dsp_frame_count(kAudioSamples, 512, 256) * bench::kMelMels];
+  struct Case {
+    const char* name;
+    size_t samples;
+    uint16_t coeffs;
+  };
+  static const Case cases[] = {{"dsp_mfcc_1s_16k_512h256_40x13", kAudioSamples, bench::kMelCoeffs},
+                               {"dsp_log_mel_1s_16k_512h256_40", kAudioSamples, 0},
+                               {"dsp_mfcc_frame_512_40x13", 512, bench::kMelCoeffs}};
+  for (const Case& c : cases) {
+    const tinyfl::DspMelBank bank{bench::kMelEdges, bench::kMelDct, bench::kMelMels, c.coeffs};
+    t0 = ticks();
+    for (uint32_t r = 0; r < reps; ++r)
+      if (tinyfl::dsp_mel_frames(dsp_audio, c.samples, 512, 256, bank, -8192, 7, dsp_re, dsp_im, dsp_power, features,
+                                 sizeof features) != tinyfl::Status::Ok)
+        print("bench error mel\n");
+    report(c.name, elapsed(t0, ticks()), baseline, reps, 0);
+  }
+  static int8_t stats[6 * tinyfl::kDspStatsPerChannel];
+  t0 = ticks();
+  for (uint32_t r = 0; r < reps; ++r)
+    if (tinyfl::dsp_time_stats(dsp_audio, 128, 6, stats) != tinyfl::Status::Ok) print("bench error stats\n");
+  report("dsp_time_stats_128x6", elapsed(t0, ticks()), baseline, reps, 0);
+}
+
 // One window through each compiled backbone (models/<task>), as a node embeds its data at boot.
 // The input is a fixed pseudo-random window: int8 kernels take the same path whatever the values.
 tinyfl::BackboneWork backbone_work;
@@ -395,6 +435,7 @@ int main() {
   bench_crypto(200);
   bench_secagg(20);
   bench_dsp(10);
+  bench_dsp_blocks(4);
   print("bench done\n");
   semihosting_exit();
 }

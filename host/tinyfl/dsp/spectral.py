@@ -14,8 +14,8 @@ import numpy.typing as npt
 
 from tinyfl.dsp.tables import COS_Q15, COS_SIZE
 
-__all__ = ["MAX_FFT", "MIN_FFT", "band_edges", "fft_q15", "hann_q15", "log2_q8", "power_spectrum",
-           "spectral_bands", "window_q15"]
+__all__ = ["MAX_FFT", "MIN_FFT", "band_edges", "check_length", "features_int8", "fft_q15",
+           "hann_q15", "log2_q8", "power_spectrum", "spectral_bands", "window_q15"]
 
 MIN_FFT = 8
 MAX_FFT = COS_SIZE  # the cosine table's length: twiddles of any power of two up to it
@@ -24,7 +24,8 @@ I64 = npt.NDArray[np.int64]
 _COS = np.array(COS_Q15, dtype=np.int64)
 
 
-def _check_length(n: int) -> int:
+def check_length(n: int) -> int:
+    """log2(n) of an FFT length n, a power of two in MIN_FFT..MAX_FFT (ValueError otherwise)."""
     if n < MIN_FFT or n > MAX_FFT or n & (n - 1):
         raise ValueError(f"an FFT length is a power of two in {MIN_FFT}..{MAX_FFT}, not {n}")
     return n.bit_length() - 1
@@ -32,7 +33,7 @@ def _check_length(n: int) -> int:
 
 def hann_q15(n: int) -> I64:
     """w[i] = (32767 - cos(2 pi i / n) + 1) >> 1 in Q15, from the shared cosine table."""
-    _check_length(n)
+    check_length(n)
     idx = np.arange(n) * (COS_SIZE // n)
     out: I64 = (32767 - _COS[idx] + 1) >> 1
     return out
@@ -59,7 +60,7 @@ def fft_q15(y: npt.ArrayLike) -> tuple[I64, I64]:
     v = np.asarray(y, np.int64)
     v = v.reshape(1, -1) if v.ndim == 0 else v
     n = v.shape[-1]
-    bits = _check_length(n)
+    bits = check_length(n)
     re = v[..., _bit_reversed(n, bits)].copy()
     im = np.zeros(re.shape, np.int64)
     for s in range(1, bits + 1):
@@ -98,7 +99,7 @@ def power_spectrum(x: npt.ArrayLike) -> I64:
 def band_edges(n: int, bands: int) -> list[int]:
     """Bin edges of `bands` linear bands over bins 1..n/2 (DC left out): band b sums bins
     edges[b] .. edges[b + 1] - 1, edges[b] = 1 + b * (n / 2) // bands."""
-    _check_length(n)
+    check_length(n)
     if not 1 <= bands <= n // 2:
         raise ValueError(f"{bands} bands do not fit the {n // 2} bins of an {n}-point spectrum")
     return [1 + b * (n // 2) // bands for b in range(bands + 1)]
@@ -118,6 +119,14 @@ def log2_q8(v: npt.ArrayLike) -> I64:
     return out
 
 
+def features_int8(v: npt.ArrayLike, offset: int, shift: int) -> npt.NDArray[np.int8]:
+    """The int8 feature of a Q8 log2 value (or a coefficient of them):
+    clamp(((v - offset) >> shift) - 128, -128, 127), an arithmetic (floor) shift."""
+    f = ((np.asarray(v, np.int64) - offset) >> shift) - 128
+    out: npt.NDArray[np.int8] = np.clip(f, -128, 127).astype(np.int8)
+    return out
+
+
 def spectral_bands(x: npt.ArrayLike, bands: int, offset: int, shift: int) -> npt.NDArray[np.int8]:
     """int8 features of one int16 window: the log2 power (Q8) of `bands` linear bands,
     f = clamp(((log2_q8(band power + 1) - offset) >> shift) - 128, -128, 127)."""
@@ -126,6 +135,4 @@ def spectral_bands(x: npt.ArrayLike, bands: int, offset: int, shift: int) -> npt
     p = power_spectrum(x)
     edges = band_edges(np.asarray(x).size, bands)
     sums = np.array([int(p[edges[b]:edges[b + 1]].sum()) for b in range(bands)], np.int64)
-    f = ((log2_q8(sums + 1) - offset) >> shift) - 128
-    out: npt.NDArray[np.int8] = np.clip(f, -128, 127).astype(np.int8)
-    return out
+    return features_int8(log2_q8(sums + 1), offset, shift)
