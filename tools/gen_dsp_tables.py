@@ -163,20 +163,23 @@ def stats_vectors() -> bytes:
 
 def stage_vectors() -> tuple[bytes, bytes]:
     """Records of u16 record length, the stage record, u16 windows, then per window its raw
-    int8 codes and int8 features: stages with spectral and stats blocks, zero points 0 (widen 8)
-    and nonzero (widen 7), on silence, full-scale squares, extremes and noise. Also the first
-    record alone."""
+    int8 codes and int8 features: stages with spectral, stats and mel (MFCC; log-spaced energies)
+    blocks, zero points 0 (widen 8) and nonzero (widen 7), on silence, full-scale squares,
+    extremes and noise. Also the first record alone."""
     import struct
 
     sys.path.insert(0, str(ROOT / "host"))
     import numpy as np
 
-    from tinyfl.dsp.stage import DspStage, SpectralBlock, StatsBlock
+    from tinyfl.dsp.stage import DspStage, MelBlock, SpectralBlock, StatsBlock
 
     stages = [DspStage(128, 6, 0.0153, 0, (SpectralBlock(16, 768, 5), StatsBlock())),
               DspStage(64, 1, 0.5, -3, (SpectralBlock(8, 1200, 4),)),
               DspStage(1024, 1, 0.02, 0, (StatsBlock(), SpectralBlock(32, 2000, 6))),
-              DspStage(16, 3, 1.0, 127, (StatsBlock(),))]
+              DspStage(16, 3, 1.0, 127, (StatsBlock(),)),
+              DspStage(600, 2, 0.01, 0, (MelBlock(8000, 128, 96, 16, 8, "mel", 0, 0, -900, 6),
+                                         StatsBlock())),
+              DspStage(256, 1, 0.01, 5, (MelBlock(4000, 64, 64, 12, 0, "log", 20, 0, 700, 5),))]
     rng = np.random.default_rng(15)
     blob = b""
     for stage in stages:

@@ -1,4 +1,4 @@
-"""A model with a DSP stage, end to end on QEMU Cortex-M4 boards: `tinyfl model build --dsp`
+"""Models with a DSP stage, end to end. On QEMU Cortex-M4 boards: `tinyfl model build --dsp`
 (spectral bands and statistics of every channel of the HAR windows, an MLP backbone on the
 features), compiled into the boards' image with its stage record, four boards that turn their raw
 windows into features and embeddings, and a federated head that must land within a point of
@@ -6,23 +6,29 @@ central training on the same fleet data.
 
 Bit-exactness: every board logs the CRC32 of the features its DSP stage made and of the
 embeddings, over every window of its data blob; the host recomputes both from the same blob with
-tinyfl.dsp.stage and the numpy backbone.
+tinyfl.dsp.stage and the numpy backbone. And a mel stage's 2-D (frames x MFCC) input through
+the native firmware.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinyfl.cli.main import main
 from tinyfl.coordinator.metrics import read_metrics
+from tinyfl.data.dataset import make_dataset, save_dataset
 from tinyfl.data.packaged import cached
+from tinyfl.data.splits import quantize
+from tinyfl.fleet import Emulator, build_firmware
 from tinyfl.model.artifacts import load_artifacts
 from tinyfl.report import load_baselines
-from tinyfl.wire import DataBlob
+from tinyfl.wire import BlobKind, DataBlob
 
 pytestmark = [pytest.mark.firmware, pytest.mark.qemu, pytest.mark.broker]
 NODES = 4
@@ -63,3 +69,41 @@ def test_a_spectral_stage_runs_bit_exactly_on_qemu_boards_and_federates(
     header = (run / "model.h").read_text()
     assert "tinyfl_deploy_model_dsp[" in header
     assert f"DSP_FEATURES {art.stage.features}" in header
+
+
+def test_a_mel_stage_gives_a_2d_input_and_the_native_node_embeds_it_bit_exactly(
+        tmp_path: Path) -> None:
+    """Keyword-spotting-shaped data: one channel through a mel block alone becomes a frames x
+    MFCC input, which takes the 2-D family (dscnn). No spoken-word dataset installs from PyPI
+    here, so the classes are synthetic tones (three pitches in noise); what is checked is the
+    path, not an accuracy: the native firmware's stage and backbone against the host's."""
+    rng = np.random.default_rng(4)
+    n, t = 240, 512
+    y = np.arange(n) % 3
+    pitch = np.array([300.0, 800.0, 1900.0])[y][:, None] * (1 + 0.05 * rng.standard_normal((n, 1)))
+    x = np.sin(2 * np.pi * pitch * np.arange(t)[None, :] / 8000.0) + 0.3 * rng.standard_normal((n, t))
+    data = tmp_path / "tones.npz"
+    save_dataset(data, make_dataset(x[:, :, None].astype(np.float32), y,
+                                    groups=np.array([f"g{i % 6}" for i in range(n)])))
+    folder = tmp_path / "tones"
+    assert main(["model", "build", "--data", str(data), "--source-groups", "g0,g1",
+                 "--test-groups", "g5", "--dsp", "mel:rate=8000,frame=128,hop=64,mels=16,coeffs=8",
+                 "--epochs", "3", "--out", str(folder)]) == 0
+    art = load_artifacts(folder)
+    assert art.metadata["backbone"]["family"] == "dscnn"
+    assert art.metadata["input"]["backbone_input"]["shape"] == [7, 8, 1]  # (512-128)/64+1 frames
+    assert art.input_shape == (t, 1)
+
+    codes = quantize(x[:, :, None], art.input_scale, art.input_zero_point).reshape(n, -1)
+    blob = tmp_path / "tones.blob"
+    DataBlob(kind=BlobKind.RAW_WINDOWS, n_classes=3, scale=art.input_scale,
+             zero_point=art.input_zero_point, model_hash=art.model_hash,
+             labels=y.astype(np.uint8), samples=codes).write(blob)
+    image = build_firmware(Emulator.NATIVE, models=["models/har", str(folder)])
+    try:
+        out = tmp_path / "embeddings.bin"
+        subprocess.run([str(image), "--data", str(blob), "--embed", str(out)], check=True,
+                       timeout=120)
+    finally:
+        build_firmware(Emulator.NATIVE)  # the default image again, for the tests after this one
+    assert np.array_equal(np.fromfile(out, np.int8).reshape(n, -1), art.embed(codes))

@@ -74,7 +74,7 @@ def test_fitting_maps_the_source_energies_onto_the_int8_range() -> None:
                       0.02, 0)
     block = stage.blocks[0]
     assert isinstance(block, SpectralBlock) and 0 <= block.shift <= 16
-    logs = block.log2_energies(stage.samples(codes))
+    logs = block.values(stage.samples(codes))
     assert (int(logs.max()) - block.offset) >> block.shift <= 255  # the top is not clipped
     assert (int(logs.max()) - block.offset) >> block.shift >= 128  # and the range is used
     spectral = stage.run(codes)[:, :8 * 3]

@@ -70,8 +70,8 @@ TINYFL_TEST(stages_match_the_host_bit_for_bit) {
   }
   CHECK_EQ(pos, len);
   CHECK_EQ(bad, 0);
-  CHECK_EQ(stages, 4);
-  CHECK(windows >= 28);
+  CHECK_EQ(stages, 6);
+  CHECK(windows >= 42);
 }
 
 TINYFL_TEST(the_first_record_describes_the_stage_the_host_wrote) {
@@ -110,7 +110,7 @@ TINYFL_TEST(sealed_records_with_a_field_out_of_range_are_refused) {
   CHECK(parse_edited(17, 1) == Status::BadValue);          // widen 8 with a zero point
   CHECK(parse_edited(23, 0xFF) == Status::BadValue);       // scale NaN
   CHECK(parse_edited(24, 121) == Status::BadValue);        // features do not add up
-  CHECK(parse_edited(28, 3) == Status::Unsupported);       // unknown block kind
+  CHECK(parse_edited(28, 4) == Status::Unsupported);       // unknown block kind
   CHECK(parse_edited(30, 9) == Status::BadValue);          // spectral payload length
   CHECK(parse_edited(32, 0) == Status::BadValue);          // zero bands
   CHECK(parse_edited(32, 65) == Status::BadValue);         // more bands than bins
@@ -123,6 +123,33 @@ TINYFL_TEST(sealed_records_with_a_field_out_of_range_are_refused) {
   seal(r, len + 1);
   DspStage s;
   CHECK(dsp_stage_parse(r, len + 1, &s) == Status::BadValue);
+}
+
+// The fifth stage of the vectors: 600 x 2, mel (128-sample frames every 96, 16 filters, 8 MFCC)
+// then stats. Its first edge raised above the second must be refused (edges must rise).
+TINYFL_TEST(a_mel_block_with_falling_edges_is_refused) {
+  const long len = tinyfl_test::read_file(tinyfl_test::vector_path("dsp/stage.bin"), g_file, sizeof g_file);
+  CHECK(len > 0);
+  long pos = 0;
+  for (int i = 0; i < 4; ++i) {  // skip four stages: record, then windows of raw codes and features
+    const size_t rlen = u16_at(g_file + pos);
+    DspStage s;
+    CHECK(dsp_stage_parse(g_file + pos + 2, rlen, &s) == Status::Ok);
+    pos += 2 + static_cast<long>(rlen);
+    pos += 2 + static_cast<long>(u16_at(g_file + pos) * (s.input_len() + s.features));
+  }
+  const size_t rlen = u16_at(g_file + pos);
+  uint8_t r[1024];
+  CHECK(rlen <= sizeof r);
+  memcpy(r, g_file + pos + 2, rlen);
+  DspStage s;
+  CHECK(dsp_stage_parse(r, rlen, &s) == Status::Ok);
+  CHECK(s.blocks[0].kind == DspBlockKind::Mel && s.blocks[0].mels == 16 && s.blocks[0].coeffs == 8);
+  CHECK_EQ(s.features, ((600 - 128) / 96 + 1) * 8 * 2 + kDspStatsPerChannel * 2);
+  const size_t edges = 28 + 4 + 16;  // header, block header, fixed mel payload
+  r[edges] = 0xFF;                   // edge 0 = 255 > edge 1, and past the 64 bins
+  seal(r, rlen);
+  CHECK(dsp_stage_parse(r, rlen, &s) == Status::BadValue);
 }
 
 TINYFL_TEST(runs_refuse_another_window_length_or_a_short_output) {

@@ -60,7 +60,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                    help="a DSP block the node runs on every raw window before the backbone; "
                         "repeat for several, features concatenated in order: spectral[:bands=N] "
                         "(log2 band energies of each channel's FFT), stats (RMS, peak, crest "
-                        "factor, zero-crossing rate per channel); docs/DSP.md")
+                        "factor, zero-crossing rate, skewness, kurtosis per channel), "
+                        "mel:rate=HZ,frame=N[,hop=H,mels=M,coeffs=K,scale=mel|log,fmin=F,fmax=F] "
+                        "(framed log mel energies or MFCC); docs/DSP.md")
     m.add_argument("--augment", metavar="SPEC", help="imu-rotation:COPIES[,deg=D] for x/y/z "
                    "channel triples")
     m.add_argument("--epochs", type=int, default=30, help="(default: %(default)s)")

@@ -188,12 +188,15 @@ def _through_stage(p: Prepared, specs: tuple[str, ...], log: Callable[[str], Non
         raise UsageError(str(exc)) from exc
     log(f"DSP stage: {stage.describe()}")
 
+    shape = stage.feature_shape
+
     def features(c: Codes) -> Codes:
-        return Codes(stage.run(c.x), c.y)
+        return Codes(stage.run(c.x).reshape(-1, *shape), c.y)
 
     return replace(p, scale=FEATURE_SCALE, zero_point=0, source=features(p.source),
-                   fleet=features(p.fleet), test=features(p.test), kind="features",
-                   sample_shape=(stage.features,), stage=stage)
+                   fleet=features(p.fleet), test=features(p.test),
+                   kind="images" if len(shape) == 3 else "features", sample_shape=shape,
+                   stage=stage)
 
 
 # --- the backbone ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ namespace {
 constexpr uint16_t kRecordVersion = 1;
 constexpr size_t kHeaderLen = 28;  // magic, version, block count, length, then the window fields
 constexpr size_t kSpectralPayload = 10;
+constexpr size_t kMelFixedPayload = 16;  // frame, hop, mels, coeffs, offset, shift, 3 x 0
 
 bool is_fft_length(size_t n) { return n >= kDspMinFft && n <= kDspMaxFft && (n & (n - 1)) == 0; }
 
@@ -40,10 +41,48 @@ size_t parse_block(Reader& r, const DspStage& s, DspBlock* b, Status* status) {
     }
     return static_cast<size_t>(b->bands) * s.channels;
   }
+  if (kind == static_cast<uint8_t>(DspBlockKind::Mel)) {
+    b->kind = DspBlockKind::Mel;
+    b->frame = r.u16();
+    b->hop = r.u16();
+    b->mels = r.u16();
+    b->coeffs = r.u16();
+    b->offset = static_cast<int32_t>(r.u32());
+    b->shift = r.u8();
+    r.bytes(3);
+    if (!r.ok()) return 0;
+    const size_t dct = static_cast<size_t>(b->coeffs) * b->mels, table = b->mels + 2u + dct;
+    const size_t frames = dsp_frame_count(s.window, b->frame, b->hop);
+    if (!is_fft_length(b->frame) || b->mels < 1 || b->mels > b->frame / 2 || b->coeffs > b->mels || b->shift > 16 ||
+        frames == 0 || payload != kMelFixedPayload + 2u * table) {
+      *status = Status::BadValue;
+      return 0;
+    }
+    if (b->frame > kDspWorkFft || dct > kDspMaxMelTable) {  // edges fit: mels <= frame / 2
+      *status = Status::TooLarge;
+      return 0;
+    }
+    b->tables = r.bytes(2u * table);
+    if (b->tables == nullptr) return 0;
+    // Edges must rise and stay in the spectrum, as dsp_mel_frames requires (checked once here).
+    for (size_t j = 0; j < b->mels + 2u; ++j) {
+      const size_t e = static_cast<size_t>(b->tables[2 * j] | (b->tables[2 * j + 1] << 8));
+      const size_t prev = j == 0 ? 0 : static_cast<size_t>(b->tables[2 * j - 2] | (b->tables[2 * j - 1] << 8));
+      if (e > b->frame / 2u || e < prev) {
+        *status = Status::BadValue;
+        return 0;
+      }
+    }
+    return frames * (b->coeffs != 0 ? b->coeffs : b->mels) * s.channels;
+  }
   if (kind == static_cast<uint8_t>(DspBlockKind::Stats)) {
     b->kind = DspBlockKind::Stats;
     if (payload != 0) {
       *status = Status::BadValue;
+      return 0;
+    }
+    if (s.window > kDspMaxStats) {
+      *status = Status::TooLarge;
       return 0;
     }
     return kDspStatsPerChannel * s.channels;
@@ -92,6 +131,33 @@ Status dsp_stage_parse(const uint8_t* record, size_t len, DspStage* out) {
   return Status::Ok;
 }
 
+namespace {
+
+void copy_channel(const DspStage& stage, DspWork& work, uint16_t c) {
+  for (uint16_t t = 0; t < stage.window; ++t) work.channel[t] = work.samples[t * stage.channels + c];
+}
+
+// A mel block on every channel, channel after channel; its tables copied out of the record first
+// (little-endian bytes there, native arrays for dsp_mel_frames).
+Status run_mel(const DspStage& stage, const DspBlock& b, DspWork& work, int8_t* out, size_t out_len) {
+  const size_t edges = b.mels + 2u, dct = static_cast<size_t>(b.coeffs) * b.mels;
+  for (size_t j = 0; j < edges; ++j)
+    work.mel_edges[j] = static_cast<uint16_t>(b.tables[2 * j] | (b.tables[2 * j + 1] << 8));
+  const uint8_t* d = b.tables + 2 * edges;
+  for (size_t j = 0; j < dct; ++j) work.mel_dct[j] = static_cast<int16_t>(d[2 * j] | (d[2 * j + 1] << 8));
+  const DspMelBank bank{work.mel_edges, work.mel_dct, b.mels, b.coeffs};
+  const size_t per_channel = dsp_frame_count(stage.window, b.frame, b.hop) * (b.coeffs != 0 ? b.coeffs : b.mels);
+  Status s = Status::Ok;
+  for (uint16_t c = 0; c < stage.channels && s == Status::Ok; ++c) {
+    copy_channel(stage, work, c);
+    s = dsp_mel_frames(work.channel, stage.window, b.frame, b.hop, bank, b.offset, b.shift, work.re, work.im,
+                       work.power, out + c * per_channel, out_len - c * per_channel);
+  }
+  return s;
+}
+
+}  // namespace
+
 Status dsp_stage_run(const DspStage& stage, const int8_t* window, size_t window_len, DspWork& work, int8_t* out,
                      size_t out_len) {
   if (window_len != stage.input_len()) return Status::WrongShape;
@@ -105,10 +171,13 @@ Status dsp_stage_run(const DspStage& stage, const int8_t* window, size_t window_
     const DspBlock& b = stage.blocks[i];
     if (b.kind == DspBlockKind::Spectral) {
       for (uint16_t c = 0; c < stage.channels && s == Status::Ok; ++c, pos += b.bands) {
-        for (uint16_t t = 0; t < stage.window; ++t) work.channel[t] = work.samples[t * stage.channels + c];
+        copy_channel(stage, work, c);
         s = dsp_spectral_bands(work.channel, stage.window, b.bands, b.offset, b.shift, work.re, work.im,
                                work.power, out + pos);
       }
+    } else if (b.kind == DspBlockKind::Mel) {
+      s = run_mel(stage, b, work, out + pos, out_len - pos);
+      pos += dsp_frame_count(stage.window, b.frame, b.hop) * (b.coeffs != 0 ? b.coeffs : b.mels) * stage.channels;
     } else {
       s = dsp_time_stats(work.samples, stage.window, stage.channels, out + pos);
       pos += kDspStatsPerChannel * stage.channels;

@@ -21,6 +21,9 @@
 #ifndef TINYFL_DSP_MAX_FEATURES
 #define TINYFL_DSP_MAX_FEATURES 1024  // features one window gives (the backbone's input)
 #endif
+#ifndef TINYFL_DSP_MAX_MEL_TABLE
+#define TINYFL_DSP_MAX_MEL_TABLE 1024  // a mel block's DCT values, coeffs x mels (40 x 13 = 520)
+#endif
 
 namespace tinyfl {
 
@@ -28,16 +31,19 @@ constexpr size_t kDspMaxBlocks = 8;
 constexpr size_t kDspWorkFft = TINYFL_DSP_MAX_FFT;
 constexpr size_t kDspMaxInput = TINYFL_DSP_MAX_INPUT;
 constexpr size_t kDspMaxFeatures = TINYFL_DSP_MAX_FEATURES;
+constexpr size_t kDspMaxMelTable = TINYFL_DSP_MAX_MEL_TABLE;
 static_assert(kDspWorkFft >= kDspMinFft && kDspWorkFft <= kDspMaxFft && (kDspWorkFft & (kDspWorkFft - 1)) == 0,
               "TINYFL_DSP_MAX_FFT is a power of two the FFT supports");
 
-enum class DspBlockKind : uint8_t { Spectral = 1, Stats = 2 };
+enum class DspBlockKind : uint8_t { Spectral = 1, Stats = 2, Mel = 3 };
 
 struct DspBlock {
   DspBlockKind kind = DspBlockKind::Stats;
   uint16_t bands = 0;  // spectral: log2 band energies per channel
-  int32_t offset = 0;  // spectral: Q8 log2 value of feature -128
-  uint8_t shift = 0;   // spectral: Q8 steps per feature step, 2^shift
+  int32_t offset = 0;  // spectral, mel: Q8 value of feature -128
+  uint8_t shift = 0;   // spectral, mel: Q8 steps per feature step, 2^shift
+  uint16_t frame = 0, hop = 0, mels = 0, coeffs = 0;  // mel: framing and bank
+  const uint8_t* tables = nullptr;  // mel: u16 edges[mels + 2], i16 dct[coeffs][mels], in the record
 };
 
 struct DspStage {
@@ -53,17 +59,20 @@ struct DspStage {
   size_t input_len() const { return static_cast<size_t>(window) * channels; }
 };
 
-// Scratch of one run. Large (about 16 KB at the defaults): give it static storage; it may share
+// Scratch of one run. Large (about 21.5 KB at the defaults): give it static storage; it may share
 // memory with the backbone's arena, which is free while the stage runs.
 struct DspWork {
   int16_t samples[kDspMaxInput];  // the widened window
-  int16_t channel[kDspWorkFft];   // one channel, contiguous
+  int16_t channel[kDspMaxInput];  // one channel, contiguous
   int32_t re[kDspWorkFft];
   int32_t im[kDspWorkFft];
   uint32_t power[kDspWorkFft / 2 + 1];
+  uint16_t mel_edges[kDspWorkFft / 2 + 2];  // a mel block's tables, copied out of the record
+  int16_t mel_dct[kDspMaxMelTable];
 };
 
-// Parses and checks a stage record: BadMagic, BadVersion, BadLength (declared length is not
+// Parses and checks a stage record (a mel block's tables stay in it: the record must outlive the
+// stage): BadMagic, BadVersion, BadLength (declared length is not
 // `len`), BadCrc, Truncated, BadValue (a field outside its range, features that do not add up,
 // trailing bytes), Unsupported (an unknown block kind), TooLarge (beyond this build's capacities).
 [[nodiscard]] Status dsp_stage_parse(const uint8_t* record, size_t len, DspStage* out);
