@@ -48,8 +48,7 @@ import numpy.typing as npt
 
 # The reader's bounds-checked cursor gives the positions of the backbone's tables, which the new
 # tables point to; reusing it keeps one flatbuffer walker in the package.
-from tinyfl.model.tflite import ModelError, _Buf, read_model
-from tinyfl.model.tflite import _Table as _OldTable
+from tinyfl.model.tflite import FlatBuffer, FlatTable, ModelError, read_model
 
 if TYPE_CHECKING:
     from tinyfl.dsp.stage import DspStage
@@ -121,7 +120,7 @@ class _TableObj:
 _Obj = _Vector | _Offsets | _TableObj
 
 
-def _olds(tables: Sequence[_OldTable]) -> list[_Old]:
+def _olds(tables: Sequence[FlatTable]) -> list[_Old]:
     """References to tables of the backbone file, in order."""
     return [_Old(t.pos) for t in tables]
 
@@ -248,7 +247,7 @@ def build_deploy_model(backbone: bytes, head: npt.ArrayLike, description: str = 
     w = check_head(head, d)
     k = w.shape[0]
 
-    buf = _Buf(data)
+    buf = FlatBuffer(data)
     root = buf.table(buf.deref(0, "root"), "Model")
     buffers = root.tables(4, "Buffer")
     if any(b.scalar(1, "<Q", 0) > 1 for b in buffers):

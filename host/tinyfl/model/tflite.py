@@ -39,6 +39,8 @@ from tinyfl.errors import ModelError
 
 __all__ = [
     "BUILTIN_OPERATOR_NAMES",
+    "FlatBuffer",
+    "FlatTable",
     "ModelError",
     "Operator",
     "Quantization",
@@ -197,7 +199,7 @@ class TfliteModel:
     outputs: tuple[int, ...]
 
 
-class _Buf:
+class FlatBuffer:
     """Bounds-checked flatbuffer accessors over the whole file."""
 
     def __init__(self, data: bytes) -> None:
@@ -218,7 +220,7 @@ class _Buf:
         """Follows the u32 offset stored at `pos` (relative to `pos`)."""
         return pos + self.scalar(pos, "<I", what)
 
-    def table(self, pos: int, what: str) -> _Table:
+    def table(self, pos: int, what: str) -> FlatTable:
         soff = self.scalar(pos, "<i", what)
         vt = pos - soff
         vt_size = self.scalar(vt, "<H", f"{what} vtable")
@@ -227,7 +229,7 @@ class _Buf:
         self.need(vt, vt_size, f"{what} vtable")
         table_size = self.scalar(vt + 2, "<H", f"{what} vtable")
         self.need(pos, max(table_size, 4), what)
-        return _Table(self, pos, vt, vt_size, table_size, what)
+        return FlatTable(self, pos, vt, vt_size, table_size, what)
 
     def vector(self, pos: int, elem: int, what: str) -> tuple[int, int]:
         """(start of elements, count) of the vector at `pos`, checked to fit."""
@@ -236,8 +238,8 @@ class _Buf:
         return pos + 4, n
 
 
-class _Table:
-    def __init__(self, buf: _Buf, pos: int, vt: int, vt_size: int, size: int, what: str) -> None:
+class FlatTable:
+    def __init__(self, buf: FlatBuffer, pos: int, vt: int, vt_size: int, size: int, what: str) -> None:
         self.buf, self.pos, self.vt, self.vt_size, self.size, self.what = buf, pos, vt, vt_size, size, what
 
     def field_pos(self, index: int) -> int | None:
@@ -259,7 +261,7 @@ class _Table:
         p = self.field_pos(index)
         return None if p is None else self.buf.deref(p, f"{self.what}.{index}")
 
-    def sub(self, index: int, name: str) -> _Table | None:
+    def sub(self, index: int, name: str) -> FlatTable | None:
         p = self.ref(index)
         return None if p is None else self.buf.table(p, name)
 
@@ -271,7 +273,7 @@ class _Table:
         start, n = self.buf.vector(p, size, f"{self.what}.{index}")
         return tuple(struct.unpack_from(f"<{n}{fmt.lstrip('<')}", self.buf.data, start))
 
-    def tables(self, index: int, name: str) -> list[_Table]:
+    def tables(self, index: int, name: str) -> list[FlatTable]:
         p = self.ref(index)
         if p is None:
             return []
@@ -294,7 +296,7 @@ class _Table:
         return self.buf.data[start : start + n]
 
 
-def _options(table: _Table, code: int, type_index: int, value_index: int) -> dict[str, int | bool]:
+def _options(table: FlatTable, code: int, type_index: int, value_index: int) -> dict[str, int | bool]:
     kind = table.scalar(type_index, "<B", 0)
     spec = _OPTIONS.get(kind)
     if spec is None:
@@ -307,7 +309,7 @@ def _options(table: _Table, code: int, type_index: int, value_index: int) -> dic
     return out
 
 
-def _quantization(t: _Table | None) -> Quantization | None:
+def _quantization(t: FlatTable | None) -> Quantization | None:
     if t is None:
         return None
     scale = t.vector(2, "<f")
@@ -323,7 +325,7 @@ def _quantization(t: _Table | None) -> Quantization | None:
 def read_model(data: bytes, supported: frozenset[str] | None = None) -> TfliteModel:
     """Parses a .tflite file. With `supported`, an operator whose name is not in it raises
     ModelError naming the op (so a model is refused at load time, not half-way through a run)."""
-    buf = _Buf(bytes(data))
+    buf = FlatBuffer(bytes(data))
     buf.need(0, 8, "header")
     if buf.data[4:8] != b"TFL3":
         raise ModelError("not a TFLite model (file identifier is not TFL3)")
