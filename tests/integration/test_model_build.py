@@ -153,6 +153,9 @@ def test_a_backbone_over_the_boards_budget_exits_8_with_the_numbers(
         (["--family", "conv1d"], 2, "family conv1d takes windows, the data holds features"),
         (["--family", "mlp:width=3"], 2, "family mlp takes"),
         (["--augment", "imu-rotation:2"], 2, "needs windows (T, C)"),
+        (["--dsp", "stats"], 2, "a DSP stage takes raw windows (n, T, C)"),
+        (["--dsp", "fft:bands=4"], 2, "unknown block 'fft'; blocks: spectral, stats, mel"),
+        (["--dsp", "stats", "--augment", "imu-rotation:2"], 2, "not supported with --dsp"),
     ],
 )
 def test_build_usage_and_data_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],

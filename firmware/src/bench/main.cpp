@@ -233,9 +233,13 @@ void bench_secagg(uint32_t reps) {
 
 // The DSP stage's spectral block (docs/DSP.md): Hann window, fixed-point FFT and power spectrum of
 // one window, at 256 and 1024 samples (issue target: a 1024-point real FFT well under 1 M).
-int16_t dsp_x[tinyfl::kDspMaxFft];
-int32_t dsp_re[tinyfl::kDspMaxFft], dsp_im[tinyfl::kDspMaxFft];
-uint32_t dsp_power[tinyfl::kDspMaxFft / 2 + 1];
+// The DSP blocks' buffers are the stage's work (tinyfl/dsp_stage.h), which shares the backbone's
+// scratch on a node as here: the bench image's RAM holds 1 s of audio besides.
+tinyfl::BackboneWork backbone_work;
+int16_t* const dsp_x = backbone_work.dsp.channel;
+int32_t* const dsp_re = backbone_work.dsp.re;
+int32_t* const dsp_im = backbone_work.dsp.im;
+uint32_t* const dsp_power = backbone_work.dsp.power;
 
 void bench_dsp(uint32_t reps) {
   tinyfl::Rng rng(11);
@@ -299,7 +303,6 @@ void bench_dsp_blocks(uint32_t reps) {
 
 // One window through each compiled backbone (models/<task>), as a node embeds its data at boot.
 // The input is a fixed pseudo-random window: int8 kernels take the same path whatever the values.
-tinyfl::BackboneWork backbone_work;
 int8_t window[2048];
 
 void bench_backbones(uint32_t reps) {
