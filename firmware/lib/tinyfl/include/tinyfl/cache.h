@@ -29,6 +29,14 @@ class EmbeddingCache final : public SampleSource {
   [[nodiscard]] Status configure(uint16_t dim, uint16_t n_classes, float scale, int32_t zero_point);
   // Copies one embedding of `dim` values; overwrites the oldest sample when full.
   [[nodiscard]] Status add(const int8_t* values, uint8_t label);
+  // Overwrites sample i (counted from the oldest, i < size()) with another embedding: what a
+  // sampling policy above the ring uses (tinyfl/sensor_stream.h's reservoir). Inline, so only
+  // images that use it carry it.
+  void replace(uint32_t i, const int8_t* values, uint8_t label) {
+    const uint32_t s = slot(i);
+    for (uint16_t j = 0; j < dim_; ++j) values_[static_cast<size_t>(s) * dim_ + j] = values[j];
+    labels_[s] = label;
+  }
   void clear() { count_ = next_ = 0; }
 
   uint32_t size() const override { return count_; }
