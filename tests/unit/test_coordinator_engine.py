@@ -22,6 +22,7 @@ from tinyfl.coordinator import (
     RoundEngine,
     synthetic_task,
 )
+from tinyfl.errors import UsageError
 from tinyfl.strategy import get_strategy
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
 from tinyfl.transport.mqtt import Will
@@ -567,3 +568,23 @@ def test_benched_nodes_are_selected_when_the_quorum_needs_them() -> None:
     assert state == {"a": (2, 8)}  # 2 x 2 rounds after the second miss in a row
     assert record_round({"a": (9, 10)}, 11, ["a"], [], backoff=8)["a"] == (10, 27)  # capped
     assert record_round({"a": (1, 3)}, 2, ["a"], [], backoff=0) == {"a": (1, 3)}  # off
+
+
+def test_a_round_interval_paces_round_starts_however_fast_nodes_answer() -> None:
+    async def scenario(broker: MemoryBroker) -> None:
+        (node,) = await fleet(broker, 1)
+        engine, transport = engine_for(broker, rounds=3, round_interval=0.4)
+        task = await start_engine(engine, transport)
+        starts = []
+        for _ in range(3):
+            g = await node.next_global()
+            starts.append(time.monotonic())
+            await node.send(node.update(g, delta(1.0)))
+        result = await task
+        assert [r["status"] for r in result.records] == ["closed"] * 3
+        gaps = np.diff(starts)
+        assert (gaps >= 0.35).all() and (gaps < 1.5).all(), gaps  # answers take milliseconds
+
+    run(scenario)
+    with pytest.raises(UsageError, match="--round-interval must be >= 0"):
+        EngineConfig(round_interval=-1.0)

@@ -5,6 +5,8 @@
 //                                      the password off the command line)
 //   program --data FILE --embed OUT   (raw-window blob: write every window's int8 embedding, as
 //                                      the node computes it, to OUT and exit; for bit-exact checks)
+//   ... --replay-hz N                 (raw-window blob: play it as a live sensor, N readings per
+//                                      second, instead of loading it at boot; docs/PORTING.md)
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
 #include "tinyfl/node_config.h"
+#include "tinyfl/sensor_stream.h"
 
 namespace {
 
@@ -33,6 +36,7 @@ struct Args {
   const char* embed = nullptr;
   const char* config = nullptr;
   unsigned keepalive = 0;
+  unsigned replay_hz = 0;
 };
 
 tinyfl::NodeConfigRecord record;
@@ -42,7 +46,8 @@ int usage(const char* why) {
           "error: %s\nusage: tinyfl-node --id NODE --broker HOST:PORT --data FILE "
           "[--prefix tinyfl/FLEET] [--keepalive SECONDS]\n"
           "       tinyfl-node --config node.cfg --broker HOST:PORT --data FILE\n"
-          "       tinyfl-node --data FILE --embed OUT\n",
+          "       tinyfl-node --data FILE --embed OUT\n"
+          "       (with --config or --id: --replay-hz N plays the blob as a live sensor)\n",
           why);
   return 2;
 }
@@ -58,6 +63,7 @@ bool parse_args(int argc, char** argv, Args* a) {
     else if (strcmp(k, "--keepalive") == 0) a->keepalive = static_cast<unsigned>(atoi(v));
     else if (strcmp(k, "--embed") == 0) a->embed = v;
     else if (strcmp(k, "--config") == 0) a->config = v;
+    else if (strcmp(k, "--replay-hz") == 0) a->replay_hz = static_cast<unsigned>(atoi(v));
     else return false;
   }
   return argc % 2 == 1 && a->data != nullptr &&
@@ -138,7 +144,15 @@ int main(int argc, char** argv) {
   tinyfl::Status s = tinyfl::parse_blob(blob_bytes, n, &blob);
   if (s == tinyfl::Status::Ok && args.embed != nullptr) return embed_all(blob, args.embed);
   tinyfl::BlobLoad load;
-  if (s == tinyfl::Status::Ok) s = tinyfl::load_blob_samples(blob, sample_cache, backbone_work, &load);
+  signal(SIGPIPE, SIG_IGN);
+  static port_native::NativePort port(host, static_cast<uint16_t>(port_number));
+  static tinyfl::SensorStream stream(backbone_work, sample_cache, port.entropy());
+  static tinyfl::BlobReplay replay(blob, stream);
+  tinyfl::LogLine line;
+  if (s == tinyfl::Status::Ok && args.replay_hz != 0)
+    s = tinyfl::begin_replay(blob, backbone_work, stream, replay, args.replay_hz, port.millis(), line);
+  else if (s == tinyfl::Status::Ok)
+    s = tinyfl::load_blob_samples(blob, sample_cache, backbone_work, &load);
   if (s != tinyfl::Status::Ok) {
     fprintf(stderr, "error: data file %s: %s\n", args.data, tinyfl::status_name(s));
     if (s == tinyfl::Status::WrongModel && blob.kind == static_cast<uint8_t>(tinyfl::BlobKind::RawWindows)) {
@@ -149,13 +163,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  signal(SIGPIPE, SIG_IGN);
-  static port_native::NativePort port(host, static_cast<uint16_t>(port_number));
-  {
-    tinyfl::LogLine line;
-    tinyfl::describe_blob_load(blob, load, sample_cache, line);
-    port.log(line.c_str());
-  }
+  if (args.replay_hz == 0) tinyfl::describe_blob_load(blob, load, sample_cache, line);
+  port.log(line.c_str());
   static tinyfl::Node node(port, sample_cache);
   tinyfl::NodeConfig config{};
   config.node_id = args.id;
@@ -165,10 +174,12 @@ int main(int argc, char** argv) {
   tinyfl::apply_config_record(record, peers, &config);
   config.board = tinyfl::Board::Native;
   blob.copy_model_hash(config.model_hash);
+  if (args.replay_hz != 0) config.announced_samples = sample_cache.capacity();  // it fills as it runs
   s = node.begin(config);
   if (s != tinyfl::Status::Ok) {
     fprintf(stderr, "error: node configuration: %s\n", tinyfl::status_name(s));
     return 2;
   }
+  if (args.replay_hz != 0) tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50);
   node.run();
 }

@@ -1,12 +1,14 @@
 // qemu_cortex_m4: a TinyFL node on QEMU mps2-an386. UART0 is the MQTT byte pipe (wired to the
 // broker by `-serial tcp:HOST:PORT`), UART1 the log; the node's config record and data blob are put
-// in PSRAM by QEMU's generic loader (see port_qemu.h for the addresses).
+// in PSRAM by QEMU's generic loader (see port_qemu.h for the addresses), and optionally a replay
+// rate: then the blob plays as a live sensor instead of loading at boot.
 #include "port_qemu.h"
 #include "tinyfl/blob.h"
 #include "tinyfl/logline.h"
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
 #include "tinyfl/node_config.h"
+#include "tinyfl/sensor_stream.h"
 
 namespace {
 
@@ -35,19 +37,24 @@ int main() {
   s = tinyfl::parse_blob(reinterpret_cast<const uint8_t*>(port_qemu::kDataBlobAddress),
                          port_qemu::kDataBlobMaxBytes, &blob);
   if (s != tinyfl::Status::Ok) halt("data blob at 0x21000000", s);
+  const uint32_t replay_hz = *reinterpret_cast<const volatile uint32_t*>(port_qemu::kReplayRateAddress);
+  static tinyfl::SensorStream stream(backbone_work, sample_cache, port.entropy());
+  static tinyfl::BlobReplay replay(blob, stream);
   tinyfl::BlobLoad load;
-  s = tinyfl::load_blob_samples(blob, sample_cache, backbone_work, &load);
+  tinyfl::LogLine line;
+  if (replay_hz != 0) {
+    s = tinyfl::begin_replay(blob, backbone_work, stream, replay, replay_hz, port.millis(), line);
+  } else {
+    s = tinyfl::load_blob_samples(blob, sample_cache, backbone_work, &load);
+    if (s == tinyfl::Status::Ok) tinyfl::describe_blob_load(blob, load, sample_cache, line);
+  }
   if (s == tinyfl::Status::WrongModel && load.model == nullptr) {
     tinyfl::LogLine why;
     tinyfl::describe_missing_model(blob, why);
     port.log(why.c_str());
   }
   if (s != tinyfl::Status::Ok) halt(load.model == nullptr ? "samples" : "samples through the backbone", s);
-  {
-    tinyfl::LogLine line;
-    tinyfl::describe_blob_load(blob, load, sample_cache, line);
-    port.log(line.c_str());
-  }
+  port.log(line.c_str());
 
   tinyfl::NodeConfig config{};
   config.node_id = record.node_id;
@@ -57,7 +64,9 @@ int main() {
   tinyfl::apply_config_record(record, peers, &config);
   config.board = tinyfl::Board::QemuCortexM4;
   blob.copy_model_hash(config.model_hash);
+  if (replay_hz != 0) config.announced_samples = sample_cache.capacity();  // it fills as it runs
   s = node.begin(config);
   if (s != tinyfl::Status::Ok) halt("node config", s);
+  if (replay_hz != 0) tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50);
   node.run();
 }

@@ -107,6 +107,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help=f"seconds to collect updates, extended once below quorum "
         f"(default {DEFAULTS.round_timeout:g})",
     )
+    rounds.add_argument(
+        "--round-interval",
+        type=float,
+        metavar="S",
+        help="at least S seconds from one round's start to the next, for nodes that collect "
+        "data while the run goes on (default: back to back)",
+    )
     rounds.add_argument("--seed", type=int, help=f"run seed (default {DEFAULTS.seed})")
     rounds.add_argument(
         "--straggler-backoff",
@@ -207,6 +214,7 @@ _OPTION = {  # EngineConfig field -> command-line option, for messages
     "fraction": "--fraction",
     "min_clients": "--min-clients",
     "round_timeout": "--round-timeout",
+    "round_interval": "--round-interval",
     "epochs": "--epochs",
     "batch_size": "--batch-size",
     "lr": "--lr",

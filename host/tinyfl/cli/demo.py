@@ -84,6 +84,8 @@ class DemoSettings:
     dp_delta: float | None = None
     clip_norm: float | None = None
     fraction: float | None = None
+    sensor_replay: int = 0
+    round_interval: float = 0.0
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -134,6 +136,12 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     add_dp_options(parser)
     parser.add_argument("--hello-timeout", type=float, default=120.0, metavar="SECONDS",
                         help="how long the fleet may take to boot (default: %(default)s)")
+    parser.add_argument("--sensor-replay", type=int, default=0, metavar="HZ",
+                        help="nodes play their data as a live sensor, HZ readings per second, "
+                        "so their caches fill while the rounds run (default: loaded at boot)")
+    parser.add_argument("--round-interval", type=float, default=0.0, metavar="S",
+                        help="at least S seconds from one round's start to the next (default: "
+                        "back to back)")
     return parser
 
 
@@ -156,6 +164,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         secure_agg=args.secure_agg,
         dp=args.dp, dp_epsilon=args.dp_epsilon, dp_noise_multiplier=args.dp_noise_multiplier,
         dp_delta=args.dp_delta, clip_norm=args.clip_norm, fraction=args.fraction,
+        sensor_replay=args.sensor_replay, round_interval=args.round_interval,
     )
 
 
@@ -170,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         min_clients=(1 if settings.dp else 2 if settings.secure_agg
                      else max(1, settings.nodes // 2)),
         initial_head=settings.initial_head, secure_agg=settings.secure_agg,
+        round_interval=settings.round_interval,
         **_dp_fields(settings),
     )  # checks the training options before anything starts
     if settings.secure_agg and settings.insecure:
@@ -187,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
     fleet = Fleet(FleetConfig(
         nodes=settings.nodes, emulator=settings.emulator, model=settings.model,
         data=settings.data, run_dir=settings.run_dir, fleet=FLEET_NAME, partition=partition,
-        seed=settings.seed, hello_timeout=settings.hello_timeout, secure=not settings.insecure))
+        seed=settings.seed, hello_timeout=settings.hello_timeout, secure=not settings.insecure,
+        sensor_replay_hz=settings.sensor_replay))
     ids = fleet.prepare()
     plan = RunPlan(broker="", topics=Topics(default_prefix(FLEET_NAME)), task=task,
                    task_spec=settings.model, strategy=strategy, config=engine_config,

@@ -78,6 +78,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     up.add_argument("--run", type=Path, metavar="DIR",
                     help="run folder (default: runs/fleet-NAME-YYYYmmdd-HHMMSS)")
     up.add_argument("--hello-timeout", type=float, default=60.0, metavar="SECONDS")
+    up.add_argument("--sensor-replay", type=int, default=0, metavar="HZ",
+                    help="nodes play their data as a live sensor, HZ readings per second, and "
+                         "fill their caches while rounds run (default: load it at boot)")
     up.add_argument("--foreground", action="store_true",
                     help="stay up, supervise the nodes, stop everything on Ctrl-C")
     up.add_argument("--restart", choices=RESTART_POLICIES, default="no",
@@ -118,7 +121,7 @@ def up(args: argparse.Namespace) -> int:
                          data=data, run_dir=run_dir, fleet=args.fleet, broker_url=args.broker,
                          secure=not args.insecure,
                          partition=args.partition, seed=args.seed, max_samples=args.max_samples,
-                         hello_timeout=args.hello_timeout)
+                         hello_timeout=args.hello_timeout, sensor_replay_hz=args.sensor_replay)
     fleet = Fleet(config)
     ids = fleet.prepare()
     if args.foreground:

@@ -33,6 +33,9 @@ class EngineConfig:
     fraction: float | None = None
     min_clients: int = 1
     round_timeout: float = 60.0
+    # at least this many seconds from one round's start to the next (0: back to back): paces a
+    # fleet whose nodes collect data while it runs
+    round_interval: float = 0.0
     epochs: int = 1
     batch_size: int = 16
     lr: float = 0.1
@@ -90,6 +93,10 @@ class EngineConfig:
         need(
             math.isfinite(self.round_timeout) and self.round_timeout > 0,
             f"--round-timeout must be > 0 seconds, got {self.round_timeout}",
+        )
+        need(
+            math.isfinite(self.round_interval) and self.round_interval >= 0,
+            f"--round-interval must be >= 0 seconds, got {self.round_interval}",
         )
         need(
             1 <= self.epochs <= 64, f"--epochs must be 1..64 (the wire's range), got {self.epochs}"

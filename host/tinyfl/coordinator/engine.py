@@ -147,6 +147,7 @@ class RoundEngine:
         self.wire_round = 0  # last round id published, or seen retained on the broker
         self.records: list[dict[str, Any]] = []
         self.stopped: str | None = None
+        self._round_started: float | None = None  # event-loop time of the last round's start
         # central DP (coordinator/privacy.py); the key defaults to the run folder's
         self.privacy: CentralPrivacy | None = None
         self._dp_pending = False  # this round drew its sample: charge it when it ends
@@ -261,12 +262,21 @@ class RoundEngine:
                     if self.stopped is not None:
                         log.warning("stopping after round %d: %s", self.round, self.stopped)
                         break
+                await self._pace()
                 await self.run_round()
         finally:
             await self.stop()
             if self.progress:
                 self.progress.clear()
         return RunResult(self.head, self.state, self.records, self.run_dir, self.stopped)
+
+    async def _pace(self) -> None:
+        """Waits until round_interval seconds have passed since the last round started."""
+        loop = asyncio.get_running_loop()
+        if self._round_started is not None:
+            await asyncio.sleep(max(0.0, self._round_started + self.config.round_interval
+                                    - loop.time()))
+        self._round_started = loop.time()
 
     async def wait_for_nodes(self) -> None:
         """Until `nodes_to_wait_for` nodes are eligible or `wait_timeout` passed. Fewer than

@@ -22,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 QEMU_MACHINE = "mps2-an386"
 QEMU_BLOB_ADDRESS = 0x21000000
 QEMU_CONFIG_ADDRESS = 0x21F00000
+QEMU_REPLAY_ADDRESS = 0x21F01000  # port_qemu.h kReplayRateAddress: u32 readings per second
 # Replaces the env's `custom_models` list of platformio.ini for one firmware build
 # (firmware/lib/tinyfl_models/registry_build.py reads it).
 MODELS_ENV_VAR = "TINYFL_MODELS"
@@ -92,6 +93,9 @@ class NodeSpec:
     password: str | None = field(default=None, repr=False)
     keys: tuple[bytes, bytes] | None = field(default=None, repr=False)  # (frame key, fleet key)
     peer_seeds: dict[str, bytes] | None = field(default=None, repr=False)  # secure aggregation
+    # readings per second to play the blob as a live sensor (the node's sensor path fills its
+    # cache while rounds run); 0 loads the whole blob at boot
+    replay_hz: int = 0
 
 
 class NodeProcess:
@@ -126,8 +130,10 @@ class NodeProcess:
         s = self.spec
         config = self.config_path
         if s.emulator is Emulator.NATIVE:
+            replay = ["--replay-hz", str(s.replay_hz)] if s.replay_hz else []
             return [str(self.image), "--config", str(config),
-                    "--broker", f"{self.broker_host}:{self.broker_port}", "--data", str(s.blob)]
+                    "--broker", f"{self.broker_host}:{self.broker_port}", "--data", str(s.blob),
+                    *replay]
         if s.serial_listen_port is None:
             uart0 = f"tcp:{self.broker_host}:{self.broker_port},reconnect=1,nodelay=on"
         else:
@@ -138,6 +144,8 @@ class NodeProcess:
             "-serial", f"file:{self.log_path}",
             "-device", f"loader,file={config},addr={QEMU_CONFIG_ADDRESS:#x},force-raw=on",
             "-device", f"loader,file={s.blob},addr={QEMU_BLOB_ADDRESS:#x},force-raw=on",
+            *(["-device", f"loader,addr={QEMU_REPLAY_ADDRESS:#x},data={s.replay_hz},data-len=4"]
+              if s.replay_hz else []),
             "-kernel", str(self.image),
         ]
 

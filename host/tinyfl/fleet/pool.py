@@ -83,12 +83,18 @@ class FleetConfig:
     # The private broker is provisioned (tinyfl provision: per-node accounts, ACL, TLS for the
     # coordinator) unless `secure` is off (--insecure: an open broker, for experiments).
     secure: bool = True
+    # > 0: every node plays its blob as a live sensor at this many readings per second
+    # (tinyfl/sensor_stream.h) instead of loading it at boot
+    sensor_replay_hz: int = 0
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
             raise UsageError(f"--nodes must be >= 1, got {self.nodes}")
         if not self.hello_timeout > 0:
             raise UsageError(f"--hello-timeout must be > 0, got {self.hello_timeout}")
+        if not 0 <= self.sensor_replay_hz <= 1_000_000:
+            raise UsageError(f"--sensor-replay must be 1..1000000 readings per second, got "
+                             f"{self.sensor_replay_hz}")
         Topics.for_fleet(self.fleet)  # validates the fleet name
         if self.broker_url is not None:
             address = parse_broker_url(self.broker_url)
@@ -251,7 +257,8 @@ class Fleet:
                             keys=(account.frame_key, self.secrets.fleet_key)
                             if account and self.secrets else None,
                             peer_seeds=self.secrets.device_seeds_of(node_id)
-                            if account and self.secrets else None)
+                            if account and self.secrets else None,
+                            replay_hz=self.config.sensor_replay_hz)
             node = NodeProcess(spec, self.image, address.host, address.port,
                                self.config.topics.prefix)
             self.nodes[node_id] = node

@@ -26,5 +26,8 @@ constexpr uintptr_t kDataBlobAddress = 0x21000000;
 constexpr uintptr_t kDataBlobMaxBytes = 0x00F00000;
 constexpr uintptr_t kNodeConfigAddress = 0x21F00000;
 constexpr uintptr_t kNodeConfigMaxBytes = 0x1000;
+// A u32 the loader may set (`-device loader,addr=...,data=N,data-len=4`): N readings per second
+// to play the data blob as a live sensor; 0 (RAM starts zeroed) loads the blob at boot.
+constexpr uintptr_t kReplayRateAddress = 0x21F01000;
 
 }  // namespace port_qemu

@@ -171,7 +171,7 @@ Status Node::publish_hello() {
   hello.node_id_len = static_cast<uint8_t>(strlen(config_.node_id));
   hello.fw_version = kFirmwareVersion;
   memcpy(hello.model_hash, config_.model_hash, sizeof hello.model_hash);
-  hello.n_samples = cache_.size();
+  hello.n_samples = config_.announced_samples != 0 ? config_.announced_samples : cache_.size();
   hello.free_ram = port_.free_ram();
   hello.max_payload = static_cast<uint32_t>(mqtt::max_incoming_payload(sizeof mqtt_rx_, strlen(topic_global_)));
   hello.embed_dim = cache_.dim();

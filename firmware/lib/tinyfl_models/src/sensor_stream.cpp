@@ -3,6 +3,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "tinyfl/crc32.h"
+
 namespace tinyfl {
 
 namespace {
@@ -22,6 +24,7 @@ Status SensorStream::begin(const CompiledModel& model, uint16_t stride, uint16_t
   const bool staged = work_.stage.block_count != 0;
   const uint32_t window = staged ? work_.stage.window : work_.model.in_w;
   const uint32_t channels = staged ? work_.stage.channels : work_.model.in_c;
+  if (stride == 0) stride = static_cast<uint16_t>(window);
   if ((!staged && work_.model.in_h != 1) || channels > kSensorMaxChannels || window * channels > kDspMaxInput ||
       stride < 1 || stride > window)
     return Status::WrongShape;
@@ -107,6 +110,8 @@ Status SensorStream::step() {
                      sizeof work_.arena);
   if (s != Status::Ok) return s;
   ++counters_.embedded;
+  counters_.embedding_crc =
+      crc32(reinterpret_cast<const uint8_t*>(embedding), work_.model.embedding_len, counters_.embedding_crc);
   keep(embedding, static_cast<uint8_t>(pending_label_));
   return Status::Ok;
 }
@@ -137,6 +142,86 @@ void SensorStream::keep(const int8_t* embedding, uint8_t label) {
     ++counters_.kept;
   } else {
     ++counters_.dropped;
+  }
+}
+
+Status BlobReplay::begin(uint32_t rate_hz, uint32_t now_ms) {
+  if (rate_hz == 0) return Status::BadValue;
+  if (blob_.kind != static_cast<uint8_t>(BlobKind::RawWindows) ||
+      blob_.dim != static_cast<uint32_t>(stream_.window()) * stream_.channels())
+    return Status::WrongShape;
+  if (blob_.scale != stream_.scale() || blob_.zero_point != stream_.zero_point()) return Status::WrongModel;
+  rate_hz_ = rate_hz;
+  start_ms_ = now_ms;
+  next_ = 0;
+  total_ = blob_.n_samples * stream_.window();
+  return Status::Ok;
+}
+
+Status BlobReplay::advance(uint32_t now_ms) {
+  const uint16_t t = stream_.window(), c = stream_.channels();
+  Status s = Status::Ok;
+  for (uint32_t fed = 0; s == Status::Ok && next_ < total_ && fed < t; ++fed, ++next_) {
+    if (static_cast<int32_t>(now_ms - due_ms(next_)) < 0) break;  // not due yet (wrap-safe)
+    const uint32_t w = next_ / t, r = next_ % t;
+    if (r == 0) s = stream_.set_label(blob_.label(w) < blob_.n_classes ? blob_.label(w) : kNoLabel);
+    if (s == Status::Ok) s = stream_.add_codes(blob_.sample(w) + static_cast<size_t>(r) * c);
+  }
+  return s;
+}
+
+uint32_t BlobReplay::wait_ms(uint32_t now_ms) const {
+  if (done()) return 0xFFFFFFFFu;
+  const int32_t left = static_cast<int32_t>(due_ms(next_) - now_ms);
+  return left > 0 ? static_cast<uint32_t>(left) : 0u;
+}
+
+Status begin_replay(const BlobView& blob, BackboneWork& work, SensorStream& stream, BlobReplay& replay,
+                    uint32_t rate_hz, uint32_t now_ms, LogLine& line) {
+  const CompiledModel* model = nullptr;
+  Status s = prepare_blob_model(blob, work, &model);
+  if (s == Status::Ok) s = stream.begin(*model, 0, blob.n_classes);
+  if (s == Status::Ok) s = replay.begin(rate_hz, now_ms);
+  if (s != Status::Ok) return s;
+  line.str("samples: replaying ").u32(blob.n_samples).str(" raw windows (").u32(replay.total());
+  line.str(" readings) at ").u32(rate_hz).str(" Hz through the ").str(model->task).str(" model ");
+  line.hex(model->hash, 8);
+  return Status::Ok;
+}
+
+void describe_stream(const SensorStream& stream, const EmbeddingCache& cache, LogLine& line) {
+  const StreamCounters& k = stream.counters();
+  line.str("stream: ").u32(k.readings).str(" readings, ").u32(k.windows).str(" windows, ").u32(k.embedded);
+  line.str(" embedded (crc32 ").hex32(k.embedding_crc).str("), ").u32(k.unlabelled).str(" unlabelled, ");
+  line.u32(k.mixed).str(" mixed, ").u32(k.overruns).str(" overruns, ").u32(k.kept).str(" kept; ");
+  line.u32(cache.size()).str(" cached");
+}
+
+void run_replay_node(Node& node, Port& port, SensorStream& stream, BlobReplay& replay, const EmbeddingCache& cache,
+                     uint32_t log_every) {
+  uint32_t logged = 0;
+  bool ended = false;
+  for (;;) {
+    const uint32_t now = port.millis();
+    Status s = replay.advance(now);
+    if (s == Status::Ok) s = stream.step();
+    if (s != Status::Ok) {
+      LogLine line;
+      line.str("stream error: ").str(status_name(s));
+      port.log(line.c_str());
+    }
+    const uint32_t windows = stream.counters().windows;
+    if ((windows >= logged + log_every && log_every != 0) || (replay.done() && !ended && !stream.pending())) {
+      logged = windows;
+      ended = replay.done();
+      LogLine line;
+      describe_stream(stream, cache, line);
+      if (ended) line.str("; replay done");
+      port.log(line.c_str());
+    }
+    const uint32_t node_ms = node.poll();
+    const uint32_t replay_ms = stream.pending() ? 0u : replay.wait_ms(port.millis());
+    port.wait(node_ms < replay_ms ? node_ms : replay_ms);
   }
 }
 

@@ -51,6 +51,10 @@ struct NodeConfig {
   // serves no MASKED round, `no_seed`).
   const PeerSeed* peers;
   uint16_t n_peers;
+  // The sample count HELLO announces (the coordinator caps each update's count at it and selects
+  // no node announcing 0): 0 = the cache's size at connect, for a node whose samples are loaded
+  // at boot; a node whose cache fills from a live stream announces the cache's capacity.
+  uint32_t announced_samples;
 };
 
 // The settings a config record holds: MQTT credentials, keys and secure-aggregation peers (the

@@ -20,8 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tinyfl/blob.h"
 #include "tinyfl/cache.h"
+#include "tinyfl/logline.h"
 #include "tinyfl/models.h"
+#include "tinyfl/node.h"
 #include "tinyfl/rng.h"
 #include "tinyfl/status.h"
 
@@ -40,6 +43,7 @@ struct StreamCounters {
   uint32_t kept = 0;        // added to the cache or replacing a sample in it
   uint32_t dropped = 0;     // not kept by the reservoir
   uint32_t seen[kMaxClasses] = {};  // labelled windows per class
+  uint32_t embedding_crc = 0;       // CRC32 of every embedding made, in order (as the blob loader's)
 };
 
 class SensorStream {
@@ -47,7 +51,7 @@ class SensorStream {
   SensorStream(BackboneWork& work, EmbeddingCache& cache, uint32_t seed) : work_(work), cache_(cache), rng_(seed) {}
 
   // Takes `model` (parsed into the work) with windows of its raw input, cut every `stride`
-  // readings (1 .. window), and empties the cache for `n_classes` classes. WrongShape for a
+  // readings (1 .. window; 0: the window, windows side by side), and empties the cache for `n_classes` classes. WrongShape for a
   // stride outside 1 .. window, a model input that is no window (h != 1) or has more than
   // kSensorMaxChannels channels, BadValue for
   // n_classes outside 2 .. kMaxClasses, and the model's own errors.
@@ -99,5 +103,50 @@ class SensorStream {
   int16_t pending_label_ = kNoLabel;
   StreamCounters counters_;
 };
+
+// Plays a raw-window data blob as a live sensor (the emulated nodes' sensor replay): its windows'
+// readings in order, `rate_hz` readings per second of the caller's clock, each window under its
+// label. With the stream's stride equal to the window, the stream cuts exactly the blob's windows.
+class BlobReplay {
+ public:
+  BlobReplay(const BlobView& blob, SensorStream& stream) : blob_(blob), stream_(stream) {}
+
+  // Starts at now_ms. WrongShape / WrongModel when the blob's windows are not the stream's (kind,
+  // length, quantization), BadValue for rate 0.
+  [[nodiscard]] Status begin(uint32_t rate_hz, uint32_t now_ms);
+  // Feeds the readings due by now_ms, at most one window's worth per call (the caller polls
+  // between calls).
+  [[nodiscard]] Status advance(uint32_t now_ms);
+  // Milliseconds until the next reading is due: 0 when one is due, 0xFFFFFFFF when all are played.
+  uint32_t wait_ms(uint32_t now_ms) const;
+  bool done() const { return next_ >= total_; }
+  uint32_t total() const { return total_; }
+
+ private:
+  uint32_t due_ms(uint32_t reading) const {
+    return start_ms_ + static_cast<uint32_t>(static_cast<uint64_t>(reading) * 1000u / rate_hz_);
+  }
+
+  const BlobView& blob_;
+  SensorStream& stream_;
+  uint32_t rate_hz_ = 0, start_ms_ = 0, next_ = 0, total_ = 0;
+};
+
+// "stream: 6400 readings, 50 windows, 50 embedded (crc32 1a2b3c4d), 0 unlabelled, 0 mixed,
+// 0 overruns, 50 kept; 50 cached"
+void describe_stream(const SensorStream& stream, const EmbeddingCache& cache, LogLine& line);
+
+// Sets up the replay of a raw-window blob through the compiled model it names (stream windows
+// side by side, the blob's classes), starting at now_ms, and describes it in `line` ("samples:
+// replaying 350 raw windows (44800 readings) at 500 Hz through the har model 6fd44058ec534a5d").
+// The model lookup's WrongModel, the stream's and the replay's errors.
+[[nodiscard]] Status begin_replay(const BlobView& blob, BackboneWork& work, SensorStream& stream, BlobReplay& replay,
+                                  uint32_t rate_hz, uint32_t now_ms, LogLine& line);
+
+// A node whose samples come from a replayed blob: runs forever, feeding the stream, embedding a
+// window between polls and logging the stream's counters every `log_every` windows and when the
+// replay ends.
+[[noreturn]] void run_replay_node(Node& node, Port& port, SensorStream& stream, BlobReplay& replay,
+                                  const EmbeddingCache& cache, uint32_t log_every);
 
 }  // namespace tinyfl
