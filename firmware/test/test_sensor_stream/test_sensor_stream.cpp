@@ -120,7 +120,13 @@ TINYFL_TEST(bad_readings_and_settings_are_refused) {
   SensorStream s(g_work, g_cache, 7);
   const int8_t codes[kC] = {};
   CHECK(s.add_codes(codes) == Status::NotConnected);
-  CHECK(s.begin(*har(), 0, 6) == Status::WrongShape);
+  CHECK(s.begin(*har(), 0, 6) == Status::Ok);  // stride 0: windows side by side
+  CHECK(s.set_label(0) == Status::Ok);
+  fill_random(2 * kT, 6);
+  feed(s, 0, 2 * kT - 1, true);
+  CHECK_EQ(s.counters().windows, 1u);  // the second needs a full window of new readings
+  feed(s, 2 * kT - 1, 2 * kT, true);
+  CHECK_EQ(s.counters().windows, 2u);
   CHECK(s.begin(*har(), kT + 1, 6) == Status::WrongShape);
   CHECK(s.begin(*har(), kT, 1) == Status::BadValue);
   CHECK(s.begin(*har(), kT, 6) == Status::Ok);
