@@ -51,6 +51,10 @@ def test_boards_on_a_sensor_replay_train_as_well_as_boards_loaded_at_boot(
     streamed_records = read_metrics(streamed / "metrics.jsonl")
     loaded_records = read_metrics(loaded / "metrics.jsonl")
     samples = [r["samples"] for r in streamed_records]
+    for node in streamed_records[-1]["answered_samples"]:  # each board's cache grew
+        held = [r["answered_samples"][node] for r in streamed_records]
+        assert held == sorted(held) and held[0] < held[-1], (node, held)
+    assert (streamed / "samples.png").is_file()
     assert samples[0] < samples[-1] and samples == sorted(samples)  # caches filled as it ran
     assert loaded_records[0]["samples"] == loaded_records[-1]["samples"] == samples[-1]
     final, reference = streamed_records[-1]["test_accuracy"], loaded_records[-1]["test_accuracy"]

@@ -135,6 +135,8 @@ def fake_records(n: int) -> list[dict[str, object]]:
             "selected": 3,
             "answered": 2,
             "answered_ids": ["node01", "node03"] if i % 2 else ["node02", "node03"],
+            "answered_samples": ({"node01": 10 * i, "node03": 40} if i % 2
+                                 else {"node02": 10 * i, "node03": 40}),
             "online": 3,
             "test_accuracy": 0.3 + 0.1 * i,
             "macro_f1": 0.2 + 0.1 * i,
@@ -148,7 +150,7 @@ def fake_records(n: int) -> list[dict[str, object]]:
 def test_plots_are_deterministic_pngs(baselines: Baselines) -> None:
     records = fake_records(5)
     images = render_plots(records, baselines)
-    assert set(images) == {"accuracy.png", "bytes.png", "participation.png"}
+    assert set(images) == {"accuracy.png", "bytes.png", "participation.png", "samples.png"}
     for png in images.values():
         assert png.startswith(PNG_SIGNATURE) and len(png) > 1000
         assert b"matplotlib" not in png.lower()  # no Software metadata
@@ -156,8 +158,10 @@ def test_plots_are_deterministic_pngs(baselines: Baselines) -> None:
     # no rounds, no baselines, or records without answered_ids still draw
     for png in render_plots([], None).values():
         assert png.startswith(PNG_SIGNATURE)
-    old = [{k: v for k, v in r.items() if k != "answered_ids"} for r in records]
+    old = [{k: v for k, v in r.items() if k not in ("answered_ids", "answered_samples")}
+           for r in records]
     assert render_plots(old, None)["participation.png"].startswith(PNG_SIGNATURE)
+    assert render_plots(old, None)["samples.png"] != images["samples.png"]  # the no-data note
 
 
 def test_report_html_embeds_images_and_settings_and_escapes(baselines: Baselines) -> None:
@@ -204,7 +208,8 @@ def test_write_report_on_a_real_engine_run(
     html_path = write_report(run_dir, baselines)
     assert html_path == run_dir / "report.html"
     names = {p.name for p in run_dir.iterdir()}
-    assert {"accuracy.png", "bytes.png", "participation.png", "baselines.json"} <= names
+    assert {"accuracy.png", "bytes.png", "participation.png", "samples.png",
+            "baselines.json"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     page = html_path.read_text()
     assert "central head" in page and "tinyfl/simulated" in page and "model.tflite" in page

@@ -534,6 +534,9 @@ class RoundEngine:
             "answered": len(rnd.answers),
             # who, sorted: per-node participation, which the counts alone cannot show
             "answered_ids": sorted(rnd.answers),
+            # the samples each counted node trained on: a node on a live sensor holds more and
+            # more (the report plots them)
+            "answered_samples": {n: rnd.answers[n].n_samples for n in sorted(rnd.answers)},
             "missing": len(rnd.pending),
         }
 

@@ -6,6 +6,7 @@ is. Fields (all rounds, skipped ones too):
 
     round, wire_round, status ("closed" | "skipped"), reason (why skipped, else null),
     selected, answered, answered_ids (the ids of the nodes counted in `answered`, sorted),
+    answered_samples ({id: samples that node's counted update was trained on}),
     missing (selected without an accepted update), late (a past round's
     updates), dropped (duplicates, unselected nodes, future rounds), rejected (invalid updates),
     rejected_reasons ({reason: count}), online, eligible, benched (eligible nodes sitting out

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinyfl.report.baselines import Baselines
-from tinyfl.report.plots import ACCURACY_PNG, BYTES_PNG, PARTICIPATION_PNG
+from tinyfl.report.plots import ACCURACY_PNG, BYTES_PNG, PARTICIPATION_PNG, SAMPLES_PNG
 
 __all__ = ["RunSummary", "render_html", "summarize"]
 
@@ -41,6 +41,7 @@ FIGURES = (
     (ACCURACY_PNG, "Test accuracy per round"),
     (BYTES_PNG, "Bytes per round"),
     (PARTICIPATION_PNG, "Participation"),
+    (SAMPLES_PNG, "Samples per node"),
 )
 
 

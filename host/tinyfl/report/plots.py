@@ -27,15 +27,18 @@ __all__ = [
     "ACCURACY_PNG",
     "BYTES_PNG",
     "PARTICIPATION_PNG",
+    "SAMPLES_PNG",
     "accuracy_png",
     "bytes_png",
     "participation_png",
     "render_plots",
+    "samples_png",
 ]
 
 ACCURACY_PNG = "accuracy.png"
 BYTES_PNG = "bytes.png"
 PARTICIPATION_PNG = "participation.png"
+SAMPLES_PNG = "samples.png"
 FIGSIZE = (8.0, 4.5)  # inches
 DPI = 100
 MAX_NODE_LABELS = 40  # more node rows than this and their ids would overlap: ticks only
@@ -263,6 +266,33 @@ def participation_png(records: Sequence[Record], node_ids: Sequence[str] = ()) -
         return _png(fig)
 
 
+def samples_png(records: Sequence[Record]) -> bytes:
+    """The samples each node's counted update was trained on, round by round
+    (`answered_samples`): flat for nodes loaded at boot, rising for nodes on a live sensor."""
+    with matplotlib.style.context("default"):
+        fig = _figure()
+        ax = fig.add_subplot()
+        ax.set_title("Samples each node trained on")
+        per_round = [r.get("answered_samples") for r in records]
+        if not any(isinstance(p, dict) and p for p in per_round):
+            _no_data(ax, "no per-node samples in metrics.jsonl (no answered_samples)")
+            return _png(fig)
+        nodes = sorted({str(n) for p in per_round if isinstance(p, dict) for n in p})
+        rounds = _rounds(records)
+        for node in nodes:
+            ys = [float(p[node]) if isinstance(p, dict) and node in p else np.nan
+                  for p in per_round]
+            ax.plot(rounds, ys, marker=".", linewidth=1,
+                    label=node if len(nodes) <= MAX_NODE_LABELS else None)
+        ax.set_xlabel("round")
+        ax.set_ylabel("samples")
+        ax.set_ylim(bottom=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(nodes) <= MAX_NODE_LABELS:
+            _legend(ax)
+        return _png(fig)
+
+
 def render_plots(records: Sequence[Record], baselines: Baselines | None = None,
                  initial: float | None = None) -> dict[str, bytes]:
     """Every figure of the report: file name -> PNG bytes."""
@@ -271,4 +301,5 @@ def render_plots(records: Sequence[Record], baselines: Baselines | None = None,
         ACCURACY_PNG: accuracy_png(records, baselines, initial),
         BYTES_PNG: bytes_png(records, baselines),
         PARTICIPATION_PNG: participation_png(records, node_ids),
+        SAMPLES_PNG: samples_png(records),
     }

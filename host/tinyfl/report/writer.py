@@ -32,7 +32,7 @@ def _title(run_dir: Path, config: dict[str, Any] | None) -> str:
 
 
 def write_report(run_dir: Path, baselines: Baselines | None = None) -> Path:
-    """Writes accuracy.png, bytes.png, participation.png and report.html into `run_dir` (each
+    """Writes accuracy.png, bytes.png, participation.png, samples.png and report.html into `run_dir` (each
     atomically) from its metrics.jsonl and config.json; returns the report's path.
 
     `baselines` given: drawn and also saved as baselines.json, so `tinyfl report` can redraw
