@@ -227,9 +227,19 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
         if name.startswith("backbone_"):
             lines.append(f"| {name[len('backbone_'):]} | {entry['instructions']:.0f} | "
                          f"{entry['instructions'] / 64e3:.1f} |")
+    lines += ["", "## Live sensor: the longest gap between two polls", "",
+              "A node on a live sensor (tinyfl/sensor_stream.h) embeds a completed window in",
+              "`SensorStream::step()` between two `poll()` calls: the model's DSP stage, the",
+              "backbone and the reservoir. That step is the longest the MQTT client waits.", "",
+              "| model | instructions per step | ms at 64 MHz |", "|---|---|---|"]
+    for name, entry in counts.items():
+        if name.startswith("sensor_stream_step_"):
+            lines.append(f"| {name[len('sensor_stream_step_'):]} | {entry['instructions']:.0f} | "
+                         f"{entry['instructions'] / 64e3:.1f} |")
     lines += ["", "## Other operations", "", "| operation | instructions |", "|---|---|"]
     for name, entry in counts.items():
-        if ("per_weight" not in entry and not name.startswith(("backbone_", "secagg_", "dsp_"))
+        if ("per_weight" not in entry
+                and not name.startswith(("backbone_", "secagg_", "dsp_", "sensor_stream_"))
                 and name not in CRYPTO_ROWS):
             lines.append(f"| {name} | {entry['instructions']:.0f} |")
     if "secagg_mask_6x65_16bit" in counts and "secagg_round_seed" in counts:
