@@ -173,7 +173,11 @@ def test_a_run_over_the_budget_is_refused_up_front(tmp_path: Path,
         (["--dp", "central", "--clip-norm", "1", "--clients-per-round", "3", "--dp-epsilon",
           "1"], "use --fraction"),
         (["--dp", "distributed", "--clip-norm", "1", "--dp-epsilon", "1"],
-         "is not available yet"),
+         "add --secure-agg"),
+        (["--dp", "central", "--secure-agg", "--min-clients", "2", "--clip-norm", "1",
+          "--dp-epsilon", "1"], "not both"),
+        (["--dp", "distributed", "--secure-agg", "--min-clients", "2", "--clip-norm", "1",
+          "--dp-epsilon", "1", "--strategy", "median"], "combine it with fedavg"),
         (["--dp-epsilon", "1"], "need --dp central"),
         (["--dp-delta", "1e-6"], "need --dp central"),
         (["--dp", "central", "--clip-norm", "1", "--dp-epsilon", "1", "--strategy", "median"],
@@ -208,7 +212,7 @@ def test_demo_takes_the_dp_options_and_checks_them_before_the_fleet_starts(
     config = EngineConfig(rounds=5, **_dp_fields(settings_from_args(args)))
     assert config.privacy is not None and config.privacy.epsilon(5) <= 2.0
     assert main([*base, "--dp", "distributed", "--clip-norm", "0.2", "--dp-epsilon", "2"]) == 2
-    assert "is not available yet" in capsys.readouterr().err
+    assert "add --secure-agg" in capsys.readouterr().err
     assert main([*base, "--dp", "central", "--dp-epsilon", "2"]) == 2
     assert "--clip-norm > 0" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()  # refused before anything was written

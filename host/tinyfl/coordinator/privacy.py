@@ -65,7 +65,7 @@ DP_STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedadam")
 def check_dp_strategy(strategy: Strategy) -> None:
     """UsageError unless `strategy` can take DP-FedAvg's noisy average as its only update."""
     if strategy.name not in DP_STRATEGIES:
-        raise UsageError(f"--dp central averages clipped updates with equal weights (DP-FedAvg); "
+        raise UsageError(f"--dp averages clipped updates with equal weights (DP-FedAvg); "
                          f"combine it with {', '.join(DP_STRATEGIES)}, not {strategy.name}")
 
 
@@ -120,6 +120,11 @@ class CentralPrivacy:
         self.config = config
         self.key = key
         self.state = state if state is not None else PrivacyState()
+
+    @property
+    def noise_multiplier(self) -> float | None:
+        """z when the nodes add the noise (--dp distributed), None when the coordinator does."""
+        return self.config.noise_multiplier if self.config.mode == "distributed" else None
 
     @property
     def epsilon(self) -> float:

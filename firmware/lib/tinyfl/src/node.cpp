@@ -6,6 +6,7 @@
 #include "tinyfl/logline.h"
 #include "tinyfl/quant.h"
 #include "tinyfl/rng.h"
+#include "tinyfl/noise.h"
 #include "tinyfl/secagg.h"
 #include "tinyfl/sha256.h"
 #include "tinyfl/wire.h"
@@ -388,11 +389,19 @@ int Node::peer_index(const char* id, size_t len) const {
   return -1;
 }
 
-// masked_ = codes + sum of +-m_uv over the other selected nodes, modulo 2^b (docs/WIRE.md); the
-// round is remembered for its UNMASK.
+// masked_ = codes + noise + sum of +-m_uv over the other selected nodes, modulo 2^b (docs/WIRE.md);
+// the noise only when the GLOBAL asks for it (noise_var); the round is remembered for its UNMASK.
 Status Node::mask_update(const GlobalView& g, uint16_t n) {
   const uint32_t mask = g.mask_bits == 32 ? 0xFFFFFFFFu : (1u << g.mask_bits) - 1u;
   for (uint16_t i = 0; i < n; ++i) masked_[i] = static_cast<uint32_t>(static_cast<int32_t>(codes_[i])) & mask;
+  if (g.noise_var != 0) {  // --dp distributed: this node's share of the noise, before the masks
+    uint8_t key[kNoiseKeyLen] = {};
+    Status s = Status::Ok;
+    for (uint16_t p = 0; p < config_.n_peers && s == Status::Ok; ++p) s = noise_key_add(config_.peers[p].seed, key);
+    if (s == Status::Ok) s = add_discrete_gaussian(key, g.round_id, g.noise_var, masked_, n, g.mask_bits);
+    secure_wipe(key, sizeof key);
+    if (s != Status::Ok) return s;
+  }
   const size_t self_len = strlen(config_.node_id);
   memset(peer_selected_, 0, sizeof peer_selected_);
   for (uint16_t i = 0; i < g.n_selected; ++i) {
