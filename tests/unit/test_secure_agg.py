@@ -235,6 +235,8 @@ def test_distributed_dp_sum_is_the_survivors_codes_plus_exactly_their_noise(n_dr
     codes = [y - e for y, e in zip(noisy, noise, strict=True)]
     assert all(np.abs(c).max() <= 127 for c in codes)  # the codes were real 8-bit codes
     assert all(np.abs(e).max() > 0 for e in noise)
+    # the statistics a node sends in the clear are blanked: they are outside the guarantee
+    assert all(seen[round_id][s].loss == seen[round_id][s].update_norm == 0 for s in survivors)
     scale = float(np.float32(1.0) / np.float32(127))
     total = np.sum(codes, axis=0) + np.sum(noise, axis=0)  # what the coordinator unmasked
     mean = (total.astype(np.float64) * scale / len(survivors)).astype(np.float32)

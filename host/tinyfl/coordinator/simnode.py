@@ -313,12 +313,14 @@ class SimNode:
                 codes, scales, msg.uplink_bits, per_row=msg.uplink_scale_mode == 1
             )
         self.stats.served.append(msg.round_id)
+        # under distributed DP the statistics would be data in the clear: 0, as on the firmware
+        noised = msg.secagg is not None and msg.secagg.noise_var > 0
         update = Update(
             round_id=msg.round_id,
             n_samples=result.n_samples,
-            loss=result.epoch_loss[-1],
-            accuracy=result.accuracy,
-            update_norm=result.update_norm,
+            loss=0.0 if noised else result.epoch_loss[-1],
+            accuracy=0.0 if noised else result.accuracy,
+            update_norm=0.0 if noised else result.update_norm,
             delta=delta,
         )
         frame = encode(update, key=self.frame_key, topic=self.topics.update(self.node_id))

@@ -210,10 +210,11 @@ void Node::describe_update(UpdateFields* u) const {
   *u = UpdateFields{};
   u->round_id = update_round_;
   u->n_samples = result_.n_samples;
-  u->loss = result_.epochs > 0 ? result_.epoch_loss[result_.epochs - 1] : 0.0f;
-  u->accuracy = result_.accuracy;
+  // under distributed DP the statistics would be data in the clear, outside the guarantee: 0
+  u->loss = update_noised_ || result_.epochs == 0 ? 0.0f : result_.epoch_loss[result_.epochs - 1];
+  u->accuracy = update_noised_ ? 0.0f : result_.accuracy;
   u->auth = keyed_ ? &update_auth_ : nullptr;
-  u->update_norm = result_.update_norm;
+  u->update_norm = update_noised_ ? 0.0f : result_.update_norm;
   if (update_mask_bits_ != 0) {
     u->masked = true;
     u->masked_delta = MaskedFields{update_mask_bits_, k, static_cast<uint16_t>(cache_.dim() + 1u), masked_};
@@ -357,6 +358,7 @@ Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out
   s = trainer_.train_local(global_head_, head_, d, k, cache_, tc, rng, &result_);
   if (s != Status::Ok) return s;
   update_mask_bits_ = 0;
+  update_noised_ = g.masked && g.noise_var != 0;
   if (g.masked) {
     s = quantize_scaled(head_, n, g.uplink_bits, g.secagg_scale, rng, codes_);
     if (s == Status::Ok) s = mask_update(g, static_cast<uint16_t>(n));
