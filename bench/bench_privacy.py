@@ -16,7 +16,12 @@ not a thousand connections each time.
 under the masks, the coordinator unmasks the noisy sum; its `no DP` row is secure aggregation
 without noise.
 
-    python bench/bench_privacy.py [--skip-1000] [--only central|distributed]
+With `--emulated` it also runs `tinyfl demo` on 32 QEMU boards (the firmware's own sampler and
+masks, a provisioned broker) at epsilon 8, central against distributed against secure
+aggregation alone; run it under `flock /tmp/tinyfl-pio.lock` on a shared machine (the demo
+builds the firmware).
+
+    python bench/bench_privacy.py [--skip-1000] [--only central|distributed|emulated] [--emulated]
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -63,6 +70,13 @@ FLEETS: tuple[tuple[int, float, int, int, str], ...] = (
     (100, 1.0, 10, 5, "central"), (1000, 0.1, 10, 2, "central"),
     (100, 1.0, 10, 3, "distributed"))
 TIMEOUT = 120.0
+# `tinyfl demo` on QEMU boards: (label, options); the same clip, seed and 20 rounds for all
+EMULATED_NODES = 32
+EMULATED: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("secure aggregation, no DP", ("--secure-agg",)),
+    ("central, epsilon 8", ("--dp", "central", "--dp-epsilon", "8")),
+    ("distributed, epsilon 8", ("--secure-agg", "--dp", "distributed", "--dp-epsilon", "8")),
+)
 
 
 def bench_key(nodes: int, seed: int, epsilon: float | None) -> bytes:
@@ -140,6 +154,56 @@ async def fleet_rows(task: Task, nodes: int, q: float, rounds: int,
     return rows
 
 
+def emulated_rows() -> list[dict[str, Any]]:
+    """`tinyfl demo --nodes 32` per EMULATED setting: final accuracy, epsilon, bytes up."""
+    out = []
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "host")}
+    for label, options in EMULATED:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "tinyfl.cli.main", "demo", "--nodes",
+                   str(EMULATED_NODES), "--clip-norm", str(CLIP), "--out", f"{tmp}/run",
+                   *options]
+            started = time.monotonic()
+            done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                                  timeout=1800, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
+            records = [json.loads(line) for line in
+                       Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines() if line]
+        last = records[-1]
+        row = {"label": label, "options": list(options), "nodes": EMULATED_NODES,
+               "rounds": len(records), "final_accuracy": last["test_accuracy"],
+               "last5_accuracy": statistics.mean(r["test_accuracy"] for r in records[-5:]),
+               "epsilon": last.get("epsilon"), "noise_std": last.get("dp_noise_std"),
+               "mask_bits": last.get("secure_agg", {}).get("mask_bits"),
+               "bytes_up_per_round": statistics.mean(r["bytes_up"] for r in records),
+               "wall_time_s": round(time.monotonic() - started, 1)}
+        print(f"emulated {label}: {row}", flush=True)
+        out.append(row)
+    return out
+
+
+def emulated_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        f"## {EMULATED_NODES} emulated nodes (QEMU Cortex-M4 boards)", "",
+        (f"`tinyfl demo --nodes {EMULATED_NODES} --clip-norm {CLIP}` with the options below: "
+         "HAR, 20 rounds, 8-bit, the provisioned broker, the firmware's own masks and noise "
+         "sampler. Bytes up: whole MQTT packets per round, all nodes."), "",
+        ("| setting | options | epsilon | noise std | mask bits | final acc % | last 5 rounds % "
+        "| bytes up / round |"),
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.3f}"
+        std = "-" if r["noise_std"] is None else f"{r['noise_std']:.4f}"
+        lines.append(f"| {r['label']} | `{' '.join(r['options'])}` | {eps} | {std} | "
+                     f"{r['mask_bits'] or '-'} | {100 * r['final_accuracy']:.2f} | "
+                     f"{100 * r['last5_accuracy']:.2f} | {r['bytes_up_per_round']:.0f} |")
+    return [*lines, ""]
+
+
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for nodes, q, rounds, _, mode in FLEETS:
@@ -173,7 +237,8 @@ def noise_ratio(nodes: int, q: float, rounds: int, epsilon: float, weights: int)
     return z * weights ** 0.5 / (q * nodes)
 
 
-def markdown(summary: list[dict[str, Any]], settings: dict[str, Any]) -> str:
+def markdown(summary: list[dict[str, Any]], settings: dict[str, Any],
+             emulated: list[dict[str, Any]] | None = None) -> str:
     s = settings
     w = s["head_weights"]
     ratios = ", ".join(f"q = {q:g}: {noise_ratio(100, q, 10, 2.0, w):.2f}" for q in (0.1, 0.3, 1.0))
@@ -215,8 +280,7 @@ def markdown(summary: list[dict[str, Any]], settings: dict[str, Any]) -> str:
             f"| {100 * r['final_accuracy']:.2f} | "
             f"[{100 * r['final_accuracy_min']:.2f}, {100 * r['final_accuracy_max']:.2f}] | "
             f"{r['seeds']} |")
-    lines += [
-        "",
+    lines += ["", *emulated_markdown(emulated or []),
         "## Settings",
         "",
         (f"Simulated nodes of {SAMPLES} HAR fleet rows each (IID draws; the 1000-node fleet "
@@ -283,17 +347,23 @@ def reading(summary: list[dict[str, Any]]) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-1000", action="store_true", help="only the 100-node fleets")
-    ap.add_argument("--only", choices=("central", "distributed"),
-                    help="run this mode only; the other mode's runs are kept from the last "
+    ap.add_argument("--emulated", action="store_true",
+                    help=f"also `tinyfl demo` on {EMULATED_NODES} QEMU boards (else the last "
+                    "results' emulated rows are kept)")
+    ap.add_argument("--only", choices=("central", "distributed", "emulated"),
+                    help="run this mode only (emulated: only the QEMU demos); the other runs "
+                    "are kept from the last "
                     "results/privacy.json")
     args = ap.parse_args()
     task = load_task("har", cached("har").data)
     t0 = time.monotonic()
     rows: list[dict[str, Any]] = []
     last = ROOT / "bench/results/privacy.json"
-    if args.only is not None and last.is_file():
-        rows = [r for r in json.loads(last.read_text())["runs"]
-                if r.get("mode", "central") != args.only]
+    previous = json.loads(last.read_text()) if last.is_file() else {}
+    emulated = (emulated_rows() if args.emulated or args.only == "emulated"
+                else previous.get("emulated", []))
+    if args.only is not None and previous:
+        rows = [r for r in previous["runs"] if r.get("mode", "central") != args.only]
         for r in rows:
             r.setdefault("mode", "central")
     for nodes, q, rounds, seeds, mode in FLEETS:
@@ -316,10 +386,10 @@ def main() -> int:
         "head_weights": int(task.head_shape[0] * task.head_shape[1]),
     }
     (ROOT / "bench/results").mkdir(parents=True, exist_ok=True)
-    doc = {"settings": settings, "summary": summary, "runs": rows}
+    doc = {"settings": settings, "summary": summary, "runs": rows, "emulated": emulated}
     (ROOT / "bench/results/privacy.json").write_text(
         json.dumps(doc, indent=2, default=lambda v: None) + "\n")
-    text = markdown(summary, settings)
+    text = markdown(summary, settings, emulated)
     (ROOT / "bench/privacy.md").write_text(text)
     print(text)
     return 0

@@ -125,10 +125,11 @@ def test_the_coordinator_clips_updates_that_nodes_did_not(tmp_path: Path) -> Non
 def test_a_resumed_distributed_run_is_bit_identical(tmp_path: Path) -> None:
     """The nodes' noise is a function of their keys and the round id: a run resumed after 2
     rounds ends bit for bit where an uninterrupted one ends, epsilon included."""
-    first = run(replace(DISTRIBUTED, rounds=2), tmp_path / "resumed")
+    first = run(replace(DISTRIBUTED, rounds=2), tmp_path / "resumed", key=None)
     assert [r["dp_rounds"] for r in first.records] == [1, 2]
-    resumed = run(DISTRIBUTED, tmp_path / "resumed", resume=True)
-    straight = run(DISTRIBUTED, tmp_path / "straight")
+    assert not (tmp_path / "resumed" / NOISE_KEY_NAME).exists()  # no noise on the coordinator
+    resumed = run(DISTRIBUTED, tmp_path / "resumed", resume=True, key=None)
+    straight = run(DISTRIBUTED, tmp_path / "straight", key=None)
     assert np.array_equal(resumed.head, straight.head)
     records = read_metrics(tmp_path / "resumed" / METRICS_NAME)
     expected = read_metrics(tmp_path / "straight" / METRICS_NAME)

@@ -143,12 +143,13 @@ class RoundEngine:
         self.wire_round = 0  # last round id published, or seen retained on the broker
         self.records: list[dict[str, Any]] = []
         self.stopped: str | None = None
-        # central DP (coordinator/privacy.py); the key defaults to the run folder's
+        # DP (coordinator/privacy.py); central: the noise key defaults to the run folder's
         self.privacy: CentralPrivacy | None = None
         self._dp_pending = False  # this round drew its sample: charge it when it ends
         if config.privacy is not None:
             check_dp_strategy(strategy)
-            key = dp_noise_key if dp_noise_key is not None else noise_key(self.run_dir)
+            key = (dp_noise_key if dp_noise_key is not None
+                   else None if config.privacy.mode == "distributed" else noise_key(self.run_dir))
             self.privacy = CentralPrivacy(config.privacy, key)
         if resume_from is not None:
             self._adopt(resume_from)

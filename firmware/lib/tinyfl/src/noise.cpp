@@ -84,8 +84,7 @@ uint64_t NoiseBits::bits(unsigned k) {
 
 uint64_t NoiseBits::uniform(uint64_t m) {
   if (m <= 1) return 0;
-  unsigned k = 0;
-  while (k < 64 && ((m - 1) >> k) != 0) ++k;
+  const unsigned k = 64u - static_cast<unsigned>(__builtin_clzll(m - 1u));  // bits of m - 1 (m >= 2)
   while (ok()) {
     const uint64_t r = bits(k);
     if (r < m) return r;
