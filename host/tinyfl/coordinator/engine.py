@@ -388,7 +388,7 @@ class RoundEngine:
         missed = open_round.pending | open_round.rejected  # no accepted update
         self.stragglers = record_round(self.stragglers, number, missed, answered,
                                        cfg.straggler_backoff)
-        record.update(self._round_counts(open_round, selected))
+        record.update(open_round.counts())
         if len(answered) < cfg.min_clients:
             record["reason"] = (
                 f"{len(answered)} of {len(selected)} selected node(s) answered within the "
@@ -512,15 +512,6 @@ class RoundEngine:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
 
-    def _round_counts(self, rnd: OpenRound, selected: tuple[str, ...]) -> dict[str, Any]:
-        return {
-            "selected": len(selected),
-            "answered": len(rnd.answers),
-            # who, sorted: per-node participation, which the counts alone cannot show
-            "answered_ids": sorted(rnd.answers),
-            "missing": len(rnd.pending),
-        }
-
     def _skip(self, record: dict[str, Any], selected: tuple[str, ...], started: float) -> None:
         record.setdefault("selected", len(selected))
         record.setdefault("answered", 0)
@@ -533,30 +524,15 @@ class RoundEngine:
     ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         counters = self.intake.take_counters()
-        record["late"] = counters.late
-        record["dropped"] = counters.dropped
-        record["dropped_reasons"] = dict(counters.dropped_reasons)
-        record["rejected"] = counters.rejected
-        record["rejected_reasons"] = dict(counters.rejected_reasons)
-        record["capped"] = counters.capped
-        record["refused_announcements"] = sum(self.registry.refused.values())
-        record["bytes_up"] = counters.bytes_up
+        record.update(counters.fields(sum(self.registry.refused.values())))
         record.setdefault("bytes_down", 0)
         record.setdefault("global_bytes", 0)
         eval_started = loop.time()
         evaluation = evaluate(self.head, self.task.test_x, self.task.test_y)
         record["eval_time_s"] = loop.time() - eval_started
-        record["test_accuracy"] = evaluation.accuracy
-        record["test_loss"] = evaluation.loss
-        record["f1"] = dict(zip(self.task.class_names, evaluation.f1))
-        record["macro_f1"] = evaluation.macro_f1
-        for key in (
-            "train_loss",
-            "local_accuracy",
-            "samples",
-            "aggregate_time_s",
-            "collect_time_s",
-        ):
+        record.update(evaluation.fields(self.task.class_names))
+        for key in ("train_loss", "local_accuracy", "samples", "aggregate_time_s",
+                    "collect_time_s"):
             record.setdefault(key, None)
         record.setdefault("strategy", {})
         if self.privacy is not None:
