@@ -335,7 +335,7 @@ def noise_cases() -> bytes:
     seeds = [hashlib.sha256(b"tinyfl pair seed %d" % k).digest() for k in range(3)]
     key = noise_key(seeds)
     lines.append(f"key {','.join(s.hex() for s in seeds)} {key.hex()}")
-    for k, (var, n) in enumerate([(8, 1500), (70000, 390), (1, 50), (NOISE_VAR_MAX, 20),
+    for k, (var, n) in enumerate([(8, 3000), (70000, 390), (1, 50), (NOISE_VAR_MAX, 20),
                                   (1234, 64)]):
         round_id = 0x01020304 * (k + 1) & 0xFFFFFFFF
         values = node_noise(key, round_id, n, var)

@@ -242,12 +242,22 @@ class BitStream:
                 return r
 
     def bernoulli(self, a: int, b: int) -> bool:
-        """Bernoulli(a / b), 0 <= a, 0 < b; no bits when the answer is certain."""
+        """Bernoulli(a / b), 0 <= a, 0 < b; no bits when the answer is certain. Lazily: the
+        random bits are those of a uniform U in [0, 1), compared one at a time with the binary
+        digits of a / b (long division, r < b) until they differ; U < a / b exactly with
+        probability a / b, after 2 bits on average."""
         if a >= b:
             return True
         if a == 0:
             return False
-        return self.uniform(b) < a
+        r = a
+        while True:
+            r <<= 1
+            digit = int(r >= b)
+            r -= digit * b
+            u = self.bits(1)
+            if u != digit:
+                return u < digit
 
     def bernoulli_exp(self, a: int, b: int) -> bool:
         """Bernoulli(exp(-a / b)) (CKS Algorithm 1): exp(-1) floor(a/b) times, then the

@@ -93,9 +93,18 @@ uint64_t NoiseBits::uniform(uint64_t m) {
 }
 
 bool NoiseBits::bernoulli(uint64_t a, uint64_t b) {
+  // a uniform U in [0, 1) bit by bit against the binary digits of a / b (long division, r < b)
   if (a >= b) return true;
   if (a == 0) return false;
-  return uniform(b) < a;
+  uint64_t r = a;
+  while (ok()) {
+    r <<= 1;
+    const uint64_t digit = r >= b ? 1u : 0u;
+    if (digit != 0) r -= b;
+    const uint64_t u = bits(1);
+    if (u != digit) return u < digit;
+  }
+  return false;
 }
 
 bool NoiseBits::exp_unit(uint64_t a, uint64_t b) {

@@ -27,7 +27,7 @@ class NoiseBits {
   [[nodiscard]] Status init(const uint8_t key[kNoiseKeyLen], uint32_t round_id);
   uint64_t bits(unsigned k);                // k <= 56
   uint64_t uniform(uint64_t m);             // uniform on 0..m-1, m < 2^56
-  bool bernoulli(uint64_t a, uint64_t b);   // a / b, no bits when certain
+  bool bernoulli(uint64_t a, uint64_t b);   // a / b (b < 2^63), lazily: 2 bits on average, none when certain
   bool bernoulli_exp(uint64_t a, uint64_t b);  // exp(-a / b) (CKS Algorithm 1)
   bool ok() const { return status_ == Status::Ok; }
   Status status() const { return status_; }
