@@ -12,7 +12,8 @@ and so is their flash, since the node image links them only once frames carry ta
 DSP stage (docs/DSP.md), which the node image does not link yet.
 
 Targets (issue: node firmware): one-sample training step of a d x k head <= 8*d*k instructions;
-core <= 24 KiB flash and <= 16 KiB RAM besides the sample cache and the model.
+core <= 24 KiB flash and <= 16 KiB RAM besides the sample cache and the model; the optional
+privacy code (secure aggregation, distributed DP's noise) is its own component, <= 6 KiB flash.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def instruction_counts() -> dict[str, dict[str, float]]:
 
 
 def crypto_size() -> dict[str, int]:
-    """Flash and RAM of the crypto component (sha256.o, hmac.o, hkdf.o) in the bench image, which
-    links every crypto function the benchmark calls (instruction_counts() built it)."""
+    """Flash and RAM of the crypto component (sha256.o, hmac.o) in the bench image, which links
+    every crypto function the benchmark calls (instruction_counts() built it)."""
     map_path = ROOT / ".pio/build/qemu_bench/firmware.map"
     usage = firmware_size.parse_map(map_path.read_text()).get("crypto", firmware_size.Usage())
     return {"flash": usage.flash, "ram": usage.ram}
@@ -137,6 +138,8 @@ def image_sizes() -> dict[str, object]:
         "components": {k: {"flash": v.flash, "ram": v.ram} for k, v in sorted(usage.items())},
         "core_flash": sum(usage[c].flash for c in core if c in usage),
         "core_ram": sum(usage[c].ram for c in core if c in usage),
+        "privacy_flash": usage.get(firmware_size.PRIVACY_COMPONENT, firmware_size.Usage()).flash,
+        "privacy_ram": usage.get(firmware_size.PRIVACY_COMPONENT, firmware_size.Usage()).ram,
         "allocators": firmware_size.allocator_symbols(map_path.read_text()),
     }
 
@@ -239,7 +242,7 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
     lines += ["", "## Other operations", "", "| operation | instructions |", "|---|---|"]
     for name, entry in counts.items():
         if ("per_weight" not in entry
-                and not name.startswith(("backbone_", "secagg_", "dsp_", "sensor_stream_"))
+                and not name.startswith(("backbone_", "secagg_", "dsp_", "sensor_stream_", "noise_"))
                 and name not in CRYPTO_ROWS):
             lines.append(f"| {name} | {entry['instructions']:.0f} |")
     if "secagg_mask_6x65_16bit" in counts and "secagg_round_seed" in counts:
@@ -258,6 +261,21 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
                        "stream is HMAC-SHA256 (HKDF-Expand): 32 bytes, 16 values, per two SHA-256 "
                        "compressions.")]
     lines += dsp_lines(counts, dsp_flash)
+    if "noise_6x65_var70000" in counts:
+        small = counts["noise_6x65_var8"]["instructions"]
+        large = counts["noise_6x65_var70000"]["instructions"]
+        key = counts["noise_key_per_peer"]["instructions"]
+        lines += ["", "## Distributed DP: node noise (docs/PRIVACY.md)", "",
+                  ("Per round on the 6 x 65 HAR head: 390 draws of the discrete Gaussian "
+                   "N_Z(0, sigma^2) with the exact integer sampler (Canonne, Kamath, Steinke 2020; "
+                   "`tinyfl/noise.h`), its HKDF bit stream included, added to the codes modulo "
+                   "2^16; and the noise key's part of one peer (once per round and peer)."), "",
+                  "| operation | instructions | per value | ms at 64 MHz |", "|---|---|---|---|",
+                  (f"| noise, sigma^2 = 8 (the smallest share) | {small:.0f} | **{small / 390:.0f}** "
+                  f"| {small / 64e3:.1f} |"),
+                  (f"| noise, sigma^2 = 70000 (100 nodes at epsilon 1) | {large:.0f} | "
+                  f"**{large / 390:.0f}** | {large / 64e3:.1f} |"),
+                  f"| noise key, per peer | {key:.0f} | | {key / 64e3:.2f} |"]
     lines += ["", "## Crypto: SHA-256, HMAC-SHA256, HKDF (docs/CRYPTO.md)", "",
               "The primitives that will authenticate frames and expand secure-aggregation masks.",
               "Time at 64 MHz assumes one instruction per cycle.", "",
@@ -266,11 +284,11 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
     tag_counts = {counts[name]["instructions"] for name in TAG_ROWS if name in counts}
     lines += ["", "tag_equal takes the same count whether the tags agree or where they differ: "
               + ("yes" if len(tag_counts) == 1 else "NO") + "."]
-    lines += ["", "Flash of the crypto code (sha256.o, hmac.o, hkdf.o in the bench image, which",
-              f"links all of it): {crypto['flash']} B, RAM {crypto['ram']} B (contexts live with",
+    lines += ["", ("Flash of the crypto code (sha256.o, hmac.o in the bench image): "
+              f"{crypto['flash']} B, RAM {crypto['ram']} B (contexts live with"),
               "their caller). The node image links SHA-256 and HMAC (it signs and checks",
               "frames: `encode_update_8bit_6x65_signed` above is one signed UPDATE); HKDF comes",
-              "in with secure aggregation."]
+              "in with secure aggregation and is counted in the privacy component below."]
     comps = sizes["components"]
     assert isinstance(comps, dict)
     lines += ["", "## Flash and RAM of the qemu_cortex_m4 node image", "",
@@ -279,7 +297,11 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
         lines.append(f"| {comp} | {v['flash']} | {v['ram']} |")
     lines += [
         (f"| **core** ({', '.join(firmware_size.CORE_COMPONENTS)}) | **{sizes['core_flash']}** "
-         f"(target <= 24576) | **{sizes['core_ram']}** (target <= 16384) |"),
+         f"(target <= {firmware_size.CORE_FLASH_BUDGET}) | **{sizes['core_ram']}** (target <= "
+         f"{firmware_size.CORE_RAM_BUDGET}) |"),
+        (f"| **privacy** (secagg.o, hkdf.o, wire_secagg.o, noise.o; optional, outside the core) "
+         f"| **{sizes['privacy_flash']}** (target <= {firmware_size.PRIVACY_FLASH_BUDGET}) | "
+         f"**{sizes['privacy_ram']}** (target <= {firmware_size.PRIVACY_RAM_BUDGET}) |"),
         "",
         "RAM excludes the 8 KiB stack reserved by the linker script. The sample cache holds 512",
         "embeddings of 64 int8 values. Allocator symbols linked: "

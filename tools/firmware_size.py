@@ -6,7 +6,9 @@ bytes go. With --check it also enforces the node's budgets and fails the build w
 (malloc/free/operator new/_sbrk) got linked into the image:
 
   core (trainer, quantizer, codec, MQTT client, node, crypto): at most 24 KiB flash and 16 KiB RAM,
-  not counting the sample cache, the model, the backbone and the stack.
+  not counting the sample cache, the model, the backbone and the stack;
+  privacy (secure aggregation and the noise of distributed DP: secagg.o, hkdf.o, wire_secagg.o,
+  noise.o), optional code outside the core: at most 6 KiB flash and 1 KiB RAM.
 
 The backbone (int8 kernels, model registry, window loader) and its scratch are reported on their
 own lines: the model build keeps weights within 48 KB and activations within 16 KB, and
@@ -31,6 +33,9 @@ RAM_OUTPUT_SECTIONS = {".data", ".bss"}
 CORE_COMPONENTS = ("trainer", "quantizer", "codec", "mqtt", "node", "crypto")
 CORE_FLASH_BUDGET = 24 * 1024
 CORE_RAM_BUDGET = 16 * 1024
+PRIVACY_COMPONENT = "privacy"
+PRIVACY_FLASH_BUDGET = 6 * 1024
+PRIVACY_RAM_BUDGET = 1024
 ALLOCATOR_SYMBOLS = ("malloc", "free", "calloc", "realloc", "_sbrk", "_sbrk_r", "_malloc_r",
                      "_Znwj", "_Znaj", "_Znwm", "_Znam", "_ZdlPv", "_ZdaPv")
 
@@ -40,14 +45,15 @@ COMPONENT_OF_OBJECT = {
     "quant.o": "quantizer",
     "rng.o": "quantizer",
     "wire.o": "codec",
-    "wire_secagg.o": "codec",
+    "wire_secagg.o": "privacy",
     "crc32.o": "codec",
     "blob.o": "codec",
     "mqtt.o": "mqtt",
     "sha256.o": "crypto",
     "hmac.o": "crypto",
-    "hkdf.o": "crypto",
-    "secagg.o": "crypto",
+    "hkdf.o": "privacy",
+    "secagg.o": "privacy",
+    "noise.o": "privacy",
     "backbone.o": "backbone",
     "backbone_kernels.o": "backbone",
     "samples.o": "backbone",
@@ -199,6 +205,9 @@ def report(usage: dict[str, Usage]) -> str:
     core_ram = sum(usage[c].ram for c in CORE_COMPONENTS if c in usage)
     rows.append(f"{'core total':<16} {core_flash:>8} {core_ram:>8}"
                 f"   (budget {CORE_FLASH_BUDGET} / {CORE_RAM_BUDGET})")
+    privacy = usage.get(PRIVACY_COMPONENT, Usage())
+    rows.append(f"{'privacy total':<16} {privacy.flash:>8} {privacy.ram:>8}"
+                f"   (budget {PRIVACY_FLASH_BUDGET} / {PRIVACY_RAM_BUDGET}, outside the core)")
     total_flash = sum(u.flash for u in usage.values())
     total_ram = sum(u.ram for u in usage.values())
     rows.append(f"{'image total':<16} {total_flash:>8} {total_ram:>8}")
@@ -218,10 +227,12 @@ def main() -> int:
     allocators = allocator_symbols(text)
     core_flash = sum(usage[c].flash for c in CORE_COMPONENTS if c in usage)
     core_ram = sum(usage[c].ram for c in CORE_COMPONENTS if c in usage)
+    privacy = usage.get(PRIVACY_COMPONENT, Usage())
     if args.json:
         args.json.write_text(json.dumps({
             "components": {k: {"flash": v.flash, "ram": v.ram} for k, v in usage.items()},
             "core": {"flash": core_flash, "ram": core_ram},
+            "privacy": {"flash": privacy.flash, "ram": privacy.ram},
             "allocators": allocators,
         }, indent=2) + "\n")
     failures = []
@@ -231,6 +242,10 @@ def main() -> int:
         failures.append(f"core flash {core_flash} > {CORE_FLASH_BUDGET}")
     if core_ram > CORE_RAM_BUDGET:
         failures.append(f"core RAM {core_ram} > {CORE_RAM_BUDGET}")
+    if privacy.flash > PRIVACY_FLASH_BUDGET:
+        failures.append(f"privacy flash {privacy.flash} > {PRIVACY_FLASH_BUDGET}")
+    if privacy.ram > PRIVACY_RAM_BUDGET:
+        failures.append(f"privacy RAM {privacy.ram} > {PRIVACY_RAM_BUDGET}")
     for f in failures:
         print(f"error: {f}", file=sys.stderr)
     if not allocators:

@@ -15,6 +15,7 @@ the vectors are a second implementation. For each valid vector it writes:
   frames/NAME.auth.txt     for a tagged frame: the topic and the (test) key it is signed with
   half.bin                 float32 -> binary16 conversions (u32 float bits, u16 half bits pairs)
   secagg/masks.txt         secure-aggregation round seeds and masks (docs/WIRE.md), one case a line
+  secagg/noise.txt         node noise keys and discrete Gaussian samples (--dp distributed)
   frames/invalid/NAME.bin + NAME.reason   a frame each decoder must reject, and the status name
   blobs/NAME.bin + NAME.fields.txt, blobs/invalid/NAME.bin + NAME.reason   the same for data blobs
 
@@ -115,7 +116,7 @@ def valid_frames() -> dict[str, Spec]:
         "global_tagged": GlobalSpec(round_id=12, key=TEST_KEY),
         # scales that binary16 rounds (ties, a subnormal, saturation) and a tiny one that is 0
         "global_secagg": GlobalSpec(round_id=20, clip_norm=1.0, selected=[b"node-01", b"n2", b"n3"],
-                                    secagg=(17, 0, 2, 1.0 / 127.0), key=TEST_KEY),
+                                    secagg=(17, 0, 2, 1.0 / 127.0, 70000), key=TEST_KEY),
         # 9-bit values (the smallest modulus) over 15 values: 135 bits, 1 pad bit; 32-bit too
         "update_masked_9bit": UpdateSpec(round_id=20, masked=M(9, 3, 5, [(i * 97) % 512
                                                                          for i in range(15)])),
@@ -238,22 +239,25 @@ def invalid_frames() -> dict[str, tuple[bytes, str]]:
         "update_tensor_header_truncated": (frame(UPDATE, u().body()[: -(15 + 6 + 2)]),
                                            "truncated"),
         # secure aggregation
-        "global_secagg_one_selected": (g(selected=[b"n1"], secagg=(17, 0, 2, 0.01)).to_bytes(),
+        "global_secagg_one_selected": (g(selected=[b"n1"], secagg=(17, 0, 2, 0.01, 0)).to_bytes(),
                                        "bad_value"),
-        "global_secagg_threshold_1": (g(selected=[b"a", b"b"], secagg=(17, 0, 1, 0.01))
+        "global_secagg_threshold_1": (g(selected=[b"a", b"b"], secagg=(17, 0, 1, 0.01, 0))
                                       .to_bytes(), "bad_value"),
-        "global_secagg_threshold_above_n": (g(selected=[b"a", b"b"], secagg=(17, 0, 3, 0.01))
+        "global_secagg_threshold_above_n": (g(selected=[b"a", b"b"], secagg=(17, 0, 3, 0.01, 0))
                                             .to_bytes(), "bad_value"),
-        "global_secagg_bits_8": (g(selected=[b"a", b"b"], secagg=(8, 0, 2, 0.01)).to_bytes(),
+        "global_secagg_bits_8": (g(selected=[b"a", b"b"], secagg=(8, 0, 2, 0.01, 0)).to_bytes(),
                                  "bad_value"),
-        "global_secagg_bits_33": (g(selected=[b"a", b"b"], secagg=(33, 0, 2, 0.01)).to_bytes(),
+        "global_secagg_bits_33": (g(selected=[b"a", b"b"], secagg=(33, 0, 2, 0.01, 0)).to_bytes(),
                                   "bad_value"),
-        "global_secagg_reserved": (g(selected=[b"a", b"b"], secagg=(17, 1, 2, 0.01)).to_bytes(),
+        "global_secagg_reserved": (g(selected=[b"a", b"b"], secagg=(17, 1, 2, 0.01, 0)).to_bytes(),
                                    "bad_value"),
-        "global_secagg_scale_0": (g(selected=[b"a", b"b"], secagg=(17, 0, 2, 0.0)).to_bytes(),
+        "global_secagg_scale_0": (g(selected=[b"a", b"b"], secagg=(17, 0, 2, 0.0, 0)).to_bytes(),
                                   "bad_value"),
-        "global_secagg_scale_nan": (g(selected=[b"a", b"b"], secagg=(17, 0, 2, NAN)).to_bytes(),
+        "global_secagg_scale_nan": (g(selected=[b"a", b"b"], secagg=(17, 0, 2, NAN, 0)).to_bytes(),
                                     "non_finite"),
+        "global_secagg_noise_var_above": (g(selected=[b"a", b"b"],
+                                             secagg=(17, 0, 2, 0.01, (1 << 24) + 1)).to_bytes(),
+                                           "bad_value"),
         "global_secagg_missing": (frame(GLOBAL, g(selected=[b"a", b"b"]).body(), flags=1),
                                   "truncated"),
         "update_masked_bits_8": (u(masked=M(8, 1, 2, [1, 2])).to_bytes(), "bad_value"),
@@ -317,6 +321,26 @@ def mask_cases() -> bytes:
                   for i in range(n)]
         lines.append(f"{seed.hex()} {round_id} {bits} {n} {r.hex()} "
                      + ",".join(str(v) for v in values))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def noise_cases() -> bytes:
+    """Lines `key s1,s2,... k` (a node's noise key from its pair seeds) and `noise k round var n
+    v0,v1,...` (its discrete Gaussian noise of a round), from tinyfl.strategy.ddp: small and
+    large variances, the largest the wire allows, and a case long enough to read a second
+    8160-byte chunk of the bit stream."""
+    from tinyfl.strategy.ddp import NOISE_VAR_MAX, node_noise, noise_key
+
+    lines = []
+    seeds = [hashlib.sha256(b"tinyfl pair seed %d" % k).digest() for k in range(3)]
+    key = noise_key(seeds)
+    lines.append(f"key {','.join(s.hex() for s in seeds)} {key.hex()}")
+    for k, (var, n) in enumerate([(8, 3000), (70000, 390), (1, 50), (NOISE_VAR_MAX, 20),
+                                  (1234, 64)]):
+        round_id = 0x01020304 * (k + 1) & 0xFFFFFFFF
+        values = node_noise(key, round_id, n, var)
+        lines.append(f"noise {key.hex()} {round_id} {var} {n} "
+                     + ",".join(str(int(v)) for v in values))
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -408,6 +432,7 @@ def build() -> dict[Path, bytes]:
         files[OUT / "frames" / "auth_invalid" / f"{name}.auth.txt"] = auth_text(topic, TEST_KEY)
     files[OUT / "half.bin"] = half_cases()
     files[OUT / "secagg" / "masks.txt"] = mask_cases()
+    files[OUT / "secagg" / "noise.txt"] = noise_cases()
     for name, (data, reason) in invalid_frames().items():
         try:
             decode(data)

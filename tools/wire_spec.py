@@ -208,12 +208,13 @@ class GlobalSpec:
     n_selected: int | None = None
     head: T = field(default_factory=head_8bit_per_row)
     key: bytes | None = None
-    secagg: tuple[int, int, int, float] | None = None  # (mask_bits, reserved, threshold, scale)
+    # (mask_bits, reserved, threshold, scale, noise_var)
+    secagg: tuple[int, int, int, float, int] | None = None
 
     def body(self) -> bytes:
         n_sel = len(self.selected) if self.n_selected is None else self.n_selected
         tail = b"" if self.secagg is None else struct.pack("<BBH", *self.secagg[:3]) + f32(
-            self.secagg[3])
+            self.secagg[3]) + struct.pack("<I", self.secagg[4])
         return (
             struct.pack("<I", self.round_id)
             + self.model_hash
@@ -253,7 +254,7 @@ class GlobalSpec:
             *self.head.fields("head"),
             *([] if self.secagg is None else [
                 f"secagg.mask_bits={self.secagg[0]}", f"secagg.threshold={self.secagg[2]}",
-                f"secagg.scale={f32hex(self.secagg[3])}"]),
+                f"secagg.scale={f32hex(self.secagg[3])}", f"secagg.noise_var={self.secagg[4]}"]),
         )
 
 

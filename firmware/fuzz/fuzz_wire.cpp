@@ -150,6 +150,7 @@ void fuzz_frame(const uint8_t* data, size_t size) {
       f.mask_bits = v.mask_bits;
       f.threshold = v.threshold;
       f.secagg_scale = v.secagg_scale;
+      f.noise_var = v.noise_var;
       f.auth = auth;
       check_same(encode_global(f, out_buf, sizeof out_buf, &len), len, encoded_size_global(f), data, size);
       break;

@@ -2,7 +2,10 @@
 the real mosquitto: every round the nodes send masked codes; in round 2 one node hangs
 (SIGSTOP) after the round starts, the coordinator asks the survivors for that node's masks, and
 the round still closes with the exact sum of the survivors (the sum's exactness is proven bit
-for bit in tests/unit/test_secure_agg.py and the masks in firmware test_secagg)."""
+for bit in tests/unit/test_secure_agg.py and the masks in firmware test_secagg). The QEMU fleet
+runs with --dp distributed: the boards add their discrete Gaussian noise under the masks (the
+noise itself is pinned by firmware test_secagg and test_node), the coordinator records epsilon
+per round, and a dropout still closes the round."""
 
 from __future__ import annotations
 
@@ -37,9 +40,10 @@ def task() -> Task:
     return load_task("nsl-kdd", cached("nsl-kdd").data)
 
 
-@pytest.mark.parametrize("emulator", [Emulator.NATIVE, Emulator.QEMU])
+@pytest.mark.parametrize(("emulator", "dp"), [(Emulator.NATIVE, "off"),
+                                              (Emulator.QEMU, "distributed")])
 def test_masked_rounds_close_and_a_hung_node_is_unmasked_by_the_survivors(
-    emulator: Emulator, broker: MosquittoBroker, task: Task, tmp_path: Path
+    emulator: Emulator, dp: str, broker: MosquittoBroker, task: Task, tmp_path: Path
 ) -> None:
     image = build_firmware(emulator)
     ids = ["sa-0", "sa-1", "sa-2", "sa-3"]
@@ -65,7 +69,8 @@ def test_masked_rounds_close_and_a_hung_node_is_unmasked_by_the_survivors(
         await transport.connect(broker.url, client_id=f"coordinator-{name}")
         config = EngineConfig(rounds=3, min_clients=2, wait_nodes=4, wait_timeout=60,
                               round_timeout=4.0, epochs=2, lr=0.5, clip_norm=2.0,
-                              secure_agg=True, straggler_backoff=0)
+                              secure_agg=True, straggler_backoff=0, dp=dp,
+                              dp_noise_multiplier=None if dp == "off" else 0.05)
         engine = RoundEngine(transport, topics, task, get_strategy("fedavg"), config,
                              keys=fleet.keyring())
         try:
@@ -100,3 +105,9 @@ def test_masked_rounds_close_and_a_hung_node_is_unmasked_by_the_survivors(
     assert all(logs[i].count("revealed the round's masks") == 1 for i in survivors), diag
     assert "revealed the round's masks" not in logs[hung.spec.node_id]
     assert float(third["test_accuracy"]) > 0.6  # type: ignore[arg-type]
+    if dp == "distributed":
+        # every round was charged and noised by the nodes; epsilon grows with the rounds
+        assert [r["dp_rounds"] for r in records] == [1, 2, 3]
+        assert 0 < first["epsilon"] < second["epsilon"] < third["epsilon"]  # type: ignore[operator]
+        assert all(float(r["dp_node_var"]) >= 8 for r in records)  # type: ignore[arg-type]
+        assert all(r["train_loss"] == 0 for r in records)  # statistics blanked by the boards

@@ -30,8 +30,9 @@ from tinyfl.coordinator.attacks import scale
 from tinyfl.coordinator.engine import RunResult
 from tinyfl.coordinator.privacy import NOISE_KEY_NAME
 from tinyfl.coordinator.progress import round_line
-from tinyfl.coordinator.simnode import start_fleet
+from tinyfl.coordinator.simnode import make_node_id, start_fleet
 from tinyfl.errors import UsageError
+from tinyfl.provision.keys import new_fleet
 from tinyfl.strategy import get_strategy
 from tinyfl.strategy.dp import epsilon_after
 from tinyfl.transport.memory import MemoryBroker, MemoryTransport
@@ -47,17 +48,26 @@ CONFIG = EngineConfig(
 )
 
 
+# --secure-agg --dp distributed: the nodes add the noise; pair seeds from a fixed dealer secret
+SECRETS = replace(new_fleet("dp", [make_node_id(i) for i in range(NODES)]),
+                  dealer_secret=bytes(range(1, 33)))
+DISTRIBUTED = EngineConfig(**{**CONFIG.to_dict(), "dp": "distributed", "secure_agg": True,
+                              "min_clients": 2, "dp_noise_multiplier": None})
+
+
 async def _run(config: EngineConfig, run_dir: Path | None = None, *, key: bytes | None = KEY,
                resume: bool = False, strategy: str = "fedavgm", **node_options: Any) -> RunResult:
     broker = MemoryBroker()
+    keys = SECRETS.keyring() if config.secure_agg else None
     await start_fleet(TASK, NODES, topics=TOPICS, make_transport=lambda: MemoryTransport(broker),
-                      samples=40, seed=3, **node_options)
+                      samples=40, seed=3, keys=keys,
+                      pair_seeds=SECRETS.seeds_of if config.secure_agg else None, **node_options)
     transport = MemoryTransport(broker)
     await transport.connect(client_id="coordinator")
     ckpt = load_checkpoint(run_dir / CHECKPOINT_NAME) if resume and run_dir else None
     engine = RoundEngine(transport, TOPICS, TASK, get_strategy(strategy), config,
                          run_dir=run_dir, resume_from=ckpt, round_id_clock=lambda: 0.0,
-                         dp_noise_key=key)
+                         dp_noise_key=key, keys=keys)
     try:
         return await engine.run()
     finally:
@@ -110,6 +120,32 @@ def test_the_coordinator_clips_updates_that_nodes_did_not(tmp_path: Path) -> Non
     assert closed and all(r["dp_clipped"] == r["answered"] for r in closed)
     honest = run(CONFIG)
     assert all(r.get("dp_clipped", 0) == 0 for r in honest.records)
+
+
+def test_a_resumed_distributed_run_is_bit_identical(tmp_path: Path) -> None:
+    """The nodes' noise is a function of their keys and the round id: a run resumed after 2
+    rounds ends bit for bit where an uninterrupted one ends, epsilon included."""
+    first = run(replace(DISTRIBUTED, rounds=2), tmp_path / "resumed", key=None)
+    assert [r["dp_rounds"] for r in first.records] == [1, 2]
+    assert not (tmp_path / "resumed" / NOISE_KEY_NAME).exists()  # no noise on the coordinator
+    resumed = run(DISTRIBUTED, tmp_path / "resumed", resume=True, key=None)
+    straight = run(DISTRIBUTED, tmp_path / "straight", key=None)
+    assert np.array_equal(resumed.head, straight.head)
+    records = read_metrics(tmp_path / "resumed" / METRICS_NAME)
+    expected = read_metrics(tmp_path / "straight" / METRICS_NAME)
+    assert [r["epsilon"] for r in records] == [r["epsilon"] for r in expected]
+    assert [r.get("dp_node_var") for r in records] == [r.get("dp_node_var") for r in expected]
+    assert any("dp_node_var" in r for r in records)
+    assert "epsilon" in summary_table(records, TASK.class_names)  # the live table shows it
+
+
+def test_a_distributed_run_stops_before_a_round_over_the_budget() -> None:
+    config = replace(EngineConfig(**{**DISTRIBUTED.to_dict(), "dp_noise_multiplier": None,
+                                     "rounds": 2}), rounds=5)
+    assert config.privacy is not None and config.privacy.epsilon(2) <= 6.0
+    result = run(config)
+    assert [r["round"] for r in result.records] == [1, 2]
+    assert result.stopped is not None and "privacy budget: round 3" in result.stopped
 
 
 def test_a_resumed_private_run_is_bit_identical(tmp_path: Path) -> None:
@@ -173,7 +209,11 @@ def test_a_run_over_the_budget_is_refused_up_front(tmp_path: Path,
         (["--dp", "central", "--clip-norm", "1", "--clients-per-round", "3", "--dp-epsilon",
           "1"], "use --fraction"),
         (["--dp", "distributed", "--clip-norm", "1", "--dp-epsilon", "1"],
-         "is not available yet"),
+         "add --secure-agg"),
+        (["--dp", "central", "--secure-agg", "--min-clients", "2", "--clip-norm", "1",
+          "--dp-epsilon", "1"], "not both"),
+        (["--dp", "distributed", "--secure-agg", "--min-clients", "2", "--clip-norm", "1",
+          "--dp-epsilon", "1", "--strategy", "median"], "combine it with fedavg"),
         (["--dp-epsilon", "1"], "need --dp central"),
         (["--dp-delta", "1e-6"], "need --dp central"),
         (["--dp", "central", "--clip-norm", "1", "--dp-epsilon", "1", "--strategy", "median"],
@@ -208,7 +248,7 @@ def test_demo_takes_the_dp_options_and_checks_them_before_the_fleet_starts(
     config = EngineConfig(rounds=5, **_dp_fields(settings_from_args(args)))
     assert config.privacy is not None and config.privacy.epsilon(5) <= 2.0
     assert main([*base, "--dp", "distributed", "--clip-norm", "0.2", "--dp-epsilon", "2"]) == 2
-    assert "is not available yet" in capsys.readouterr().err
+    assert "add --secure-agg" in capsys.readouterr().err
     assert main([*base, "--dp", "central", "--dp-epsilon", "2"]) == 2
     assert "--clip-norm > 0" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()  # refused before anything was written

@@ -18,6 +18,7 @@ from tinyfl.coordinator.simnode import SimNode, make_node_id, partition
 from tinyfl.errors import UsageError
 from tinyfl.provision.keys import new_fleet, pair_seed
 from tinyfl.strategy import get_strategy
+from tinyfl.strategy.ddp import node_noise, node_noise_var, noisy_mask_bits
 from tinyfl.strategy.secagg import (
     add_masks,
     mask_bits_for,
@@ -107,7 +108,7 @@ def test_masks_are_fresh_per_round_and_per_pair() -> None:
 
 
 def run_fleet(n: int, drop: Callable[[str], bool], threshold: int | None = None,
-              rounds: int = 2) -> tuple[list[dict[str, Any]], dict[int, dict[str, Update]],
+              rounds: int = 2, **dp: Any) -> tuple[list[dict[str, Any]], dict[int, dict[str, Update]],
                                         list[SimNode], np.ndarray, np.ndarray]:
     """A secure-aggregation run; `drop(id)` nodes vanish after masking round 1 (they answer
     round 1's GLOBAL never). Returns records, every UPDATE published (by round id and node),
@@ -138,7 +139,7 @@ def run_fleet(n: int, drop: Callable[[str], bool], threshold: int | None = None,
         await transport.connect(client_id="coordinator")
         config = EngineConfig(rounds=rounds, min_clients=2, wait_nodes=n, round_timeout=1.0,
                               epochs=2, lr=0.5, clip_norm=1.0, secure_agg=True,
-                              secure_agg_threshold=threshold)
+                              secure_agg_threshold=threshold, **dp)
         engine = RoundEngine(transport, topics, task, get_strategy("fedavg"), config,
                              keys=keys, round_id_clock=lambda: 0.0)
         heads.append(engine.head.copy())
@@ -208,6 +209,42 @@ def test_engine_aggregates_exactly_the_survivors_codes(n_dropped: int) -> None:
         assert sum(node.stats.ignored["unmask_other_round"] for node in nodes) == 0
 
 
+@pytest.mark.parametrize("n_dropped", [0, 1])
+def test_distributed_dp_sum_is_the_survivors_codes_plus_exactly_their_noise(n_dropped: int) -> None:
+    n = 5
+    gone = {make_node_id(1)} if n_dropped else set()
+    records, seen, nodes, before, after = run_fleet(n, lambda i: i in gone, rounds=1,
+                                                    dp="distributed", dp_noise_multiplier=0.5)
+    first = records[0]
+    assert first["status"] == "closed", first
+    assert first["dp_rounds"] == 1 and first["epsilon"] > 0
+    round_id = first["wire_round"]
+    survivors = sorted(seen[round_id])
+    assert len(survivors) == n - n_dropped
+    var = int(first["dp_node_var"])
+    dim = 3 * 17
+    t = n // 2 + 1  # the default threshold
+    assert var == node_noise_var(0.5, 127, dim, t)  # the shares of t - 1 others reach z L2
+    assert first["secure_agg"]["mask_bits"] == noisy_mask_bits(127, n, var, dim)
+    ids = [node.node_id for node in nodes]
+    by_id = {node.node_id: node for node in nodes}
+    noisy = [unmasked_codes(seen[round_id][s], s, ids, by_id[s].peer_seeds, round_id)
+             for s in survivors]
+    # the test recomputes each survivor's noise from its key (which the coordinator lacks)
+    noise = [node_noise(by_id[s].noise_key, round_id, dim, var).reshape(3, 17) for s in survivors]
+    codes = [y - e for y, e in zip(noisy, noise, strict=True)]
+    assert all(np.abs(c).max() <= 127 for c in codes)  # the codes were real 8-bit codes
+    assert all(np.abs(e).max() > 0 for e in noise)
+    # the statistics a node sends in the clear are blanked: they are outside the guarantee
+    assert all(seen[round_id][s].loss == seen[round_id][s].update_norm == 0 for s in survivors)
+    scale = float(np.float32(1.0) / np.float32(127))
+    total = np.sum(codes, axis=0) + np.sum(noise, axis=0)  # what the coordinator unmasked
+    mean = (total.astype(np.float64) * scale / len(survivors)).astype(np.float32)
+    np.testing.assert_array_equal(after, (before + mean).astype(np.float32))
+    assert first["dp_noise_std"] == pytest.approx(np.sqrt(len(survivors) * var) * scale
+                                                  / len(survivors))
+
+
 def test_below_the_threshold_the_round_is_skipped_without_unmasking() -> None:
     n = 5
     gone = {make_node_id(i) for i in range(3)}  # 2 survivors, threshold 3
@@ -226,6 +263,11 @@ def test_secure_agg_refuses_what_cannot_work() -> None:
     with pytest.raises(UsageError, match="not both"):
         EngineConfig(secure_agg=True, clip_norm=1.0, min_clients=2, dp="central",
                      dp_noise_multiplier=1.0)
+    with pytest.raises(UsageError, match="add --secure-agg"):
+        EngineConfig(clip_norm=1.0, min_clients=2, dp="distributed", dp_noise_multiplier=1.0)
+    with pytest.raises(UsageError, match="--clients-per-round"):
+        EngineConfig(secure_agg=True, clip_norm=1.0, min_clients=2, dp="distributed",
+                     dp_noise_multiplier=1.0, clients_per_round=3)
     task = load_task("synthetic:d=4,k=2")
     config = EngineConfig(secure_agg=True, clip_norm=1.0, min_clients=2)
     with pytest.raises(UsageError, match="only the sum"):

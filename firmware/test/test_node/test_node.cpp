@@ -5,6 +5,7 @@
 #include "tinyfl/crc32.h"
 #include "tinyfl/mqtt.h"
 #include "tinyfl/node.h"
+#include "tinyfl/noise.h"
 #include "tinyfl/secagg.h"
 #include "tinyfl/wire.h"
 
@@ -424,7 +425,7 @@ struct SecAggFixture : Fixture {
     ok = ok && node.begin(cfg) == Status::Ok;
   }
 
-  size_t masked_global(uint32_t round, uint16_t n_selected, const IdRef* selected) {
+  size_t masked_global(uint32_t round, uint16_t n_selected, const IdRef* selected, uint32_t noise_var = 0) {
     GlobalFields g{};
     g.round_id = round;
     memcpy(g.model_hash, kHash, 8);
@@ -446,6 +447,7 @@ struct SecAggFixture : Fixture {
     g.mask_bits = 17;
     g.threshold = 2;
     g.secagg_scale = 1.0f / 127.0f;
+    g.noise_var = noise_var;
     size_t len = 0;
     return encode_global(g, frame, sizeof frame, &len) == Status::Ok ? len : 0;
   }
@@ -515,6 +517,45 @@ TINYFL_TEST(a_masked_round_sends_codes_plus_masks_and_reveals_only_what_is_asked
   f.send_global(f.unmask(5, 2, "p3"));
   CHECK_EQ(f.node.counters().masks_revealed, 1);
   CHECK(strstr(f.port.last_log, "stale_round") != nullptr);
+}
+
+// The masked values of round 5 from a fresh node, with and without noise.
+static bool masked_values(uint32_t noise_var, uint32_t* out, size_t n) {
+  static SecAggFixture fixtures[2];
+  SecAggFixture& f = fixtures[noise_var != 0 ? 1 : 0];
+  if (!f.ok) return false;
+  f.connect();
+  const IdRef selected[3] = {{"n1", 2}, {"p2", 2}, {"p3", 2}};
+  f.port.out_len = 0;
+  f.send_global(f.masked_global(5, 3, selected, noise_var));
+  Sent sent[8];
+  const int k = parse_sent(f.port.out, f.port.out_len, sent, 8);
+  const Sent* up = find_publish(sent, k, "tinyfl/t/nodes/n1/update");
+  UpdateView u{};
+  if (up == nullptr || decode_update_frame(up->payload, up->payload_len, nullptr, &u) != Status::Ok ||
+      !u.masked || u.masked_delta.size() != n)
+    return false;
+  for (size_t i = 0; i < n; ++i) out[i] = u.masked_delta.value(i);
+  // with noise the statistics go out as 0 (outside the guarantee); without, the real ones
+  const bool blank = u.loss == 0.0f && u.accuracy == 0.0f && u.update_norm == 0.0f;
+  return blank == (noise_var != 0);
+}
+
+TINYFL_TEST(distributed_dp_adds_exactly_the_noise_of_the_nodes_key_under_the_masks) {
+  constexpr size_t n = kK * (kD + 1u);
+  static uint32_t plain[n], noisy[n], noise[n];
+  CHECK(masked_values(0, plain, n));
+  CHECK(masked_values(300, noisy, n));
+  // the node's noise key: from both of its pair seeds; its noise of round 5, modulo 2^17
+  uint8_t key[kNoiseKeyLen] = {};
+  CHECK(noise_key_add(kSeedP2, key) == Status::Ok && noise_key_add(kSeedP3, key) == Status::Ok);
+  CHECK(add_discrete_gaussian(key, 5, 300, noise, n, 17) == Status::Ok);
+  bool exact = true, some = false;
+  for (size_t i = 0; i < n; ++i) {
+    exact = exact && ((noisy[i] - plain[i]) & 0x1FFFFu) == noise[i];
+    some = some || noise[i] != 0;
+  }
+  CHECK(exact && some);
 }
 
 TINYFL_TEST(a_masked_round_with_a_peer_it_has_no_seed_for_is_refused) {

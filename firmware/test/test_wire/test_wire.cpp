@@ -89,7 +89,7 @@ void global_text(Text& t, const GlobalView& v) {
   if (v.masked) {
     t.add("secagg.mask_bits=%u\nsecagg.threshold=%u\nsecagg.scale=", v.mask_bits, v.threshold);
     t.f32(v.secagg_scale);
-    t.add("\n");
+    t.add("\nsecagg.noise_var=%lu\n", static_cast<unsigned long>(v.noise_var));
   }
 }
 
@@ -239,6 +239,7 @@ Status reencode(const Decoded& d, const FrameAuth* auth, uint8_t* out, size_t ca
       f.mask_bits = v.mask_bits;
       f.threshold = v.threshold;
       f.secagg_scale = v.secagg_scale;
+      f.noise_var = v.noise_var;
       f.auth = auth;
       *size_only = encoded_size_global(f);
       return encode_global(f, out, cap, len);

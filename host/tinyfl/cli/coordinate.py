@@ -174,13 +174,15 @@ def add_dp_options(parser: argparse.ArgumentParser) -> None:
     """--dp, --dp-epsilon | --dp-noise-multiplier, --dp-delta (also used by `tinyfl demo`)."""
     dp = parser.add_argument_group(
         "differential privacy (docs/PRIVACY.md)",
-        "node-level DP: every update clipped to --clip-norm, Gaussian noise on the average, "
-        "epsilon(delta) accounted over the rounds and recorded in metrics.jsonl")
+        "node-level DP: every update clipped to --clip-norm, Gaussian noise on the average "
+        "(or discrete Gaussian noise from the nodes on the secure sum), epsilon(delta) accounted "
+        "over the rounds and recorded in metrics.jsonl")
     dp.add_argument(
         "--dp", choices=("central", "distributed"),
         help="central: the coordinator adds the noise to the aggregate (DP-FedAvg; nodes are "
-        "sampled with probability --fraction); distributed: the nodes add it under secure "
-        "aggregation (not available yet)")
+        "sampled with probability --fraction); distributed: every node adds its share of "
+        "discrete Gaussian noise to its codes under secure aggregation (needs --secure-agg), "
+        "so the coordinator never sees a less noisy value")
     amount = dp.add_mutually_exclusive_group()
     amount.add_argument(
         "--dp-epsilon", type=float, metavar="EPS",

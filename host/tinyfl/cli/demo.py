@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         # a Poisson sample (--dp) may be small: any answer closes a private round; the sum of
         # one update is that update, so secure aggregation needs two
         wait_nodes=settings.nodes,
-        min_clients=(1 if settings.dp else 2 if settings.secure_agg
+        min_clients=(2 if settings.secure_agg else 1 if settings.dp
                      else max(1, settings.nodes // 2)),
         initial_head=settings.initial_head, secure_agg=settings.secure_agg,
         round_interval=settings.round_interval,

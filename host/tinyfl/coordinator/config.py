@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tinyfl.errors import UsageError
-from tinyfl.strategy.dp import DEFAULT_DELTA, DP_MODES, DpConfig, noise_multiplier_for
+from tinyfl.strategy.dp import DEFAULT_DELTA, DP_MODES, DpConfig, calibrate
 
 __all__ = ["MAX_U32", "RESUME_LOCKED", "ROUND_ID_MARGIN", "EngineConfig"]
 
@@ -144,31 +144,35 @@ class EngineConfig:
 
     def _check_dp(self, need: Callable[[bool, str], None]) -> None:
         need(self.dp in DP_MODES, f"--dp must be one of {', '.join(DP_MODES)}, got {self.dp!r}")
-        need(self.dp != "distributed", "--dp distributed (node-side noise under secure "
-             "aggregation) is not available yet: use --dp central")
-        need(self.dp == "off" or not self.secure_agg,
+        need(self.dp != "distributed" or self.secure_agg,
+             "--dp distributed has every node add its share of the noise under secure "
+             "aggregation, so that only the sum carries all of it: add --secure-agg (or use "
+             "--dp central, where the coordinator adds the noise)")
+        need(self.dp != "central" or not self.secure_agg,
              "--dp central re-clips and noises single updates, which --secure-agg hides from the "
-             "coordinator: not both (node-side noise, --dp distributed, is not available yet)")
+             "coordinator: not both (with --secure-agg, the nodes add the noise: --dp "
+             "distributed)")
         if self.dp == "off":
             need(self.dp_noise_multiplier is None and self.dp_epsilon is None
                  and self.dp_delta == DEFAULT_DELTA,
-                 "--dp-epsilon, --dp-noise-multiplier and --dp-delta need --dp central")
+                 "--dp-epsilon, --dp-noise-multiplier and --dp-delta need --dp central or "
+                 "distributed")
             return
-        need(self.clip_norm > 0, "--dp central needs --clip-norm > 0: the clip norm is the "
+        need(self.clip_norm > 0, f"--dp {self.dp} needs --clip-norm > 0: the clip norm is the "
              "sensitivity the noise is calibrated to")
         need(self.clients_per_round is None,
-             "--dp central samples every node independently with probability --fraction "
+             f"--dp {self.dp} samples every node independently with probability --fraction "
              "(Poisson sampling, what the privacy accountant assumes); --clients-per-round "
              "fixes the count instead: use --fraction")
         need(self.dp_noise_multiplier is not None or self.dp_epsilon is not None,
-             "--dp central needs --dp-epsilon (a budget) or --dp-noise-multiplier")
+             f"--dp {self.dp} needs --dp-epsilon (a budget) or --dp-noise-multiplier")
         need(0 < self.dp_delta < 1, f"--dp-delta must be in (0, 1), got {self.dp_delta}")
         if self.dp_noise_multiplier is None:
             assert self.dp_epsilon is not None
             need(math.isfinite(self.dp_epsilon) and self.dp_epsilon > 0,
                  f"--dp-epsilon must be > 0, got {self.dp_epsilon}")
-            z = noise_multiplier_for(self.dp_epsilon, self.dp_delta, self.rounds,
-                                     self.dp_sampling)
+            z = calibrate(self.dp, self.dp_epsilon, self.dp_delta, self.rounds,
+                          self.dp_sampling)
             object.__setattr__(self, "dp_noise_multiplier", z)  # frozen: set once, here
         self.privacy  # noqa: B018  # validates the rest (ranges) with DpConfig's messages
 
@@ -197,7 +201,7 @@ class EngineConfig:
         reached = dp.epsilon(self.rounds)
         if reached <= dp.epsilon_budget:
             return
-        fits = noise_multiplier_for(dp.epsilon_budget, dp.delta, self.rounds, dp.sampling)
+        fits = calibrate(dp.mode, dp.epsilon_budget, dp.delta, self.rounds, dp.sampling)
         raise UsageError(
             f"{self.rounds} rounds at noise multiplier {dp.noise_multiplier:.4g} (sampling rate "
             f"{dp.sampling:g}) reach epsilon {reached:.3f} at delta {dp.delta:g}, over the "

@@ -27,7 +27,7 @@ A round, in order:
 
 Round ids on the wire (`wire_round`) are distinct from logical rounds: they continue past the
 last GLOBAL retained on the broker and the last one checkpointed, and follow the clock
-(`next_wire_round`), so nodes that served an earlier run (or the first attempt of a round
+(`round_ids.next_wire_round`), so nodes that served an earlier run (or the first attempt of a round
 interrupted by a crash) serve the new one. See `selection.global_seed` for why this does not
 change what the nodes compute.
 """
@@ -47,9 +47,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.coordinator import secure_round
+from tinyfl.coordinator import round_ids, secure_round
 from tinyfl.coordinator.checkpoint import CHECKPOINT_NAME, Checkpoint, save_checkpoint
-from tinyfl.coordinator.config import MAX_U32, ROUND_ID_MARGIN, EngineConfig
+from tinyfl.coordinator.config import EngineConfig
 from tinyfl.coordinator.downlink import Downlink
 from tinyfl.coordinator.intake import Intake, OpenRound
 from tinyfl.coordinator.metrics import METRICS_NAME, MetricsLog, weighted_mean
@@ -59,11 +59,11 @@ from tinyfl.coordinator.registry import Registry
 from tinyfl.coordinator.selection import round_size, select_nodes
 from tinyfl.coordinator.stragglers import Stragglers, candidates, record_round
 from tinyfl.coordinator.task import Task, evaluate
-from tinyfl.errors import CoordinatorError, TransportError, UsageError, WireError
+from tinyfl.errors import CoordinatorError, TransportError, UsageError
 from tinyfl.files import private_dir
 from tinyfl.strategy import AggregationError, ClientResult, StateValue, Strategy, strategy_params
 from tinyfl.transport.mqtt import Message, Transport, mqtt_publish_packet_size
-from tinyfl.wire import Global, Keyring, Topics, Unmask, encode, open_frame
+from tinyfl.wire import Keyring, Topics, Unmask, encode
 
 __all__ = ["CoordinatorError", "EngineConfig", "RoundEngine", "RunResult"]
 
@@ -82,8 +82,6 @@ SYNC_TIMEOUT = 10.0
 # asked for again (a node re-sends when its round's GLOBAL comes back, docs/WIRE.md).
 SUBSCRIBE_QOS = 0
 RECHECK_INTERVAL = 1.0  # seconds: how often a waiting round looks for a broker reconnection
-# strategies that need only the (weighted) mean of the updates: what secure aggregation gives
-SECURE_AGG_STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedadam")
 
 
 
@@ -136,10 +134,8 @@ class RoundEngine:
         self.progress = progress
         self._round_id_clock = round_id_clock
         self.keys = keys  # a provisioned fleet: GLOBALs signed, HELLOs and UPDATEs verified
-        if config.secure_agg and strategy.name not in SECURE_AGG_STRATEGIES:
-            raise UsageError(
-                f"--secure-agg gives the coordinator only the sum of the updates; "
-                f"{strategy.name} needs each one (use one of {', '.join(SECURE_AGG_STRATEGIES)})")
+        if config.secure_agg:
+            secure_round.check_strategy(strategy.name)
         self.head: F32 = task.initial_head(config.initial_head)
         self.state: dict[str, StateValue] = strategy.init_state(self.head)
         self.round = 0  # rounds done (closed or skipped)
@@ -148,12 +144,13 @@ class RoundEngine:
         self.records: list[dict[str, Any]] = []
         self.stopped: str | None = None
         self._round_started: float | None = None  # event-loop time of the last round's start
-        # central DP (coordinator/privacy.py); the key defaults to the run folder's
+        # DP (coordinator/privacy.py); central: the noise key defaults to the run folder's
         self.privacy: CentralPrivacy | None = None
         self._dp_pending = False  # this round drew its sample: charge it when it ends
         if config.privacy is not None:
             check_dp_strategy(strategy)
-            key = dp_noise_key if dp_noise_key is not None else noise_key(self.run_dir)
+            key = (dp_noise_key if dp_noise_key is not None
+                   else None if config.privacy.mode == "distributed" else noise_key(self.run_dir))
             self.privacy = CentralPrivacy(config.privacy, key)
         if resume_from is not None:
             self._adopt(resume_from)
@@ -362,8 +359,15 @@ class RoundEngine:
         reference = sent.dequantized()
         secagg = None
         if cfg.secure_agg:  # every selected node masks against the others: list them all
-            secagg = secure_round.plan(len(selected), cfg.uplink_bits, cfg.clip_norm,
-                                       cfg.secure_agg_threshold)
+            try:
+                secagg = secure_round.plan(
+                    len(selected), cfg.uplink_bits, cfg.clip_norm, cfg.secure_agg_threshold,
+                    None if self.privacy is None else self.privacy.noise_multiplier,
+                    int(np.prod(self.task.head_shape)))
+            except ValueError as exc:  # the nodes' noise does not fit this round's wire
+                record["reason"] = f"--dp distributed: {exc}"
+                self._skip(record, selected, started)
+                return self._finish(record, started, cpu_started, head_changed=False)
             frame = self.downlink.frame(number, wire, selected, sent, secagg)
         else:
             frame = self.downlink.frame_for(number, wire, selected, sent,
@@ -394,7 +398,7 @@ class RoundEngine:
         missed = open_round.pending | open_round.rejected  # no accepted update
         self.stragglers = record_round(self.stragglers, number, missed, answered,
                                        cfg.straggler_backoff)
-        record.update(self._round_counts(open_round, selected))
+        record.update(open_round.counts())
         if len(answered) < cfg.min_clients:
             record["reason"] = (
                 f"{len(answered)} of {len(selected)} selected node(s) answered within the "
@@ -417,7 +421,9 @@ class RoundEngine:
                 ClientResult(open_round.deltas[n], open_round.answers[n].n_samples)
                 for n in answered
             ]
-        if self.privacy is not None:  # DP-FedAvg: one noisy average of the clipped deltas
+        if secagg is not None and secagg.noise_var:  # the nodes' noise is in the sum already
+            record.update(secure_round.noise_info(secagg, len(open_round.masked)))
+        elif self.privacy is not None:  # DP-FedAvg: one noisy average of the clipped deltas
             noisy = self.privacy.release(number, [r.delta for r in results])
             results = [ClientResult(noisy.mean, 1)]
             record.update(noisy.info())
@@ -441,20 +447,8 @@ class RoundEngine:
     # -- pieces of a round ---------------------------------------------------------------------
 
     def next_wire_round(self) -> int:
-        """The round id of the next GLOBAL: above every id this run published or saw retained
-        on the broker, and never below the current Unix time in seconds.
-
-        Why the clock: a node serves only ids above the last one it served, and it remembers
-        that across broker restarts and coordinator runs, while a broker without persistence
-        forgets the retained GLOBAL. Ids that follow the clock keep a fresh run (or a resumed
-        one whose broker was restarted) above whatever the nodes saw, as long as earlier runs
-        did not average more than one round per second. The retained id and the checkpoint
-        cover that case and a clock that is behind.
-        """
-        wire = max(self.wire_round + 1, int(self._round_id_clock()))
-        if wire > MAX_U32:
-            raise CoordinatorError("round ids are exhausted (they are 32-bit)")
-        return wire
+        """The round id of the next GLOBAL (round_ids.next_wire_round)."""
+        return round_ids.next_wire_round(self.wire_round, self._round_id_clock())
 
     async def _collect(self, rnd: OpenRound, frame: bytes) -> None:
         """Waits for the round's updates (see the module docstring, step 3)."""
@@ -528,18 +522,6 @@ class RoundEngine:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
 
-    def _round_counts(self, rnd: OpenRound, selected: tuple[str, ...]) -> dict[str, Any]:
-        return {
-            "selected": len(selected),
-            "answered": len(rnd.answers),
-            # who, sorted: per-node participation, which the counts alone cannot show
-            "answered_ids": sorted(rnd.answers),
-            # the samples each counted node trained on: a node on a live sensor holds more and
-            # more (the report plots them)
-            "answered_samples": {n: rnd.answers[n].n_samples for n in sorted(rnd.answers)},
-            "missing": len(rnd.pending),
-        }
-
     def _skip(self, record: dict[str, Any], selected: tuple[str, ...], started: float) -> None:
         record.setdefault("selected", len(selected))
         record.setdefault("answered", 0)
@@ -552,30 +534,15 @@ class RoundEngine:
     ) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         counters = self.intake.take_counters()
-        record["late"] = counters.late
-        record["dropped"] = counters.dropped
-        record["dropped_reasons"] = dict(counters.dropped_reasons)
-        record["rejected"] = counters.rejected
-        record["rejected_reasons"] = dict(counters.rejected_reasons)
-        record["capped"] = counters.capped
-        record["refused_announcements"] = sum(self.registry.refused.values())
-        record["bytes_up"] = counters.bytes_up
+        record.update(counters.fields(sum(self.registry.refused.values())))
         record.setdefault("bytes_down", 0)
         record.setdefault("global_bytes", 0)
         eval_started = loop.time()
         evaluation = evaluate(self.head, self.task.test_x, self.task.test_y)
         record["eval_time_s"] = loop.time() - eval_started
-        record["test_accuracy"] = evaluation.accuracy
-        record["test_loss"] = evaluation.loss
-        record["f1"] = dict(zip(self.task.class_names, evaluation.f1))
-        record["macro_f1"] = evaluation.macro_f1
-        for key in (
-            "train_loss",
-            "local_accuracy",
-            "samples",
-            "aggregate_time_s",
-            "collect_time_s",
-        ):
+        record.update(evaluation.fields(self.task.class_names))
+        for key in ("train_loss", "local_accuracy", "samples", "aggregate_time_s",
+                    "collect_time_s"):
             record.setdefault(key, None)
         record.setdefault("strategy", {})
         if self.privacy is not None:
@@ -630,25 +597,11 @@ class RoundEngine:
 
     def _on_global(self, payload: bytes) -> None:
         """A GLOBAL on the broker (ours echoed, or retained from an earlier run): the next
-        round id must be larger than any the nodes may have served. Only a GLOBAL that verifies
-        under the fleet key counts, and not one whose id runs more than ROUND_ID_MARGIN ahead
-        of the clock: nodes ignore such an id too, so continuing after it would only exhaust
-        the ids (docs/WIRE.md, "Round ids")."""
-        if not payload:
+        round id must be larger than any the nodes may have served (round_ids.retained_round)."""
+        if self.intake.open:
             return
         key = None if self.keys is None else self.keys.fleet_key
-        try:
-            msg = open_frame(payload, self.topics.global_, key)
-        except WireError as exc:
-            log.warning("ignoring a retained GLOBAL that is not this fleet's: %s", exc)
-            return
-        if not isinstance(msg, Global) or msg.round_id <= self.wire_round or self.intake.open:
-            return
-        ahead = msg.round_id - int(self._round_id_clock())
-        if ahead > ROUND_ID_MARGIN:
-            log.warning("ignoring a retained GLOBAL with round id %d: %d s ahead of this clock, "
-                        "more than the %d s nodes accept; publishing over it", msg.round_id,
-                        ahead, ROUND_ID_MARGIN)
-            return
-        log.info("the broker retains round id %d; continuing after it", msg.round_id)
-        self.wire_round = msg.round_id
+        seen = round_ids.retained_round(payload, self.topics.global_, key, self.wire_round,
+                                        self._round_id_clock())
+        if seen is not None:
+            self.wire_round = seen

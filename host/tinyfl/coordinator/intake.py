@@ -75,6 +75,19 @@ class OpenRound:
     def responded(self, node_id: str) -> bool:
         return node_id in self.answers or node_id in self.rejected
 
+    def counts(self) -> dict[str, object]:
+        """What a round record shows of who answered (metrics.py)."""
+        return {
+            "selected": len(self.selected),
+            "answered": len(self.answers),
+            # who, sorted: per-node participation, which the counts alone cannot show
+            "answered_ids": sorted(self.answers),
+            # the samples each counted node trained on: a node on a live sensor holds more and
+            # more (the report plots them)
+            "answered_samples": {n: self.answers[n].n_samples for n in sorted(self.answers)},
+            "missing": len(self.pending),
+        }
+
 
 @dataclass
 class Counters:
@@ -87,6 +100,13 @@ class Counters:
     bytes_up: int = 0
     dropped_reasons: Counter[str] = field(default_factory=Counter)
     rejected_reasons: Counter[str] = field(default_factory=Counter)
+
+    def fields(self, refused_announcements: int) -> dict[str, object]:
+        """What a round record shows of them, with the registry's refused announcements."""
+        return {"late": self.late, "dropped": self.dropped,
+                "dropped_reasons": dict(self.dropped_reasons), "rejected": self.rejected,
+                "rejected_reasons": dict(self.rejected_reasons), "capped": self.capped,
+                "refused_announcements": refused_announcements, "bytes_up": self.bytes_up}
 
 
 class Intake:

@@ -23,6 +23,9 @@ With --dp central (tinyfl.coordinator.privacy), also: epsilon (spent after this 
 dp_delta: node-level, covering every GLOBAL released so far), dp_delta, dp_rounds (rounds
 charged so far), and for an aggregated round dp_noise_std (the Gaussian noise's standard
 deviation on the average delta) and dp_clipped (updates the coordinator clipped again).
+With --dp distributed the same epsilon fields, and for an aggregated round dp_node_var (each
+node's discrete Gaussian sigma^2, code units) and dp_noise_std (the noise's standard deviation
+on the released mean delta); train_loss and local_accuracy read 0 (the nodes blank them).
 """
 
 from __future__ import annotations

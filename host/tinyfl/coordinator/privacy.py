@@ -65,7 +65,7 @@ DP_STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedadam")
 def check_dp_strategy(strategy: Strategy) -> None:
     """UsageError unless `strategy` can take DP-FedAvg's noisy average as its only update."""
     if strategy.name not in DP_STRATEGIES:
-        raise UsageError(f"--dp central averages clipped updates with equal weights (DP-FedAvg); "
+        raise UsageError(f"--dp averages clipped updates with equal weights (DP-FedAvg); "
                          f"combine it with {', '.join(DP_STRATEGIES)}, not {strategy.name}")
 
 
@@ -114,12 +114,19 @@ class PrivacyState:
 
 
 class CentralPrivacy:
-    """A run's central DP: selection, the budget check before a round, the noisy average."""
+    """A run's DP: selection, the budget check before a round, and in central mode the noisy
+    average (`key`: the noise key; None in distributed mode, where the nodes add the noise)."""
 
-    def __init__(self, config: DpConfig, key: bytes, state: PrivacyState | None = None) -> None:
+    def __init__(self, config: DpConfig, key: bytes | None,
+                 state: PrivacyState | None = None) -> None:
         self.config = config
         self.key = key
         self.state = state if state is not None else PrivacyState()
+
+    @property
+    def noise_multiplier(self) -> float | None:
+        """z when the nodes add the noise (--dp distributed), None when the coordinator does."""
+        return self.config.noise_multiplier if self.config.mode == "distributed" else None
 
     @property
     def epsilon(self) -> float:
@@ -152,6 +159,8 @@ class CentralPrivacy:
         m = self.state.expected_clients
         if m is None or not math.isfinite(m):
             raise RuntimeError("release() before select(): the denominator is not fixed yet")
+        if self.key is None:
+            raise RuntimeError("release() without a noise key: the nodes add the noise")
         stacked = np.stack([np.asarray(d, dtype=np.float64) for d in deltas])
         return noisy_mean(stacked, self.config.clip_norm, self.config.noise_multiplier, m,
                           noise_generator(self.key, round_no))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,17 +19,29 @@ import numpy as np
 import numpy.typing as npt
 
 from tinyfl.coordinator.intake import OpenRound
-from tinyfl.errors import TransportError
+from tinyfl.errors import TransportError, UsageError
 from tinyfl.quant import qmax
+from tinyfl.strategy.ddp import node_noise_var, noisy_mask_bits
 from tinyfl.strategy.secagg import mask_bits_for, masked_sum, signed_sum, unmask_correction
 from tinyfl.wire import SecAgg, Unmask
+from tinyfl.wire.masked import MAX_MASK_BITS
 
-__all__ = ["default_threshold", "plan", "secure_mean", "secure_sum", "unmask_request",
-           "wait_for_reveals"]
+__all__ = ["SECURE_AGG_STRATEGIES", "check_strategy", "default_threshold", "noise_info", "plan", "secure_mean", "secure_sum",
+           "unmask_request", "wait_for_reveals"]
 
 log = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
+# strategies that need only the (weighted) mean of the updates: what secure aggregation gives
+SECURE_AGG_STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedadam")
+
+
+def check_strategy(name: str) -> None:
+    """UsageError unless strategy `name` works from the mean of the updates alone."""
+    if name not in SECURE_AGG_STRATEGIES:
+        raise UsageError(
+            f"--secure-agg gives the coordinator only the sum of the updates; "
+            f"{name} needs each one (use one of {', '.join(SECURE_AGG_STRATEGIES)})")
 
 
 def default_threshold(n_selected: int) -> int:
@@ -36,14 +49,34 @@ def default_threshold(n_selected: int) -> int:
     return max(2, n_selected // 2 + 1)
 
 
-def plan(n_selected: int, uplink_bits: int, clip_norm: float, threshold: int | None) -> SecAgg:
+def plan(n_selected: int, uplink_bits: int, clip_norm: float, threshold: int | None,
+         noise_multiplier: float | None = None, dim: int = 0) -> SecAgg:
     """The round's secure-aggregation section: the smallest modulus that holds the sum of
     n_selected codes exactly, the threshold (capped at n_selected), and the common scale
-    clip / qmax, so that every coordinate of a clipped update fits the codes."""
+    clip / qmax, so that every coordinate of a clipped update fits the codes.
+
+    With a noise multiplier (--dp distributed) also each node's noise sigma^2, calibrated so
+    that the other t - 1 survivors' shares reach z times the sensitivity of dim codes, and a
+    modulus that holds the noisy sum (tinyfl.strategy.ddp); ValueError when the noise does not
+    fit the wire (sigma^2 above 2^24, or more than 32 bits)."""
     q = qmax(uplink_bits)
     t = min(n_selected, threshold if threshold is not None else default_threshold(n_selected))
     scale = float(np.float32(clip_norm) / np.float32(q))
-    return SecAgg(mask_bits_for(q, n_selected), t, scale)
+    if noise_multiplier is None:
+        return SecAgg(mask_bits_for(q, n_selected), t, scale)
+    var = node_noise_var(noise_multiplier, q, dim, t)
+    bits = noisy_mask_bits(q, n_selected, var, dim)
+    if bits > MAX_MASK_BITS:
+        raise ValueError(f"the noisy sum of {n_selected} nodes needs {bits} bits, more than "
+                         f"{MAX_MASK_BITS}")
+    return SecAgg(bits, t, scale, var)
+
+
+def noise_info(secagg: SecAgg, survivors: int) -> dict[str, float]:
+    """What a round record shows of --dp distributed: each node's sigma^2 (code units), and the
+    std of the noise on the released mean delta, sqrt(survivors sigma^2) scale / survivors."""
+    std = math.sqrt(survivors * secagg.noise_var) * secagg.scale / max(1, survivors)
+    return {"dp_node_var": float(secagg.noise_var), "dp_noise_std": std}
 
 
 def unmask_request(rnd: OpenRound) -> Unmask | None:

@@ -44,6 +44,7 @@ from tinyfl.errors import TinyFLError, UsageError, WireError
 from tinyfl.model.head import train_local
 from tinyfl.quant import quantize, quantize_with_scale
 from tinyfl.rng import round_rng
+from tinyfl.strategy.ddp import node_noise, noise_key
 from tinyfl.strategy.secagg import add_masks, round_seed
 from tinyfl.transport.address import public_url
 from tinyfl.transport.mqtt import MqttTransport, Transport, Will
@@ -126,6 +127,8 @@ class SimNode:
         self.frame_key = frame_key
         self.fleet_key = fleet_key
         self.peer_seeds = dict(peer_seeds or {})  # s_uv per peer v, for secure aggregation
+        # --dp distributed: the noise key from every pair seed, which the coordinator never holds
+        self.noise_key = noise_key(self.peer_seeds.values())
         # the last secure-aggregation round served: (round id, selected ids, threshold), until
         # its UNMASK was answered (once)
         self._masked_round: tuple[int, frozenset[str], int] | None = None
@@ -295,6 +298,9 @@ class SimNode:
         delta: Tensor | Masked
         if msg.secagg is not None:
             codes = quantize_with_scale(sent, msg.uplink_bits, msg.secagg.scale, rng)
+            if msg.secagg.noise_var:  # this node's share of the noise, under the masks
+                codes = codes + node_noise(self.noise_key, msg.round_id, codes.size,
+                                           msg.secagg.noise_var).reshape(codes.shape)
             values = add_masks(codes, self.node_id, self.peer_seeds, msg.selected, msg.round_id,
                                msg.secagg.mask_bits)
             delta = Masked(msg.secagg.mask_bits, values)
@@ -307,12 +313,14 @@ class SimNode:
                 codes, scales, msg.uplink_bits, per_row=msg.uplink_scale_mode == 1
             )
         self.stats.served.append(msg.round_id)
+        # under distributed DP the statistics would be data in the clear: 0, as on the firmware
+        noised = msg.secagg is not None and msg.secagg.noise_var > 0
         update = Update(
             round_id=msg.round_id,
             n_samples=result.n_samples,
-            loss=result.epoch_loss[-1],
-            accuracy=result.accuracy,
-            update_norm=result.update_norm,
+            loss=0.0 if noised else result.epoch_loss[-1],
+            accuracy=0.0 if noised else result.accuracy,
+            update_norm=0.0 if noised else result.update_norm,
             delta=delta,
         )
         frame = encode(update, key=self.frame_key, topic=self.topics.update(self.node_id))

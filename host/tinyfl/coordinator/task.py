@@ -12,6 +12,7 @@ Evaluation is server-side on embeddings: logits = X @ W[:, :-1].T + W[:, -1].
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,11 @@ class Evaluation:
     loss: float
     f1: tuple[float, ...]
     macro_f1: float
+
+    def fields(self, class_names: Sequence[str]) -> dict[str, object]:
+        """What a round record shows of it (metrics.py)."""
+        return {"test_accuracy": self.accuracy, "test_loss": self.loss,
+                "f1": dict(zip(class_names, self.f1)), "macro_f1": self.macro_f1}
 
 
 def evaluate(head: npt.NDArray[np.floating], x: F32, y: U8) -> Evaluation:

@@ -38,12 +38,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tinyfl.errors import UsageError
+from tinyfl.strategy import ddp
 from tinyfl.strategy.robust import clip_to_norm
 
 __all__ = [
     "DP_MODES",
     "DpConfig",
     "NoisyMean",
+    "calibrate",
     "epsilon_after",
     "noise_generator",
     "noise_multiplier_for",
@@ -101,8 +103,22 @@ class DpConfig:
             raise UsageError(f"--dp-epsilon must be > 0, got {self.epsilon_budget}")
 
     def epsilon(self, rounds: int) -> float:
-        """Epsilon at this config's delta after `rounds` charged rounds."""
+        """Epsilon at this config's delta after `rounds` charged rounds (the mode's accountant:
+        dp-accounting's sampled Gaussian, or tinyfl.strategy.ddp's distributed discrete
+        Gaussian)."""
+        if self.mode == "distributed":
+            return ddp.epsilon_after(rounds, self.noise_multiplier, self.sampling, self.delta)
         return epsilon_after(rounds, self.noise_multiplier, self.sampling, self.delta)
+
+
+def calibrate(mode: str, epsilon: float, delta: float, rounds: int, sampling: float) -> float:
+    """The smallest noise multiplier whose `rounds` rounds fit (epsilon, delta) in `mode`."""
+    if mode != "distributed":
+        return noise_multiplier_for(epsilon, delta, rounds, sampling)
+    try:
+        return ddp.noise_multiplier_for(epsilon, delta, rounds, sampling)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def round_event(noise_multiplier: float, sampling: float) -> Any:

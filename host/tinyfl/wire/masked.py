@@ -18,6 +18,7 @@ from tinyfl.wire.fields import Reader, Writer, check_float
 
 __all__ = [
     "MAX_MASK_BITS",
+    "MAX_NOISE_VAR",
     "MIN_MASK_BITS",
     "ROUND_SEED_LEN",
     "Masked",
@@ -31,6 +32,7 @@ __all__ = [
 MIN_MASK_BITS = 9  # 8-bit codes of two nodes already need 9
 MAX_MASK_BITS = 32
 ROUND_SEED_LEN = 32
+MAX_NOISE_VAR = 1 << 24  # a node's discrete Gaussian parameter sigma^2, in code units squared
 
 U32 = npt.NDArray[np.uint32]
 
@@ -56,11 +58,14 @@ def unpack_bits(data: bytes, n: int, bits: int) -> tuple[U32, bool]:
 
 @dataclass(frozen=True)
 class SecAgg:
-    """What a MASKED GLOBAL adds: the modulus bits, the unmasking threshold, the common scale."""
+    """What a MASKED GLOBAL adds: the modulus bits, the unmasking threshold, the common scale,
+    and the parameter sigma^2 of the discrete Gaussian noise each node adds to its codes
+    (--dp distributed; 0: no noise)."""
 
     mask_bits: int
     threshold: int
     scale: float
+    noise_var: int = 0
 
     def check(self, n_selected: int) -> None:
         if n_selected < 2:
@@ -70,19 +75,21 @@ class SecAgg:
         if not 2 <= self.threshold <= n_selected:
             raise WireError("bad_value", f"threshold is {self.threshold}, must be 2..{n_selected}")
         check_float(self.scale, "scale", positive=True)
+        if not 0 <= self.noise_var <= MAX_NOISE_VAR:
+            raise WireError("bad_value", f"noise_var is {self.noise_var}, must be 0..2^24")
 
 
 def read_secagg(r: Reader, n_selected: int) -> SecAgg:
     bits = r.u8("mask_bits")
     if r.u8("reserved") != 0:
         raise WireError("bad_value", "reserved field is not 0")
-    s = SecAgg(bits, r.u16("threshold"), r.f32("scale"))
+    s = SecAgg(bits, r.u16("threshold"), r.f32("scale"), r.u32("noise_var"))
     s.check(n_selected)
     return s
 
 
 def write_secagg(w: Writer, s: SecAgg) -> None:
-    w.pack("BBHf", s.mask_bits, 0, s.threshold, s.scale, what="secagg")
+    w.pack("BBHfI", s.mask_bits, 0, s.threshold, s.scale, s.noise_var, what="secagg")
 
 
 @dataclass(frozen=True, eq=False)

@@ -86,7 +86,8 @@ def fields_text(msg: Message) -> str:
         if msg.secagg is not None:
             lines += [f"secagg.mask_bits={msg.secagg.mask_bits}",
                       f"secagg.threshold={msg.secagg.threshold}",
-                      f"secagg.scale={_f32_hex(msg.secagg.scale)}"]
+                      f"secagg.scale={_f32_hex(msg.secagg.scale)}",
+                      f"secagg.noise_var={msg.secagg.noise_var}"]
     elif isinstance(msg, Unmask):
         lines = ["type=unmask", f"round_id={msg.round_id}", f"n_survivors={msg.n_survivors}",
                  f"n_dropped={len(msg.dropped)}", f"dropped={','.join(msg.dropped)}"]

@@ -6,6 +6,7 @@
 #include "tinyfl/logline.h"
 #include "tinyfl/quant.h"
 #include "tinyfl/rng.h"
+#include "tinyfl/noise.h"
 #include "tinyfl/secagg.h"
 #include "tinyfl/sha256.h"
 #include "tinyfl/wire.h"
@@ -209,10 +210,11 @@ void Node::describe_update(UpdateFields* u) const {
   *u = UpdateFields{};
   u->round_id = update_round_;
   u->n_samples = result_.n_samples;
-  u->loss = result_.epochs > 0 ? result_.epoch_loss[result_.epochs - 1] : 0.0f;
-  u->accuracy = result_.accuracy;
+  // under distributed DP the statistics would be data in the clear, outside the guarantee: 0
+  u->loss = update_noised_ || result_.epochs == 0 ? 0.0f : result_.epoch_loss[result_.epochs - 1];
+  u->accuracy = update_noised_ ? 0.0f : result_.accuracy;
   u->auth = keyed_ ? &update_auth_ : nullptr;
-  u->update_norm = result_.update_norm;
+  u->update_norm = update_noised_ ? 0.0f : result_.update_norm;
   if (update_mask_bits_ != 0) {
     u->masked = true;
     u->masked_delta = MaskedFields{update_mask_bits_, k, static_cast<uint16_t>(cache_.dim() + 1u), masked_};
@@ -356,6 +358,7 @@ Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out
   s = trainer_.train_local(global_head_, head_, d, k, cache_, tc, rng, &result_);
   if (s != Status::Ok) return s;
   update_mask_bits_ = 0;
+  update_noised_ = g.masked && g.noise_var != 0;
   if (g.masked) {
     s = quantize_scaled(head_, n, g.uplink_bits, g.secagg_scale, rng, codes_);
     if (s == Status::Ok) s = mask_update(g, static_cast<uint16_t>(n));
@@ -388,11 +391,19 @@ int Node::peer_index(const char* id, size_t len) const {
   return -1;
 }
 
-// masked_ = codes + sum of +-m_uv over the other selected nodes, modulo 2^b (docs/WIRE.md); the
-// round is remembered for its UNMASK.
+// masked_ = codes + noise + sum of +-m_uv over the other selected nodes, modulo 2^b (docs/WIRE.md);
+// the noise only when the GLOBAL asks for it (noise_var); the round is remembered for its UNMASK.
 Status Node::mask_update(const GlobalView& g, uint16_t n) {
   const uint32_t mask = g.mask_bits == 32 ? 0xFFFFFFFFu : (1u << g.mask_bits) - 1u;
   for (uint16_t i = 0; i < n; ++i) masked_[i] = static_cast<uint32_t>(static_cast<int32_t>(codes_[i])) & mask;
+  if (g.noise_var != 0) {  // --dp distributed: this node's share of the noise, before the masks
+    uint8_t key[kNoiseKeyLen] = {};
+    Status s = Status::Ok;
+    for (uint16_t p = 0; p < config_.n_peers && s == Status::Ok; ++p) s = noise_key_add(config_.peers[p].seed, key);
+    if (s == Status::Ok) s = add_discrete_gaussian(key, g.round_id, g.noise_var, masked_, n, g.mask_bits);
+    secure_wipe(key, sizeof key);
+    if (s != Status::Ok) return s;
+  }
   const size_t self_len = strlen(config_.node_id);
   memset(peer_selected_, 0, sizeof peer_selected_);
   for (uint16_t i = 0; i < g.n_selected; ++i) {

@@ -405,10 +405,12 @@ void read_secagg(Reader& r, GlobalView* out) {
   if (r.u8() != 0) r.fail(Status::BadValue);  // reserved
   out->threshold = r.u16();
   out->secagg_scale = r.f32();
+  out->noise_var = r.u32();
   if (!r.ok()) return;
   if (out->n_selected < 2) return r.fail(Status::BadValue);
   if (out->mask_bits < kMinMaskBits || out->mask_bits > kMaxMaskBits) return r.fail(Status::BadValue);
   if (out->threshold < 2 || out->threshold > out->n_selected) return r.fail(Status::BadValue);
+  if (out->noise_var > kMaxNoiseVar) return r.fail(Status::BadValue);
   check_nonneg(r, out->secagg_scale, true);
 }
 
@@ -433,6 +435,7 @@ Status decode_global(const uint8_t* body, size_t len, GlobalView* out, bool mask
   out->mask_bits = 0;
   out->threshold = 0;
   out->secagg_scale = 0.0f;
+  out->noise_var = 0;
   out->round_id = r.u32();
   if (out->round_id == 0) r.fail(Status::BadValue);
   read_hash(r, out->model_hash);
@@ -557,6 +560,7 @@ Status encode_global(const GlobalFields& f, uint8_t* buf, size_t cap, size_t* le
     w.u8(0);
     w.u16(f.threshold);
     w.f32(f.secagg_scale);
+    w.u32(f.noise_var);
   }
   return end_frame(w, ok, f.auth, len);
 }

@@ -168,6 +168,7 @@ class Node {
   uint8_t update_bits_ = 0;
   uint8_t update_scale_mode_ = 0;
   uint8_t update_mask_bits_ = 0;  // 0: a plain update; 9..32: masked, as masked_ holds it
+  bool update_noised_ = false;    // distributed DP's noise is in masked_: statistics sent as 0
   // The masked round served, until its UNMASK is answered: who was selected (peer indexes) and
   // the threshold below which the node reveals nothing.
   uint32_t secagg_round_ = 0;

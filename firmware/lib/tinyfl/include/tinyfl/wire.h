@@ -34,6 +34,7 @@ constexpr size_t kTagLen = 16;          // HMAC-SHA256 truncated to 128 bits (RF
 constexpr size_t kFrameKeyLen = 32;     // every frame and fleet key
 constexpr size_t kMaxAuthTopic = 255;   // the tag covers u8 len(topic) | topic
 constexpr size_t kModelHashLen = 8;
+constexpr uint32_t kMaxNoiseVar = 1u << 24;  // a MASKED GLOBAL's noise_var: 0..2^24
 constexpr uint8_t kMinMaskBits = 9;     // masked values and their sums: modulo 2^9 .. 2^32
 constexpr uint8_t kMaxMaskBits = 32;
 constexpr size_t kRoundSeedLen = 32;    // a pair's per-round seed, what REVEAL carries
@@ -138,11 +139,13 @@ struct GlobalView {
   size_t selected_raw_len;
   TensorView head;  // rows = n_classes, cols = embed_dim + 1
   // a secure-aggregation round (the frame's MASKED flag): modulus bits, unmasking threshold and
-  // the common quantization scale; zero otherwise
+  // the common quantization scale, and sigma^2 of the discrete Gaussian noise each node adds to
+  // its codes (--dp distributed; 0: none); zero otherwise
   bool masked;
   uint8_t mask_bits;
   uint16_t threshold;
   float secagg_scale;
+  uint32_t noise_var;
 
   // True when the node `id` (len bytes) takes part in this round (always, if n_selected = 0).
   bool selects(const char* id, size_t len) const;
@@ -255,10 +258,11 @@ struct GlobalFields {
   uint16_t n_selected;
   const IdRef* selected;  // n_selected ids
   TensorFields head;
-  bool masked;            // a secure-aggregation round: the next three fields are sent
+  bool masked;            // a secure-aggregation round: the next four fields are sent
   uint8_t mask_bits;
   uint16_t threshold;
   float secagg_scale;
+  uint32_t noise_var;
   const FrameAuth* auth;
 };
 
