@@ -196,9 +196,8 @@ def emulated_markdown(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.3f}"
-        std = "-" if r["noise_std"] is None else f"{r['noise_std']:.4f}"
-        lines.append(f"| {r['label']} | `{' '.join(r['options'])}` | {eps} | {std} | "
+        lines.append(f"| {r['label']} | `{' '.join(r['options'])}` | "
+                     f"{_fmt(r['epsilon'], '.3f')} | {_fmt(r['noise_std'], '.4f')} | "
                      f"{r['mask_bits'] or '-'} | {100 * r['final_accuracy']:.2f} | "
                      f"{100 * r['last5_accuracy']:.2f} | {r['bytes_up_per_round']:.0f} |")
     return [*lines, ""]
@@ -224,6 +223,10 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "seeds": len(cell),
             })
     return out
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def _eps(value: float | None) -> str:
@@ -271,12 +274,10 @@ def markdown(summary: list[dict[str, Any]], settings: dict[str, Any],
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary:
-        z = "-" if r["noise_multiplier"] is None else f"{r['noise_multiplier']:.3f}"
-        std = "-" if r["noise_std"] is None else f"{r['noise_std']:.4f}"
-        bits = r.get("mask_bits") or "-"
         lines.append(
             f"| {r['nodes']} | {r['sampling']:g} | {r['rounds']} | {r.get('mode', 'central')} "
-            f"| {_eps(r['epsilon_budget'])} | {z} | {std} | {bits} "
+            f"| {_eps(r['epsilon_budget'])} | {_fmt(r['noise_multiplier'], '.3f')} "
+            f"| {_fmt(r['noise_std'], '.4f')} | {r.get('mask_bits') or '-'} "
             f"| {100 * r['final_accuracy']:.2f} | "
             f"[{100 * r['final_accuracy_min']:.2f}, {100 * r['final_accuracy_max']:.2f}] | "
             f"{r['seeds']} |")
