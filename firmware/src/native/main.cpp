@@ -3,6 +3,9 @@
 //   program --config node.cfg --broker HOST:PORT --data FILE   (id, prefix, keep-alive and MQTT
 //                                      credentials from a node config record, docs/WIRE.md: keeps
 //                                      the password off the command line)
+//   ... [--state FILE [--state-word-us N]]   (persisted state, tinyfl/node_state.h: loaded at
+//                                      start, saved after each round served; N > 0 emulates a
+//                                      flash that takes N us per word, for power-cut tests)
 //   program --data FILE --embed OUT   (raw-window blob: write every window's int8 embedding, as
 //                                      the node computes it, to OUT and exit; for bit-exact checks)
 #include <signal.h>
@@ -16,6 +19,7 @@
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
 #include "tinyfl/node_config.h"
+#include "tinyfl/node_state.h"
 
 namespace {
 
@@ -33,6 +37,8 @@ struct Args {
   const char* embed = nullptr;
   const char* config = nullptr;
   unsigned keepalive = 0;
+  const char* state = nullptr;
+  unsigned state_word_us = 0;
 };
 
 tinyfl::NodeConfigRecord record;
@@ -40,8 +46,8 @@ tinyfl::NodeConfigRecord record;
 int usage(const char* why) {
   fprintf(stderr,
           "error: %s\nusage: tinyfl-node --id NODE --broker HOST:PORT --data FILE "
-          "[--prefix tinyfl/FLEET] [--keepalive SECONDS]\n"
-          "       tinyfl-node --config node.cfg --broker HOST:PORT --data FILE\n"
+          "[--prefix tinyfl/FLEET] [--keepalive SECONDS] [--state FILE [--state-word-us N]]\n"
+          "       tinyfl-node --config node.cfg --broker HOST:PORT --data FILE [--state FILE]\n"
           "       tinyfl-node --data FILE --embed OUT\n",
           why);
   return 2;
@@ -58,6 +64,8 @@ bool parse_args(int argc, char** argv, Args* a) {
     else if (strcmp(k, "--keepalive") == 0) a->keepalive = static_cast<unsigned>(atoi(v));
     else if (strcmp(k, "--embed") == 0) a->embed = v;
     else if (strcmp(k, "--config") == 0) a->config = v;
+    else if (strcmp(k, "--state") == 0) a->state = v;
+    else if (strcmp(k, "--state-word-us") == 0) a->state_word_us = static_cast<unsigned>(atoi(v));
     else return false;
   }
   return argc % 2 == 1 && a->data != nullptr &&
@@ -90,6 +98,20 @@ int embed_all(const tinyfl::BlobView& blob, const char* out_path) {
 }
 
 }  // namespace
+
+// Runs the node with its state persisted in args.state (never returns unless the file fails).
+int run_with_state(tinyfl::Node& node, tinyfl::Port& port, const Args& args, const uint8_t* model_hash) {
+  static port_native::StateFile file(args.state, args.state_word_us);
+  if (!file.open()) {
+    fprintf(stderr, "error: cannot open state file %s\n", args.state);
+    return 1;
+  }
+  static uint8_t record[tinyfl::kStateRecordMax];
+  static tinyfl::StateStore store(file, record, sizeof record);
+  static tinyfl::NodeStateKeeper keeper(store, port, sample_cache);
+  (void)keeper.restore(node, model_hash);  // every outcome is logged; without a state: fresh
+  keeper.run(node);
+}
 
 // The node config record at `path` into `record` (0 on success, else the exit code).
 int read_config(const char* path) {
@@ -170,5 +192,6 @@ int main(int argc, char** argv) {
     fprintf(stderr, "error: node configuration: %s\n", tinyfl::status_name(s));
     return 2;
   }
-  node.run();
+  if (args.state == nullptr) node.run();
+  return run_with_state(node, port, args, config.model_hash);
 }

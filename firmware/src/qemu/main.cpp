@@ -1,12 +1,14 @@
 // qemu_cortex_m4: a TinyFL node on QEMU mps2-an386. UART0 is the MQTT byte pipe (wired to the
 // broker by `-serial tcp:HOST:PORT`), UART1 the log; the node's config record and data blob are put
-// in PSRAM by QEMU's generic loader (see port_qemu.h for the addresses).
+// in PSRAM by QEMU's generic loader (see port_qemu.h for the addresses). With a state file (the
+// host sets port_qemu::kStateMarker and semihosting), the node's state persists in it.
 #include "port_qemu.h"
 #include "tinyfl/blob.h"
 #include "tinyfl/logline.h"
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
 #include "tinyfl/node_config.h"
+#include "tinyfl/node_state.h"
 
 namespace {
 
@@ -15,6 +17,10 @@ tinyfl::CacheStorage<> sample_storage;
 tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::BackboneWork backbone_work;
 tinyfl::Node node(port, sample_cache);
+port_qemu::SemihostingStateFile state_file;
+uint8_t state_record[tinyfl::kStateRecordMax];
+tinyfl::StateStore state_store(state_file, state_record, sizeof state_record);
+tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
 
 [[noreturn]] void halt(const char* what, tinyfl::Status s) {
   tinyfl::LogLine line;
@@ -59,5 +65,7 @@ int main() {
   blob.copy_model_hash(config.model_hash);
   s = node.begin(config);
   if (s != tinyfl::Status::Ok) halt("node config", s);
-  node.run();
+  if (!state_file.open()) node.run();  // no state file given: nothing persists
+  (void)state_keeper.restore(node, config.model_hash);  // every outcome is logged
+  state_keeper.run(node);
 }
