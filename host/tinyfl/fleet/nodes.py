@@ -1,7 +1,8 @@
 """Start and stop emulated nodes: the native firmware as a Linux process, or the Cortex-M4 image
 in QEMU `mps2-an386` with UART0 wired to the broker as a TCP byte pipe.
 
-Each node gets a folder with its data blob, its config record (QEMU) and its log.
+Each node gets a folder with its data blob, its config record, its log and, when asked for, the
+file its persisted state lives in (an emulated flash of two slots, tinyfl/node_state.h).
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 QEMU_MACHINE = "mps2-an386"
 QEMU_BLOB_ADDRESS = 0x21000000
 QEMU_CONFIG_ADDRESS = 0x21F00000
+# With a state file, this word at this address tells the QEMU image that semihosting is on and its
+# command line names the file (port_qemu.h, kStateMarker).
+QEMU_STATE_MARKER_ADDRESS = 0x21F01000
+QEMU_STATE_MARKER = 0x54534654
 # Replaces the env's `custom_models` list of platformio.ini for one firmware build
 # (firmware/lib/tinyfl_models/registry_build.py reads it).
 MODELS_ENV_VAR = "TINYFL_MODELS"
@@ -92,6 +97,23 @@ class NodeSpec:
     password: str | None = field(default=None, repr=False)
     keys: tuple[bytes, bytes] | None = field(default=None, repr=False)  # (frame key, fleet key)
     peer_seeds: dict[str, bytes] | None = field(default=None, repr=False)  # secure aggregation
+    # The node's persisted state (trained head, last served round, counters): loaded at start,
+    # saved after each round it served. None: nothing survives a restart.
+    state_file: Path | None = None
+    # > 0: the native node's state file behaves like a flash taking this long per word written,
+    # so that a test can kill the node in the middle of a save.
+    state_word_us: int = 0
+
+    def __post_init__(self) -> None:
+        if self.state_file is not None and (len(str(self.state_file).split()) != 1
+                                            or "," in str(self.state_file)):
+            # QEMU's -semihosting-config splits at commas and the image's command line at spaces
+            raise UsageError(f"state file paths must not contain whitespace or commas: "
+                             f"{str(self.state_file)!r}")
+        if self.state_word_us < 0:
+            raise UsageError(f"state_word_us must be >= 0, got {self.state_word_us}")
+        if self.state_word_us and self.emulator is not Emulator.NATIVE:
+            raise UsageError("state_word_us emulates a slow flash on native nodes only")
 
 
 class NodeProcess:
@@ -126,8 +148,12 @@ class NodeProcess:
         s = self.spec
         config = self.config_path
         if s.emulator is Emulator.NATIVE:
+            state = [] if s.state_file is None else ["--state", str(s.state_file)]
+            if s.state_file is not None and s.state_word_us:
+                state += ["--state-word-us", str(s.state_word_us)]
             return [str(self.image), "--config", str(config),
-                    "--broker", f"{self.broker_host}:{self.broker_port}", "--data", str(s.blob)]
+                    "--broker", f"{self.broker_host}:{self.broker_port}", "--data", str(s.blob),
+                    *state]
         if s.serial_listen_port is None:
             uart0 = f"tcp:{self.broker_host}:{self.broker_port},reconnect=1,nodelay=on"
         else:
@@ -138,7 +164,20 @@ class NodeProcess:
             "-serial", f"file:{self.log_path}",
             "-device", f"loader,file={config},addr={QEMU_CONFIG_ADDRESS:#x},force-raw=on",
             "-device", f"loader,file={s.blob},addr={QEMU_BLOB_ADDRESS:#x},force-raw=on",
+            *self._qemu_state_options(),
             "-kernel", str(self.image),
+        ]
+
+    def _qemu_state_options(self) -> list[str]:
+        """Semihosting with the state file on the image's command line, and the marker that tells
+        the image semihosting is there (without a debugger its BKPT would fault)."""
+        if self.spec.state_file is None:
+            return []
+        return [
+            "-semihosting-config",
+            f"enable=on,target=native,arg=tinyfl-node,arg=--state,arg={self.spec.state_file}",
+            "-device",
+            f"loader,addr={QEMU_STATE_MARKER_ADDRESS:#x},data={QEMU_STATE_MARKER:#x},data-len=4",
         ]
 
     def start(self, *, new_session: bool = False) -> None:

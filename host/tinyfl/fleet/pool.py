@@ -83,6 +83,9 @@ class FleetConfig:
     # The private broker is provisioned (tinyfl provision: per-node accounts, ACL, TLS for the
     # coordinator) unless `secure` is off (--insecure: an open broker, for experiments).
     secure: bool = True
+    # Native nodes only: their state files behave like a flash taking this long per word written
+    # (NodeSpec.state_word_us), so that a power-cut test can kill a node in the middle of a save.
+    state_word_us: int = 0
 
     def __post_init__(self) -> None:
         if self.nodes < 1:
@@ -251,7 +254,9 @@ class Fleet:
                             keys=(account.frame_key, self.secrets.fleet_key)
                             if account and self.secrets else None,
                             peer_seeds=self.secrets.device_seeds_of(node_id)
-                            if account and self.secrets else None)
+                            if account and self.secrets else None,
+                            state_file=(self.node_dir / f"{node_id}.state").absolute(),
+                            state_word_us=self.config.state_word_us)
             node = NodeProcess(spec, self.image, address.host, address.port,
                                self.config.topics.prefix)
             self.nodes[node_id] = node

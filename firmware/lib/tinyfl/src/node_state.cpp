@@ -98,8 +98,9 @@ void NodeStateKeeper::after_poll(Node& node) {
 
 void NodeStateKeeper::run(Node& node) {
   for (;;) {
-    port_.wait(node.poll());
-    after_poll(node);
+    const uint32_t idle_ms = node.poll();
+    after_poll(node);  // before the wait: a save is due as soon as the PUBACK is in
+    port_.wait(idle_ms);
   }
 }
 

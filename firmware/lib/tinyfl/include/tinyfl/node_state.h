@@ -5,7 +5,8 @@
 //
 // The keeper watches the node between polls (Node::update_round() and friends) instead of being
 // called from node.cpp, so the core's flash budget does not pay for it; a main runs
-//   keeper.restore(node, hash);  for (;;) { port.wait(node.poll()); keeper.after_poll(node); }
+//   keeper.restore(node, hash);
+//   for (;;) { const uint32_t ms = node.poll(); keeper.after_poll(node); port.wait(ms); }
 // (keeper.run(node) does exactly that).
 //
 // Why save on the PUBACK and not when the round is trained: a node that dies before its UPDATE

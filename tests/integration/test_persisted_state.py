@@ -1,0 +1,153 @@
+"""Persisted node state against real parts: a fleet (`tinyfl.fleet`) of nodes with state files,
+a real mosquitto and `tinyfl coordinate`. One node is killed (SIGKILL: a power cut) during a
+round, once at a random point of a state write and once between saves, and restarted with the
+same state file: it must load the state it saved last (or, cut during a write, the one before),
+with the head whose CRC it logged on saving, and the run must complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import random
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from support.nodes import wait_until
+from tinyfl.coordinator import METRICS_NAME, read_metrics
+from tinyfl.data.packaged import cached
+from tinyfl.fleet import Emulator, NodeProcess, build_firmware
+from tinyfl.fleet.pool import Fleet, FleetConfig, coordinate_command
+
+pytestmark = [pytest.mark.firmware, pytest.mark.broker]
+
+SAVED = re.compile(r"state: saved round (\d+) seq (\d+) slot (\d) head crc ([0-9a-f]{8})")
+SAVING = re.compile(r"state: saving round (\d+)")
+LOADED = re.compile(r"state: loaded round (\d+) seq (\d+) slot (\d) head crc ([0-9a-f]{8}) (trained|global)")
+SERVED = re.compile(r"^.*round (\d+): \d+ samples", re.MULTILINE)
+# The emulated flash of the native nodes: 2 ms per word, so a save of the NSL-KDD head (some
+# hundred words) lasts long enough for a kill to land inside it.
+WORD_US = 2000
+
+
+@dataclass
+class Saved:
+    round_id: int
+    seq: int
+    crc: str
+
+
+def saves(log: str) -> list[Saved]:
+    return [Saved(int(m[1]), int(m[2]), m[4]) for m in SAVED.finditer(log)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def firmware() -> None:
+    build_firmware(Emulator.NATIVE)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    config = FleetConfig(nodes=3, emulator=Emulator.NATIVE, model="nsl-kdd",
+                         data=cached("nsl-kdd").data, run_dir=tmp_path / "run", fleet="persist",
+                         secure=False, state_word_us=WORD_US)
+    fleet = Fleet(config, out=io.StringIO())
+    yield fleet
+    fleet.stop()
+
+
+def restart(fleet: Fleet, node: NodeProcess) -> str:
+    """Restarts `node` with its state file (start_node moves the killed run's log aside); returns
+    its "state: ..." line."""
+    fleet.start_node(node.spec.node_id)
+    wait_until(lambda: "state: " in node.log_text() and "ready" in node.log_text(), 30,
+               "the restarted node's state line", node.log_text)
+    return next(ln for ln in node.log_text().splitlines() if "state: " in ln)
+
+
+def test_killed_node_resumes_from_its_persisted_round_and_head(fleet: Fleet, tmp_path: Path) -> None:
+    ids = fleet.prepare()
+    asyncio.run(fleet.up(ids, progress=False))
+    connect = shlex.split(coordinate_command(fleet.state()))[1:]
+    out = tmp_path / "out"
+    rounds = 20  # about 0.8 s each: rounds left for the node after its second restart
+    coordinator = subprocess.Popen(
+        [sys.executable, "-m", "tinyfl.cli.main", *connect, "--task", "nsl-kdd", "--rounds",
+         str(rounds), "--min-clients", "2", "--round-timeout", "20",
+         "--straggler-backoff", "0", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    victim = fleet.nodes["node02"]
+    rng = random.Random()
+    try:
+        # 1. A power cut at a random point of a state write: right after the node logs that it
+        # starts saving its second round, within the time the emulated flash needs for it.
+        wait_until(lambda: len(saves(victim.log_text())) >= 1 and
+                   len(SAVING.findall(victim.log_text())) >= 2, 120,
+                   "node02 starting its second save", victim.log_text)
+        time.sleep(rng.uniform(0.0, 1.0))  # a save takes about 0.8 s
+        victim.kill()
+        before = victim.log_text()
+        in_flight = int(SAVING.findall(before)[-1])
+        loaded = LOADED.search(restart(fleet, victim))
+        assert loaded is not None, victim.log_text()
+        done = {s.round_id: s for s in saves(before)}
+        round_id, crc = int(loaded[1]), loaded[4]
+        # Either the state before the cut or, if the write completed, the new one: never a mix.
+        assert round_id in done or round_id == in_flight, (round_id, before)
+        if round_id in done:
+            assert crc == done[round_id].crc and int(loaded[2]) == done[round_id].seq
+        assert loaded[5] == "trained"
+        outcome = "new" if round_id == in_flight else "old"
+        print(f"cut during the save of round {in_flight}: loaded the {outcome} state")
+
+        # 2. A cut at a random time after the restarted node served a round of its own, now with
+        # a fast flash (a save takes about a millisecond, rounds most of the time): it loads
+        # exactly the state it saved last, or (rarely) the one it was writing when cut.
+        wait_until(lambda: len(saves(victim.log_text())) >= 1, 120,
+                   "the restarted node02 saving a round", victim.log_text)
+        served_after = [int(r) for r in SERVED.findall(victim.log_text())]
+        assert served_after and min(served_after) > round_id  # it refused what it had served
+        victim.spec = dataclasses.replace(victim.spec, state_word_us=0)
+        victim.kill()
+        loaded = LOADED.search(restart(fleet, victim))
+        assert loaded is not None, victim.log_text()
+        wait_until(lambda: len(saves(victim.log_text())) >= 1, 120,
+                   "node02 saving a round on a fast flash", victim.log_text)
+        time.sleep(rng.uniform(0.0, 2.0))
+        assert coordinator.poll() is None, "the run ended before the second cut"
+        victim.kill()
+        before = victim.log_text()
+        last = saves(before)[-1]
+        in_flight = int(SAVING.findall(before)[-1])
+        loaded = LOADED.search(restart(fleet, victim))
+        assert loaded is not None, victim.log_text()
+        if in_flight == last.round_id:
+            assert (int(loaded[1]), int(loaded[2]), loaded[4]) == (last.round_id, last.seq, last.crc)
+        else:
+            assert int(loaded[1]) in (last.round_id, in_flight), (loaded[0], before)
+
+        output, _ = coordinator.communicate(timeout=300)
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.wait()
+    assert coordinator.returncode == 0, output
+    records = read_metrics(out / METRICS_NAME)
+    assert len(records) == rounds and all(r["status"] == "closed" for r in records), records
+    # the twice-restarted node kept serving rounds, each one saved once (one erase, one write)
+    wait_until(lambda: SAVED.search(victim.log_text()) is not None, 30,
+               "the twice-restarted node02 saving a round", victim.log_text)
+    final = victim.log_text()
+    for line in SAVED.finditer(final):
+        assert int(line[2]) > last.seq
+    flash = re.findall(r"flash so far: (\d+) erases, (\d+) writes, (\d+) B", final)
+    assert flash and all(int(e) == int(w) for e, w, _ in flash)
