@@ -52,17 +52,38 @@ def saves(log: str) -> list[Saved]:
 
 @pytest.fixture(scope="module", autouse=True)
 def firmware() -> None:
-    build_firmware(Emulator.NATIVE)
+    for emulator in Emulator:
+        build_firmware(emulator)
+
+
+def make_fleet(tmp_path: Path, emulator: Emulator, nodes: int, word_us: int) -> Fleet:
+    config = FleetConfig(nodes=nodes, emulator=emulator, model="nsl-kdd",
+                         data=cached("nsl-kdd").data, run_dir=tmp_path / "run", fleet="persist",
+                         secure=False, state_word_us=word_us)
+    return Fleet(config, out=io.StringIO())
 
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    config = FleetConfig(nodes=3, emulator=Emulator.NATIVE, model="nsl-kdd",
-                         data=cached("nsl-kdd").data, run_dir=tmp_path / "run", fleet="persist",
-                         secure=False, state_word_us=WORD_US)
-    fleet = Fleet(config, out=io.StringIO())
+    fleet = make_fleet(tmp_path, Emulator.NATIVE, 3, WORD_US)
     yield fleet
     fleet.stop()
+
+
+@pytest.fixture
+def qemu_fleet(tmp_path: Path) -> Iterator[Fleet]:
+    fleet = make_fleet(tmp_path, Emulator.QEMU, 2, 0)
+    yield fleet
+    fleet.stop()
+
+
+def start_coordinator(fleet: Fleet, out: Path, rounds: int) -> subprocess.Popen[str]:
+    connect = shlex.split(coordinate_command(fleet.state()))[1:]
+    return subprocess.Popen(
+        [sys.executable, "-m", "tinyfl.cli.main", *connect, "--task", "nsl-kdd", "--rounds",
+         str(rounds), "--min-clients", "1", "--round-timeout", "20",
+         "--straggler-backoff", "0", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def restart(fleet: Fleet, node: NodeProcess) -> str:
@@ -77,14 +98,9 @@ def restart(fleet: Fleet, node: NodeProcess) -> str:
 def test_killed_node_resumes_from_its_persisted_round_and_head(fleet: Fleet, tmp_path: Path) -> None:
     ids = fleet.prepare()
     asyncio.run(fleet.up(ids, progress=False))
-    connect = shlex.split(coordinate_command(fleet.state()))[1:]
     out = tmp_path / "out"
     rounds = 20  # about 0.8 s each: rounds left for the node after its second restart
-    coordinator = subprocess.Popen(
-        [sys.executable, "-m", "tinyfl.cli.main", *connect, "--task", "nsl-kdd", "--rounds",
-         str(rounds), "--min-clients", "2", "--round-timeout", "20",
-         "--straggler-backoff", "0", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    coordinator = start_coordinator(fleet, out, rounds)
     victim = fleet.nodes["node02"]
     rng = random.Random()
     try:
@@ -151,3 +167,40 @@ def test_killed_node_resumes_from_its_persisted_round_and_head(fleet: Fleet, tmp
         assert int(line[2]) > last.seq
     flash = re.findall(r"flash so far: (\d+) erases, (\d+) writes, (\d+) B", final)
     assert flash and all(int(e) == int(w) for e, w, _ in flash)
+
+
+@pytest.mark.qemu
+def test_qemu_board_keeps_its_state_in_a_semihosted_file(qemu_fleet: Fleet, tmp_path: Path) -> None:
+    """The Cortex-M4 image's state file through semihosting: saved after each round, loaded
+    after the board is killed and booted again."""
+    fleet = qemu_fleet
+    asyncio.run(fleet.up(fleet.prepare(), progress=False))
+    out = tmp_path / "out"
+    rounds = 6
+    coordinator = start_coordinator(fleet, out, rounds)
+    victim = fleet.nodes["node02"]
+    try:
+        wait_until(lambda: len(saves(victim.log_text())) >= 2, 120, "node02 saving two rounds",
+                   victim.log_text)
+        before = victim.log_text()
+        assert "state: nothing loaded: no_data" in before  # a fresh board, a fresh file
+        victim.kill()
+        before = victim.log_text()  # (QEMU wrote its serial log up to the kill)
+        last = saves(before)[-1]
+        in_flight = int(SAVING.findall(before)[-1])
+        loaded = LOADED.search(restart(fleet, victim))
+        assert loaded is not None, victim.log_text()
+        if in_flight == last.round_id:
+            assert (int(loaded[1]), int(loaded[2]), loaded[4]) == (last.round_id, last.seq, last.crc)
+        else:
+            assert int(loaded[1]) in (last.round_id, in_flight), (loaded[0], before)
+        assert loaded[5] == "trained"
+        output, _ = coordinator.communicate(timeout=300)
+    finally:
+        if coordinator.poll() is None:
+            coordinator.kill()
+            coordinator.wait()
+    assert coordinator.returncode == 0, output
+    assert len(read_metrics(out / METRICS_NAME)) == rounds
+    state = victim.spec.state_file
+    assert state is not None and state.stat().st_size == 2 * 4096  # both slots written

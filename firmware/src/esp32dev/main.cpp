@@ -23,8 +23,10 @@
 #endif
 
 #include "port_arduino.h"
+#include "state_arduino.h"
 #include "provisioned_settings.h"
 #include "tinyfl/node.h"
+#include "tinyfl/node_state.h"
 
 namespace {
 
@@ -51,6 +53,12 @@ port_arduino::ArduinoPort port(client, opener, Serial);
 tinyfl::CacheStorage<> sample_storage;
 tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::Node node(port, sample_cache);
+// The persisted state (NVS): loaded in setup(), saved after each round the node served.
+port_arduino::NvsStateRegion state_region;
+uint8_t state_record[tinyfl::kStateRecordMax];
+tinyfl::StateStore state_store(state_region, state_record, sizeof state_record);
+tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
+bool state_on = false;
 
 }  // namespace
 
@@ -72,6 +80,13 @@ void setup() {
   // the provisioned account (a provisioned broker refuses anonymous clients) and keys
   port_arduino::apply_provisioned_settings(config);
   if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
+  state_on = state_region.begin();
+  if (!state_on) port.log("state: storage unavailable, nothing persists");
+  if (state_on) (void)state_keeper.restore(node, config.model_hash);  // every outcome is logged
 }
 
-void loop() { port.wait(node.poll()); }
+void loop() {
+  const uint32_t idle_ms = node.poll();
+  if (state_on) state_keeper.after_poll(node);
+  port.wait(idle_ms);
+}

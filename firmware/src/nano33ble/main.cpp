@@ -4,7 +4,9 @@
 #include <Arduino.h>
 
 #include "port_arduino.h"
+#include "state_arduino.h"
 #include "tinyfl/node.h"
+#include "tinyfl/node_state.h"
 
 // `tinyfl provision` writes node_settings_local.h per node (id, prefix, MQTT account, frame and
 // fleet keys; its WiFi and TLS settings do not apply to a serial board). Git ignores the name.
@@ -33,6 +35,12 @@ port_arduino::ArduinoPort port(Serial, opener, Serial1);
 tinyfl::CacheStorage<> sample_storage;
 tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::Node node(port, sample_cache);
+// The persisted state (flash page): loaded in setup(), saved after each round the node served.
+port_arduino::FlashStateRegion state_region;
+uint8_t state_record[tinyfl::kStateRecordMax];
+tinyfl::StateStore state_store(state_region, state_record, sizeof state_record);
+tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
+bool state_on = false;
 
 }  // namespace
 
@@ -46,6 +54,13 @@ void setup() {
   config.board = tinyfl::Board::Nano33Ble;
   port_arduino::apply_provisioned_settings(config);  // account and keys, if provisioned
   if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
+  state_on = state_region.begin();
+  if (!state_on) port.log("state: storage unavailable, nothing persists");
+  if (state_on) (void)state_keeper.restore(node, config.model_hash);  // every outcome is logged
 }
 
-void loop() { port.wait(node.poll()); }
+void loop() {
+  const uint32_t idle_ms = node.poll();
+  if (state_on) state_keeper.after_poll(node);
+  port.wait(idle_ms);
+}

@@ -190,6 +190,8 @@ class NodeProcess:
             raise UsageError("qemu-system-arm not found; run `make setup`")
         self.spec.workdir.mkdir(parents=True, exist_ok=True)
         self.write_config()
+        if self.spec.state_file is not None:  # owner-only, as the config; QEMU would make it 0644
+            os.close(os.open(self.spec.state_file, os.O_CREAT | os.O_WRONLY, 0o600))
         cmd = self.command()
         if self.spec.emulator is Emulator.NATIVE:
             log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on
