@@ -1,8 +1,9 @@
 """Persisted node state against real parts: a fleet (`tinyfl.fleet`) of nodes with state files,
-a real mosquitto and `tinyfl coordinate`. One node is killed (SIGKILL: a power cut) during a
-round, once at a random point of a state write and once between saves, and restarted with the
-same state file: it must load the state it saved last (or, cut during a write, the one before),
-with the head whose CRC it logged on saving, and the run must complete.
+a real mosquitto and `tinyfl coordinate`. One node is killed (SIGKILL: a power cut) three times
+during the run, first at a random point of a slow state write, then at random points of its
+rounds, and restarted with the same state file: it must load the state it saved last (or, cut
+during a write, the one before), with the head whose CRC it logged on saving, and the run must
+complete.
 """
 
 from __future__ import annotations
@@ -95,6 +96,27 @@ def restart(fleet: Fleet, node: NodeProcess) -> str:
     return next(ln for ln in node.log_text().splitlines() if "state: " in ln)
 
 
+def cut_and_reboot(fleet: Fleet, node: NodeProcess) -> tuple[re.Match[str], int]:
+    """Kills `node` (a power cut) and boots it again on its state file. It must load the state of
+    its last completed save, or the one it was writing if that write completed: never anything
+    older, never a mix (round, sequence and head CRC as logged on saving). Returns the load line
+    and the round whose save was the last one started."""
+    node.kill()
+    before = node.log_text()  # (QEMU wrote its serial log up to the kill)
+    done = {s.round_id: s for s in saves(before)}
+    in_flight = int(SAVING.findall(before)[-1])
+    loaded = LOADED.search(restart(fleet, node))
+    assert loaded is not None, node.log_text()
+    round_id = int(loaded[1])
+    assert round_id >= saves(before)[-1].round_id, (loaded[0], before)
+    if round_id in done:
+        assert (int(loaded[2]), loaded[4]) == (done[round_id].seq, done[round_id].crc), loaded[0]
+    else:
+        assert round_id == in_flight, (loaded[0], before)
+    assert loaded[5] == "trained"
+    return loaded, in_flight
+
+
 def test_killed_node_resumes_from_its_persisted_round_and_head(fleet: Fleet, tmp_path: Path) -> None:
     ids = fleet.prepare()
     asyncio.run(fleet.up(ids, progress=False))
@@ -110,18 +132,8 @@ def test_killed_node_resumes_from_its_persisted_round_and_head(fleet: Fleet, tmp
                    len(SAVING.findall(victim.log_text())) >= 2, 120,
                    "node02 starting its second save", victim.log_text)
         time.sleep(rng.uniform(0.0, 1.0))  # a save takes about 0.8 s
-        victim.kill()
-        before = victim.log_text()
-        in_flight = int(SAVING.findall(before)[-1])
-        loaded = LOADED.search(restart(fleet, victim))
-        assert loaded is not None, victim.log_text()
-        done = {s.round_id: s for s in saves(before)}
-        round_id, crc = int(loaded[1]), loaded[4]
-        # Either the state before the cut or, if the write completed, the new one: never a mix.
-        assert round_id in done or round_id == in_flight, (round_id, before)
-        if round_id in done:
-            assert crc == done[round_id].crc and int(loaded[2]) == done[round_id].seq
-        assert loaded[5] == "trained"
+        loaded, in_flight = cut_and_reboot(fleet, victim)
+        round_id = int(loaded[1])
         outcome = "new" if round_id == in_flight else "old"
         print(f"cut during the save of round {in_flight}: loaded the {outcome} state")
 
@@ -133,23 +145,13 @@ def test_killed_node_resumes_from_its_persisted_round_and_head(fleet: Fleet, tmp
         served_after = [int(r) for r in SERVED.findall(victim.log_text())]
         assert served_after and min(served_after) > round_id  # it refused what it had served
         victim.spec = dataclasses.replace(victim.spec, state_word_us=0)
-        victim.kill()
-        loaded = LOADED.search(restart(fleet, victim))
-        assert loaded is not None, victim.log_text()
+        cut_and_reboot(fleet, victim)  # (at a random point of its rounds and saves)
         wait_until(lambda: len(saves(victim.log_text())) >= 1, 120,
                    "node02 saving a round on a fast flash", victim.log_text)
         time.sleep(rng.uniform(0.0, 2.0))
         assert coordinator.poll() is None, "the run ended before the second cut"
-        victim.kill()
-        before = victim.log_text()
-        last = saves(before)[-1]
-        in_flight = int(SAVING.findall(before)[-1])
-        loaded = LOADED.search(restart(fleet, victim))
-        assert loaded is not None, victim.log_text()
-        if in_flight == last.round_id:
-            assert (int(loaded[1]), int(loaded[2]), loaded[4]) == (last.round_id, last.seq, last.crc)
-        else:
-            assert int(loaded[1]) in (last.round_id, in_flight), (loaded[0], before)
+        last = saves(victim.log_text())[-1]
+        cut_and_reboot(fleet, victim)
 
         output, _ = coordinator.communicate(timeout=300)
     finally:
@@ -159,9 +161,9 @@ def test_killed_node_resumes_from_its_persisted_round_and_head(fleet: Fleet, tmp
     assert coordinator.returncode == 0, output
     records = read_metrics(out / METRICS_NAME)
     assert len(records) == rounds and all(r["status"] == "closed" for r in records), records
-    # the twice-restarted node kept serving rounds, each one saved once (one erase, one write)
+    # the node kept serving rounds, each one saved once (one erase, one write)
     wait_until(lambda: SAVED.search(victim.log_text()) is not None, 30,
-               "the twice-restarted node02 saving a round", victim.log_text)
+               "the restarted node02 saving a round", victim.log_text)
     final = victim.log_text()
     for line in SAVED.finditer(final):
         assert int(line[2]) > last.seq
@@ -184,17 +186,7 @@ def test_qemu_board_keeps_its_state_in_a_semihosted_file(qemu_fleet: Fleet, tmp_
                    victim.log_text)
         before = victim.log_text()
         assert "state: nothing loaded: no_data" in before  # a fresh board, a fresh file
-        victim.kill()
-        before = victim.log_text()  # (QEMU wrote its serial log up to the kill)
-        last = saves(before)[-1]
-        in_flight = int(SAVING.findall(before)[-1])
-        loaded = LOADED.search(restart(fleet, victim))
-        assert loaded is not None, victim.log_text()
-        if in_flight == last.round_id:
-            assert (int(loaded[1]), int(loaded[2]), loaded[4]) == (last.round_id, last.seq, last.crc)
-        else:
-            assert int(loaded[1]) in (last.round_id, in_flight), (loaded[0], before)
-        assert loaded[5] == "trained"
+        cut_and_reboot(fleet, victim)
         output, _ = coordinator.communicate(timeout=300)
     finally:
         if coordinator.poll() is None:

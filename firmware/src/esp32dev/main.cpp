@@ -58,7 +58,6 @@ port_arduino::NvsStateRegion state_region;
 uint8_t state_record[tinyfl::kStateRecordMax];
 tinyfl::StateStore state_store(state_region, state_record, sizeof state_record);
 tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
-bool state_on = false;
 
 }  // namespace
 
@@ -80,13 +79,7 @@ void setup() {
   // the provisioned account (a provisioned broker refuses anonymous clients) and keys
   port_arduino::apply_provisioned_settings(config);
   if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
-  state_on = state_region.begin();
-  if (!state_on) port.log("state: storage unavailable, nothing persists");
-  if (state_on) (void)state_keeper.restore(node, config.model_hash);  // every outcome is logged
+  (void)state_keeper.restore(node, config.model_hash, state_region.begin());  // logs every outcome
 }
 
-void loop() {
-  const uint32_t idle_ms = node.poll();
-  if (state_on) state_keeper.after_poll(node);
-  port.wait(idle_ms);
-}
+void loop() { state_keeper.step(node); }

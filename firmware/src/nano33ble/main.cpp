@@ -40,7 +40,6 @@ port_arduino::FlashStateRegion state_region;
 uint8_t state_record[tinyfl::kStateRecordMax];
 tinyfl::StateStore state_store(state_region, state_record, sizeof state_record);
 tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
-bool state_on = false;
 
 }  // namespace
 
@@ -54,13 +53,7 @@ void setup() {
   config.board = tinyfl::Board::Nano33Ble;
   port_arduino::apply_provisioned_settings(config);  // account and keys, if provisioned
   if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
-  state_on = state_region.begin();
-  if (!state_on) port.log("state: storage unavailable, nothing persists");
-  if (state_on) (void)state_keeper.restore(node, config.model_hash);  // every outcome is logged
+  (void)state_keeper.restore(node, config.model_hash, state_region.begin());  // logs every outcome
 }
 
-void loop() {
-  const uint32_t idle_ms = node.poll();
-  if (state_on) state_keeper.after_poll(node);
-  port.wait(idle_ms);
-}
+void loop() { state_keeper.step(node); }

@@ -19,8 +19,13 @@ uint32_t head_crc(const float* head, size_t n) {
 
 }  // namespace
 
-Status NodeStateKeeper::restore(Node& node, const uint8_t model_hash[8]) {
+Status NodeStateKeeper::restore(Node& node, const uint8_t model_hash[8], bool storage_ok) {
   memcpy(model_hash_, model_hash, sizeof model_hash_);
+  off_ = !storage_ok;
+  if (off_) {
+    port_.log("state: storage unavailable, nothing persists");
+    return Status::PipeError;
+  }
   StateView v{};
   Status s = store_.load(model_hash, &v);
   const uint16_t k = cache_.n_classes(), cols = static_cast<uint16_t>(cache_.dim() + 1u);
@@ -91,17 +96,19 @@ void NodeStateKeeper::save(const Node& node) {
 
 void NodeStateKeeper::after_poll(Node& node) {
   const uint32_t round = node.update_round();
-  if (round == 0) return;
+  if (off_ || round == 0) return;
   if (round != captured_round_) capture(node);
   if (round != saved_round_ && !node.update_pending()) save(node);
 }
 
+void NodeStateKeeper::step(Node& node) {
+  const uint32_t idle_ms = node.poll();
+  after_poll(node);  // before the wait: a save is due as soon as the PUBACK is in
+  port_.wait(idle_ms);
+}
+
 void NodeStateKeeper::run(Node& node) {
-  for (;;) {
-    const uint32_t idle_ms = node.poll();
-    after_poll(node);  // before the wait: a save is due as soon as the PUBACK is in
-    port_.wait(idle_ms);
-  }
+  for (;;) step(node);
 }
 
 }  // namespace tinyfl

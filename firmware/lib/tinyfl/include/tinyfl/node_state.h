@@ -7,7 +7,7 @@
 // called from node.cpp, so the core's flash budget does not pay for it; a main runs
 //   keeper.restore(node, hash);
 //   for (;;) { const uint32_t ms = node.poll(); keeper.after_poll(node); port.wait(ms); }
-// (keeper.run(node) does exactly that).
+// (keeper.step(node) is one turn of that loop, keeper.run(node) the loop).
 //
 // Why save on the PUBACK and not when the round is trained: a node that dies before its UPDATE
 // reached the broker must not have persisted the round, or after the reboot it would refuse the
@@ -34,13 +34,16 @@ class NodeStateKeeper {
   // Ok: resumed; NoData: nothing persisted yet (a fresh node); WrongModel: the newest state is of
   // another model (ignored, overwritten by the next save); WrongShape: its head is not this
   // cache's k x (d + 1) (ignored); PipeError: the storage failed (the node runs without it).
-  // Every outcome is logged as one "state: ..." line.
-  Status restore(Node& node, const uint8_t model_hash[8]);
+  // Every outcome is logged as one "state: ..." line. `storage_ok` false (the port could not open
+  // its storage): nothing is loaded or ever saved, PipeError.
+  Status restore(Node& node, const uint8_t model_hash[8], bool storage_ok = true);
 
   // Call after every poll: notices a newly served round (keeps its head) and saves once the
   // broker acknowledged its UPDATE. A failed save is logged and tried again after the next round.
   void after_poll(Node& node);
 
+  // One turn of a main loop: node.poll(), after_poll(), then the port's wait.
+  void step(Node& node);
   [[noreturn]] void run(Node& node);
 
   // The head of the last round saved or loaded (rows() x cols() values; 0 x 0 before any).
@@ -63,6 +66,7 @@ class NodeStateKeeper {
   uint8_t flags_ = 0;
   uint32_t captured_round_ = 0;  // the round whose head head_ holds
   uint32_t saved_round_ = 0;     // the round of the newest record
+  bool off_ = false;             // no storage: after_poll does nothing
 };
 
 }  // namespace tinyfl
