@@ -3,8 +3,6 @@
 #include <math.h>
 #include <string.h>
 
-#include <initializer_list>
-
 #include "tinyfl/crc32.h"
 #include "tinyfl/cursor.h"
 
@@ -47,9 +45,9 @@ Status encode_state(const StateFields& f, uint32_t sequence, uint8_t* dst, size_
   w.u16(f.rows);
   w.u16(f.cols);
   const NodeCounters& c = f.counters;
-  for (uint32_t v : {c.connects, c.rounds_served, c.globals_rejected, c.updates_resent, c.masks_revealed,
-                     c.oversized_dropped, c.protocol_errors})
-    w.u32(v);
+  const uint32_t counters[] = {c.connects,       c.rounds_served,     c.globals_rejected, c.updates_resent,
+                               c.masks_revealed, c.oversized_dropped, c.protocol_errors};
+  for (uint32_t v : counters) w.u32(v);
   w.u32(f.cache_samples);
   for (size_t i = 0; i < n; ++i) w.f32(f.head[i]);
   if (!w.ok()) return w.status();
@@ -76,9 +74,9 @@ Status decode_state(const uint8_t* src, size_t len, StateView* out) {
   out->rows = r.u16();
   out->cols = r.u16();
   NodeCounters& c = out->counters;
-  for (uint32_t* v : {&c.connects, &c.rounds_served, &c.globals_rejected, &c.updates_resent, &c.masks_revealed,
-                      &c.oversized_dropped, &c.protocol_errors})
-    *v = r.u32();
+  uint32_t* const counters[] = {&c.connects,       &c.rounds_served,     &c.globals_rejected, &c.updates_resent,
+                                &c.masks_revealed, &c.oversized_dropped, &c.protocol_errors};
+  for (uint32_t* v : counters) *v = r.u32();
   out->cache_samples = r.u32();
   if (!r.ok()) return r.status();
   memcpy(out->model_hash, hash, sizeof out->model_hash);
