@@ -23,8 +23,10 @@
 #endif
 
 #include "port_arduino.h"
+#include "state_arduino.h"
 #include "provisioned_settings.h"
 #include "tinyfl/node.h"
+#include "tinyfl/node_state.h"
 
 namespace {
 
@@ -51,6 +53,11 @@ port_arduino::ArduinoPort port(client, opener, Serial);
 tinyfl::CacheStorage<> sample_storage;
 tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::Node node(port, sample_cache);
+// The persisted state (NVS): loaded in setup(), saved after each round the node served.
+port_arduino::NvsStateRegion state_region;
+uint8_t state_record[tinyfl::kStateRecordMax];
+tinyfl::StateStore state_store(state_region, state_record, sizeof state_record);
+tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
 
 }  // namespace
 
@@ -72,6 +79,7 @@ void setup() {
   // the provisioned account (a provisioned broker refuses anonymous clients) and keys
   port_arduino::apply_provisioned_settings(config);
   if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
+  (void)state_keeper.restore(node, config.model_hash, state_region.begin());  // logs every outcome
 }
 
-void loop() { port.wait(node.poll()); }
+void loop() { state_keeper.step(node); }

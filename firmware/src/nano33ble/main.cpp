@@ -4,7 +4,9 @@
 #include <Arduino.h>
 
 #include "port_arduino.h"
+#include "state_arduino.h"
 #include "tinyfl/node.h"
+#include "tinyfl/node_state.h"
 
 // `tinyfl provision` writes node_settings_local.h per node (id, prefix, MQTT account, frame and
 // fleet keys; its WiFi and TLS settings do not apply to a serial board). Git ignores the name.
@@ -33,6 +35,11 @@ port_arduino::ArduinoPort port(Serial, opener, Serial1);
 tinyfl::CacheStorage<> sample_storage;
 tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::Node node(port, sample_cache);
+// The persisted state (flash page): loaded in setup(), saved after each round the node served.
+port_arduino::FlashStateRegion state_region;
+uint8_t state_record[tinyfl::kStateRecordMax];
+tinyfl::StateStore state_store(state_region, state_record, sizeof state_record);
+tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
 
 }  // namespace
 
@@ -46,6 +53,7 @@ void setup() {
   config.board = tinyfl::Board::Nano33Ble;
   port_arduino::apply_provisioned_settings(config);  // account and keys, if provisioned
   if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
+  (void)state_keeper.restore(node, config.model_hash, state_region.begin());  // logs every outcome
 }
 
-void loop() { port.wait(node.poll()); }
+void loop() { state_keeper.step(node); }

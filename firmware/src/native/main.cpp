@@ -3,6 +3,9 @@
 //   program --config node.cfg --broker HOST:PORT --data FILE   (id, prefix, keep-alive and MQTT
 //                                      credentials from a node config record, docs/WIRE.md: keeps
 //                                      the password off the command line)
+//   ... [--state FILE [--state-word-us N]]   (persisted state, tinyfl/node_state.h: loaded at
+//                                      start, saved after each round served; N > 0 emulates a
+//                                      flash that takes N us per word, for power-cut tests)
 //   program --data FILE --embed OUT   (raw-window blob: write every window's int8 embedding, as
 //                                      the node computes it, to OUT and exit; for bit-exact checks)
 //   ... --replay-hz N                 (raw-window blob: play it as a live sensor, N readings per
@@ -19,6 +22,7 @@
 #include "tinyfl/node.h"
 #include "tinyfl/node_config.h"
 #include "tinyfl/sensor_stream.h"
+#include "tinyfl/node_state.h"
 
 namespace {
 
@@ -37,6 +41,8 @@ struct Args {
   const char* config = nullptr;
   unsigned keepalive = 0;
   unsigned replay_hz = 0;
+  const char* state = nullptr;
+  unsigned state_word_us = 0;
 };
 
 tinyfl::NodeConfigRecord record;
@@ -44,8 +50,8 @@ tinyfl::NodeConfigRecord record;
 int usage(const char* why) {
   fprintf(stderr,
           "error: %s\nusage: tinyfl-node --id NODE --broker HOST:PORT --data FILE "
-          "[--prefix tinyfl/FLEET] [--keepalive SECONDS]\n"
-          "       tinyfl-node --config node.cfg --broker HOST:PORT --data FILE\n"
+          "[--prefix tinyfl/FLEET] [--keepalive SECONDS] [--state FILE [--state-word-us N]]\n"
+          "       tinyfl-node --config node.cfg --broker HOST:PORT --data FILE [--state FILE]\n"
           "       tinyfl-node --data FILE --embed OUT\n"
           "       (with --config or --id: --replay-hz N plays the blob as a live sensor)\n",
           why);
@@ -64,6 +70,8 @@ bool parse_args(int argc, char** argv, Args* a) {
     else if (strcmp(k, "--embed") == 0) a->embed = v;
     else if (strcmp(k, "--config") == 0) a->config = v;
     else if (strcmp(k, "--replay-hz") == 0) a->replay_hz = static_cast<unsigned>(atoi(v));
+    else if (strcmp(k, "--state") == 0) a->state = v;
+    else if (strcmp(k, "--state-word-us") == 0) a->state_word_us = static_cast<unsigned>(atoi(v));
     else return false;
   }
   return argc % 2 == 1 && a->data != nullptr &&
@@ -96,6 +104,20 @@ int embed_all(const tinyfl::BlobView& blob, const char* out_path) {
 }
 
 }  // namespace
+
+// The keeper of the node's state persisted in args.state, or null (with the error printed) when
+// the file cannot be opened.
+tinyfl::NodeStateKeeper* open_state(tinyfl::Port& port, const Args& args) {
+  static port_native::StateFile file(args.state, args.state_word_us);
+  if (!file.open()) {
+    fprintf(stderr, "error: cannot open state file %s\n", args.state);
+    return nullptr;
+  }
+  static uint8_t record[tinyfl::kStateRecordMax];
+  static tinyfl::StateStore store(file, record, sizeof record);
+  static tinyfl::NodeStateKeeper keeper(store, port, sample_cache);
+  return &keeper;
+}
 
 // The node config record at `path` into `record` (0 on success, else the exit code).
 int read_config(const char* path) {
@@ -180,6 +202,10 @@ int main(int argc, char** argv) {
     fprintf(stderr, "error: node configuration: %s\n", tinyfl::status_name(s));
     return 2;
   }
-  if (args.replay_hz != 0) tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50);
+  tinyfl::NodeStateKeeper* keeper = nullptr;
+  if (args.state != nullptr && (keeper = open_state(port, args)) == nullptr) return 1;
+  if (keeper != nullptr) (void)keeper->restore(node, config.model_hash);  // every outcome is logged
+  if (args.replay_hz != 0) tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50, keeper);
+  if (keeper != nullptr) keeper->run(node);
   node.run();
 }

@@ -1,7 +1,8 @@
 // qemu_cortex_m4: a TinyFL node on QEMU mps2-an386. UART0 is the MQTT byte pipe (wired to the
 // broker by `-serial tcp:HOST:PORT`), UART1 the log; the node's config record and data blob are put
 // in PSRAM by QEMU's generic loader (see port_qemu.h for the addresses), and optionally a replay
-// rate: then the blob plays as a live sensor instead of loading at boot.
+// rate: then the blob plays as a live sensor instead of loading at boot. With a state file (the
+// host sets port_qemu::kStateMarker and semihosting), the node's state persists in it.
 #include "port_qemu.h"
 #include "tinyfl/blob.h"
 #include "tinyfl/logline.h"
@@ -9,6 +10,7 @@
 #include "tinyfl/node.h"
 #include "tinyfl/node_config.h"
 #include "tinyfl/sensor_stream.h"
+#include "tinyfl/node_state.h"
 
 namespace {
 
@@ -17,6 +19,10 @@ tinyfl::CacheStorage<> sample_storage;
 tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::BackboneWork backbone_work;
 tinyfl::Node node(port, sample_cache);
+port_qemu::SemihostingStateFile state_file;
+uint8_t state_record[tinyfl::kStateRecordMax];
+tinyfl::StateStore state_store(state_file, state_record, sizeof state_record);
+tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
 
 [[noreturn]] void halt(const char* what, tinyfl::Status s) {
   tinyfl::LogLine line;
@@ -67,6 +73,12 @@ int main() {
   if (replay_hz != 0) config.announced_samples = sample_cache.capacity();  // it fills as it runs
   s = node.begin(config);
   if (s != tinyfl::Status::Ok) halt("node config", s);
-  if (replay_hz != 0) tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50);
+  tinyfl::NodeStateKeeper* keeper = nullptr;
+  if (state_file.open()) {  // a state file given: the node's state persists in it
+    keeper = &state_keeper;
+    (void)keeper->restore(node, config.model_hash);  // every outcome is logged
+  }
+  if (replay_hz != 0) tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50, keeper);
+  if (keeper != nullptr) keeper->run(node);
   node.run();
 }

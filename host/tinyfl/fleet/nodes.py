@@ -1,7 +1,8 @@
 """Start and stop emulated nodes: the native firmware as a Linux process, or the Cortex-M4 image
 in QEMU `mps2-an386` with UART0 wired to the broker as a TCP byte pipe.
 
-Each node gets a folder with its data blob, its config record (QEMU) and its log.
+Each node gets a folder with its data blob, its config record, its log and, when asked for, the
+file its persisted state lives in (an emulated flash of two slots, tinyfl/node_state.h).
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 QEMU_MACHINE = "mps2-an386"
 QEMU_BLOB_ADDRESS = 0x21000000
 QEMU_CONFIG_ADDRESS = 0x21F00000
-QEMU_REPLAY_ADDRESS = 0x21F01000  # port_qemu.h kReplayRateAddress: u32 readings per second
+QEMU_REPLAY_ADDRESS = 0x21F01010  # port_qemu.h kReplayRateAddress: u32 readings per second
+# With a state file, this word at this address tells the QEMU image that semihosting is on and its
+# command line names the file (port_qemu.h, kStateMarker).
+QEMU_STATE_MARKER_ADDRESS = 0x21F01000
+QEMU_STATE_MARKER = 0x54534654
 # Replaces the env's `custom_models` list of platformio.ini for one firmware build
 # (firmware/lib/tinyfl_models/registry_build.py reads it).
 MODELS_ENV_VAR = "TINYFL_MODELS"
@@ -96,6 +101,23 @@ class NodeSpec:
     # readings per second to play the blob as a live sensor (the node's sensor path fills its
     # cache while rounds run); 0 loads the whole blob at boot
     replay_hz: int = 0
+    # The node's persisted state (trained head, last served round, counters): loaded at start,
+    # saved after each round it served. None: nothing survives a restart.
+    state_file: Path | None = None
+    # > 0: the native node's state file behaves like a flash taking this long per word written,
+    # so that a test can kill the node in the middle of a save.
+    state_word_us: int = 0
+
+    def __post_init__(self) -> None:
+        if self.state_file is not None and (len(str(self.state_file).split()) != 1
+                                            or "," in str(self.state_file)):
+            # QEMU's -semihosting-config splits at commas and the image's command line at spaces
+            raise UsageError(f"state file paths must not contain whitespace or commas: "
+                             f"{str(self.state_file)!r}")
+        if self.state_word_us < 0:
+            raise UsageError(f"state_word_us must be >= 0, got {self.state_word_us}")
+        if self.state_word_us and self.emulator is not Emulator.NATIVE:
+            raise UsageError("state_word_us emulates a slow flash on native nodes only")
 
 
 class NodeProcess:
@@ -130,10 +152,13 @@ class NodeProcess:
         s = self.spec
         config = self.config_path
         if s.emulator is Emulator.NATIVE:
+            state = [] if s.state_file is None else ["--state", str(s.state_file)]
+            if s.state_file is not None and s.state_word_us:
+                state += ["--state-word-us", str(s.state_word_us)]
             replay = ["--replay-hz", str(s.replay_hz)] if s.replay_hz else []
             return [str(self.image), "--config", str(config),
                     "--broker", f"{self.broker_host}:{self.broker_port}", "--data", str(s.blob),
-                    *replay]
+                    *state, *replay]
         if s.serial_listen_port is None:
             uart0 = f"tcp:{self.broker_host}:{self.broker_port},reconnect=1,nodelay=on"
         else:
@@ -146,7 +171,20 @@ class NodeProcess:
             "-device", f"loader,file={s.blob},addr={QEMU_BLOB_ADDRESS:#x},force-raw=on",
             *(["-device", f"loader,addr={QEMU_REPLAY_ADDRESS:#x},data={s.replay_hz},data-len=4"]
               if s.replay_hz else []),
+            *self._qemu_state_options(),
             "-kernel", str(self.image),
+        ]
+
+    def _qemu_state_options(self) -> list[str]:
+        """Semihosting with the state file on the image's command line, and the marker that tells
+        the image semihosting is there (without a debugger its BKPT would fault)."""
+        if self.spec.state_file is None:
+            return []
+        return [
+            "-semihosting-config",
+            f"enable=on,target=native,arg=tinyfl-node,arg=--state,arg={self.spec.state_file}",
+            "-device",
+            f"loader,addr={QEMU_STATE_MARKER_ADDRESS:#x},data={QEMU_STATE_MARKER:#x},data-len=4",
         ]
 
     def start(self, *, new_session: bool = False) -> None:
@@ -159,6 +197,8 @@ class NodeProcess:
             raise UsageError("qemu-system-arm not found; run `make setup`")
         self.spec.workdir.mkdir(parents=True, exist_ok=True)
         self.write_config()
+        if self.spec.state_file is not None:  # owner-only, as the config; QEMU would make it 0644
+            os.close(os.open(self.spec.state_file, os.O_CREAT | os.O_WRONLY, 0o600))
         cmd = self.command()
         if self.spec.emulator is Emulator.NATIVE:
             log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on

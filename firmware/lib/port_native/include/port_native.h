@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "tinyfl/port.h"
+#include "tinyfl/state_store.h"
 
 namespace port_native {
 
@@ -23,6 +24,34 @@ class NativePort final : public tinyfl::Port {
  private:
   const char* host_;
   uint16_t port_;
+  int fd_ = -1;
+};
+
+// The node's persisted state in a file the port maps as two slots of kSlotBytes (an emulated
+// flash: erase fills a slot with 0xFF, a write programs it word by word; a file shorter than two
+// slots reads as erased). Every erase and write reaches the kernel before it returns (pwrite) and
+// the disk before the save goes on (fdatasync), so neither a killed process nor a host that loses
+// power reorders them. `word_delay_us` > 0 sleeps after each word (and each 256-byte erase step)
+// like a slow flash, so that a test can cut the power in the middle of a write.
+class StateFile final : public tinyfl::StateRegion {
+ public:
+  static constexpr size_t kSlotBytes = 4096;
+  StateFile(const char* path, unsigned word_delay_us) : path_(path), delay_us_(word_delay_us) {}
+  ~StateFile();
+  // Opens (or creates, readable by its owner only) the file; false with errno on failure.
+  bool open();
+  size_t slot_size() const override { return kSlotBytes; }
+  bool read(uint8_t slot, size_t offset, uint8_t* dst, size_t len) override;
+  bool erase(uint8_t slot) override;
+  bool write(uint8_t slot, size_t offset, const uint8_t* src, size_t len) override;
+
+ private:
+  bool in_slot(uint8_t slot, size_t offset, size_t len) const {
+    return fd_ >= 0 && slot < tinyfl::kStateSlots && offset <= kSlotBytes && len <= kSlotBytes - offset;
+  }
+  bool put(size_t at, const uint8_t* src, size_t len);
+  const char* path_;
+  unsigned delay_us_;
   int fd_ = -1;
 };
 

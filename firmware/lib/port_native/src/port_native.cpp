@@ -100,4 +100,56 @@ void NativePort::log(const char* line) {
   fprintf(stderr, "%lu %s\n", static_cast<unsigned long>(millis()), line);
 }
 
+StateFile::~StateFile() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool StateFile::open() {
+  fd_ = ::open(path_, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  return fd_ >= 0;
+}
+
+bool StateFile::read(uint8_t slot, size_t offset, uint8_t* dst, size_t len) {
+  if (!in_slot(slot, offset, len)) return false;
+  size_t done = 0;
+  while (done < len) {
+    const ssize_t n = pread(fd_, dst + done, len - done, static_cast<off_t>(slot * kSlotBytes + offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) break;  // past the end of the file: never written, reads as erased
+    done += static_cast<size_t>(n);
+  }
+  memset(dst + done, 0xFF, len - done);
+  return true;
+}
+
+bool StateFile::put(size_t at, const uint8_t* src, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    const ssize_t n = pwrite(fd_, src + done, len - done, static_cast<off_t>(at + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  if (delay_us_ > 0) usleep(delay_us_);
+  return true;
+}
+
+bool StateFile::erase(uint8_t slot) {
+  if (!in_slot(slot, 0, kSlotBytes)) return false;
+  uint8_t ones[256];
+  memset(ones, 0xFF, sizeof ones);
+  for (size_t at = 0; at < kSlotBytes; at += sizeof ones)
+    if (!put(slot * kSlotBytes + at, ones, sizeof ones)) return false;
+  return fdatasync(fd_) == 0;  // erased on disk before the first byte of the record is
+}
+
+bool StateFile::write(uint8_t slot, size_t offset, const uint8_t* src, size_t len) {
+  if (!in_slot(slot, offset, len) || offset % 4 != 0 || len % 4 != 0) return false;
+  for (size_t at = 0; at < len; at += 4)
+    if (!put(slot * kSlotBytes + offset + at, src + at, 4)) return false;
+  return fdatasync(fd_) == 0;
+}
+
 }  // namespace port_native
+

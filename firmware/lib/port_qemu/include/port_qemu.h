@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "tinyfl/port.h"
+#include "tinyfl/state_store.h"
 
 namespace port_qemu {
 
@@ -28,6 +29,37 @@ constexpr uintptr_t kNodeConfigAddress = 0x21F00000;
 constexpr uintptr_t kNodeConfigMaxBytes = 0x1000;
 // A u32 the loader may set (`-device loader,addr=...,data=N,data-len=4`): N readings per second
 // to play the data blob as a live sensor; 0 (RAM starts zeroed) loads the blob at boot.
-constexpr uintptr_t kReplayRateAddress = 0x21F01000;
+constexpr uintptr_t kReplayRateAddress = 0x21F01010;
+
+// The persisted state (tinyfl/node_state.h) in a host file, as an emulated flash of two 4 KB
+// slots, through semihosting file I/O. Semihosting is a BKPT that faults on a board without a
+// debugger, so the image uses it only when the host says it is on: `tinyfl fleet` loads
+// kStateMarker at kStateMarkerAddress (QEMU's generic loader) together with
+//   -semihosting-config enable=on,target=native,arg=tinyfl-node,arg=--state,arg=PATH
+// and the image takes PATH from the command line semihosting reports (SYS_GET_CMDLINE).
+constexpr uintptr_t kStateMarkerAddress = 0x21F01000;
+constexpr uint32_t kStateMarker = 0x54534654u;  // "TFST"
+
+class SemihostingStateFile final : public tinyfl::StateRegion {
+ public:
+  static constexpr size_t kSlotBytes = 4096;
+  // True when the host asked for a state file and it is open; false: run without persisted state.
+  bool open();
+  size_t slot_size() const override { return kSlotBytes; }
+  bool read(uint8_t slot, size_t offset, uint8_t* dst, size_t len) override;
+  bool erase(uint8_t slot) override;
+  bool write(uint8_t slot, size_t offset, const uint8_t* src, size_t len) override;
+  const char* path() const { return path_; }
+
+ private:
+  bool in_slot(uint8_t slot, size_t offset, size_t len) const {
+    return handle_ >= 0 && slot < tinyfl::kStateSlots && offset <= kSlotBytes && len <= kSlotBytes - offset;
+  }
+  bool seek(size_t at);
+  int32_t handle_ = -1;
+  char cmdline_[256] = {};
+  const char* path_ = nullptr;
+};
 
 }  // namespace port_qemu
+

@@ -198,7 +198,7 @@ void describe_stream(const SensorStream& stream, const EmbeddingCache& cache, Lo
 }
 
 void run_replay_node(Node& node, Port& port, SensorStream& stream, BlobReplay& replay, const EmbeddingCache& cache,
-                     uint32_t log_every) {
+                     uint32_t log_every, NodeStateKeeper* keeper) {
   uint32_t logged = 0;
   bool ended = false;
   for (;;) {
@@ -220,6 +220,7 @@ void run_replay_node(Node& node, Port& port, SensorStream& stream, BlobReplay& r
       port.log(line.c_str());
     }
     const uint32_t node_ms = node.poll();
+    if (keeper != nullptr) keeper->after_poll(node);
     const uint32_t replay_ms = stream.pending() ? 0u : replay.wait_ms(port.millis());
     port.wait(node_ms < replay_ms ? node_ms : replay_ms);
   }

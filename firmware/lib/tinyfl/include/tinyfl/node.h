@@ -103,6 +103,24 @@ class Node {
   uint32_t last_round() const { return last_round_; }
   const NodeCounters& counters() const { return counters_; }
 
+  // For the persisted state (node_state.h), which watches the node between polls instead of being
+  // called from it, so that none of this is in the core's flash: inline, compiled where used.
+  // The round of the last UPDATE (0: none yet), whether the broker has not acknowledged it yet,
+  // and whether it was masked (then head_ holds the masked values, not the delta).
+  uint32_t update_round() const { return update_round_; }
+  bool update_pending() const { return update_unacked_; }
+  bool update_masked() const { return update_mask_bits_ != 0; }
+  // The last round's global head and the node's (clipped) delta to it, k x (d + 1) each; the delta
+  // only while !update_masked(). Valid from the poll that served the round until the next GLOBAL.
+  const float* round_global_head() const { return global_head_; }
+  const float* round_delta() const { return head_; }
+  // Before the first poll: the last served round id and the counters of a persisted state, so a
+  // rebooted node refuses the rounds it served before (StaleRound) and keeps counting.
+  void resume(uint32_t last_round, const NodeCounters& counters) {
+    last_round_ = last_round;
+    counters_ = counters;
+  }
+
  private:
   enum class State : uint8_t { Offline, Connecting, Online };
 

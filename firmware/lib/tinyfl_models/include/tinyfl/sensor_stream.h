@@ -25,6 +25,7 @@
 #include "tinyfl/logline.h"
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
+#include "tinyfl/node_state.h"
 #include "tinyfl/rng.h"
 #include "tinyfl/status.h"
 
@@ -145,8 +146,8 @@ void describe_stream(const SensorStream& stream, const EmbeddingCache& cache, Lo
 
 // A node whose samples come from a replayed blob: runs forever, feeding the stream, embedding a
 // window between polls and logging the stream's counters every `log_every` windows and when the
-// replay ends.
+// replay ends. `keeper` (nullable) persists the node's state after each poll, as its run() does.
 [[noreturn]] void run_replay_node(Node& node, Port& port, SensorStream& stream, BlobReplay& replay,
-                                  const EmbeddingCache& cache, uint32_t log_every);
+                                  const EmbeddingCache& cache, uint32_t log_every, NodeStateKeeper* keeper);
 
 }  // namespace tinyfl
