@@ -14,7 +14,7 @@ writes dist/arduino/TinyFL/ (zip it, or copy it into the sketchbook's libraries/
     src/tinyfl_models/*.cpp       compiled-model lookup and the sensor stream
     src/tinyfl_registry/*.cpp     the registry of the --model folders (firmware/tools/model_registry.py),
     src/models/<key>/backbone.h   and their model headers
-    src/port_arduino.*            the Arduino port (firmware/lib/port_arduino)
+    src/*.h, src/port_arduino/    the Arduino port (firmware/lib/port_arduino): its headers, sources
     examples/Esp32Node/           firmware/src/esp32dev (main.cpp as Esp32Node.ino, node_settings.h)
     examples/Nano33BleNode/       firmware/src/nano33ble
 
@@ -102,7 +102,8 @@ def build(out: Path, models: list[str]) -> Path:
     _copy(sorted((models_lib / "include" / "tinyfl").glob("*.h")), src / "tinyfl")
     _copy(sorted((core / "src").glob("*.[ch]*")), src / "tinyfl_core")
     _copy(sorted((models_lib / "src").glob("*.cpp")), src / "tinyfl_models")
-    _copy(sorted((port / "include").glob("*.h")) + sorted((port / "src").glob("*.cpp")), src)
+    _copy(sorted((port / "include").glob("*.h")), src)  # what a sketch includes by name
+    _copy(sorted((port / "src").glob("*.cpp")), src / "port_arduino")
     (src / "TinyFL.h").write_text(MAIN_HEADER)
 
     registry = _registry()
