@@ -167,3 +167,24 @@ def test_any_bytes_parse_or_raise_model_error(raw: bytes) -> None:
         read_model(raw)
     except ModelError:
         pass
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0, 1e-38])
+def test_a_scale_that_is_not_a_positive_finite_number_is_a_model_error(bad: float) -> None:
+    """Every stored scale of the graph replaced, one at a time, by NaN, infinity, 0 or a
+    denormal-sized value: the model check raises ModelError (not a NaN conversion, an overflow or
+    a division by zero from the rescale factors) or the model stays valid."""
+    raw = (VECTORS / "branchy.tflite").read_bytes()
+    model = read_model(raw)
+    refused = 0
+    for scale in {t.quant.scale[0] for t in model.tensors if t.quant is not None}:
+        packed = struct.pack("<f", scale)
+        at = raw.find(packed)
+        while at >= 0:
+            patched = raw[:at] + struct.pack("<f", bad) + raw[at + 4:]
+            try:
+                bb.prepare(read_model(patched))
+            except ModelError:
+                refused += 1
+            at = raw.find(packed, at + 1)
+    assert refused > 0

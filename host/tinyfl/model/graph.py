@@ -10,6 +10,7 @@ index and its output tensor, and lists the supported ops.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,7 +112,20 @@ def _quant(t: Tensor) -> tuple[float, int]:
     if t.data is not None:
         raise _OpError(f"tensor {t.index} ('{t.name}') is a constant; the node takes constants "
                        "only as weights and biases")
-    return t.quant.scale[0], t.quant.zero_point[0]
+    scale = t.quant.scale[0]
+    if not math.isfinite(scale) or scale <= 0:
+        raise _OpError(f"tensor {t.index} ('{t.name}') has scale {scale}; a scale is finite "
+                       "and > 0")
+    return scale, t.quant.zero_point[0]
+
+
+def _multiplier(real: float) -> tuple[int, int]:
+    """quantize_multiplier of a rescale factor the scales imply; _OpError when they make it
+    infinite or not a number (a corrupt file, not a model)."""
+    if not math.isfinite(real) or real < 0:
+        raise _OpError(f"the tensor scales give the rescale factor {real}; it must be finite "
+                       "and >= 0")
+    return quantize_multiplier(real)
 
 
 def _operand(model: TfliteModel, op: Operator, k: int, what: str) -> Tensor:
@@ -146,6 +160,8 @@ def _per_channel(model: TfliteModel, op: Operator, n_out: int, axis: int
     if any(z != 0 for z in w.quant.zero_point):
         raise _OpError("int8 weights must be symmetric (zero point 0)")
     scales = w.quant.scale
+    if not all(math.isfinite(v) and v >= 0 for v in scales):
+        raise _OpError("weight scales must be finite and >= 0")
     if len(scales) != n_out or (n_out > 1 and w.quant.quantized_dimension != axis):
         raise _OpError(f"{len(scales)} weight scales for {n_out} output channels (per-tensor "
                        "weights: only per-channel int8 weights are supported)")
@@ -167,7 +183,7 @@ def _conv_multipliers(s_in: float, scales: list[float], s_out: float
     mult = np.zeros(len(scales), dtype=np.int32)
     shift = np.zeros(len(scales), dtype=np.int32)
     for c, sw in enumerate(scales):
-        mult[c], shift[c] = quantize_multiplier(float(s_in) * float(sw) / float(s_out))
+        mult[c], shift[c] = _multiplier(float(s_in) * float(sw) / float(s_out))
     return mult, shift
 
 
@@ -230,7 +246,7 @@ def mean_multiplier(real: float, n: int) -> tuple[int, int]:
     """(multiplier, shift) of S_in / (S_out * n): QuantizeMultiplier(S_in / S_out), then the
     multiplier is scaled by 2^k / n (k = floor(log2 n), at most 32 and at most 31 + shift so the
     final shift stays >= -31) with truncating integer division, and the shift lowered by k."""
-    mult, shift = quantize_multiplier(real)
+    mult, shift = _multiplier(real)
     k = min(n.bit_length() - 1, 32, 31 + shift)
     if k < 0:
         raise _OpError(f"MEAN rescale {real} is too small to represent")
@@ -300,7 +316,7 @@ def _add(model: TfliteModel, op: Operator, out: Tensor) -> Add:
     left_shift = 20
     twice_max = float(2 * np.float32(max(s1, s2)))  # float in TFLite, exact (times 2)
     real_out = twice_max / float(np.float32(1 << left_shift) * np.float32(so))
-    (m1, e1), (m2, e2), (mo, eo) = (quantize_multiplier(r) for r in
+    (m1, e1), (m2, e2), (mo, eo) = (_multiplier(r) for r in
                                     (float(s1) / twice_max, float(s2) / twice_max, real_out))
     if max(e1, e2, eo) > 0:
         raise _OpError("input or output scales too far apart for int8 ADD")
@@ -337,10 +353,10 @@ def _requantize(op: Operator, x: Tensor, out: Tensor) -> Requantize:
     if _size(x) != _size(out):
         raise _OpError("input and output sizes differ")
     if op.name == "QUANTIZE":  # quantize.cc: double(S_in) / double(S_out), no clamp
-        mult, shift = quantize_multiplier(float(s_in) / float(s_out))
+        mult, shift = _multiplier(float(s_in) / float(s_out))
         return Requantize(_size(out), zp_in, zp_out, mult, shift, (-128, 127))
     # activations.cc ReluPrepare divides the float32 scales in float32.
-    mult, shift = quantize_multiplier(float(np.float32(s_in) / np.float32(s_out)))
+    mult, shift = _multiplier(float(np.float32(s_in) / np.float32(s_out)))
     act = activation_range(1 if op.name == "RELU" else 3, s_out, zp_out)
     return Requantize(_size(out), zp_in, zp_out, mult, shift, act)
 
