@@ -65,7 +65,12 @@ bool parse_args(int argc, char** argv, Args* a) {
     else if (strcmp(k, "--embed") == 0) a->embed = v;
     else if (strcmp(k, "--config") == 0) a->config = v;
     else if (strcmp(k, "--state") == 0) a->state = v;
-    else if (strcmp(k, "--state-word-us") == 0) a->state_word_us = static_cast<unsigned>(atoi(v));
+    else if (strcmp(k, "--state-word-us") == 0) {
+      char* end = nullptr;
+      const long us = strtol(v, &end, 10);
+      if (*v == 0 || *end != 0 || us < 0 || us > 1000000) return false;  // 0 .. 1 s per word
+      a->state_word_us = static_cast<unsigned>(us);
+    }
     else return false;
   }
   return argc % 2 == 1 && a->data != nullptr &&
@@ -103,7 +108,9 @@ int embed_all(const tinyfl::BlobView& blob, const char* out_path) {
 int run_with_state(tinyfl::Node& node, tinyfl::Port& port, const Args& args, const uint8_t* model_hash) {
   static port_native::StateFile file(args.state, args.state_word_us);
   if (!file.open()) {
-    fprintf(stderr, "error: cannot open state file %s\n", args.state);
+    fprintf(stderr, file.foreign() ? "error: %s is not a TinyFL state file; not touching it\n"
+                                   : "error: cannot open state file %s\n",
+            args.state);
     return 1;
   }
   static uint8_t record[tinyfl::kStateRecordMax];

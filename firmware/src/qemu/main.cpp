@@ -65,7 +65,7 @@ int main() {
   blob.copy_model_hash(config.model_hash);
   s = node.begin(config);
   if (s != tinyfl::Status::Ok) halt("node config", s);
-  if (!state_file.open()) node.run();  // no state file given: nothing persists
-  (void)state_keeper.restore(node, config.model_hash);  // every outcome is logged
+  if (!port_qemu::SemihostingStateFile::requested()) node.run();  // no state file: nothing persists
+  (void)state_keeper.restore(node, config.model_hash, state_file.open());  // every outcome is logged
   state_keeper.run(node);
 }

@@ -83,6 +83,22 @@ def build_firmware(emulator: Emulator, project_root: Path = PROJECT_ROOT,
     return image
 
 
+STATE_SLOT_BYTES = 4096  # port_native::StateFile and port_qemu::SemihostingStateFile
+
+
+def check_state_file(path: Path) -> None:
+    """Refuses a file a node would overwrite that is not a state file: larger than two slots, or
+    a slot starting with neither an erased word nor the record magic (as the native node checks
+    it too). Every file the nodes write passes, torn writes included."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    heads = [data[o:o + 4] for o in (0, STATE_SLOT_BYTES) if o < len(data)]
+    if len(data) > 2 * STATE_SLOT_BYTES or any(
+            not b"TFST".startswith(h) and h != b"\xff" * len(h) for h in heads):
+        raise UsageError(f"{path} is not a TinyFL state file; not touching it")
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     node_id: str
@@ -191,6 +207,7 @@ class NodeProcess:
         self.spec.workdir.mkdir(parents=True, exist_ok=True)
         self.write_config()
         if self.spec.state_file is not None:  # owner-only, as the config; QEMU would make it 0644
+            check_state_file(self.spec.state_file)
             os.close(os.open(self.spec.state_file, os.O_CREAT | os.O_WRONLY, 0o600))
         cmd = self.command()
         if self.spec.emulator is Emulator.NATIVE:

@@ -40,7 +40,9 @@ constexpr uint32_t kStateMarker = 0x54534654u;  // "TFST"
 class SemihostingStateFile final : public tinyfl::StateRegion {
  public:
   static constexpr size_t kSlotBytes = 4096;
-  // True when the host asked for a state file and it is open; false: run without persisted state.
+  // True when the host set the marker: semihosting is on and a state file is wanted.
+  static bool requested();
+  // True when the state file named on the command line is open (call only when requested()).
   bool open();
   size_t slot_size() const override { return kSlotBytes; }
   bool read(uint8_t slot, size_t offset, uint8_t* dst, size_t len) override;

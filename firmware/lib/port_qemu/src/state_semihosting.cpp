@@ -36,8 +36,12 @@ const char* state_path(char* cmdline) {
 
 }  // namespace
 
+bool SemihostingStateFile::requested() {
+  return *reinterpret_cast<volatile const uint32_t*>(kStateMarkerAddress) == kStateMarker;
+}
+
 bool SemihostingStateFile::open() {
-  if (*reinterpret_cast<volatile const uint32_t*>(kStateMarkerAddress) != kStateMarker) return false;
+  if (!requested()) return false;  // without semihosting the BKPT below would fault
   uint32_t cmd[2] = {reinterpret_cast<uint32_t>(cmdline_), sizeof cmdline_ - 1};
   if (semihost(kSysGetCmdline, cmd) != 0) return false;
   cmdline_[cmd[1] < sizeof cmdline_ ? cmd[1] : sizeof cmdline_ - 1] = 0;
