@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tinyfl.errors import UsageError
-from tinyfl.fleet import Emulator, NodeSpec
+from tinyfl.fleet import Emulator, NodeProcess, NodeSpec
 from tinyfl.fleet.nodes import STATE_SLOT_BYTES, check_state_file
 
 
@@ -52,7 +52,12 @@ def test_paths_qemu_cannot_pass_are_refused(tmp_path: Path, name: str) -> None:
         NodeSpec("n1", tmp_path / "n1.blob", tmp_path, Emulator.QEMU, state_file=tmp_path / name)
 
 
-def test_slow_flash_is_for_native_nodes_only(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="native nodes only"):
-        NodeSpec("n1", tmp_path / "n1.blob", tmp_path, Emulator.QEMU,
-                 state_file=tmp_path / "n1.state", state_word_us=10)
+def test_a_slow_flash_reaches_the_qemu_image_on_its_command_line(tmp_path: Path) -> None:
+    spec = NodeSpec("n1", tmp_path / "n1.blob", tmp_path, Emulator.QEMU,
+                    state_file=tmp_path / "n1.state", state_word_us=10)
+    cmd = NodeProcess(spec, tmp_path / "program.elf", "127.0.0.1", 1883, "tinyfl/x").command()
+    semihosting = cmd[cmd.index("-semihosting-config") + 1]
+    assert semihosting.endswith(f"arg=--state,arg={tmp_path / 'n1.state'},arg=--state-word-us,arg=10")
+    assert "loader,addr=0x21f01000,data=0x54534654,data-len=4" in cmd
+    with pytest.raises(UsageError, match=">= 0"):
+        NodeSpec("n1", tmp_path / "n1.blob", tmp_path, Emulator.NATIVE, state_word_us=-1)

@@ -17,7 +17,7 @@ tinyfl::CacheStorage<> sample_storage;
 tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::BackboneWork backbone_work;
 tinyfl::Node node(port, sample_cache);
-port_qemu::SemihostingStateFile state_file;
+port_qemu::SemihostingStateFile state_file(port);
 uint8_t state_record[tinyfl::kStateRecordMax];
 tinyfl::StateStore state_store(state_file, state_record, sizeof state_record);
 tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);

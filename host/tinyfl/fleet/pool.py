@@ -83,7 +83,7 @@ class FleetConfig:
     # The private broker is provisioned (tinyfl provision: per-node accounts, ACL, TLS for the
     # coordinator) unless `secure` is off (--insecure: an open broker, for experiments).
     secure: bool = True
-    # Native nodes only: their state files behave like a flash taking this long per word written
+    # The nodes' state files behave like a flash taking this long per word written
     # (NodeSpec.state_word_us), so that a power-cut test can kill a node in the middle of a save.
     state_word_us: int = 0
 
