@@ -71,7 +71,12 @@ bool parse_args(int argc, char** argv, Args* a) {
     else if (strcmp(k, "--config") == 0) a->config = v;
     else if (strcmp(k, "--replay-hz") == 0) a->replay_hz = static_cast<unsigned>(atoi(v));
     else if (strcmp(k, "--state") == 0) a->state = v;
-    else if (strcmp(k, "--state-word-us") == 0) a->state_word_us = static_cast<unsigned>(atoi(v));
+    else if (strcmp(k, "--state-word-us") == 0) {
+      char* end = nullptr;
+      const long us = strtol(v, &end, 10);
+      if (*v == 0 || *end != 0 || us < 0 || us > 1000000) return false;  // 0 .. 1 s per word
+      a->state_word_us = static_cast<unsigned>(us);
+    }
     else return false;
   }
   return argc % 2 == 1 && a->data != nullptr &&
@@ -110,7 +115,9 @@ int embed_all(const tinyfl::BlobView& blob, const char* out_path) {
 tinyfl::NodeStateKeeper* open_state(tinyfl::Port& port, const Args& args) {
   static port_native::StateFile file(args.state, args.state_word_us);
   if (!file.open()) {
-    fprintf(stderr, "error: cannot open state file %s\n", args.state);
+    fprintf(stderr, file.foreign() ? "error: %s is not a TinyFL state file; not touching it\n"
+                                   : "error: cannot open state file %s\n",
+            args.state);
     return nullptr;
   }
   static uint8_t record[tinyfl::kStateRecordMax];

@@ -19,7 +19,7 @@ tinyfl::CacheStorage<> sample_storage;
 tinyfl::EmbeddingCache sample_cache(sample_storage);
 tinyfl::BackboneWork backbone_work;
 tinyfl::Node node(port, sample_cache);
-port_qemu::SemihostingStateFile state_file;
+port_qemu::SemihostingStateFile state_file(port);
 uint8_t state_record[tinyfl::kStateRecordMax];
 tinyfl::StateStore state_store(state_file, state_record, sizeof state_record);
 tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
@@ -74,9 +74,9 @@ int main() {
   s = node.begin(config);
   if (s != tinyfl::Status::Ok) halt("node config", s);
   tinyfl::NodeStateKeeper* keeper = nullptr;
-  if (state_file.open()) {  // a state file given: the node's state persists in it
+  if (port_qemu::SemihostingStateFile::requested()) {  // a state file given: the state persists in it
     keeper = &state_keeper;
-    (void)keeper->restore(node, config.model_hash);  // every outcome is logged
+    (void)keeper->restore(node, config.model_hash, state_file.open());  // every outcome is logged
   }
   if (replay_hz != 0) tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50, keeper);
   if (keeper != nullptr) keeper->run(node);

@@ -90,7 +90,7 @@ struct Boot {
   NodeStateKeeper keeper{store, port, cache};
   bool ready = false;
 
-  explicit Boot(uint16_t classes = kClasses) {
+  explicit Boot(uint16_t classes = kClasses, bool with_peer = false) {
     if (cache.configure(kDim, classes, 0.05f, 0) != Status::Ok) return;
     for (int i = 0; i < 8; ++i) {
       const int8_t x[kDim] = {static_cast<int8_t>(10 * i), static_cast<int8_t>(-3 * i), 1};
@@ -100,6 +100,10 @@ struct Boot {
     c.node_id = "keeper";
     c.topic_prefix = "tinyfl/k";
     memcpy(c.model_hash, kModel, sizeof c.model_hash);
+    static const uint8_t seed[32] = {0x5E};
+    static const PeerSeed peer[] = {{"p2", seed}};  // secure aggregation with one other node
+    c.peers = with_peer ? peer : nullptr;
+    c.n_peers = with_peer ? 1 : 0;
     ready = node.begin(c) == Status::Ok;
   }
 
@@ -116,7 +120,8 @@ struct Boot {
   }
 
   // The retained GLOBAL of `round` for this node's shape, as the broker delivers it.
-  void global(uint32_t round) {
+  // masked: a secure-aggregation round of this node and p2.
+  void global(uint32_t round, bool masked = false) {
     static float head[kClasses * (kDim + 1)];
     for (size_t i = 0; i < sizeof head / sizeof head[0]; ++i) head[i] = 0.01f * static_cast<float>(i);
     GlobalFields g{};
@@ -131,6 +136,15 @@ struct Boot {
     g.uplink_scale_mode = 1;
     g.seed = 3;
     g.head = TensorFields{32, 0, kClasses, kDim + 1, nullptr, nullptr, head};
+    static const IdRef selected[2] = {{"keeper", 6}, {"p2", 2}};
+    if (masked) {
+      g.masked = true;
+      g.n_selected = 2;
+      g.selected = selected;
+      g.mask_bits = 17;
+      g.threshold = 2;
+      g.secagg_scale = 1.0f / 127.0f;
+    }
     uint8_t frame[512], packet[600];
     size_t len = 0;
     if (encode_global(g, frame, sizeof frame, &len) != Status::Ok) return;
@@ -261,6 +275,24 @@ TINYFL_TEST(without_storage_nothing_is_written) {
   Status s = Status::Ok;
   newest(&s);
   CHECK(s == Status::NoData);
+}
+
+TINYFL_TEST(a_masked_round_keeps_the_global_head_not_its_delta) {
+  region = RamRegion();
+  static Boot b(kClasses, true);
+  CHECK(b.ready);
+  CHECK(b.keeper.restore(b.node, kModel) == Status::NoData);
+  b.online();
+  b.global(300, true);
+  CHECK(b.node.update_masked());
+  b.acknowledge();
+  Status s = Status::Ok;
+  const StateView v = newest(&s);
+  CHECK(s == Status::Ok);
+  CHECK_EQ(v.round_id, 300);
+  CHECK_EQ(v.flags, 0);  // the delta went out masked: only the global head is kept
+  for (size_t i = 0; i < v.size(); ++i) CHECK(v.head(i) == 0.01f * static_cast<float>(i));
+  CHECK(b.port.logged("state: saved round 300"));
 }
 
 int main() { return tinyfl_test::run_all(); }

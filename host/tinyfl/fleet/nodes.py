@@ -84,6 +84,22 @@ def build_firmware(emulator: Emulator, project_root: Path = PROJECT_ROOT,
     return image
 
 
+STATE_SLOT_BYTES = 4096  # port_native::StateFile and port_qemu::SemihostingStateFile
+
+
+def check_state_file(path: Path) -> None:
+    """Refuses a file a node would overwrite that is not a state file: larger than two slots, or
+    a slot starting with neither an erased word nor the record magic (as the native node checks
+    it too). Every file the nodes write passes, torn writes included."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    heads = [data[o:o + 4] for o in (0, STATE_SLOT_BYTES) if o < len(data)]
+    if len(data) > 2 * STATE_SLOT_BYTES or any(
+            not b"TFST".startswith(h) and h != b"\xff" * len(h) for h in heads):
+        raise UsageError(f"{path} is not a TinyFL state file; not touching it")
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     node_id: str
@@ -104,8 +120,8 @@ class NodeSpec:
     # The node's persisted state (trained head, last served round, counters): loaded at start,
     # saved after each round it served. None: nothing survives a restart.
     state_file: Path | None = None
-    # > 0: the native node's state file behaves like a flash taking this long per word written,
-    # so that a test can kill the node in the middle of a save.
+    # > 0: the node's state file behaves like a flash taking this long per word written (QEMU:
+    # rounded up to its 10 ms tick per 64 bytes), so that a test can cut power mid-save.
     state_word_us: int = 0
 
     def __post_init__(self) -> None:
@@ -116,8 +132,6 @@ class NodeSpec:
                              f"{str(self.state_file)!r}")
         if self.state_word_us < 0:
             raise UsageError(f"state_word_us must be >= 0, got {self.state_word_us}")
-        if self.state_word_us and self.emulator is not Emulator.NATIVE:
-            raise UsageError("state_word_us emulates a slow flash on native nodes only")
 
 
 class NodeProcess:
@@ -180,9 +194,10 @@ class NodeProcess:
         the image semihosting is there (without a debugger its BKPT would fault)."""
         if self.spec.state_file is None:
             return []
+        slow = f",arg=--state-word-us,arg={self.spec.state_word_us}" if self.spec.state_word_us else ""
         return [
             "-semihosting-config",
-            f"enable=on,target=native,arg=tinyfl-node,arg=--state,arg={self.spec.state_file}",
+            f"enable=on,target=native,arg=tinyfl-node,arg=--state,arg={self.spec.state_file}{slow}",
             "-device",
             f"loader,addr={QEMU_STATE_MARKER_ADDRESS:#x},data={QEMU_STATE_MARKER:#x},data-len=4",
         ]
@@ -198,6 +213,7 @@ class NodeProcess:
         self.spec.workdir.mkdir(parents=True, exist_ok=True)
         self.write_config()
         if self.spec.state_file is not None:  # owner-only, as the config; QEMU would make it 0644
+            check_state_file(self.spec.state_file)
             os.close(os.open(self.spec.state_file, os.O_CREAT | os.O_WRONLY, 0o600))
         cmd = self.command()
         if self.spec.emulator is Emulator.NATIVE:

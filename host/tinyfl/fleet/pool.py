@@ -86,7 +86,7 @@ class FleetConfig:
     # > 0: every node plays its blob as a live sensor at this many readings per second
     # (tinyfl/sensor_stream.h) instead of loading it at boot
     sensor_replay_hz: int = 0
-    # Native nodes only: their state files behave like a flash taking this long per word written
+    # The nodes' state files behave like a flash taking this long per word written
     # (NodeSpec.state_word_us), so that a power-cut test can kill a node in the middle of a save.
     state_word_us: int = 0
 

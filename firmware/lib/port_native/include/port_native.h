@@ -38,8 +38,13 @@ class StateFile final : public tinyfl::StateRegion {
   static constexpr size_t kSlotBytes = 4096;
   StateFile(const char* path, unsigned word_delay_us) : path_(path), delay_us_(word_delay_us) {}
   ~StateFile();
-  // Opens (or creates, readable by its owner only) the file; false with errno on failure.
+  // Opens (or creates, readable by its owner only) the file; false when it cannot, or when it
+  // holds something else (foreign()): it is never written then.
   bool open();
+  // After a failed open(): the file is larger than two slots, or a slot starts with neither an
+  // erased word nor the record magic, so it is not a state file (a mistyped path must not be
+  // overwritten). Every file this store writes passes: erases and records start at offset 0.
+  bool foreign() const { return foreign_; }
   size_t slot_size() const override { return kSlotBytes; }
   bool read(uint8_t slot, size_t offset, uint8_t* dst, size_t len) override;
   bool erase(uint8_t slot) override;
@@ -53,6 +58,7 @@ class StateFile final : public tinyfl::StateRegion {
   const char* path_;
   unsigned delay_us_;
   int fd_ = -1;
+  bool foreign_ = false;
 };
 
 }  // namespace port_native

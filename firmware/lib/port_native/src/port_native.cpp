@@ -106,7 +106,20 @@ StateFile::~StateFile() {
 
 bool StateFile::open() {
   fd_ = ::open(path_, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  return fd_ >= 0;
+  if (fd_ < 0) return false;
+  const off_t size = lseek(fd_, 0, SEEK_END);
+  foreign_ = size < 0 || size > static_cast<off_t>(tinyfl::kStateSlots * kSlotBytes);
+  for (uint8_t slot = 0; slot < tinyfl::kStateSlots && !foreign_; ++slot) {
+    uint8_t word[4];
+    foreign_ = !read(slot, 0, word, sizeof word);
+    const bool erased = word[0] == 0xFF && word[1] == 0xFF && word[2] == 0xFF && word[3] == 0xFF;
+    foreign_ = foreign_ || !(erased || memcmp(word, "TFST", 4) == 0);
+  }
+  if (foreign_) {
+    close(fd_);
+    fd_ = -1;
+  }
+  return !foreign_;
 }
 
 bool StateFile::read(uint8_t slot, size_t offset, uint8_t* dst, size_t len) {

@@ -36,14 +36,20 @@ constexpr uintptr_t kReplayRateAddress = 0x21F01010;
 // debugger, so the image uses it only when the host says it is on: `tinyfl fleet` loads
 // kStateMarker at kStateMarkerAddress (QEMU's generic loader) together with
 //   -semihosting-config enable=on,target=native,arg=tinyfl-node,arg=--state,arg=PATH
-// and the image takes PATH from the command line semihosting reports (SYS_GET_CMDLINE).
+// and the image takes PATH from the command line semihosting reports (SYS_GET_CMDLINE), which
+// may also hold "--state-word-us N".
 constexpr uintptr_t kStateMarkerAddress = 0x21F01000;
 constexpr uint32_t kStateMarker = 0x54534654u;  // "TFST"
 
 class SemihostingStateFile final : public tinyfl::StateRegion {
  public:
   static constexpr size_t kSlotBytes = 4096;
-  // True when the host asked for a state file and it is open; false: run without persisted state.
+  // `clock` paces writes when the command line has "--state-word-us N" (a slow flash, N us per
+  // word, for power-cut tests); otherwise it is not used.
+  explicit SemihostingStateFile(tinyfl::Port& clock) : clock_(clock) {}
+  // True when the host set the marker: semihosting is on and a state file is wanted.
+  static bool requested();
+  // True when the state file named on the command line is open (call only when requested()).
   bool open();
   size_t slot_size() const override { return kSlotBytes; }
   bool read(uint8_t slot, size_t offset, uint8_t* dst, size_t len) override;
@@ -55,7 +61,12 @@ class SemihostingStateFile final : public tinyfl::StateRegion {
   bool in_slot(uint8_t slot, size_t offset, size_t len) const {
     return handle_ >= 0 && slot < tinyfl::kStateSlots && offset <= kSlotBytes && len <= kSlotBytes - offset;
   }
+  static constexpr size_t kChunk = 64;
   bool seek(size_t at);
+  bool put(size_t at, const uint8_t* src, size_t len);
+  void pace(size_t bytes);
+  tinyfl::Port& clock_;
+  uint32_t word_us_ = 0;
   int32_t handle_ = -1;
   char cmdline_[256] = {};
   const char* path_ = nullptr;
