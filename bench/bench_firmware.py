@@ -227,6 +227,13 @@ def labelled_rows(counts: dict[str, dict[str, float]], labels: dict[str, str], p
             for name, label in labels.items() if name in counts]
 
 
+def per_model_rows(counts: dict[str, dict[str, float]], prefix: str) -> list[str]:
+    """Rows "| model | instructions | ms at 64 MHz |" of the measurements named prefix + model."""
+    return [f"| {name[len(prefix):]} | {entry['instructions']:.0f} | "
+            f"{entry['instructions'] / 64e3:.1f} |"
+            for name, entry in counts.items() if name.startswith(prefix)]
+
+
 def dsp_lines(counts: dict[str, dict[str, float]], flash: dict[str, int]) -> list[str]:
     lines = ["", "## DSP stage (docs/DSP.md)", "",
              "One window through each block, all of it in integers bit for bit as the host.",
@@ -277,19 +284,13 @@ def markdown(counts: dict[str, dict[str, float]], sizes: dict[str, object],
               "What a node spends per sample when it embeds its data (`backbone_run`, the kernels",
               "that are bit-exact with LiteRT). Time at 64 MHz assumes one instruction per cycle.", "",
               "| model | instructions per window | ms at 64 MHz |", "|---|---|---|"]
-    for name, entry in counts.items():
-        if name.startswith("backbone_"):
-            lines.append(f"| {name[len('backbone_'):]} | {entry['instructions']:.0f} | "
-                         f"{entry['instructions'] / 64e3:.1f} |")
+    lines += per_model_rows(counts, "backbone_")
     lines += ["", "## Live sensor: the longest gap between two polls", "",
               "A node on a live sensor (tinyfl/sensor_stream.h) embeds a completed window in",
               "`SensorStream::step()` between two `poll()` calls: the model's DSP stage, the",
               "backbone and the reservoir. That step is the longest the MQTT client waits.", "",
               "| model | instructions per step | ms at 64 MHz |", "|---|---|---|"]
-    for name, entry in counts.items():
-        if name.startswith("sensor_stream_step_"):
-            lines.append(f"| {name[len('sensor_stream_step_'):]} | {entry['instructions']:.0f} | "
-                         f"{entry['instructions'] / 64e3:.1f} |")
+    lines += per_model_rows(counts, "sensor_stream_step_")
     lines += ["", "## Other operations", "", "| operation | instructions |", "|---|---|"]
     for name, entry in counts.items():
         if ("per_weight" not in entry
