@@ -39,7 +39,7 @@ Status SensorStream::begin(const CompiledModel& model, uint16_t stride, uint16_t
   scale_ = staged ? work_.stage.in_scale : work_.model.in_scale;
   zero_point_ = staged ? work_.stage.in_zp : work_.model.in_zp;
   head_ = filled_ = since_cut_ = label_run_ = 0;
-  label_ = pending_label_ = kNoLabel;
+  label_ = kNoLabel;
   pending_ = false;
   counters_ = StreamCounters{};
   return Status::Ok;
@@ -84,14 +84,17 @@ Status SensorStream::push(const int8_t* codes) {
     ++counters_.overruns;
     return Status::Ok;
   }
-  // oldest reading first: the ring from head_ to its end, then from its start to head_
-  const size_t older = (window_ - head_) * static_cast<size_t>(channels_);
-  memcpy(pending_window_, ring_ + head_ * channels_, older);
-  memcpy(pending_window_ + older, ring_, head_ * static_cast<size_t>(channels_));
-  pending_label_ = label_run_ >= window_ ? label_ : kNoLabel;
-  if (label_ == kNoLabel) ++counters_.unlabelled;
-  else if (label_run_ < window_) ++counters_.mixed;
-  pending_ = label_run_ >= window_ && label_ != kNoLabel;  // only labelled windows are embedded
+  if (label_ == kNoLabel) {
+    ++counters_.unlabelled;
+  } else if (label_run_ < window_) {
+    ++counters_.mixed;
+  } else {  // only a window under one label is embedded: copy it, oldest reading first
+    const size_t older = (window_ - head_) * static_cast<size_t>(channels_);
+    memcpy(pending_window_, ring_ + head_ * channels_, older);
+    memcpy(pending_window_ + older, ring_, head_ * static_cast<size_t>(channels_));
+    pending_label_ = static_cast<uint8_t>(label_);
+    pending_ = true;
+  }
   return Status::Ok;
 }
 
@@ -112,7 +115,7 @@ Status SensorStream::step() {
   ++counters_.embedded;
   counters_.embedding_crc =
       crc32(reinterpret_cast<const uint8_t*>(embedding), work_.model.embedding_len, counters_.embedding_crc);
-  keep(embedding, static_cast<uint8_t>(pending_label_));
+  keep(embedding, pending_label_);
   return Status::Ok;
 }
 

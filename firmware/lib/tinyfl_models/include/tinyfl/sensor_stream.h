@@ -101,7 +101,7 @@ class SensorStream {
   int16_t label_ = kNoLabel;
   uint32_t label_run_ = 0;        // readings in a row under label_
   bool pending_ = false;
-  int16_t pending_label_ = kNoLabel;
+  uint8_t pending_label_ = 0;     // the label of the window waiting, when pending_
   StreamCounters counters_;
 };
 
