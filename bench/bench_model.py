@@ -118,6 +118,14 @@ def instructions(folders: list[Path]) -> dict[str, dict[str, int]]:
     return found
 
 
+def model_build(data: Path, args: list[str], out: Path, capture_output: bool = False) -> None:
+    """`tinyfl model build --data DATA ARGS --out OUT` with this checkout's package."""
+    subprocess.run([sys.executable, "-m", "tinyfl.cli.main", "-q", "model", "build", "--data",
+                    str(data), *args, "--out", str(out)], cwd=ROOT, check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT / "host")},
+                   capture_output=capture_output)
+
+
 def build_dscnn(workdir: Path) -> tuple[Path, Path]:
     """The watch windows as spectrograms and a dscnn model folder built from them."""
     data = workdir / "watch-spectra.npz"
@@ -126,9 +134,7 @@ def build_dscnn(workdir: Path) -> tuple[Path, Path]:
     args = list(RECIPES["watch"])
     args[args.index("conv1d")] = "dscnn"
     args = [a for a in args if a not in ("--augment", "imu-rotation:8")]
-    subprocess.run([sys.executable, "-m", "tinyfl.cli.main", "-q", "model", "build", "--data",
-                    str(data), *args, "--out", str(out)], cwd=ROOT, check=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT / "host")})
+    model_build(data, args, out)
     return out, data
 
 
@@ -141,9 +147,7 @@ def build_dsp(workdir: Path, name: str) -> tuple[Path, Path]:
     args = args[:args.index("--family")] + ["--epochs", "40"]
     for block in DSP_BLOCKS:
         args += ["--dsp", block]
-    subprocess.run([sys.executable, "-m", "tinyfl.cli.main", "-q", "model", "build", "--data",
-                    str(data), *args, "--out", str(out)], cwd=ROOT, check=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT / "host")})
+    model_build(data, args, out)
     return out, data
 
 
@@ -260,11 +264,8 @@ def seed_spread(name: str, seeds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(seeds):
             out = Path(tmp) / f"{name}-seed{seed}"
-            subprocess.run([sys.executable, "-m", "tinyfl.cli.main", "-q", "model", "build",
-                            "--data", str(fetched.data), *fetched.build_args, "--seed",
-                            str(seed), "--out", str(out)], cwd=ROOT, check=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT / "host")},
-                           capture_output=True)
+            model_build(fetched.data, [*fetched.build_args, "--seed", str(seed)], out,
+                        capture_output=True)
             acc = load_artifacts(out).metadata["accuracy"]["central_head_test"]
             print(f"{name} seed {seed}: central head {acc:.4f}", flush=True)
             runs.append({"seed": seed, "central_head_test_accuracy": acc})
