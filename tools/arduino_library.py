@@ -42,6 +42,7 @@ MAIN_HEADER = """// TinyFL: federated learning on this board (https://github.com
 #pragma once
 #include "port_arduino.h"
 #include "provisioned_settings.h"
+#include "sensor_node.h"
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
 #include "tinyfl/sensor_stream.h"
@@ -80,6 +81,7 @@ def properties() -> str:
         "category=Data Processing",
         "url=https://github.com/tinyfl/tinyfl",
         f"architectures={ARCHITECTURES}",
+        "depends=Arduino_LSM9DS1",  # the Nano 33 BLE example's on-board IMU
         "includes=TinyFL.h",
         "",
     ])

@@ -1,11 +1,15 @@
-// esp32dev: a TinyFL node on an ESP32 with WiFi. Samples arrive from application code through
-// add_sample(); this sketch only wires the node to WiFi and the broker. Not buildable offline.
+// esp32dev: a TinyFL node on an ESP32 DevKit with WiFi and an I2C IMU. The node itself (readings
+// at the model's rate, windows through the compiled backbone, rounds, persisted state, status LED)
+// is port_arduino::SensorNode; this file is the board's wiring only:
+//   MPU-6050 on I2C (SDA GPIO 21, SCL GPIO 22), the machine-state label on GPIO 25, 26, 27
+//   (pulled up; all high = no label), the status LED on GPIO 2, the state in NVS.
 //
 // The broker connection is TLS (WiFiClientSecure) verified against the fleet's CA, which
 // `tinyfl provision` writes into node_settings_local.h as TINYFL_BROKER_CA_PEM. Plain TCP only
 // with TINYFL_BROKER_INSECURE set to 1: the MQTT password then crosses the network in clear.
 #include <Arduino.h>
 #include <WiFi.h>
+#include <Wire.h>
 
 #if __has_include("node_settings_local.h")
 #include "node_settings_local.h"
@@ -22,13 +26,17 @@
 #endif
 #endif
 
-#include "port_arduino.h"
-#include "state_arduino.h"
+#include "mpu6050_sensor.h"
 #include "provisioned_settings.h"
-#include "tinyfl/node.h"
-#include "tinyfl/node_state.h"
+#include "sensor_node.h"
+#include "state_arduino.h"
 
 namespace {
+
+constexpr int kSdaPin = 21;
+constexpr int kSclPin = 22;
+constexpr int kLedPin = 2;  // the DevKit's blue LED, lit when high
+const uint8_t kLabelPins[] = {25, 26, 27};
 
 #if defined(TINYFL_BROKER_INSECURE) && TINYFL_BROKER_INSECURE
 WiFiClient client;
@@ -39,7 +47,15 @@ WiFiClientSecure client;  // a WiFiClient (a Stream) that speaks TLS
 class WifiOpener final : public port_arduino::PipeOpener {
  public:
   bool open() override {
-    if (WiFi.status() != WL_CONNECTED) return false;
+    if (WiFi.status() != WL_CONNECTED) {
+      // The node retries with backoff; nudge the WiFi stack to rejoin at most every 10 s.
+      const uint32_t now = millis();
+      if (now - last_rejoin_ms_ >= 10000u) {
+        last_rejoin_ms_ = now;
+        WiFi.reconnect();
+      }
+      return false;
+    }
     client.stop();
     // With TLS, connect() also checks the certificate chain against the CA and the host name
     // against the certificate; a broker that fails either is refused (the node backs off).
@@ -47,39 +63,37 @@ class WifiOpener final : public port_arduino::PipeOpener {
   }
   void close() override { client.stop(); }
   bool is_open() override { return client.connected(); }
+
+ private:
+  uint32_t last_rejoin_ms_ = 0;
 } opener;
 
-port_arduino::ArduinoPort port(client, opener, Serial);
-tinyfl::CacheStorage<> sample_storage;
-tinyfl::EmbeddingCache sample_cache(sample_storage);
-tinyfl::Node node(port, sample_cache);
-// The persisted state (NVS): loaded in setup(), saved after each round the node served.
 port_arduino::NvsStateRegion state_region;
-uint8_t state_record[tinyfl::kStateRecordMax];
-tinyfl::StateStore state_store(state_region, state_record, sizeof state_record);
-tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
+port_arduino::SensorNode node(client, opener, Serial, state_region);
+Mpu6050Sensor imu(Wire);
+port_arduino::LabelPins label_pins(kLabelPins, sizeof kLabelPins);
+port_arduino::StatusLed led(kLedPin, /*active_low=*/false);
 
 }  // namespace
 
 void setup() {
   Serial.begin(115200);
 #if defined(TINYFL_BROKER_INSECURE) && TINYFL_BROKER_INSECURE
-  port.log("broker connection is plain TCP (TINYFL_BROKER_INSECURE): credentials are not encrypted");
+  node.port().log("broker connection is plain TCP (TINYFL_BROKER_INSECURE): credentials are not encrypted");
 #else
   client.setCACert(TINYFL_BROKER_CA_PEM);  // the fleet's private CA only, not a public bundle
 #endif
   WiFi.mode(WIFI_STA);
+  WiFi.setAutoReconnect(true);
   WiFi.begin(TINYFL_WIFI_SSID, TINYFL_WIFI_PASSWORD);
-  // Feature-vector mode until a backbone is compiled in: 64 values in [0, 1] as int8.
-  if (sample_cache.configure(64, 5, 1.0f / 255.0f, -128) != tinyfl::Status::Ok) port.log("cache config failed");
-  tinyfl::NodeConfig config{};
-  config.node_id = TINYFL_NODE_ID;
-  config.topic_prefix = TINYFL_TOPIC_PREFIX;
-  config.board = tinyfl::Board::Esp32Dev;
-  // the provisioned account (a provisioned broker refuses anonymous clients) and keys
-  port_arduino::apply_provisioned_settings(config);
-  if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
-  (void)state_keeper.restore(node, config.model_hash, state_region.begin());  // logs every outcome
+  Wire.begin(kSdaPin, kSclPin);
+  Wire.setClock(400000);
+  label_pins.begin();
+
+  // id, prefix, account and keys from the settings header; model, classes, rate and stride
+  // from it or their defaults (provisioned_settings.h). A node that cannot run says why.
+  const port_arduino::NodeSettings settings = port_arduino::sketch_settings(tinyfl::Board::Esp32Dev);
+  (void)node.begin(settings, imu, &label_pins, state_region.begin(), &led);
 }
 
-void loop() { state_keeper.step(node); }
+void loop() { node.loop(); }

@@ -1,12 +1,14 @@
-// nano33ble: a TinyFL node on an Arduino Nano 33 BLE. The USB serial line is the MQTT byte pipe;
-// `tinyfl bridge --port /dev/ttyACM0 --broker mqtt://HOST:1883` connects it to the broker. Logs go
-// to the hardware UART (pins 0/1) so they never mix with MQTT bytes. Not buildable offline.
+// nano33ble: a TinyFL node on an Arduino Nano 33 BLE with its on-board IMU. The USB serial line is
+// the MQTT byte pipe; `tinyfl bridge --port /dev/ttyACM0 --broker mqtt://HOST:1883` connects it to
+// the broker. Logs go to the hardware UART (pins 0/1) so they never mix with MQTT bytes. The node
+// itself is port_arduino::SensorNode; this file is the board's wiring only: the LSM9DS1, the
+// machine-state label on D2, D3, D4 (pulled up; all high = no label), the built-in LED, the state
+// in the last two flash pages.
 #include <Arduino.h>
 
-#include "port_arduino.h"
+#include "lsm9ds1_sensor.h"
+#include "sensor_node.h"
 #include "state_arduino.h"
-#include "tinyfl/node.h"
-#include "tinyfl/node_state.h"
 
 // `tinyfl provision` writes node_settings_local.h per node (id, prefix, MQTT account, frame and
 // fleet keys; its WiFi and TLS settings do not apply to a serial board). Git ignores the name.
@@ -21,8 +23,9 @@
 #ifndef TINYFL_TOPIC_PREFIX
 #define TINYFL_TOPIC_PREFIX "tinyfl/default"
 #endif
-
 namespace {
+
+const uint8_t kLabelPins[] = {2, 3, 4};
 
 class SerialOpener final : public port_arduino::PipeOpener {
  public:
@@ -31,29 +34,22 @@ class SerialOpener final : public port_arduino::PipeOpener {
   bool is_open() override { return static_cast<bool>(Serial); }
 } opener;
 
-port_arduino::ArduinoPort port(Serial, opener, Serial1);
-tinyfl::CacheStorage<> sample_storage;
-tinyfl::EmbeddingCache sample_cache(sample_storage);
-tinyfl::Node node(port, sample_cache);
-// The persisted state (flash page): loaded in setup(), saved after each round the node served.
 port_arduino::FlashStateRegion state_region;
-uint8_t state_record[tinyfl::kStateRecordMax];
-tinyfl::StateStore state_store(state_region, state_record, sizeof state_record);
-tinyfl::NodeStateKeeper state_keeper(state_store, port, sample_cache);
+port_arduino::SensorNode node(Serial, opener, Serial1, state_region);
+Lsm9ds1Sensor imu;
+port_arduino::LabelPins label_pins(kLabelPins, sizeof kLabelPins);
+port_arduino::StatusLed led(LED_BUILTIN, /*active_low=*/false);
 
 }  // namespace
 
 void setup() {
   Serial.begin(115200);
   Serial1.begin(115200);
-  if (sample_cache.configure(64, 5, 1.0f / 255.0f, -128) != tinyfl::Status::Ok) port.log("cache config failed");
-  tinyfl::NodeConfig config{};
-  config.node_id = TINYFL_NODE_ID;
-  config.topic_prefix = TINYFL_TOPIC_PREFIX;
-  config.board = tinyfl::Board::Nano33Ble;
-  port_arduino::apply_provisioned_settings(config);  // account and keys, if provisioned
-  if (node.begin(config) != tinyfl::Status::Ok) port.log("node config rejected");
-  (void)state_keeper.restore(node, config.model_hash, state_region.begin());  // logs every outcome
+  label_pins.begin();
+  // id, prefix, account and keys from the settings header; model, classes, rate and stride
+  // from it or their defaults (provisioned_settings.h). A node that cannot run says why.
+  const port_arduino::NodeSettings settings = port_arduino::sketch_settings(tinyfl::Board::Nano33Ble);
+  (void)node.begin(settings, imu, &label_pins, state_region.begin(), &led);
 }
 
-void loop() { state_keeper.step(node); }
+void loop() { node.loop(); }

@@ -36,11 +36,24 @@ MODELS_ENV_VAR = "TINYFL_MODELS"
 class Emulator(enum.Enum):
     NATIVE = "native"
     QEMU = "qemu"
+    # The esp32dev main, unchanged, as a Linux process against the Arduino test double
+    # (tests/arduino_double): its emulated MPU-6050 plays the node's blob as the sensor.
+    ESP32_DOUBLE = "esp32dev-double"
 
     @property
     def pio_env(self) -> str:
-        return "native" if self is Emulator.NATIVE else "qemu_cortex_m4"
+        return {Emulator.NATIVE: "native", Emulator.QEMU: "qemu_cortex_m4",
+                Emulator.ESP32_DOUBLE: "esp32dev_double"}[self]
 
+    @property
+    def is_process(self) -> bool:
+        """A Linux process writing its log to stdout (not a QEMU board)."""
+        return self is not Emulator.QEMU
+
+
+# The esp32dev main's machine-state label pins (firmware/src/esp32dev/main.cpp, kLabelPins): the
+# double's world shows the replayed reading's label on them.
+ESP32_LABEL_PINS = "25,26,27"
 
 
 def blob_name(node_id: str) -> str:
@@ -49,7 +62,7 @@ def blob_name(node_id: str) -> str:
 
 
 def firmware_image(emulator: Emulator, project_root: Path = PROJECT_ROOT) -> Path:
-    name = "program" if emulator is Emulator.NATIVE else "program.elf"
+    name = "program" if emulator.is_process else "program.elf"
     return project_root / ".pio" / "build" / emulator.pio_env / name
 
 
@@ -94,6 +107,8 @@ def check_state_file(path: Path) -> None:
     if not path.exists():
         return
     data = path.read_bytes()
+    if data.startswith(b"TFNV"):  # the Arduino double's Preferences file (NVS)
+        return
     heads = [data[o:o + 4] for o in (0, STATE_SLOT_BYTES) if o < len(data)]
     if len(data) > 2 * STATE_SLOT_BYTES or any(
             not b"TFST".startswith(h) and h != b"\xff" * len(h) for h in heads):
@@ -132,6 +147,12 @@ class NodeSpec:
                              f"{str(self.state_file)!r}")
         if self.state_word_us < 0:
             raise UsageError(f"state_word_us must be >= 0, got {self.state_word_us}")
+        if self.emulator is Emulator.ESP32_DOUBLE and self.replay_hz <= 0:
+            raise UsageError("an esp32dev-double node learns from its sensor only: give it a "
+                             "sensor replay rate (--sensor-replay HZ, or --stream)")
+        if self.emulator is Emulator.ESP32_DOUBLE and (self.state_word_us or self.peer_seeds):
+            raise UsageError("the esp32dev main takes part in no secure aggregation and its "
+                             "NVS has no slow-write emulation")
 
 
 class NodeProcess:
@@ -165,6 +186,11 @@ class NodeProcess:
     def command(self) -> list[str]:
         s = self.spec
         config = self.config_path
+        if s.emulator is Emulator.ESP32_DOUBLE:
+            nvs = [] if s.state_file is None else ["--nvs", str(s.state_file)]
+            return [str(self.image), "--config", str(config),
+                    "--broker", f"{self.broker_host}:{self.broker_port}", "--imu", str(s.blob),
+                    "--sensor-hz", str(s.replay_hz), "--label-pins", ESP32_LABEL_PINS, *nvs]
         if s.emulator is Emulator.NATIVE:
             state = [] if s.state_file is None else ["--state", str(s.state_file)]
             if s.state_file is not None and s.state_word_us:
@@ -216,7 +242,7 @@ class NodeProcess:
             check_state_file(self.spec.state_file)
             os.close(os.open(self.spec.state_file, os.O_CREAT | os.O_WRONLY, 0o600))
         cmd = self.command()
-        if self.spec.emulator is Emulator.NATIVE:
+        if self.spec.emulator.is_process:
             log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child from here on
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, start_new_session=new_session)

@@ -134,8 +134,9 @@ def describe_exit(code: int | None) -> str:
 
 
 def halted(node: NodeProcess) -> bool:
-    """A QEMU board cannot exit: its firmware logs `fatal: ...` and sleeps forever."""
-    return node.spec.emulator is Emulator.QEMU and "fatal:" in node.log_text()
+    """A QEMU board or an Arduino main cannot exit: its firmware logs `fatal: ...` and sleeps
+    (or blinks its LED) forever."""
+    return node.spec.emulator is not Emulator.NATIVE and "fatal:" in node.log_text()
 
 
 class Fleet:
@@ -259,8 +260,10 @@ class Fleet:
                             password=account.password if account else None,
                             keys=(account.frame_key, self.secrets.fleet_key)
                             if account and self.secrets else None,
+                            # the esp32dev main holds no secure-aggregation seeds
                             peer_seeds=self.secrets.device_seeds_of(node_id)
-                            if account and self.secrets else None,
+                            if account and self.secrets
+                            and self.config.emulator is not Emulator.ESP32_DOUBLE else None,
                             replay_hz=self.config.sensor_replay_hz,
                             state_file=(self.node_dir / f"{node_id}.state").absolute(),
                             state_word_us=self.config.state_word_us)

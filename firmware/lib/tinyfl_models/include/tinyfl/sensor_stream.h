@@ -50,6 +50,8 @@ struct StreamCounters {
 class SensorStream {
  public:
   SensorStream(BackboneWork& work, EmbeddingCache& cache, uint32_t seed) : work_(work), cache_(cache), rng_(seed) {}
+  // The reservoir's random draws from here on (a node seeds it from its port's entropy at boot).
+  void reseed(uint32_t seed) { rng_ = Rng(seed); }
 
   // Takes `model` (parsed into the work) with windows of its raw input, cut every `stride`
   // readings (1 .. window; 0: the window, windows side by side), and empties the cache for `n_classes` classes. WrongShape for a
