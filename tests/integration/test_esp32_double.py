@@ -15,22 +15,20 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-import shlex
 import subprocess
-import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support.nodes import wait_until
+from support.fleets import check_resumed, finish, power_cut_after_saves, start_coordinator
 from tinyfl.coordinator import METRICS_NAME, read_metrics
 from tinyfl.data.packaged import cached
 from tinyfl.errors import UsageError
 from tinyfl.fleet import Emulator, NodeProcess, build_firmware
 from tinyfl.fleet.nodes import NodeSpec
-from tinyfl.fleet.pool import Fleet, FleetConfig, coordinate_command
+from tinyfl.fleet.pool import Fleet, FleetConfig
 from tinyfl.model.artifacts import load_artifacts
 from tinyfl.wire import DataBlob
 
@@ -42,9 +40,6 @@ REPLAY_HZ = 4000
 STREAM = re.compile(r"stream: (\d+) readings, (\d+) windows, (\d+) embedded \(crc32 ([0-9a-f]{8})\), "
                     r"(\d+) unlabelled, (\d+) mixed, (\d+) overruns, (\d+) kept; (\d+) cached; "
                     r"(\d+) failed, (\d+) late")
-SAVED = re.compile(r"state: saved round (\d+) seq (\d+) slot (\d) head crc ([0-9a-f]{8})")
-LOADED = re.compile(r"state: loaded round (\d+) seq (\d+) slot (\d) head crc ([0-9a-f]{8}) trained")
-SERVED = re.compile(r"^\d+ round (\d+): (\d+) samples", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -80,38 +75,16 @@ def test_esp32dev_main_trains_in_a_fleet_on_its_imu_and_survives_a_power_cut(
     ids = fleet.prepare()
     asyncio.run(fleet.up(ids, progress=False))
     out = tmp_path / "out"
-    connect = shlex.split(coordinate_command(fleet.state()))[1:]
-    assert "--keys" in connect  # a provisioned fleet: accounts, signed frames
-    coordinator = subprocess.Popen(
-        [sys.executable, "-m", "tinyfl.cli.main", *connect, "--task", "har", "--rounds",
-         str(ROUNDS), "--round-interval", "2", "--min-clients", "1", "--round-timeout", "20",
-         "--straggler-backoff", "0", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    victim: NodeProcess = fleet.nodes["node02"]
+    assert fleet.state().provision  # a provisioned fleet: accounts, signed frames
+    coordinator = start_coordinator(fleet, out, "har", ROUNDS, "--round-interval", "2")
     try:
-        wait_until(lambda: len(SAVED.findall(victim.log_text())) >= 2, 120,
-                   "node02 saving two rounds", victim.log_text)
-        before = victim.log_text()
-        victim.kill()  # a power cut
-        last = SAVED.findall(victim.log_text())[-1]
-        fleet.start_node("node02")  # boots from its NVS file
-        wait_until(lambda: "samples: streaming" in victim.log_text(), 30,
-                   "node02 booting again", victim.log_text)
-        output, _ = coordinator.communicate(timeout=300)
+        before, last = power_cut_after_saves(fleet, fleet.nodes["node02"], 2)
     finally:
-        if coordinator.poll() is None:
-            coordinator.kill()
-            coordinator.wait()
+        output = finish(coordinator)
     assert coordinator.returncode == 0, output
 
-    # The restarted node loaded the state it saved last (round, sequence, head) and served only
-    # later rounds.
-    after = victim.log_text()
-    loaded = LOADED.search(after)
-    assert loaded is not None, after
-    assert loaded.group(1, 2, 4) == (last[0], last[1], last[3]), (loaded[0], last)
-    assert all(int(r) > int(last[0]) for r, _ in SERVED.findall(after)), after
-    assert SERVED.search(after) is not None, after  # and it served some
+    victim = fleet.nodes["node02"]
+    check_resumed(victim.log_text(), last)
 
     art = load_artifacts("har")
     model_hash = art.model_hash.hex()

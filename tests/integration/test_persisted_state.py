@@ -13,9 +13,6 @@ import dataclasses
 import io
 import random
 import re
-import shlex
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from support.fleets import start_coordinator
 from support.nodes import wait_until
 from tinyfl.coordinator import METRICS_NAME, read_metrics
 from tinyfl.data.packaged import cached
 from tinyfl.fleet import Emulator, NodeProcess, build_firmware
-from tinyfl.fleet.pool import Fleet, FleetConfig, coordinate_command
+from tinyfl.fleet.pool import Fleet, FleetConfig
 
 pytestmark = [pytest.mark.firmware, pytest.mark.broker]
 
@@ -78,15 +76,6 @@ def qemu_fleet(tmp_path: Path) -> Iterator[Fleet]:
     fleet.stop()
 
 
-def start_coordinator(fleet: Fleet, out: Path, rounds: int) -> subprocess.Popen[str]:
-    connect = shlex.split(coordinate_command(fleet.state()))[1:]
-    return subprocess.Popen(
-        [sys.executable, "-m", "tinyfl.cli.main", *connect, "--task", "nsl-kdd", "--rounds",
-         str(rounds), "--min-clients", "1", "--round-timeout", "20",
-         "--straggler-backoff", "0", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
 def restart(fleet: Fleet, node: NodeProcess) -> str:
     """Restarts `node` with its state file (start_node moves the killed run's log aside); returns
     its "state: ..." line."""
@@ -122,7 +111,7 @@ def test_killed_node_resumes_from_its_persisted_round_and_head(fleet: Fleet, tmp
     asyncio.run(fleet.up(ids, progress=False))
     out = tmp_path / "out"
     rounds = 20  # about 0.8 s each: rounds left for the node after its second restart
-    coordinator = start_coordinator(fleet, out, rounds)
+    coordinator = start_coordinator(fleet, out, "nsl-kdd", rounds)
     victim = fleet.nodes["node02"]
     rng = random.Random()
     try:
@@ -179,7 +168,7 @@ def test_qemu_board_keeps_its_state_in_a_semihosted_file(qemu_fleet: Fleet, tmp_
     asyncio.run(fleet.up(fleet.prepare(), progress=False))
     out = tmp_path / "out"
     rounds = 6
-    coordinator = start_coordinator(fleet, out, rounds)
+    coordinator = start_coordinator(fleet, out, "nsl-kdd", rounds)
     victim = fleet.nodes["node02"]
     try:
         wait_until(lambda: len(saves(victim.log_text())) >= 1 and
