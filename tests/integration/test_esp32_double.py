@@ -118,6 +118,9 @@ def test_esp32dev_double_needs_a_sensor_and_reports_one_that_does_not_answer(
     blob = tmp_path / "node.blob"
     with pytest.raises(UsageError, match="sensor replay rate"):
         NodeSpec("n1", blob, tmp_path, Emulator.ESP32_DOUBLE)
+    with pytest.raises(UsageError, match="sensor replay rate"):
+        FleetConfig(nodes=2, emulator=Emulator.ESP32_DOUBLE, model="har", data=blob,
+                    run_dir=tmp_path / "run")
     # An empty I2C bus: the node logs why it cannot run and blinks its LED at 5 Hz.
     config = tmp_path / "n1.cfg"
     node = NodeProcess(NodeSpec("n1", blob, tmp_path, Emulator.ESP32_DOUBLE, replay_hz=50),

@@ -100,7 +100,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--nodes", type=int, default=8, metavar="N",
                         help="emulated nodes (default: %(default)s)")
     parser.add_argument("--emulator", choices=[e.value for e in Emulator], default="qemu",
-                        help="QEMU Cortex-M4 boards or native processes (default: %(default)s)")
+                        help="QEMU Cortex-M4 boards, native processes, or the esp32dev main on the "
+                             "Arduino test double (needs --stream; default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=20, help="default: %(default)s")
     parser.add_argument("--uplink-bits", type=int, default=8, choices=(32, 8, 4, 2),
                         help="bits per update value on the uplink (default: %(default)s)")

@@ -54,7 +54,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--model's split into the run folder, start a private mosquitto (unless --broker) and N "
         "nodes, and wait until all have said hello.")
     up.add_argument("--nodes", type=int, required=True, metavar="N")
-    up.add_argument("--emulator", choices=[e.value for e in Emulator], default="qemu")
+    up.add_argument("--emulator", choices=[e.value for e in Emulator], default="qemu",
+                    help="QEMU Cortex-M4 boards, native processes, or the esp32dev main on the "
+                         "Arduino test double (needs --sensor-replay; default: %(default)s)")
     up.add_argument("--model", metavar="DIR", help="model folder the nodes run")
     up.add_argument("--data", type=Path, metavar="FILE.npz",
                     help="the dataset the model was built from")

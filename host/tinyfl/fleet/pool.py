@@ -98,6 +98,9 @@ class FleetConfig:
         if not 0 <= self.sensor_replay_hz <= 1_000_000:
             raise UsageError(f"--sensor-replay must be 1..1000000 readings per second, got "
                              f"{self.sensor_replay_hz}")
+        if self.emulator is Emulator.ESP32_DOUBLE and self.sensor_replay_hz == 0:
+            raise UsageError("esp32dev-double nodes learn from their sensor only: give a sensor "
+                             "replay rate (--sensor-replay HZ, or --stream for tinyfl demo)")
         Topics.for_fleet(self.fleet)  # validates the fleet name
         if self.broker_url is not None:
             address = parse_broker_url(self.broker_url)
