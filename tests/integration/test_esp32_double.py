@@ -16,21 +16,26 @@ import asyncio
 import io
 import re
 import subprocess
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from support.fleets import check_resumed, finish, power_cut_after_saves, start_coordinator
+from support.nodes import wait_until
 from tinyfl.coordinator import METRICS_NAME, read_metrics
 from tinyfl.data.packaged import cached
 from tinyfl.errors import UsageError
 from tinyfl.fleet import Emulator, NodeProcess, build_firmware
+from tinyfl.fleet.broker import MosquittoBroker
 from tinyfl.fleet.nodes import NodeSpec
 from tinyfl.fleet.pool import Fleet, FleetConfig
 from tinyfl.model.artifacts import load_artifacts
-from tinyfl.wire import DataBlob
+from tinyfl.wire import BlobKind, DataBlob
+from tinyfl.wire.node_config import encode_node_config
 
 pytestmark = [pytest.mark.firmware, pytest.mark.broker]
 
@@ -144,3 +149,37 @@ def test_esp32dev_double_needs_a_sensor_and_reports_one_that_does_not_answer(
     bad = subprocess.run([str(image), "--config", str(config), "--imu", str(blob)],
                          capture_output=True, text=True, timeout=10, check=False)
     assert bad.returncode == 2 and "--broker" in bad.stderr
+
+
+def test_esp32dev_main_rides_out_a_wifi_outage(tmp_path: Path, image: Path,
+                                               broker: MosquittoBroker) -> None:
+    """The WiFi drops 2 s after boot for 3 s: the connection breaks, the node asks the WiFi stack
+    to rejoin, blinks its LED while offline, and is online again (and steady) once it is back."""
+    art = load_artifacts("har")
+    rng = np.random.default_rng(0)
+    blob = tmp_path / "node.blob"
+    DataBlob(BlobKind.RAW_WINDOWS, 6, art.input_scale, 0, art.model_hash,
+             rng.integers(0, 6, 40).astype(np.uint8),
+             rng.integers(-60, 60, (40, 128 * 6)).astype(np.int8)).write(blob)
+    config = tmp_path / "w1.cfg"
+    config.write_bytes(encode_node_config("w1", "tinyfl/wifi", 0))
+    log = tmp_path / "w1.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(image), "--config", str(config), "--broker",
+                                 f"{broker.host}:{broker.port}", "--imu", str(blob),
+                                 "--sensor-hz", "500", "--wifi-outage", "2:3"], stdout=out)
+    try:
+        wait_until(lambda: log.read_text().count(" online") >= 2, 30,
+                   "the node online again after the outage", log.read_text)
+        time.sleep(0.5)
+    finally:
+        proc.kill()
+        proc.wait()
+    text = log.read_text()
+    first, second = [text.index(" online"), text.rindex(" online")]
+    outage = text[first:second]
+    assert "double: wifi reconnect" in outage, text  # the opener nudged the WiFi stack
+    assert "double: pin 2 low" in outage, text  # blinking while offline
+    pins = re.findall(r"double: pin 2 (high|low)", text[second:])
+    assert not pins or pins[-1] == "high", text
+    assert int(re.findall(r"^(\d+) online", text, re.MULTILINE)[-1]) >= 5000, text

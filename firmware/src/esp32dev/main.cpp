@@ -50,7 +50,8 @@ class WifiOpener final : public port_arduino::PipeOpener {
     if (WiFi.status() != WL_CONNECTED) {
       // The node retries with backoff; nudge the WiFi stack to rejoin at most every 10 s.
       const uint32_t now = millis();
-      if (now - last_rejoin_ms_ >= 10000u) {
+      if (!rejoin_asked_ || now - last_rejoin_ms_ >= 10000u) {
+        rejoin_asked_ = true;
         last_rejoin_ms_ = now;
         WiFi.reconnect();
       }
@@ -65,6 +66,7 @@ class WifiOpener final : public port_arduino::PipeOpener {
   bool is_open() override { return client.connected(); }
 
  private:
+  bool rejoin_asked_ = false;
   uint32_t last_rejoin_ms_ = 0;
 } opener;
 

@@ -1,7 +1,10 @@
-// Test double of the ESP32 WiFi class: the network is this machine's, joined at begin().
+// Test double of the ESP32 WiFi class: the network is this machine's, joined at begin(), down
+// during the outage --wifi-outage sets (arduino_double::wifi_down()).
 #pragma once
 #include <Arduino.h>
 #include <WiFiClient.h>
+
+#include "arduino_double.h"
 
 enum wl_status_t { WL_IDLE_STATUS = 0, WL_NO_SSID_AVAIL = 1, WL_CONNECTED = 3, WL_DISCONNECTED = 6 };
 enum wifi_mode_t { WIFI_OFF = 0, WIFI_STA = 1 };
@@ -14,8 +17,8 @@ class WiFiClass {
     joined_ = ssid != nullptr && password != nullptr;
     return status();
   }
-  bool reconnect() { return joined_; }
-  wl_status_t status() const { return joined_ ? WL_CONNECTED : WL_DISCONNECTED; }
+  bool reconnect();  // logs "double: wifi reconnect" (wifi_client.cpp)
+  wl_status_t status() const { return joined_ && !arduino_double::wifi_down() ? WL_CONNECTED : WL_DISCONNECTED; }
 
  private:
   bool joined_ = false;

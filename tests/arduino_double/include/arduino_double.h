@@ -1,7 +1,7 @@
 // The test double's own side: what the command line set (docs/PORTING.md, "The Arduino test
 // double"), and the world the emulated devices show (the label on the machine-state pins).
 //   program --config node.cfg --broker HOST:PORT --imu BLOB --sensor-hz N [--stride N]
-//           [--model TASK] [--nvs FILE] [--label-pins 25,26,27]
+//           [--model TASK] [--nvs FILE] [--label-pins 25,26,27] [--wifi-outage AT_S:FOR_S]
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +22,8 @@ struct Settings {
   const char* model;    // compiled model task
   uint16_t classes;     // of the replayed blob
   const char* nvs_path;  // nullptr: Preferences.begin() fails (no NVS)
+  uint32_t outage_at_ms;   // the WiFi goes down this long after start, for outage_ms (0: never)
+  uint32_t outage_ms;
 };
 
 const Settings& settings();
@@ -29,6 +31,10 @@ const Settings& settings();
 // The emulated IMU (wire_mpu6050.cpp): the label of the reading it served last, or -1 when it
 // serves none (before the first and after the recording). The machine-state pins show it.
 int16_t world_label();
+
+// True while the emulated WiFi is down: WiFi.status() is not WL_CONNECTED, open connections break
+// and new ones fail.
+bool wifi_down();
 
 // Parses the double's command line and loads the recording; exits with status 2 and a message on
 // a bad one (core.cpp calls it before setup()).

@@ -84,6 +84,12 @@ int digitalRead(uint8_t pin) {
 
 int analogRead(uint8_t) { return 0; }
 
+bool arduino_double::wifi_down() {
+  const Settings& s = settings();
+  const uint32_t now = millis();
+  return s.outage_ms != 0 && now >= s.outage_at_ms && now - s.outage_at_ms < s.outage_ms;
+}
+
 uint32_t esp_random() {
   uint32_t v = 0;
   const int fd = open("/dev/urandom", O_RDONLY);

@@ -21,7 +21,8 @@ char broker_host[256];
 [[noreturn]] void usage(const char* why, const char* what) {
   fprintf(stderr,
           "error: %s%s\nusage: esp32dev-double --config node.cfg --broker HOST:PORT --imu BLOB "
-          "--sensor-hz N [--stride N] [--model TASK] [--nvs FILE] [--label-pins 25,26,27]\n",
+          "--sensor-hz N [--stride N] [--model TASK] [--nvs FILE] [--label-pins 25,26,27] "
+          "[--wifi-outage AT_S:FOR_S]\n",
           why, what);
   exit(2);
 }
@@ -79,7 +80,14 @@ void load(int argc, char** argv) {
     else if (strcmp(k, "--stride") == 0) current.stride = static_cast<uint16_t>(number(k, v, 0, 65535));
     else if (strcmp(k, "--model") == 0) current.model = v;
     else if (strcmp(k, "--nvs") == 0) current.nvs_path = v;
-    else if (strcmp(k, "--label-pins") == 0) {
+    else if (strcmp(k, "--wifi-outage") == 0) {
+      char at[16] = {};
+      const char* colon = strchr(v, ':');
+      if (colon == nullptr || static_cast<size_t>(colon - v) >= sizeof at) usage("--wifi-outage needs AT_S:FOR_S: ", v);
+      memcpy(at, v, static_cast<size_t>(colon - v));
+      current.outage_at_ms = number(k, at, 1, 86400) * 1000u;
+      current.outage_ms = number(k, colon + 1, 1, 86400) * 1000u;
+    } else if (strcmp(k, "--label-pins") == 0) {
       if (!parse_label_pins(v)) usage("--label-pins needs pin numbers like 25,26,27: ", v);
     } else usage("unknown option ", k);
   }

@@ -1,3 +1,4 @@
+#include <WiFi.h>
 #include <WiFiClient.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,8 +9,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+bool WiFiClass::reconnect() {
+  printf("double: wifi reconnect\n");
+  fflush(stdout);
+  return joined_;
+}
+
 int WiFiClient::connect(const char* host, uint16_t port) {
   stop();
+  if (arduino_double::wifi_down()) return 0;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -45,6 +53,10 @@ void WiFiClient::stop() {
 
 void WiFiClient::fill() {
   if (fd_ < 0 || closed_) return;
+  if (arduino_double::wifi_down()) {  // the link is gone: the connection breaks
+    stop();
+    return;
+  }
   if (rx_head_ == rx_len_) rx_head_ = rx_len_ = 0;
   if (rx_len_ == sizeof rx_) return;
   const ssize_t n = recv(fd_, rx_ + rx_len_, sizeof rx_ - rx_len_, 0);
@@ -61,6 +73,7 @@ uint8_t WiFiClient::connected() {
 }
 
 size_t WiFiClient::write(const uint8_t* buf, size_t len) {
+  if (fd_ >= 0 && arduino_double::wifi_down()) stop();
   if (fd_ < 0 || closed_) return 0;
   const ssize_t n = send(fd_, buf, len, MSG_NOSIGNAL);
   if (n >= 0) return static_cast<size_t>(n);
