@@ -15,6 +15,11 @@
 #if __has_include("node_settings_local.h")
 #include "node_settings_local.h"
 #endif
+// The state lives in two flash pages rated for 10,000 erases each: saved at most once an hour,
+// they last over two years at any round rate (docs/PORTING.md, "Persisted state").
+#ifndef TINYFL_STATE_SAVE_INTERVAL_S
+#define TINYFL_STATE_SAVE_INTERVAL_S 3600
+#endif
 #include "provisioned_settings.h"
 
 #ifndef TINYFL_NODE_ID

@@ -27,7 +27,8 @@ class ScriptPort final : public Port {
   char logs[32][160];
   int n_logs = 0;
 
-  uint32_t millis() override { return 0; }
+  uint32_t now = 0;
+  uint32_t millis() override { return now; }
   bool pipe_open() override { return true; }
   void pipe_close() override {}
   int32_t pipe_read(uint8_t* buf, size_t cap) override {
@@ -293,6 +294,35 @@ TINYFL_TEST(a_masked_round_keeps_the_global_head_not_its_delta) {
   CHECK_EQ(v.flags, 0);  // the delta went out masked: only the global head is kept
   for (size_t i = 0; i < v.size(); ++i) CHECK(v.head(i) == 0.01f * static_cast<float>(i));
   CHECK(b.port.logged("state: saved round 300"));
+}
+
+TINYFL_TEST(a_minimum_interval_spaces_the_saves_and_keeps_the_latest_round) {
+  region = RamRegion();
+  static Boot b;
+  b.keeper.set_min_save_interval(60000);
+  CHECK(b.keeper.restore(b.node, kModel) == Status::NoData);
+  b.online();
+  b.global(400);
+  b.acknowledge();
+  Status s = Status::Ok;
+  CHECK_EQ(newest(&s).round_id, 400);  // the first save is not held back
+  b.port.now = 20000;
+  b.global(401);
+  b.acknowledge();
+  b.port.now = 40000;
+  b.global(402);
+  b.acknowledge();
+  CHECK_EQ(newest(&s).round_id, 400);  // within the minute: nothing written
+  CHECK_EQ(b.store.stats().saves, 1);
+  b.port.now = 60000;
+  b.step();
+  const StateView v = newest(&s);
+  CHECK(s == Status::Ok);
+  CHECK_EQ(v.round_id, 402);  // then the newest round served, with its head
+  CHECK_EQ(v.counters.rounds_served, 3);
+  for (size_t i = 0; i < v.size(); ++i)
+    CHECK(v.head(i) == b.node.round_global_head()[i] + b.node.round_delta()[i]);
+  CHECK_EQ(b.store.stats().saves, 2);
 }
 
 int main() { return tinyfl_test::run_all(); }

@@ -20,6 +20,11 @@
 #ifndef TINYFL_WINDOW_STRIDE
 #define TINYFL_WINDOW_STRIDE 64  // half a HAR window: windows overlap by half, as in training
 #endif
+// At least this many seconds between two saves of the node's state (0: after every round served);
+// a board whose state flash has no wear levelling sets it (docs/PORTING.md, "Persisted state").
+#ifndef TINYFL_STATE_SAVE_INTERVAL_S
+#define TINYFL_STATE_SAVE_INTERVAL_S 0
+#endif
 
 namespace port_arduino {
 
@@ -56,6 +61,7 @@ inline NodeSettings sketch_settings(tinyfl::Board board) {
   settings.classes = TINYFL_CLASSES;
   settings.rate_hz = TINYFL_SENSOR_HZ;
   settings.stride = TINYFL_WINDOW_STRIDE;
+  settings.save_interval_s = TINYFL_STATE_SAVE_INTERVAL_S;
   return settings;
 }
 

@@ -80,6 +80,7 @@ struct NodeSettings {
   uint16_t classes;         // labels the LabelSource gives: 0 .. classes - 1
   uint32_t rate_hz;         // readings per second, the rate the model was trained at
   uint16_t stride;          // readings from one window to the next (0: windows side by side)
+  uint32_t save_interval_s;  // at least this long between state saves (0: after every round)
 };
 
 // Counters of the sensor side the stream does not see.

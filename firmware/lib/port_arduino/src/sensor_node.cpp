@@ -92,6 +92,7 @@ bool SensorNode::begin(const NodeSettings& settings, Sensor& sensor, LabelSource
   config.announced_samples = cache_.capacity();  // the cache fills as the node runs
   s = node_.begin(config);
   if (s != tinyfl::Status::Ok) return fail("node config", s), false;
+  keeper_.set_min_save_interval(settings.save_interval_s * 1000u);
   (void)keeper_.restore(node_, config.model_hash, state_ok);  // every outcome is logged
 
   tinyfl::LogLine line;

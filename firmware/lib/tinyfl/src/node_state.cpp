@@ -98,7 +98,12 @@ void NodeStateKeeper::after_poll(Node& node) {
   const uint32_t round = node.update_round();
   if (off_ || round == 0) return;
   if (round != captured_round_) capture(node);
-  if (round != saved_round_ && !node.update_pending()) save(node);
+  if (round == saved_round_ || node.update_pending()) return;
+  const uint32_t now = port_.millis();
+  if (saved_once_ && min_interval_ms_ != 0 && now - last_save_ms_ < min_interval_ms_) return;
+  saved_once_ = true;
+  last_save_ms_ = now;
+  save(node);
 }
 
 void NodeStateKeeper::step(Node& node) {

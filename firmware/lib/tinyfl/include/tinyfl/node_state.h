@@ -42,6 +42,12 @@ class NodeStateKeeper {
   // broker acknowledged its UPDATE. A failed save is logged and tried again after the next round.
   void after_poll(Node& node);
 
+  // At most one save per `ms` of the port's clock (0, the default: one after every round served;
+  // the first save is never held back). For a flash without wear levelling (the Nano 33 BLE's
+  // pages are rated for 10,000 erases): a node that reboots in between resumes from the last
+  // round saved, older than the last one served, and may serve a later round again (the
+  // coordinator drops the duplicate UPDATE; WIRE.md).
+  void set_min_save_interval(uint32_t ms) { min_interval_ms_ = ms; }
   // One turn of a main loop: node.poll(), after_poll(), then the port's wait.
   void step(Node& node);
   [[noreturn]] void run(Node& node);
@@ -67,6 +73,9 @@ class NodeStateKeeper {
   uint32_t captured_round_ = 0;  // the round whose head head_ holds
   uint32_t saved_round_ = 0;     // the round of the newest record
   bool off_ = false;             // no storage: after_poll does nothing
+  uint32_t min_interval_ms_ = 0;
+  uint32_t last_save_ms_ = 0;
+  bool saved_once_ = false;      // since boot
 };
 
 }  // namespace tinyfl
