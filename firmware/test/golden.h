@@ -1,4 +1,4 @@
-// Helpers of the golden-vector tests (test_wire, test_blob): listing and loading testvectors/
+// Helpers of the golden-vector tests (test_wire, test_blob, test_label): listing and loading testvectors/
 // files, and the canonical text both codecs print decoded fields in.
 #pragma once
 #include <dirent.h>
@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "tinyfl/status.h"
+#include "tinyfl/wire.h"
 
 namespace golden {
 
@@ -50,6 +51,36 @@ inline void stem_of(const char* name, char* out, size_t cap) {
   snprintf(out, cap, "%s", name);
   char* dot = strrchr(out, '.');
   if (dot != nullptr) *dot = 0;
+}
+
+// A frame's authentication from testvectors/<dir>/<stem>.auth.txt ("topic=...\nkey=<hex>\n"), or
+// false when the file does not exist (a CRC frame).
+struct AuthFile {
+  char topic[256];
+  uint8_t key[tinyfl::kFrameKeyLen];
+  tinyfl::FrameAuth auth;
+};
+
+inline bool load_auth(const char* dir, const char* stem, AuthFile* out) {
+  char text[512] = {};
+  const long n = load(dir, stem, ".auth.txt", reinterpret_cast<uint8_t*>(text), sizeof text - 1);
+  if (n <= 0) return false;
+  const char* topic = strstr(text, "topic=");
+  const char* key = strstr(text, "key=");
+  if (topic == nullptr || key == nullptr) return false;
+  topic += 6;
+  const size_t tl = strcspn(topic, "\n");
+  if (tl == 0 || tl >= sizeof out->topic) return false;
+  memcpy(out->topic, topic, tl);
+  out->topic[tl] = 0;
+  key += 4;
+  for (size_t i = 0; i < tinyfl::kFrameKeyLen; ++i) {
+    unsigned byte = 0;
+    if (sscanf(key + 2 * i, "%2x", &byte) != 1) return false;
+    out->key[i] = static_cast<uint8_t>(byte);
+  }
+  out->auth = tinyfl::FrameAuth{out->key, out->topic, tl};
+  return true;
 }
 
 // ---- canonical text (the same lines as tinyfl.wire.fields_text) -----------------------------

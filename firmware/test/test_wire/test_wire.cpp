@@ -14,36 +14,6 @@ using namespace golden;
 namespace {
 constexpr size_t kMaxValues = 8192;
 
-// A frame's authentication from testvectors/<dir>/<stem>.auth.txt ("topic=...\nkey=<hex>\n"), or
-// false when the file does not exist (a CRC frame).
-struct AuthFile {
-  char topic[256];
-  uint8_t key[kFrameKeyLen];
-  FrameAuth auth;
-};
-
-bool load_auth(const char* dir, const char* stem, AuthFile* out) {
-  char text[512] = {};
-  const long n = load(dir, stem, ".auth.txt", reinterpret_cast<uint8_t*>(text), sizeof text - 1);
-  if (n <= 0) return false;
-  const char* topic = strstr(text, "topic=");
-  const char* key = strstr(text, "key=");
-  if (topic == nullptr || key == nullptr) return false;
-  topic += 6;
-  const size_t tl = strcspn(topic, "\n");
-  if (tl == 0 || tl >= sizeof out->topic) return false;
-  memcpy(out->topic, topic, tl);
-  out->topic[tl] = 0;
-  key += 4;
-  for (size_t i = 0; i < kFrameKeyLen; ++i) {
-    unsigned byte = 0;
-    if (sscanf(key + 2 * i, "%2x", &byte) != 1) return false;
-    out->key[i] = static_cast<uint8_t>(byte);
-  }
-  out->auth = FrameAuth{out->key, out->topic, tl};
-  return true;
-}
-
 void tensor_text(Text& t, const char* name, const TensorView& v) {
   t.add("%s.bits=%u\n%s.scale_mode=%u\n%s.rows=%u\n%s.cols=%u\n%s.scales=", name, v.bits, name, v.scale_mode, name,
         v.rows, name, v.cols, name);
@@ -160,6 +130,7 @@ Status decode_any(const uint8_t* buf, size_t len, const FrameAuth* auth, Decoded
     case FrameType::Update: return decode_update(body, d->hdr.body_len, &d->update, masked);
     case FrameType::Unmask: return decode_unmask(body, d->hdr.body_len, &d->unmask);
     case FrameType::Reveal: return decode_reveal(body, d->hdr.body_len, &d->reveal);
+    case FrameType::Label: break;  // testvectors/labels/, test_label: the node only decodes LABEL
   }
   return Status::BadType;
 }
@@ -284,6 +255,7 @@ Status reencode(const Decoded& d, const FrameAuth* auth, uint8_t* out, size_t ca
       *size_only = encoded_size_reveal(f);
       return encode_reveal(f, out, cap, len);
     }
+    case FrameType::Label: break;  // decoded only (decode_any never returns one)
   }
   return Status::BadType;
 }

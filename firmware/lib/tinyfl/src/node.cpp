@@ -84,6 +84,7 @@ Status Node::begin(const NodeConfig& config) {
   if (!join(topic_hello_, sizeof topic_hello_, p, "/nodes/", id, "/hello") ||
       !join(topic_status_, sizeof topic_status_, p, "/nodes/", id, "/status") ||
       !join(topic_update_, sizeof topic_update_, p, "/nodes/", id, "/update") ||
+      !join(topic_label_, sizeof topic_label_, p, "/nodes/", id, "/label") ||
       !join(topic_global_, sizeof topic_global_, p, "/global", ""))
     return Status::TooLarge;
   keyed_ = config.frame_key != nullptr;
@@ -91,6 +92,7 @@ Status Node::begin(const NodeConfig& config) {
     hello_auth_ = FrameAuth{config.frame_key, topic_hello_, strlen(topic_hello_)};
     update_auth_ = FrameAuth{config.frame_key, topic_update_, strlen(topic_update_)};
     global_auth_ = FrameAuth{config.fleet_key, topic_global_, strlen(topic_global_)};
+    label_auth_ = FrameAuth{config.frame_key, topic_label_, strlen(topic_label_)};
   }
   uplink_bits_supported_ = 0;
   const uint8_t widths[] = {8, 4, 2, 32};
@@ -197,6 +199,7 @@ void Node::on_connected() {
   Status s = publish_hello();
   uint16_t pid = 0;
   if (s == Status::Ok) s = mqtt_.subscribe(topic_global_, 1, &pid);
+  if (s == Status::Ok && label_hook_ != nullptr) s = mqtt_.subscribe(topic_label_, 1, &pid);
   if (s != Status::Ok) {
     drop_connection("announce", s);
     return;
@@ -270,6 +273,8 @@ void Node::handle_event(const mqtt::Event& ev) {
       break;
     case mqtt::EventType::Message:
       if (topic_equals(topic_global_, ev.topic, ev.topic_len)) handle_global(ev.payload, ev.payload_len);
+      else if (label_hook_ != nullptr && topic_equals(topic_label_, ev.topic, ev.topic_len))
+        label_hook_(label_context_, ev.payload, ev.payload_len);
       break;
     case mqtt::EventType::OversizedDropped:
       ++counters_.oversized_dropped;

@@ -76,6 +76,10 @@ inline void apply_config_record(const NodeConfigRecord& record, PeerSeed* peers,
 // follow the coordinator's clock in seconds; 2^22 s is 48.5 days (docs/WIRE.md, "Round ids").
 constexpr uint32_t kRoundIdMargin = 1u << 22;
 
+// Where the node hands the messages of its label topic (docs/WIRE.md, "LABEL"), unchecked:
+// tinyfl/label.h's LabelReceiver checks them, outside the core.
+using MessageHook = void (*)(void* context, const uint8_t* payload, size_t len);
+
 struct NodeCounters {
   uint32_t connects;
   uint32_t rounds_served;
@@ -114,6 +118,17 @@ class Node {
   // only while !update_masked(). Valid from the poll that served the round until the next GLOBAL.
   const float* round_global_head() const { return global_head_; }
   const float* round_delta() const { return head_; }
+  // Before begin(): the node subscribes to `<prefix>/nodes/<id>/label` and hands every message on
+  // it to hook(context, ...) from inside poll(); without a hook it does not subscribe. The
+  // payload lives in the MQTT receive buffer until the hook returns.
+  void set_label_hook(MessageHook hook, void* context) {
+    label_hook_ = hook;
+    label_context_ = context;
+  }
+  // What a LABEL on this node's topic is checked with: its frame key over the label topic (null
+  // in a fleet without keys).
+  const FrameAuth* label_auth() const { return keyed_ ? &label_auth_ : nullptr; }
+
   // Before the first poll: the last served round id and the counters of a persisted state, so a
   // rebooted node refuses the rounds it served before (StaleRound) and keeps counting.
   void resume(uint32_t last_round, const NodeCounters& counters) {
@@ -155,11 +170,15 @@ class Node {
   char topic_status_[kMaxTopic] = {};
   char topic_update_[kMaxTopic] = {};
   char topic_global_[kMaxTopic] = {};
+  char topic_label_[kMaxTopic] = {};
   char client_id_[kMaxNodeId + 10] = {};
   // Who signs what (null when the fleet has no keys): the topics above under the node's keys.
   FrameAuth hello_auth_{};
   FrameAuth update_auth_{};
   FrameAuth global_auth_{};
+  FrameAuth label_auth_{};
+  MessageHook label_hook_ = nullptr;
+  void* label_context_ = nullptr;
   bool keyed_ = false;
 
   uint8_t mqtt_rx_[kMqttRxBuffer] = {};
