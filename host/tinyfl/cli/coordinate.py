@@ -247,7 +247,7 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
         args.task = str(args.model)
     if args.resume:
         return _resume_plan(args, broker)
-    topics = Topics(_prefix(args))
+    topics = Topics(prefix_from_args(args))
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{_fleet_slug(topics)}"
     if (out / CHECKPOINT_NAME).exists() or (out / CONFIG_NAME).exists():
         raise UsageError(f"{out} already holds a run: add --resume to continue it, or pick --out")
@@ -270,7 +270,8 @@ def _keys(args: argparse.Namespace) -> Keyring | None:
     return read_keyring(args.keys)
 
 
-def _prefix(args: argparse.Namespace) -> str:
+def prefix_from_args(args: argparse.Namespace) -> str:
+    """The topic prefix of --prefix or --fleet (one of them; `tinyfl label` shares this)."""
     if args.prefix and args.fleet:
         raise UsageError("give --fleet or --prefix, not both")
     if args.prefix:
@@ -306,7 +307,7 @@ def _resume_plan(args: argparse.Namespace, broker: BrokerAddress) -> RunPlan:
         saved_prefix = str(saved["prefix"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{config_path} is not a run configuration: {exc}") from None
-    topics = Topics(_prefix(args) if args.fleet or args.prefix else saved_prefix)
+    topics = Topics(prefix_from_args(args) if args.fleet or args.prefix else saved_prefix)
     checkpoint = (
         load_checkpoint(out / CHECKPOINT_NAME) if (out / CHECKPOINT_NAME).exists() else None
     )

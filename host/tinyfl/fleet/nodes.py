@@ -117,6 +117,9 @@ class NodeSpec:
     # readings per second to play the blob as a live sensor (the node's sensor path fills its
     # cache while rounds run); 0 loads the whole blob at boot
     replay_hz: int = 0
+    # With replay_hz: the readings' labels come from the operator's LABEL frames on the node's
+    # label topic (`tinyfl label`), not from the blob. Native nodes only, for now.
+    label_topic: bool = False
     # The node's persisted state (trained head, last served round, counters): loaded at start,
     # saved after each round it served. None: nothing survives a restart.
     state_file: Path | None = None
@@ -132,6 +135,8 @@ class NodeSpec:
                              f"{str(self.state_file)!r}")
         if self.state_word_us < 0:
             raise UsageError(f"state_word_us must be >= 0, got {self.state_word_us}")
+        if self.label_topic and (self.replay_hz == 0 or self.emulator is not Emulator.NATIVE):
+            raise UsageError("labels from the label topic need a sensor replay on a native node")
 
 
 class NodeProcess:
@@ -170,6 +175,8 @@ class NodeProcess:
             if s.state_file is not None and s.state_word_us:
                 state += ["--state-word-us", str(s.state_word_us)]
             replay = ["--replay-hz", str(s.replay_hz)] if s.replay_hz else []
+            if s.label_topic:
+                replay += ["--labels", "topic"]
             return [str(self.image), "--config", str(config),
                     "--broker", f"{self.broker_host}:{self.broker_port}", "--data", str(s.blob),
                     *state, *replay]

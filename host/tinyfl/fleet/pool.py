@@ -86,6 +86,9 @@ class FleetConfig:
     # > 0: every node plays its blob as a live sensor at this many readings per second
     # (tinyfl/sensor_stream.h) instead of loading it at boot
     sensor_replay_hz: int = 0
+    # With sensor_replay_hz (native nodes): the readings' labels come from each node's label
+    # topic (`tinyfl label`) instead of the blob
+    label_topic: bool = False
     # The nodes' state files behave like a flash taking this long per word written
     # (NodeSpec.state_word_us), so that a power-cut test can kill a node in the middle of a save.
     state_word_us: int = 0
@@ -262,6 +265,7 @@ class Fleet:
                             peer_seeds=self.secrets.device_seeds_of(node_id)
                             if account and self.secrets else None,
                             replay_hz=self.config.sensor_replay_hz,
+                            label_topic=self.config.label_topic,
                             state_file=(self.node_dir / f"{node_id}.state").absolute(),
                             state_word_us=self.config.state_word_us)
             node = NodeProcess(spec, self.image, address.host, address.port,

@@ -1,0 +1,128 @@
+"""The operator's label topic end to end: a provisioned mosquitto (accounts, ACL, TLS for the
+coordinator's account), a native node playing its HAR blob as a live sensor with its labels taken
+from its label topic instead of the blob (`--labels topic`), and `tinyfl label` sending it a
+signed schedule. The intervals must show in the node's stream counters (the classes of the
+schedule seen, no other class although the blob holds them, unlabelled windows outside the
+intervals), and a forged frame, an unsigned one and a replay of the accepted one must be refused
+and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import secrets
+import shlex
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.nodes import wait_until
+from tinyfl.cli.main import main
+from tinyfl.data.packaged import cached
+from tinyfl.fleet import Emulator, NodeProcess
+from tinyfl.fleet.pool import Fleet, FleetConfig, coordinate_command
+from tinyfl.provision import read_keyring
+from tinyfl.transport.mqtt import MqttTransport
+from tinyfl.wire import Label, LabelInterval, encode
+
+pytestmark = [pytest.mark.firmware, pytest.mark.broker]
+
+NODE = "node01"
+RATE_HZ = 2560  # 20 HAR windows (128 readings) a second
+WINDOWS = 240   # 12 s of replay
+SCHEDULE = "1@0+2,none@2+1,4@3+2"  # class 1 for 2 s, none for 1 s, class 4 for 2 s
+ACCEPTED = re.compile(r"labels: seq ([0-9a-f]{16}), round (\d+), 3 intervals")
+COUNTERS = re.compile(r"labels: (\d+) accepted, (\d+) refused; per class seen ([\d,]+)")
+STREAM_DONE = re.compile(r"stream: \d+ readings, (\d+) windows, \d+ embedded \(crc32 [0-9a-f]{8}\), "
+                         r"(\d+) unlabelled, (\d+) mixed, (\d+) overruns, .*; replay done")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    config = FleetConfig(nodes=1, emulator=Emulator.NATIVE, model="har", data=cached("har").data,
+                         run_dir=tmp_path / "run", fleet="labels", max_samples=WINDOWS,
+                         sensor_replay_hz=RATE_HZ, label_topic=True)
+    fleet = Fleet(config, out=io.StringIO())
+    yield fleet
+    fleet.stop()
+
+
+def publish(fleet: Fleet, topic: str, frame: bytes) -> None:
+    """One QoS 1 message from the coordinator's account, as a stranger holding it would send."""
+    async def send() -> None:
+        transport = MqttTransport(connect_timeout=10.0)
+        await transport.connect(fleet.coordinator, client_id=f"test-{secrets.token_hex(4)}")
+        try:
+            await transport.publish(topic, frame, qos=1)
+        finally:
+            await transport.close()
+
+    asyncio.run(send())
+
+
+def refusals(node: NodeProcess) -> list[str]:
+    return re.findall(r"LABEL refused: (\w+)", node.log_text())
+
+
+def test_labels_from_the_topic_reach_the_stream_and_forgeries_do_not(
+        fleet: Fleet, capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.monotonic()
+    ids = fleet.prepare()
+    asyncio.run(fleet.up(ids, progress=False))
+    node = fleet.nodes[NODE]
+    connect = shlex.split(coordinate_command(fleet.state()))[2:]  # the coordinator's account
+    keys_file = Path(connect[connect.index("--keys") + 1])
+    topic = fleet.config.topics.label(NODE)
+
+    assert main(["label", *connect, "--node", NODE, "--schedule", SCHEDULE]) == 0
+    printed = capsys.readouterr().out
+    sent = re.search(r"\(signed, round (\d+), seq (\d+), \d+ B\)", printed)
+    assert sent is not None, printed
+    wait_until(lambda: ACCEPTED.search(node.log_text()) is not None, 10, "the node taking the labels",
+               node.log_text)
+    accepted = ACCEPTED.search(node.log_text())
+    assert accepted is not None and int(accepted[1], 16) == int(sent[2])
+
+    # the same bytes again (a replay), a frame under another key (a forgery), an unsigned one
+    intervals = (LabelInterval(0, 2000, 1), LabelInterval(2000, 1000, -1), LabelInterval(3000, 2000, 4))
+    key = read_keyring(keys_file).key_of(NODE)
+    assert key is not None
+    replay = Label(int(sent[1]), int(sent[2]), intervals)
+    publish(fleet, topic, encode(replay, key=key, topic=topic))
+    forged = Label(int(sent[1]), int(sent[2]) + 1, (LabelInterval(0, 60000, 0),))
+    publish(fleet, topic, encode(forged, key=bytes(32), topic=topic))
+    publish(fleet, topic, encode(forged))
+    wait_until(lambda: len(refusals(node)) >= 3, 10, "three refusals", node.log_text)
+    assert refusals(node) == ["stale_round", "bad_tag", "unauthenticated"]
+
+    # the operator's errors, before anything is sent
+    assert main(["label", *connect, "--node", "node99", "--label", "1"]) == 2  # not provisioned
+    assert main(["label", *connect, "--node", NODE, "--label", "6"]) == 2  # HAR has 6 classes
+    assert main(["label", *connect[:connect.index("--keys")], *connect[connect.index("--keys") + 2:],
+                 "--node", NODE, "--label", "1"]) == 2  # a signing node, and no keys given
+    errors = capsys.readouterr().err
+    assert "unknown node node99" in errors and "has 6 classes" in errors
+    assert "signs its frames" in errors
+
+    wait_until(lambda: STREAM_DONE.search(node.log_text()) is not None, 40, "the end of the replay",
+               node.log_text)
+    done = STREAM_DONE.search(node.log_text())
+    counters = COUNTERS.findall(node.log_text())
+    assert done is not None and counters, node.log_text()
+    n_accepted, n_refused, seen_text = counters[-1]
+    seen = [int(v) for v in seen_text.split(",")]
+    print(f"label topic: seen per class {seen}, {done[2]} unlabelled, {done[3]} mixed of "
+          f"{done[1]} windows; {time.monotonic() - started:.1f} s")
+    assert (int(n_accepted), int(n_refused)) == (1, 3)
+    assert int(done[1]) == WINDOWS
+    # 2 s of each class at 20 windows a second: about 40 windows each, fewer when the loop lags
+    # (a label is read when its readings are fed) and the windows across a change are mixed
+    assert 20 <= seen[1] <= 41 and 20 <= seen[4] <= 41, seen
+    assert sum(seen) == seen[1] + seen[4], seen  # the blob's own labels were not used
+    unlabelled, mixed, overruns = int(done[2]), int(done[3]), int(done[4])
+    assert unlabelled >= 1  # before the schedule, in its gap and after it
+    assert sum(seen) + unlabelled + mixed + overruns == WINDOWS
