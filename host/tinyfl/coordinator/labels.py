@@ -67,8 +67,8 @@ def _ms(seconds: float, what: str) -> int:
 
 
 def _label(text: str) -> int:
-    value = NO_LABEL if text == "none" else int(text)
-    if not NO_LABEL <= value <= 0x7FFF:
+    value = NO_LABEL if text == "none" else int(text) if re.fullmatch(r"-?\d+", text) else None
+    if value is None or not NO_LABEL <= value <= 0x7FFF:
         raise UsageError(f"label {text!r}: a class 0..32767, or 'none'")
     return value
 

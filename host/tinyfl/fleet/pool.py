@@ -101,6 +101,9 @@ class FleetConfig:
         if not 0 <= self.sensor_replay_hz <= 1_000_000:
             raise UsageError(f"--sensor-replay must be 1..1000000 readings per second, got "
                              f"{self.sensor_replay_hz}")
+        if self.label_topic and (self.sensor_replay_hz == 0 or self.emulator is not Emulator.NATIVE):
+            raise UsageError("--labels topic needs --sensor-replay and native nodes (the QEMU "
+                             "board's main does not take labels from the topic yet)")
         Topics.for_fleet(self.fleet)  # validates the fleet name
         if self.broker_url is not None:
             address = parse_broker_url(self.broker_url)
