@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from pathlib import Path
 
 from tinyfl.cli import Subparsers
-from tinyfl.cli.broker_options import CREDENTIALS_HELP, add_broker_options, broker_from_args
-from tinyfl.cli.coordinate import prefix_from_args
+from tinyfl.cli.broker_options import CREDENTIALS_HELP, broker_from_args
+from tinyfl.cli.fleet_options import add_fleet_options, keys_from_args, prefix_from_args
 from tinyfl.wire import NO_LABEL, Topics
 
 SUMMARY = "send a node the labels of its sensor readings (a signed schedule of intervals)"
@@ -29,15 +28,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "from --keys. " + CREDENTIALS_HELP
         ),
     )
-    where = parser.add_argument_group("where")
-    add_broker_options(where, default=None, credentials=True)
-    where.add_argument("--fleet", help="fleet name; topics live under tinyfl/<fleet>/")
-    where.add_argument("--prefix", help="topic prefix instead of tinyfl/<fleet>")
-    where.add_argument(
-        "--keys", type=Path, metavar="FILE",
-        help="the fleet's coordinator.json (tinyfl provision; or its folder): the node's frame "
-        "key signs the frame. Without it the frame carries a CRC (a fleet without keys)",
-    )
+    add_fleet_options(parser, keys_help="the node's frame key signs the frame. Without it the "
+                      "frame carries a CRC (a fleet without keys)")
     what = parser.add_argument_group("what (one of --label, --schedule, --clear)")
     what.add_argument("--node", required=True, metavar="ID", help="the node's id")
     choice = what.add_mutually_exclusive_group(required=True)
@@ -65,12 +57,7 @@ def run(args: argparse.Namespace) -> int:
         intervals = parse_schedule("" if args.clear else args.schedule)
     topics = Topics(prefix_from_args(args))
     address = broker_from_args(args, credentials=True)
-    keys = None
-    if args.keys is not None:
-        from tinyfl.provision import read_keyring  # cryptography is loaded only when needed
-
-        keys = read_keyring(args.keys)
-    sent = asyncio.run(send_labels(address, topics, args.node, intervals, keys))
+    sent = asyncio.run(send_labels(address, topics, args.node, intervals, keys_from_args(args)))
     label = sent.label
     print(f"sent {len(label.intervals)} interval(s) to {sent.topic} "
           f"({'signed' if sent.signed else 'CRC, unsigned'}, round {label.round_id}, "
