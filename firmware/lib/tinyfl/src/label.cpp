@@ -42,7 +42,9 @@ bool LabelSchedule::ended(uint32_t now_ms) const {
 
 Status LabelReceiver::accept(const uint8_t* frame, size_t len, uint32_t now_ms) {
   LabelView v;
-  const Status s = check_label(frame, len, node_.label_auth(), node_.last_round(), last_seq_, n_classes_, &v);
+  const FrameAuth auth = node_.label_auth();
+  const Status s = check_label(frame, len, node_.keyed() ? &auth : nullptr, node_.last_round(), last_seq_,
+                               n_classes_, &v);
   LogLine line;
   if (s != Status::Ok) {
     ++counters_.refused;

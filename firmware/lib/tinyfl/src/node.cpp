@@ -92,7 +92,6 @@ Status Node::begin(const NodeConfig& config) {
     hello_auth_ = FrameAuth{config.frame_key, topic_hello_, strlen(topic_hello_)};
     update_auth_ = FrameAuth{config.frame_key, topic_update_, strlen(topic_update_)};
     global_auth_ = FrameAuth{config.fleet_key, topic_global_, strlen(topic_global_)};
-    label_auth_ = FrameAuth{config.frame_key, topic_label_, strlen(topic_label_)};
   }
   uplink_bits_supported_ = 0;
   const uint8_t widths[] = {8, 4, 2, 32};

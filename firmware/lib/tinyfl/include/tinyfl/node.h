@@ -10,6 +10,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tinyfl/cache.h"
 #include "tinyfl/config.h"
@@ -125,9 +126,10 @@ class Node {
     label_hook_ = hook;
     label_context_ = context;
   }
-  // What a LABEL on this node's topic is checked with: its frame key over the label topic (null
-  // in a fleet without keys).
-  const FrameAuth* label_auth() const { return keyed_ ? &label_auth_ : nullptr; }
+  // Whether the node holds keys, and what a LABEL on its topic is checked with then: its frame
+  // key over the label topic. Inline, built where used, so the core keeps no copy of it.
+  bool keyed() const { return keyed_; }
+  FrameAuth label_auth() const { return FrameAuth{config_.frame_key, topic_label_, strlen(topic_label_)}; }
 
   // Before the first poll: the last served round id and the counters of a persisted state, so a
   // rebooted node refuses the rounds it served before (StaleRound) and keeps counting.
@@ -176,7 +178,6 @@ class Node {
   FrameAuth hello_auth_{};
   FrameAuth update_auth_{};
   FrameAuth global_auth_{};
-  FrameAuth label_auth_{};
   MessageHook label_hook_ = nullptr;
   void* label_context_ = nullptr;
   bool keyed_ = false;
