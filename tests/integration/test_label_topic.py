@@ -4,7 +4,10 @@ from its label topic instead of the blob (`--labels topic`), and `tinyfl label` 
 signed schedule. The intervals must show in the node's stream counters (the classes of the
 schedule seen, no other class although the blob holds them, unlabelled windows outside the
 intervals), and a forged frame, an unsigned one and a replay of the accepted one must be refused
-and logged.
+and logged. Then the round binding: once the node has seen a newer round (a signed retained
+GLOBAL that does not select it), `tinyfl label` sends that round's id, and after a reboot (which
+forgets the last seq) the node refuses the first schedule, of an older round, but takes a replay
+of the current round's one: the limit docs/WIRE.md states.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from support.nodes import wait_until
@@ -27,7 +31,7 @@ from tinyfl.fleet import Emulator, NodeProcess
 from tinyfl.fleet.pool import Fleet, FleetConfig, coordinate_command
 from tinyfl.provision import read_keyring
 from tinyfl.transport.mqtt import MqttTransport
-from tinyfl.wire import Label, LabelInterval, encode
+from tinyfl.wire import Global, Label, LabelInterval, Tensor, encode
 
 pytestmark = [pytest.mark.firmware, pytest.mark.broker]
 
@@ -36,6 +40,7 @@ RATE_HZ = 2560  # 20 HAR windows (128 readings) a second
 WINDOWS = 240   # 12 s of replay
 SCHEDULE = "1@0+2,none@2+1,4@3+2"  # class 1 for 2 s, none for 1 s, class 4 for 2 s
 ACCEPTED = re.compile(r"labels: seq ([0-9a-f]{16}), round (\d+), 3 intervals")
+ACCEPTED_ANY = re.compile(r"labels: seq ([0-9a-f]{16}), round (\d+), \d+ intervals")
 COUNTERS = re.compile(r"labels: (\d+) accepted, (\d+) refused; per class seen ([\d,]+)")
 STREAM_DONE = re.compile(r"stream: \d+ readings, (\d+) windows, \d+ embedded \(crc32 [0-9a-f]{8}\), "
                          r"(\d+) unlabelled, (\d+) mixed, (\d+) overruns, .*; replay done")
@@ -51,13 +56,13 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     fleet.stop()
 
 
-def publish(fleet: Fleet, topic: str, frame: bytes) -> None:
+def publish(fleet: Fleet, topic: str, frame: bytes, retain: bool = False) -> None:
     """One QoS 1 message from the coordinator's account, as a stranger holding it would send."""
     async def send() -> None:
         transport = MqttTransport(connect_timeout=10.0)
         await transport.connect(fleet.coordinator, client_id=f"test-{secrets.token_hex(4)}")
         try:
-            await transport.publish(topic, frame, qos=1)
+            await transport.publish(topic, frame, qos=1, retain=retain)
         finally:
             await transport.close()
 
@@ -66,6 +71,15 @@ def publish(fleet: Fleet, topic: str, frame: bytes) -> None:
 
 def refusals(node: NodeProcess) -> list[str]:
     return re.findall(r"LABEL refused: (\w+)", node.log_text())
+
+
+def a_round_for_someone_else(round_id: int) -> Global:
+    """A valid GLOBAL that selects only another node: a node skips it and takes its round id as
+    its last (docs/WIRE.md, "Node behaviour on GLOBAL") without looking at model or shape."""
+    return Global(round_id=round_id, model_hash=bytes(8), embed_dim=1, n_classes=2, epochs=1,
+                  batch_size=1, lr=0.1, prox_mu=0.0, clip_norm=0.0, uplink_bits=8,
+                  uplink_scale_mode=1, seed=1, selected=("node99",),
+                  head=Tensor.float32(np.zeros((2, 2), np.float32)))
 
 
 def test_labels_from_the_topic_reach_the_stream_and_forgeries_do_not(
@@ -115,8 +129,6 @@ def test_labels_from_the_topic_reach_the_stream_and_forgeries_do_not(
     assert done is not None and counters, node.log_text()
     n_accepted, n_refused, seen_text = counters[-1]
     seen = [int(v) for v in seen_text.split(",")]
-    print(f"label topic: seen per class {seen}, {done[2]} unlabelled, {done[3]} mixed of "
-          f"{done[1]} windows; {time.monotonic() - started:.1f} s")
     assert (int(n_accepted), int(n_refused)) == (1, 3)
     assert int(done[1]) == WINDOWS
     # 2 s of each class at 20 windows a second: about 40 windows each, fewer when the loop lags
@@ -126,3 +138,33 @@ def test_labels_from_the_topic_reach_the_stream_and_forgeries_do_not(
     unlabelled, mixed, overruns = int(done[2]), int(done[3]), int(done[4])
     assert unlabelled >= 1  # before the schedule, in its gap and after it
     assert sum(seen) + unlabelled + mixed + overruns == WINDOWS
+
+    # A newer round: `tinyfl label` puts the retained GLOBAL's (verified) round id in the frame.
+    keyring = read_keyring(keys_file)
+    round_id = int(time.time())
+    topics = fleet.config.topics
+    publish(fleet, topics.global_, encode(a_round_for_someone_else(round_id), key=keyring.fleet_key,
+                                          topic=topics.global_), retain=True)
+    wait_until(lambda: f"GLOBAL of round {round_id} ignored: not_selected" in node.log_text(), 10,
+               "the node skipping the newer round", node.log_text)
+    assert main(["label", *connect, "--node", NODE, "--label", "2", "--for", "1"]) == 0
+    current = re.search(r"\(signed, round (\d+), seq (\d+)", capsys.readouterr().out)
+    assert current is not None and int(current[1]) == round_id
+    wait_until(lambda: len(ACCEPTED_ANY.findall(node.log_text())) == 2, 10, "the second schedule",
+               node.log_text)
+
+    # A reboot forgets the last seq, not the round (the retained GLOBAL comes back at once).
+    node.kill()
+    fleet.start_node(NODE)
+    wait_until(lambda: f"GLOBAL of round {round_id} ignored: not_selected" in node.log_text(), 20,
+               "the rebooted node seeing the round", node.log_text)
+    publish(fleet, topic, encode(replay, key=key, topic=topic))  # of round 0: refused for good
+    this_round = Label(round_id, int(current[2]), (LabelInterval(0, 1000, 2),))
+    publish(fleet, topic, encode(this_round, key=key, topic=topic))  # taken again, once
+    publish(fleet, topic, encode(this_round, key=key, topic=topic))
+    wait_until(lambda: len(refusals(node)) >= 2, 10, "the rebooted node's refusals", node.log_text)
+    assert refusals(node) == ["stale_round", "stale_round"]
+    assert len(ACCEPTED_ANY.findall(node.log_text())) == 1
+    with capsys.disabled():
+        print(f"\nlabel topic: seen per class {seen}, {unlabelled} unlabelled, {mixed} mixed of "
+              f"{WINDOWS} windows; {time.monotonic() - started:.1f} s")
