@@ -361,8 +361,8 @@ struct KeyedFixture : Fixture {
     return cfg;
   }
 
-  size_t signed_global(uint32_t round, const uint8_t* key, const char* topic) {
-    const size_t plain = global_frame(round, kHash, kD);
+  size_t signed_global(uint32_t round, const uint8_t* key, const char* topic, const uint8_t* hash = kHash) {
+    const size_t plain = global_frame(round, hash, kD);
     if (plain == 0) return 0;
     GlobalView v{};
     if (decode_global_frame(frame, plain, nullptr, &v) != Status::Ok) return 0;
@@ -446,6 +446,17 @@ TINYFL_TEST(a_node_hands_its_label_topic_to_the_label_receiver) {
   CHECK_EQ(f.labels.counters().accepted, 2);
   CHECK_EQ(f.labels.counters().refused, 4);
   CHECK_EQ(f.labels.label_at(f.port.now), 1);
+  // a genuine round the node does not serve (another model) still dates every older LABEL
+  const uint8_t other_model[8] = {9, 9, 9, 9, 9, 9, 9, 9};
+  f.send_global(f.signed_global(6, kFleetKey, "tinyfl/t/global", other_model));
+  CHECK(strstr(f.port.last_log, "wrong_model") != nullptr);
+  CHECK_EQ(f.node.last_round(), 5);
+  CHECK_EQ(f.node.newest_round(), 6);
+  f.send_label(topic, f.label_frame(5, 11, 1, 500, kFrameKey, topic));
+  CHECK(strstr(f.port.last_log, "LABEL refused: stale_round (round 5") != nullptr);
+  // ... but a forged one does not: an unsigned GLOBAL of round 7 leaves the node at 6
+  f.send_global(f.global_frame(7, kHash, kD));
+  CHECK_EQ(f.node.newest_round(), 6);
   CHECK(f.node.online());
 }
 

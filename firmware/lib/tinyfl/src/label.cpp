@@ -6,13 +6,13 @@
 
 namespace tinyfl {
 
-Status check_label(const uint8_t* buf, size_t len, const FrameAuth* auth, uint32_t last_round, uint64_t last_seq,
+Status check_label(const uint8_t* buf, size_t len, const FrameAuth* auth, uint32_t newest_round, uint64_t last_seq,
                    uint16_t n_classes, LabelView* out) {
   const Status s = decode_label_frame(buf, len, auth, out);
   if (s != Status::Ok) return s;
   // A recorded frame of an older round, or an older (or the same) schedule of this boot: a
   // replay or a reordering, never what the operator sends now.
-  if (out->round_id < last_round || out->seq <= last_seq) return Status::StaleRound;
+  if (out->round_id < newest_round || out->seq <= last_seq) return Status::StaleRound;
   for (uint8_t i = 0; i < out->n; ++i)
     if (out->intervals[i].label >= 0 && static_cast<uint16_t>(out->intervals[i].label) >= n_classes)
       return Status::BadValue;
@@ -43,7 +43,7 @@ bool LabelSchedule::ended(uint32_t now_ms) const {
 Status LabelReceiver::accept(const uint8_t* frame, size_t len, uint32_t now_ms) {
   LabelView v;
   const FrameAuth auth = node_.label_auth();
-  const Status s = check_label(frame, len, node_.keyed() ? &auth : nullptr, node_.last_round(), last_seq_,
+  const Status s = check_label(frame, len, node_.keyed() ? &auth : nullptr, node_.newest_round(), last_seq_,
                                n_classes_, &v);
   LogLine line;
   if (s != Status::Ok) {

@@ -326,6 +326,7 @@ Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out
   *round_out = g.round_id;
   if (g.round_id <= last_round_) return Status::StaleRound;
   if (last_round_ != 0 && g.round_id - last_round_ > kRoundIdMargin) return Status::RoundAhead;
+  if (g.round_id > newest_round_) newest_round_ = g.round_id;  // genuine and current, served or not
   if (!g.selects(config_.node_id, strlen(config_.node_id))) {
     last_round_ = g.round_id;  // not ours: nothing to do until the next round
     return Status::NotSelected;

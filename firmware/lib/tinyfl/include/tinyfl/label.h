@@ -46,10 +46,10 @@ struct LabelView {
 [[nodiscard]] Status decode_label_frame(const uint8_t* buf, size_t len, const FrameAuth* auth, LabelView* out);
 
 // What a node accepts (docs/WIRE.md, "LABEL", freshness): decode_label_frame under `auth`, then
-// round_id not below `last_round` (the last round the node served or skipped) and seq above
+// round_id not below `newest_round` (Node::newest_round: of the genuine GLOBALs it has seen) and seq above
 // `last_seq` (StaleRound), then every label below n_classes (BadValue). `out` holds the frame's
 // fields whenever the body decoded, so a refusal can be logged with them.
-[[nodiscard]] Status check_label(const uint8_t* buf, size_t len, const FrameAuth* auth, uint32_t last_round,
+[[nodiscard]] Status check_label(const uint8_t* buf, size_t len, const FrameAuth* auth, uint32_t newest_round,
                                  uint64_t last_seq, uint16_t n_classes, LabelView* out);
 
 // A schedule of label intervals relative to the millis() it was received at. Pure: no clock.
@@ -80,7 +80,7 @@ struct LabelCounters {
 
 // A node's label topic, end to end: attach() before node.begin() makes the node subscribe to its
 // label topic and hand every message on it to accept(), which checks it (check_label, with the
-// node's frame key, its last round and the last seq accepted since boot), replaces the schedule
+// node's frame key, its newest round and the last seq accepted since boot), replaces the schedule
 // and logs the outcome ("labels: seq ..., 3 intervals" or "LABEL refused: bad_tag").
 class LabelReceiver {
  public:

@@ -106,6 +106,10 @@ class Node {
 
   bool online() const { return state_ == State::Online; }
   uint32_t last_round() const { return last_round_; }
+  // The newest round id of a genuine GLOBAL (tag verified, not older than the last served, not
+  // too far ahead) this node has seen, served or not (e.g. refused for an empty cache): what an
+  // operator's LABEL must not be older than (tinyfl/label.h).
+  uint32_t newest_round() const { return newest_round_ > last_round_ ? newest_round_ : last_round_; }
   const NodeCounters& counters() const { return counters_; }
 
   // For the persisted state (node_state.h), which watches the node between polls instead of being
@@ -166,6 +170,7 @@ class Node {
   uint32_t next_attempt_ms_ = 0;
   uint32_t backoff_ms_ = 0;
   uint32_t last_round_ = 0;
+  uint32_t newest_round_ = 0;
   NodeCounters counters_{};
 
   char topic_hello_[kMaxTopic] = {};
