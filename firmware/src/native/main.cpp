@@ -229,7 +229,8 @@ int main(int argc, char** argv) {
   if (args.state != nullptr && (keeper = open_state(port, args)) == nullptr) return 1;
   if (keeper != nullptr) (void)keeper->restore(node, config.model_hash);  // every outcome is logged
   if (args.replay_hz != 0)
-    tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50, keeper, args.topic_labels ? &labels : nullptr);
+    tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50, keeper,
+                            args.topic_labels ? &labels : nullptr);
   if (keeper != nullptr) keeper->run(node);
   node.run();
 }

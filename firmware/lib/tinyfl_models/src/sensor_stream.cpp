@@ -167,7 +167,8 @@ Status BlobReplay::advance(uint32_t now_ms) {
   for (uint32_t fed = 0; s == Status::Ok && next_ < total_ && fed < t; ++fed, ++next_) {
     if (static_cast<int32_t>(now_ms - due_ms(next_)) < 0) break;  // not due yet (wrap-safe)
     const uint32_t w = next_ / t, r = next_ % t;
-    if (r == 0 && blob_labels_) s = stream_.set_label(blob_.label(w) < blob_.n_classes ? blob_.label(w) : kNoLabel);
+    if (r == 0 && blob_labels_)
+      s = stream_.set_label(blob_.label(w) < blob_.n_classes ? blob_.label(w) : kNoLabel);
     if (s == Status::Ok) s = stream_.add_codes(blob_.sample(w) + static_cast<size_t>(r) * c);
   }
   return s;

@@ -8,8 +8,9 @@
 // than one window's embedding.
 //
 // Labels: set_label(k) from a button, a machine-state signal or the operator's label topic
-// (tinyfl/label.h's LabelReceiver::label_at); kNoLabel (defined there) when unknown. A window is trained on only when one label held for all its readings;
-// windows without one label are counted (unlabelled, mixed) and dropped.
+// (tinyfl/label.h's LabelReceiver::label_at); kNoLabel (defined there) when unknown. A window is
+// trained on only when one label held for all its readings; windows without one label are
+// counted (unlabelled, mixed) and dropped.
 //
 // The cache, once full, is a class-balancing reservoir (Chrysakis and Moens, "Online Continual
 // Learning from Imbalanced Data", ICML 2020): a window of a class that is not among the largest in
