@@ -82,7 +82,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                     help="nodes play their data as a live sensor, HZ readings per second, and "
                          "fill their caches while rounds run (default: load it at boot)")
     up.add_argument("--labels", choices=("blob", "topic"), default="blob",
-                    help="with --sensor-replay on native nodes: the readings' labels from the "
+                    help="with --sensor-replay: the readings' labels from the "
                          "data (blob) or from each node's label topic, as `tinyfl label` sends "
                          "them (topic; none until then). Default: %(default)s")
     up.add_argument("--foreground", action="store_true",

@@ -24,6 +24,7 @@ QEMU_MACHINE = "mps2-an386"
 QEMU_BLOB_ADDRESS = 0x21000000
 QEMU_CONFIG_ADDRESS = 0x21F00000
 QEMU_REPLAY_ADDRESS = 0x21F01010  # port_qemu.h kReplayRateAddress: u32 readings per second
+QEMU_LABELS_ADDRESS = 0x21F01014  # port_qemu.h kLabelsFromTopicAddress: 1 = labels from the topic
 # With a state file, this word at this address tells the QEMU image that semihosting is on and its
 # command line names the file (port_qemu.h, kStateMarker).
 QEMU_STATE_MARKER_ADDRESS = 0x21F01000
@@ -118,7 +119,7 @@ class NodeSpec:
     # cache while rounds run); 0 loads the whole blob at boot
     replay_hz: int = 0
     # With replay_hz: the readings' labels come from the operator's LABEL frames on the node's
-    # label topic (`tinyfl label`), not from the blob. Native nodes only, for now.
+    # label topic (`tinyfl label`), not from the blob.
     label_topic: bool = False
     # The node's persisted state (trained head, last served round, counters): loaded at start,
     # saved after each round it served. None: nothing survives a restart.
@@ -135,8 +136,8 @@ class NodeSpec:
                              f"{str(self.state_file)!r}")
         if self.state_word_us < 0:
             raise UsageError(f"state_word_us must be >= 0, got {self.state_word_us}")
-        if self.label_topic and (self.replay_hz == 0 or self.emulator is not Emulator.NATIVE):
-            raise UsageError("labels from the label topic need a sensor replay on a native node")
+        if self.label_topic and self.replay_hz == 0:
+            raise UsageError("labels from the label topic need a sensor replay")
 
 
 class NodeProcess:
@@ -192,6 +193,8 @@ class NodeProcess:
             "-device", f"loader,file={s.blob},addr={QEMU_BLOB_ADDRESS:#x},force-raw=on",
             *(["-device", f"loader,addr={QEMU_REPLAY_ADDRESS:#x},data={s.replay_hz},data-len=4"]
               if s.replay_hz else []),
+            *(["-device", f"loader,addr={QEMU_LABELS_ADDRESS:#x},data=1,data-len=4"]
+              if s.label_topic else []),
             *self._qemu_state_options(),
             "-kernel", str(self.image),
         ]

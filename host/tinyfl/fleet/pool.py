@@ -86,8 +86,8 @@ class FleetConfig:
     # > 0: every node plays its blob as a live sensor at this many readings per second
     # (tinyfl/sensor_stream.h) instead of loading it at boot
     sensor_replay_hz: int = 0
-    # With sensor_replay_hz (native nodes): the readings' labels come from each node's label
-    # topic (`tinyfl label`) instead of the blob
+    # With sensor_replay_hz: the readings' labels come from each node's label topic
+    # (`tinyfl label`) instead of the blob
     label_topic: bool = False
     # The nodes' state files behave like a flash taking this long per word written
     # (NodeSpec.state_word_us), so that a power-cut test can kill a node in the middle of a save.
@@ -101,9 +101,9 @@ class FleetConfig:
         if not 0 <= self.sensor_replay_hz <= 1_000_000:
             raise UsageError(f"--sensor-replay must be 1..1000000 readings per second, got "
                              f"{self.sensor_replay_hz}")
-        if self.label_topic and (self.sensor_replay_hz == 0 or self.emulator is not Emulator.NATIVE):
-            raise UsageError("--labels topic needs --sensor-replay and native nodes (the QEMU "
-                             "board's main does not take labels from the topic yet)")
+        if self.label_topic and self.sensor_replay_hz == 0:
+            raise UsageError("--labels topic needs --sensor-replay (nodes loading their data at "
+                             "boot have every label already)")
         Topics.for_fleet(self.fleet)  # validates the fleet name
         if self.broker_url is not None:
             address = parse_broker_url(self.broker_url)

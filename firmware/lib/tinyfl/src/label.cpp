@@ -60,8 +60,11 @@ Status LabelReceiver::accept(const uint8_t* frame, size_t len, uint32_t now_ms) 
   line.str("labels: seq ").hex32(static_cast<uint32_t>(v.seq >> 32)).hex32(static_cast<uint32_t>(v.seq));
   line.str(", round ").u32(v.round_id).str(", ").u32(v.n).str(" intervals");
   for (uint8_t i = 0; i < v.n; ++i) {
-    line.str(i == 0 ? ": " : ", ").i32(v.intervals[i].label).str(" at +").u32(v.intervals[i].start_ms);
-    line.str(" ms for ").u32(v.intervals[i].duration_ms).str(" ms");
+    const LabelInterval& iv = v.intervals[i];
+    line.str(i == 0 ? ": " : ", ");
+    if (iv.label == kNoLabel) line.str("none");
+    else line.u32(static_cast<uint32_t>(iv.label));  // (LogLine::i32 would cost the core's flash)
+    line.str(" at +").u32(iv.start_ms).str(" ms for ").u32(iv.duration_ms).str(" ms");
   }
   port_.log(line.c_str());
   return Status::Ok;
