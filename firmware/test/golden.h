@@ -83,6 +83,26 @@ inline bool load_auth(const char* dir, const char* stem, AuthFile* out) {
   return true;
 }
 
+// For every NAME.bin in testvectors/<dir>, sorted: loads it into buf[0, cap) and calls
+// fn(name, stem, len, auth), auth being that of its NAME.auth.txt (null for a CRC frame; valid
+// until the next file). Returns the files found.
+template <typename Fn>
+int for_each_golden(const char* dir, uint8_t* buf, long cap, Fn fn) {
+  FileList files;
+  list_files(dir, ".bin", &files);
+  for (int i = 0; i < files.n; ++i) {
+    char stem[96];
+    stem_of(files.names[i], stem, sizeof stem);
+    const long n = load(dir, stem, ".bin", buf, cap);
+    CHECK(n > 0);
+    if (n <= 0) continue;
+    static AuthFile af;
+    fn(static_cast<const char*>(files.names[i]), static_cast<const char*>(stem), static_cast<size_t>(n),
+       load_auth(dir, stem, &af) ? static_cast<const tinyfl::FrameAuth*>(&af.auth) : nullptr);
+  }
+  return files.n;
+}
+
 // ---- canonical text (the same lines as tinyfl.wire.fields_text) -----------------------------
 
 struct Text {

@@ -40,33 +40,24 @@ constexpr uint64_t kSeq = 1733140123456ull;
 }  // namespace
 
 TINYFL_TEST(golden_labels_decode_to_their_fields) {
-  FileList files;
-  list_files("labels", ".bin", &files);
-  CHECK(files.n >= 5);
   int tagged = 0;
-  for (int i = 0; i < files.n; ++i) {
-    char stem[96];
-    stem_of(files.names[i], stem, sizeof stem);
-    const long n = load("labels", stem, ".bin", g_frame, sizeof g_frame);
-    CHECK(n > 0);
-    if (n <= 0) continue;
-    static AuthFile af;
-    const FrameAuth* auth = load_auth("labels", stem, &af) ? &af.auth : nullptr;
+  const int files = for_each_golden("labels", g_frame, sizeof g_frame, [&](const char* name, const char* stem, size_t n,
+                                                                          const FrameAuth* auth) {
     tagged += auth != nullptr;
     LabelView v;
     // a node with the other kind of authentication refuses it
     static const uint8_t kOtherKey[kFrameKeyLen] = {1};
     static const FrameAuth kOther{kOtherKey, "t/nodes/x/label", 15};
-    CHECK(decode_label_frame(g_frame, static_cast<size_t>(n), auth == nullptr ? &kOther : nullptr, &v) ==
+    CHECK(decode_label_frame(g_frame, n, auth == nullptr ? &kOther : nullptr, &v) ==
           (auth == nullptr ? Status::Unauthenticated : Status::NoKey));
-    const Status s = decode_label_frame(g_frame, static_cast<size_t>(n), auth, &v);
-    if (s != Status::Ok) printf("%s: %s\n", files.names[i], status_name(s));
+    const Status s = decode_label_frame(g_frame, n, auth, &v);
+    if (s != Status::Ok) printf("%s: %s\n", name, status_name(s));
     CHECK(s == Status::Ok);
     g_text.len = 0;
     label_text(g_text, v);
-    const long fn = load("labels", stem, ".fields.txt", g_expect, sizeof g_expect);
-    check_text(files.names[i], g_text, g_expect, fn);
-  }
+    check_text(name, g_text, g_expect, load("labels", stem, ".fields.txt", g_expect, sizeof g_expect));
+  });
+  CHECK(files >= 5);
   CHECK(tagged >= 3);
 }
 
