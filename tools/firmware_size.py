@@ -15,7 +15,8 @@ own lines: the model build keeps weights within 48 KB and activations within 16 
 TINYFL_BACKBONE_ARENA sizes the scratch the node reserves. The DSP stage a model may carry
 (tinyfl/dsp.h, dsp_stage.h) is its own line too; its work buffers share the backbone's scratch.
 The persisted state (state_store.o, node_state.o) is the "persist" line, outside the core budget
-for now.
+for now; so are the operator's labels (wire_label.o, label.o: the LABEL decoder and the label
+schedule, tinyfl/label.h), the "labels" line, linked only into an image whose main takes them.
 
 Usage: firmware_size.py MAP [--check] [--json OUT]
 """
@@ -66,6 +67,9 @@ COMPONENT_OF_OBJECT = {
     # budget is spent; it watches the node from the main's loop, so node.o does not grow.
     "state_store.o": "persist",
     "node_state.o": "persist",
+    # The operator's label topic (tinyfl/label.h): the Node only routes its messages to a hook.
+    "wire_label.o": "labels",
+    "label.o": "labels",
 }
 
 # Members of tinyfl::Node -> component, for splitting the one static Node object of a main.

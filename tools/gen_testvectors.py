@@ -17,6 +17,8 @@ the vectors are a second implementation. For each valid vector it writes:
   secagg/masks.txt         secure-aggregation round seeds and masks (docs/WIRE.md), one case a line
   secagg/noise.txt         node noise keys and discrete Gaussian samples (--dp distributed)
   frames/invalid/NAME.bin + NAME.reason   a frame each decoder must reject, and the status name
+  labels/NAME.bin (.fields.txt, .auth.txt), labels/invalid/NAME.bin + NAME.reason   the same for
+                           LABEL frames, which the firmware decodes but never encodes
   blobs/NAME.bin + NAME.fields.txt, blobs/invalid/NAME.bin + NAME.reason   the same for data blobs
 
 and checks, before writing, that the Python codec decodes every valid vector to the same fields,
@@ -40,6 +42,7 @@ from wire_spec import (
     GLOBAL,
     HELLO,
     INF,
+    LABEL,
     NAN,
     REVEAL,
     TEST_KEY,
@@ -49,6 +52,7 @@ from wire_spec import (
     BlobSpec,
     GlobalSpec,
     HelloSpec,
+    LabelSpec,
     M,
     RevealSpec,
     T,
@@ -64,7 +68,7 @@ from wire_spec import (
 # the vectors
 
 
-Spec = HelloSpec | GlobalSpec | UpdateSpec | UnmaskSpec | RevealSpec
+Spec = HelloSpec | GlobalSpec | UpdateSpec | UnmaskSpec | RevealSpec | LabelSpec
 
 
 def valid_frames() -> dict[str, Spec]:
@@ -153,7 +157,7 @@ def invalid_frames() -> dict[str, tuple[bytes, str]]:
         "unknown_flag": (frame(HELLO, hb, flags=0x02), "bad_value"),
         "masked_hello": (frame(HELLO, hb, flags=0x01), "bad_value"),
         "masked_unmask": (frame(UNMASK, UnmaskSpec().body(), flags=0x01), "bad_value"),
-        "bad_type_6": (frame(6, hb), "bad_type"),
+        "bad_type_7": (frame(7, hb), "bad_type"),
         "masked_and_unknown_flag": (frame(HELLO, hb, flags=0x81), "bad_value"),
         "bad_auth_32": (frame(HELLO, hb, auth=32), "bad_value"),
         "bad_auth_4": (frame(HELLO, hb, auth=4), "bad_value"),
@@ -274,6 +278,39 @@ def invalid_frames() -> dict[str, tuple[bytes, str]]:
         "reveal_trailing": (frame(REVEAL, RevealSpec().body() + b"\x00"), "bad_length"),
     }
     return out
+
+
+def valid_labels() -> dict[str, LabelSpec]:
+    eight = [(i * 1000, 1000, i % 3 - 1) for i in range(8)]  # back to back, the most allowed
+    return {
+        "label": LabelSpec(key=TEST_KEY),
+        "label_crc": LabelSpec(round_id=0, seq=1),  # a fleet without keys, before any round
+        "label_clear": LabelSpec(seq=0xFFFFFFFFFFFFFFFF, intervals=[], key=TEST_KEY),
+        "label_eight": LabelSpec(intervals=eight, key=TEST_KEY),
+        "label_extremes": LabelSpec(intervals=[(0, 1, 32767), (0xFFFFFFFE, 1, -1)],
+                                    key=TEST_KEY),
+    }
+
+
+def invalid_labels() -> dict[str, tuple[bytes, str]]:
+    lbl = LabelSpec
+    nine = [(i * 1000, 1000, 1) for i in range(9)]
+    return {
+        "label_masked": (frame(LABEL, lbl().body(), flags=0x01), "bad_value"),
+        "label_seq_zero": (lbl(seq=0).to_bytes(), "bad_value"),
+        "label_nine_intervals": (lbl(intervals=nine).to_bytes(), "bad_value"),
+        # the count is checked before the intervals: 9 announced, none present
+        "label_count_before_intervals": (lbl(n=9, intervals=[]).to_bytes(), "bad_value"),
+        "label_duration_zero": (lbl(intervals=[(0, 0, 1)]).to_bytes(), "bad_value"),
+        "label_end_past_u32": (lbl(intervals=[(0xFFFFFFFF, 1, 1)]).to_bytes(), "bad_value"),
+        "label_overlap": (lbl(intervals=[(0, 2000, 1), (1999, 10, 2)]).to_bytes(), "bad_value"),
+        "label_unsorted": (lbl(intervals=[(5000, 10, 1), (0, 10, 2)]).to_bytes(), "bad_value"),
+        "label_below_minus_one": (lbl(intervals=[(0, 10, -2)]).to_bytes(), "bad_value"),
+        "label_interval_truncated": (frame(LABEL, lbl().body()[:-1]), "truncated"),
+        "label_missing_interval": (lbl(n=4).to_bytes(), "truncated"),
+        "label_trailing": (frame(LABEL, lbl().body() + b"\x00"), "bad_length"),
+        "label_seq_truncated": (frame(LABEL, lbl().body()[:11]), "truncated"),
+    }
 
 
 def auth_invalid_frames() -> dict[str, tuple[bytes, str, str]]:
@@ -405,7 +442,9 @@ def build() -> dict[Path, bytes]:
 
     files: dict[Path, bytes] = {}
     problems: list[str] = []
-    for name, spec in valid_frames().items():
+    valid = [(f"frames/{n}", s) for n, s in valid_frames().items()]
+    valid += [(f"labels/{n}", s) for n, s in valid_labels().items()]
+    for name, spec in valid:
         data = spec.to_bytes()
         text = spec.fields()
         try:
@@ -416,10 +455,10 @@ def build() -> dict[Path, bytes]:
                 problems.append(f"{name}: Python re-encodes other bytes")
         except WireError as exc:
             problems.append(f"{name}: Python rejects it: {exc}")
-        files[OUT / "frames" / f"{name}.bin"] = data
-        files[OUT / "frames" / f"{name}.fields.txt"] = text.encode()
+        files[OUT / f"{name}.bin"] = data
+        files[OUT / f"{name}.fields.txt"] = text.encode()
         if spec.key is not None:
-            files[OUT / "frames" / f"{name}.auth.txt"] = auth_text(spec.topic(), spec.key)
+            files[OUT / f"{name}.auth.txt"] = auth_text(spec.topic(), spec.key)
     for name, (data, topic, reason) in auth_invalid_frames().items():
         try:
             open_frame(data, topic, TEST_KEY)
@@ -433,15 +472,17 @@ def build() -> dict[Path, bytes]:
     files[OUT / "half.bin"] = half_cases()
     files[OUT / "secagg" / "masks.txt"] = mask_cases()
     files[OUT / "secagg" / "noise.txt"] = noise_cases()
-    for name, (data, reason) in invalid_frames().items():
+    invalid = [(f"frames/invalid/{n}", c) for n, c in invalid_frames().items()]
+    invalid += [(f"labels/invalid/{n}", c) for n, c in invalid_labels().items()]
+    for name, (data, reason) in invalid:
         try:
             decode(data)
-            problems.append(f"invalid/{name}: Python accepts it")
+            problems.append(f"{name}: Python accepts it")
         except WireError as exc:
             if exc.reason != reason:
-                problems.append(f"invalid/{name}: Python says {exc.reason}, expected {reason}")
-        files[OUT / "frames" / "invalid" / f"{name}.bin"] = data
-        files[OUT / "frames" / "invalid" / f"{name}.reason"] = (reason + "\n").encode()
+                problems.append(f"{name}: Python says {exc.reason}, expected {reason}")
+        files[OUT / f"{name}.bin"] = data
+        files[OUT / f"{name}.reason"] = (reason + "\n").encode()
     for name, blob in valid_blobs().items():
         data = blob.to_bytes()
         try:

@@ -17,7 +17,8 @@ OTHER_HASH = hashlib.sha256(b"tinyfl other model").digest()[:8]
 TEST_KEY = hashlib.sha256(b"tinyfl golden test key").digest()  # 32 bytes, public: vectors only
 TEST_TOPIC = "tinyfl/golden/nodes/node-01/update"
 
-HELLO, GLOBAL, UPDATE, UNMASK, REVEAL = 1, 2, 3, 4, 5
+HELLO, GLOBAL, UPDATE, UNMASK, REVEAL, LABEL = 1, 2, 3, 4, 5, 6
+LABEL_TOPIC = "tinyfl/golden/nodes/node-01/label"
 NAN = float("nan")
 INF = float("inf")
 
@@ -368,6 +369,36 @@ class UpdateSpec:
             f"update_norm={f32hex(f16value(self.update_norm))}",
             *(self.delta.fields("delta") if self.masked is None else self.masked.fields()),
         )
+
+
+@dataclass
+class LabelSpec:
+    """LABEL: round_id, u64 seq, u8 n, then n x (u32 start_ms, u32 duration_ms, i16 label)."""
+
+    round_id: int = 1733140000
+    seq: int = 1733140123456
+    intervals: list[tuple[int, int, int]] = field(default_factory=lambda: [
+        (0, 5000, 2), (5000, 2500, -1), (10000, 60000, 0)])
+    n: int | None = None  # the count written, when it must differ from len(intervals)
+    key: bytes | None = None
+
+    def body(self) -> bytes:
+        n = len(self.intervals) if self.n is None else self.n
+        return struct.pack("<IQB", self.round_id, self.seq, n) + b"".join(
+            struct.pack("<IIh", *iv) for iv in self.intervals)
+
+    def topic(self) -> str:
+        return LABEL_TOPIC
+
+    def to_bytes(self) -> bytes:
+        return frame(LABEL, self.body(), key=self.key, topic=self.topic())
+
+    def fields(self) -> str:
+        return lines("type=label", f"round_id={self.round_id}", f"seq={self.seq}",
+                     f"n={len(self.intervals)}",
+                     f"starts={','.join(str(iv[0]) for iv in self.intervals)}",
+                     f"durations={','.join(str(iv[1]) for iv in self.intervals)}",
+                     f"labels={','.join(str(iv[2]) for iv in self.intervals)}")
 
 
 def lines(*items: str) -> str:

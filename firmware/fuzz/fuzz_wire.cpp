@@ -1,12 +1,14 @@
-// libFuzzer target for the wire codec, the data blob parser and the node config record parser
-// (docs/WIRE.md).
+// libFuzzer target for the wire codec (the LABEL decoder and schedule of tinyfl/label.h too), the
+// data blob parser and the node config record parser (docs/WIRE.md).
 //
 // Every input is decoded as a frame and parsed as a data blob, both as it is and with its CRC or
 // tag (under a fixed fuzzing key) and blob length made consistent, so mutations reach the body
 // decoders instead of the CRC or tag check. A frame that decodes is re-encoded from its fields
 // (tagged under the same key) and must give the same bytes (and the size-only pass the same size);
 // every value of a decoded tensor and every sample of a parsed blob is read, so ASan catches any
-// view that points outside the input.
+// view that points outside the input. The node never encodes a LABEL: one that decodes is written
+// back by hand from its fields (the spec's layout) and must give the same body, and its schedule
+// must give each interval's label at the interval's first and last millisecond.
 //
 // Build and run (from the repository root; tools/fuzz.sh does the same for every target):
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Ifirmware/lib/tinyfl/include \
@@ -23,6 +25,8 @@
 #include "tinyfl/blob.h"
 #include "tinyfl/cache.h"
 #include "tinyfl/crc32.h"
+#include "tinyfl/cursor.h"
+#include "tinyfl/label.h"
 #include "tinyfl/models.h"
 #include "tinyfl/node_config.h"
 #include "tinyfl/wire.h"
@@ -74,6 +78,33 @@ bool copy_tensor(const TensorView& v, TensorFields* f) {
   return true;
 }
 
+// A decoded LABEL: its body written back from the fields, then its schedule at every interval.
+void check_label(const uint8_t* body, size_t body_len, const LabelView& v) {
+  require(v.seq != 0 && v.n <= kMaxLabelIntervals);
+  Writer w(out_buf, sizeof out_buf);
+  w.u32(v.round_id);
+  w.u32(static_cast<uint32_t>(v.seq));
+  w.u32(static_cast<uint32_t>(v.seq >> 32));
+  w.u8(v.n);
+  for (uint8_t i = 0; i < v.n; ++i) {
+    w.u32(v.intervals[i].start_ms);
+    w.u32(v.intervals[i].duration_ms);
+    w.u16(static_cast<uint16_t>(v.intervals[i].label));
+  }
+  require(w.ok() && w.size() == body_len && memcmp(out_buf, body, body_len) == 0);
+  LabelSchedule schedule;
+  const uint32_t t0 = v.round_id;  // any receipt time: differences wrap
+  schedule.set(v, t0);
+  for (uint8_t i = 0; i < v.n; ++i) {
+    const LabelInterval& iv = v.intervals[i];
+    require(iv.duration_ms >= 1 && iv.label >= kNoLabel);
+    require(i == 0 || iv.start_ms >= v.intervals[i - 1].start_ms + v.intervals[i - 1].duration_ms);
+    require(schedule.label_at(t0 + iv.start_ms) == iv.label);
+    require(schedule.label_at(t0 + iv.start_ms + iv.duration_ms - 1u) == iv.label);
+  }
+  require(schedule.ended(t0 + (v.n == 0 ? 0u : v.intervals[v.n - 1].start_ms + v.intervals[v.n - 1].duration_ms)));
+}
+
 void check_same(Status s, size_t len, size_t size_only, const uint8_t* data, size_t size) {
   require(s == Status::Ok);
   require(len == size && size_only == size);
@@ -93,12 +124,14 @@ void fuzz_frame(const uint8_t* data, size_t size) {
   UpdateView uv;
   UnmaskView mv;
   RevealView rv;
+  LabelView lv;
   const bool masked = (hdr.flags & kFlagMasked) != 0;
   const bool typed_ok = hdr.type == 1   ? decode_hello_frame(data, size, auth, &hv) == Status::Ok
                         : hdr.type == 2 ? decode_global_frame(data, size, auth, &gv) == Status::Ok
                         : hdr.type == 3 ? decode_update_frame(data, size, auth, &uv) == Status::Ok
                         : hdr.type == 4 ? decode_unmask_frame(data, size, auth, &mv) == Status::Ok
-                                        : decode_reveal_frame(data, size, auth, &rv) == Status::Ok;
+                        : hdr.type == 5 ? decode_reveal_frame(data, size, auth, &rv) == Status::Ok
+                                        : decode_label_frame(data, size, auth, &lv) == Status::Ok;
   if (size > kMaxOut) return;
   size_t len = 0;
   switch (static_cast<FrameType>(hdr.type)) {
@@ -206,6 +239,12 @@ void fuzz_frame(const uint8_t* data, size_t size) {
       }
       const RevealFields f{v.round_id, v.n, ids, seeds, auth};
       check_same(encode_reveal(f, out_buf, sizeof out_buf, &len), len, encoded_size_reveal(f), data, size);
+      break;
+    }
+    case FrameType::Label: {
+      LabelView v;
+      require((decode_label(body, hdr.body_len, &v) == Status::Ok) == typed_ok);
+      if (typed_ok) check_label(body, hdr.body_len, v);
       break;
     }
   }

@@ -1,4 +1,4 @@
-// Helpers of the golden-vector tests (test_wire, test_blob): listing and loading testvectors/
+// Helpers of the golden-vector tests (test_wire, test_blob, test_label): listing and loading testvectors/
 // files, and the canonical text both codecs print decoded fields in.
 #pragma once
 #include <dirent.h>
@@ -10,6 +10,7 @@
 
 #include "check.h"
 #include "tinyfl/status.h"
+#include "tinyfl/wire.h"
 
 namespace golden {
 
@@ -52,6 +53,56 @@ inline void stem_of(const char* name, char* out, size_t cap) {
   if (dot != nullptr) *dot = 0;
 }
 
+// A frame's authentication from testvectors/<dir>/<stem>.auth.txt ("topic=...\nkey=<hex>\n"), or
+// false when the file does not exist (a CRC frame).
+struct AuthFile {
+  char topic[256];
+  uint8_t key[tinyfl::kFrameKeyLen];
+  tinyfl::FrameAuth auth;
+};
+
+inline bool load_auth(const char* dir, const char* stem, AuthFile* out) {
+  char text[512] = {};
+  const long n = load(dir, stem, ".auth.txt", reinterpret_cast<uint8_t*>(text), sizeof text - 1);
+  if (n <= 0) return false;
+  const char* topic = strstr(text, "topic=");
+  const char* key = strstr(text, "key=");
+  if (topic == nullptr || key == nullptr) return false;
+  topic += 6;
+  const size_t tl = strcspn(topic, "\n");
+  if (tl == 0 || tl >= sizeof out->topic) return false;
+  memcpy(out->topic, topic, tl);
+  out->topic[tl] = 0;
+  key += 4;
+  for (size_t i = 0; i < tinyfl::kFrameKeyLen; ++i) {
+    unsigned byte = 0;
+    if (sscanf(key + 2 * i, "%2x", &byte) != 1) return false;
+    out->key[i] = static_cast<uint8_t>(byte);
+  }
+  out->auth = tinyfl::FrameAuth{out->key, out->topic, tl};
+  return true;
+}
+
+// For every NAME.bin in testvectors/<dir>, sorted: loads it into buf[0, cap) and calls
+// fn(name, stem, len, auth), auth being that of its NAME.auth.txt (null for a CRC frame; valid
+// until the next file). Returns the files found.
+template <typename Fn>
+int for_each_golden(const char* dir, uint8_t* buf, long cap, Fn fn) {
+  FileList files;
+  list_files(dir, ".bin", &files);
+  for (int i = 0; i < files.n; ++i) {
+    char stem[96];
+    stem_of(files.names[i], stem, sizeof stem);
+    const long n = load(dir, stem, ".bin", buf, cap);
+    CHECK(n >= 0);  // (an invalid vector may be empty)
+    if (n < 0) continue;
+    static AuthFile af;
+    fn(static_cast<const char*>(files.names[i]), static_cast<const char*>(stem), static_cast<size_t>(n),
+       load_auth(dir, stem, &af) ? static_cast<const tinyfl::FrameAuth*>(&af.auth) : nullptr);
+  }
+  return files.n;
+}
+
 // ---- canonical text (the same lines as tinyfl.wire.fields_text) -----------------------------
 
 struct Text {
@@ -86,24 +137,18 @@ inline void check_text(const char* what, const Text& t, const uint8_t* expect, l
 // `status_of(stem, bytes, len)` is the status its NAME.reason names. Returns the files checked.
 template <typename StatusOf>
 int check_rejections(const char* dir, uint8_t* buf, long cap, StatusOf status_of) {
-  FileList files;
-  list_files(dir, ".bin", &files);
-  for (int i = 0; i < files.n; ++i) {
-    char stem[96];
-    stem_of(files.names[i], stem, sizeof stem);
-    const long n = load(dir, stem, ".bin", buf, cap);
+  return for_each_golden(dir, buf, cap, [&](const char* name, const char* stem, size_t n, const tinyfl::FrameAuth*) {
     char reason[64] = {};
     const long rn = load(dir, stem, ".reason", reinterpret_cast<uint8_t*>(reason), sizeof reason - 1);
-    CHECK(n >= 0 && rn > 0);
-    if (n < 0 || rn <= 0) continue;
+    CHECK(rn > 0);
+    if (rn <= 0) return;
     reason[strcspn(reason, "\r\n")] = 0;
-    const char* got = tinyfl::status_name(status_of(stem, static_cast<size_t>(n)));
+    const char* got = tinyfl::status_name(status_of(stem, n));
     if (strcmp(got, reason) != 0) {
-      printf("%s: got %s, expected %s\n", files.names[i], got, reason);
+      printf("%s: got %s, expected %s\n", name, got, reason);
       CHECK(strcmp(got, reason) == 0);
     }
-  }
-  return files.n;
+  });
 }
 
 }  // namespace golden

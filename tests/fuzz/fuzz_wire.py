@@ -1,4 +1,5 @@
-"""Atheris target for the Python wire decoder and data blob parser.
+"""Atheris target for the Python wire decoder (every frame type, LABEL included) and data blob
+parser.
 
 Any input must either decode or raise WireError; anything else escaping is a finding. Inputs that
 decode must re-encode to the same bytes. Each input is also tried with its CRC, or its tag under a

@@ -91,7 +91,14 @@ def test_the_broker_files_admit_each_user_with_its_password(provisioned: tuple[P
     # admin: the nodes' retained hello and status and nothing else (no update, no global)
     assert ("user admin\ntopic readwrite tinyfl/lab/nodes/+/hello\n"
             "topic readwrite tinyfl/lab/nodes/+/status\n\n") in acl
-    assert "topic write tinyfl/lab/nodes/+/" not in acl  # no node may write another's topics
+    # no node may write (or read) another's topics; the coordinator writes the label topics only
+    node_blocks = [b for b in acl.split("\n\n") if b.startswith("user node")]
+    assert len(node_blocks) == len(fleet.nodes)
+    assert all("/+/" not in b for b in node_blocks)
+    assert "user node02\n" in acl and "topic read tinyfl/lab/nodes/node02/label\n" in acl
+    coordinator = next(b for b in acl.split("\n\n") if "user coordinator" in b)
+    assert [line for line in coordinator.splitlines() if "topic write" in line] == [
+        "topic write tinyfl/lab/nodes/+/label"]
     conf = (out / "broker" / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf and "certfile" in conf
 

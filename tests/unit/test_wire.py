@@ -39,8 +39,10 @@ from tinyfl.wire import (
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "testvectors"
-FRAMES = sorted((VECTORS / "frames").glob("*.bin"))
-INVALID = sorted((VECTORS / "frames" / "invalid").glob("*.bin"))
+# LABEL frames have a folder of their own (the firmware decodes them but never encodes them)
+FRAMES = sorted((VECTORS / "frames").glob("*.bin")) + sorted((VECTORS / "labels").glob("*.bin"))
+INVALID = sorted((VECTORS / "frames" / "invalid").glob("*.bin")) + sorted(
+    (VECTORS / "labels" / "invalid").glob("*.bin"))
 AUTH_INVALID = sorted((VECTORS / "frames" / "auth_invalid").glob("*.bin"))
 BLOBS = sorted((VECTORS / "blobs").glob("*.bin"))
 INVALID_BLOBS = sorted((VECTORS / "blobs" / "invalid").glob("*.bin"))

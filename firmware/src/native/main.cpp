@@ -10,6 +10,9 @@
 //                                      the node computes it, to OUT and exit; for bit-exact checks)
 //   ... --replay-hz N                 (raw-window blob: play it as a live sensor, N readings per
 //                                      second, instead of loading it at boot; docs/PORTING.md)
+//   ... --replay-hz N --labels topic  (the readings' labels from the operator's LABEL frames on
+//                                      <prefix>/nodes/<id>/label, not from the blob; `--labels
+//                                      blob` is the default)
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 
 #include "port_native.h"
 #include "tinyfl/blob.h"
+#include "tinyfl/label.h"
 #include "tinyfl/logline.h"
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
@@ -43,6 +47,7 @@ struct Args {
   unsigned replay_hz = 0;
   const char* state = nullptr;
   unsigned state_word_us = 0;
+  bool topic_labels = false;  // --labels topic
 };
 
 tinyfl::NodeConfigRecord record;
@@ -53,7 +58,8 @@ int usage(const char* why) {
           "[--prefix tinyfl/FLEET] [--keepalive SECONDS] [--state FILE [--state-word-us N]]\n"
           "       tinyfl-node --config node.cfg --broker HOST:PORT --data FILE [--state FILE]\n"
           "       tinyfl-node --data FILE --embed OUT\n"
-          "       (with --config or --id: --replay-hz N plays the blob as a live sensor)\n",
+          "       (with --config or --id: --replay-hz N plays the blob as a live sensor,\n"
+          "        --labels topic takes its labels from the node's label topic, not the blob)\n",
           why);
   return 2;
 }
@@ -71,6 +77,10 @@ bool parse_args(int argc, char** argv, Args* a) {
     else if (strcmp(k, "--config") == 0) a->config = v;
     else if (strcmp(k, "--replay-hz") == 0) a->replay_hz = static_cast<unsigned>(atoi(v));
     else if (strcmp(k, "--state") == 0) a->state = v;
+    else if (strcmp(k, "--labels") == 0) {
+      if (strcmp(v, "topic") != 0 && strcmp(v, "blob") != 0) return false;
+      a->topic_labels = strcmp(v, "topic") == 0;
+    }
     else if (strcmp(k, "--state-word-us") == 0) {
       char* end = nullptr;
       const long us = strtol(v, &end, 10);
@@ -147,6 +157,7 @@ int read_config(const char* path) {
 int main(int argc, char** argv) {
   Args args;
   if (!parse_args(argc, argv, &args)) return usage("bad arguments");
+  if (args.topic_labels && args.replay_hz == 0) return usage("--labels topic needs --replay-hz");
   if (args.config != nullptr) {
     if (args.id != nullptr) return usage("give --config or --id, not both");
     if (const int code = read_config(args.config)) return code;
@@ -195,6 +206,11 @@ int main(int argc, char** argv) {
   if (args.replay_hz == 0) tinyfl::describe_blob_load(blob, load, sample_cache, line);
   port.log(line.c_str());
   static tinyfl::Node node(port, sample_cache);
+  static tinyfl::LabelReceiver labels(node, port, blob.n_classes);
+  if (args.topic_labels) {
+    labels.attach();
+    replay.use_blob_labels(false);
+  }
   tinyfl::NodeConfig config{};
   config.node_id = args.id;
   config.topic_prefix = args.prefix;
@@ -212,7 +228,9 @@ int main(int argc, char** argv) {
   tinyfl::NodeStateKeeper* keeper = nullptr;
   if (args.state != nullptr && (keeper = open_state(port, args)) == nullptr) return 1;
   if (keeper != nullptr) (void)keeper->restore(node, config.model_hash);  // every outcome is logged
-  if (args.replay_hz != 0) tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50, keeper);
+  if (args.replay_hz != 0)
+    tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50, keeper,
+                            args.topic_labels ? &labels : nullptr);
   if (keeper != nullptr) keeper->run(node);
   node.run();
 }

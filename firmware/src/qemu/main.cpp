@@ -1,10 +1,12 @@
 // qemu_cortex_m4: a TinyFL node on QEMU mps2-an386. UART0 is the MQTT byte pipe (wired to the
 // broker by `-serial tcp:HOST:PORT`), UART1 the log; the node's config record and data blob are put
 // in PSRAM by QEMU's generic loader (see port_qemu.h for the addresses), and optionally a replay
-// rate: then the blob plays as a live sensor instead of loading at boot. With a state file (the
-// host sets port_qemu::kStateMarker and semihosting), the node's state persists in it.
+// rate: then the blob plays as a live sensor instead of loading at boot, with its labels from the
+// node's label topic when the loader also sets port_qemu::kLabelsFromTopicAddress. With a state
+// file (the host sets port_qemu::kStateMarker and semihosting), the node's state persists in it.
 #include "port_qemu.h"
 #include "tinyfl/blob.h"
+#include "tinyfl/label.h"
 #include "tinyfl/logline.h"
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
@@ -44,6 +46,8 @@ int main() {
                          port_qemu::kDataBlobMaxBytes, &blob);
   if (s != tinyfl::Status::Ok) halt("data blob at 0x21000000", s);
   const uint32_t replay_hz = *reinterpret_cast<const volatile uint32_t*>(port_qemu::kReplayRateAddress);
+  const bool topic_labels =
+      replay_hz != 0 && *reinterpret_cast<const volatile uint32_t*>(port_qemu::kLabelsFromTopicAddress) == 1;
   static tinyfl::SensorStream stream(backbone_work, sample_cache, port.entropy());
   static tinyfl::BlobReplay replay(blob, stream);
   tinyfl::BlobLoad load;
@@ -62,6 +66,11 @@ int main() {
   if (s != tinyfl::Status::Ok) halt(load.model == nullptr ? "samples" : "samples through the backbone", s);
   port.log(line.c_str());
 
+  static tinyfl::LabelReceiver labels(node, port, blob.n_classes);
+  if (topic_labels) {
+    labels.attach();
+    replay.use_blob_labels(false);
+  }
   tinyfl::NodeConfig config{};
   config.node_id = record.node_id;
   config.topic_prefix = record.topic_prefix;
@@ -78,7 +87,8 @@ int main() {
     keeper = &state_keeper;
     (void)keeper->restore(node, config.model_hash, state_file.open());  // every outcome is logged
   }
-  if (replay_hz != 0) tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50, keeper);
+  if (replay_hz != 0)
+    tinyfl::run_replay_node(node, port, stream, replay, sample_cache, 50, keeper, topic_labels ? &labels : nullptr);
   if (keeper != nullptr) keeper->run(node);
   node.run();
 }

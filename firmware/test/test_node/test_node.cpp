@@ -3,6 +3,7 @@
 // behaviour runs against a real mosquitto in tests/integration/test_node.py.
 #include "../check.h"
 #include "tinyfl/crc32.h"
+#include "tinyfl/label.h"
 #include "tinyfl/mqtt.h"
 #include "tinyfl/node.h"
 #include "tinyfl/noise.h"
@@ -106,6 +107,14 @@ const Sent* find_publish(const Sent* sent, int n, const char* topic) {
   return nullptr;
 }
 
+// Whether the node wrote `text` anywhere in its output (a topic of a SUBSCRIBE, say).
+bool sent_contains(const FakePort& port, const char* text) {
+  const size_t n = strlen(text);
+  for (size_t i = 0; i + n <= port.out_len; ++i)
+    if (memcmp(port.out + i, text, n) == 0) return true;
+  return false;
+}
+
 // A PUBLISH from the broker to the node (QoS 0: no packet id, so no PUBACK expected).
 size_t broker_publish(uint8_t* buf, size_t cap, const char* topic, const uint8_t* payload, size_t len) {
   Writer w(buf, cap);
@@ -197,6 +206,7 @@ TINYFL_TEST(node_announces_after_connack) {
     CHECK(memcmp(h.model_hash, kHash, 8) == 0);
   }
   CHECK_EQ(sent[n - 1].type, 8);  // SUBSCRIBE to the global topic last
+  CHECK(!sent_contains(f.port, "/label"));  // no label hook: no label topic
 }
 
 TINYFL_TEST(node_rejects_wrong_model_and_shape_then_serves) {
@@ -339,18 +349,20 @@ const uint8_t kFleetKey[kFrameKeyLen] = {0xF1, 0xF2};
 
 // A node of a provisioned fleet: it signs what it sends and checks every GLOBAL.
 struct KeyedFixture : Fixture {
-  KeyedFixture() {
+  KeyedFixture() { ok = ok && node.begin(keyed_config()) == Status::Ok; }
+
+  static NodeConfig keyed_config() {
     NodeConfig cfg{};
     cfg.node_id = "n1";
     cfg.topic_prefix = "tinyfl/t";
     memcpy(cfg.model_hash, kHash, 8);
     cfg.frame_key = kFrameKey;
     cfg.fleet_key = kFleetKey;
-    ok = ok && node.begin(cfg) == Status::Ok;
+    return cfg;
   }
 
-  size_t signed_global(uint32_t round, const uint8_t* key, const char* topic) {
-    const size_t plain = global_frame(round, kHash, kD);
+  size_t signed_global(uint32_t round, const uint8_t* key, const char* topic, const uint8_t* hash = kHash) {
+    const size_t plain = global_frame(round, hash, kD);
     if (plain == 0) return 0;
     GlobalView v{};
     if (decode_global_frame(frame, plain, nullptr, &v) != Status::Ok) return 0;
@@ -362,7 +374,91 @@ struct KeyedFixture : Fixture {
   }
 };
 
+// A keyed node whose application takes labels from its label topic (tinyfl/label.h).
+struct LabelFixture : KeyedFixture {
+  LabelReceiver labels{node, port, kK};
+
+  LabelFixture() {
+    labels.attach();  // before begin(), as an application does
+    ok = ok && node.begin(keyed_config()) == Status::Ok;
+  }
+
+  // A LABEL of one interval (label from receipt for duration_ms) signed with `key` for `topic`,
+  // written here from docs/WIRE.md: the firmware has no LABEL encoder.
+  size_t label_frame(uint32_t round, uint64_t seq, int16_t label, uint32_t duration_ms, const uint8_t* key,
+                     const char* topic) {
+    Writer w(frame, sizeof frame);
+    const uint8_t header[kFrameHeaderSize] = {'T', 'F', kWireVersion, static_cast<uint8_t>(FrameType::Label), 0,
+                                              kAuthTag};
+    w.bytes(header, sizeof header);
+    w.u32(round);
+    w.u32(static_cast<uint32_t>(seq));
+    w.u32(static_cast<uint32_t>(seq >> 32));
+    w.u8(1);
+    w.u32(0);
+    w.u32(duration_ms);
+    w.u16(static_cast<uint16_t>(label));
+    const size_t signed_len = w.size();
+    uint8_t* tag = w.reserve(kTagLen);
+    if (tag == nullptr) return 0;
+    frame_tag(FrameAuth{key, topic, strlen(topic)}, frame, signed_len, tag);
+    return w.size();
+  }
+
+  void send_label(const char* topic, size_t len) {
+    port.push(packet, broker_publish(packet, sizeof packet, topic, frame, len));
+    node.poll();
+  }
+};
+
 }  // namespace
+
+TINYFL_TEST(a_node_hands_its_label_topic_to_the_label_receiver) {
+  static LabelFixture f;
+  CHECK(f.ok);
+  f.connect();
+  CHECK(sent_contains(f.port, "tinyfl/t/nodes/n1/label"));  // subscribed, after the global topic
+  const char* topic = "tinyfl/t/nodes/n1/label";
+  f.port.now = 1000;
+  f.send_label(topic, f.label_frame(0, 7, 2, 500, kFrameKey, topic));
+  CHECK_EQ(f.labels.counters().accepted, 1);
+  CHECK(strstr(f.port.last_log, "labels: seq 0000000000000007, round 0, 1 intervals") != nullptr);
+  CHECK_EQ(f.labels.label_at(1000), 2);
+  CHECK_EQ(f.labels.label_at(1499), 2);
+  CHECK_EQ(f.labels.label_at(1500), kNoLabel);
+  CHECK_EQ(f.labels.schedule().size(), 0);  // over, so dropped: 2^32 ms later it stays over
+
+  f.send_label(topic, f.label_frame(0, 7, 2, 500, kFrameKey, topic));  // the same frame again
+  CHECK(strstr(f.port.last_log, "LABEL refused: stale_round") != nullptr);
+  f.send_label(topic, f.label_frame(0, 8, 1, 500, kFleetKey, topic));  // not the node's key
+  CHECK(strstr(f.port.last_log, "LABEL refused: bad_tag") != nullptr);
+  f.send_label(topic, f.label_frame(0, 8, kK, 500, kFrameKey, topic));  // not one of its classes
+  CHECK(strstr(f.port.last_log, "LABEL refused: bad_value") != nullptr);
+  const char* other = "tinyfl/t/nodes/n2/label";  // another node's: not this node's business
+  f.send_label(other, f.label_frame(0, 9, 1, 500, kFrameKey, other));
+  CHECK_EQ(f.labels.counters().accepted + f.labels.counters().refused, 4);
+
+  f.send_global(f.signed_global(5, kFleetKey, "tinyfl/t/global"));  // a round served
+  CHECK_EQ(f.node.last_round(), 5);
+  f.send_label(topic, f.label_frame(4, 10, 1, 500, kFrameKey, topic));  // of an older round
+  CHECK(strstr(f.port.last_log, "LABEL refused: stale_round (round 4") != nullptr);
+  f.send_label(topic, f.label_frame(5, 10, 1, 500, kFrameKey, topic));
+  CHECK_EQ(f.labels.counters().accepted, 2);
+  CHECK_EQ(f.labels.counters().refused, 4);
+  CHECK_EQ(f.labels.label_at(f.port.now), 1);
+  // a genuine round the node does not serve (another model) still dates every older LABEL
+  const uint8_t other_model[8] = {9, 9, 9, 9, 9, 9, 9, 9};
+  f.send_global(f.signed_global(6, kFleetKey, "tinyfl/t/global", other_model));
+  CHECK(strstr(f.port.last_log, "wrong_model") != nullptr);
+  CHECK_EQ(f.node.last_round(), 5);
+  CHECK_EQ(f.node.newest_round(), 6);
+  f.send_label(topic, f.label_frame(5, 11, 1, 500, kFrameKey, topic));
+  CHECK(strstr(f.port.last_log, "LABEL refused: stale_round (round 5") != nullptr);
+  // ... but a forged one does not: an unsigned GLOBAL of round 7 leaves the node at 6
+  f.send_global(f.global_frame(7, kHash, kD));
+  CHECK_EQ(f.node.newest_round(), 6);
+  CHECK(f.node.online());
+}
 
 TINYFL_TEST(a_keyed_node_signs_its_frames_and_serves_only_signed_globals) {
   static KeyedFixture f;

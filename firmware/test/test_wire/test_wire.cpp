@@ -14,36 +14,6 @@ using namespace golden;
 namespace {
 constexpr size_t kMaxValues = 8192;
 
-// A frame's authentication from testvectors/<dir>/<stem>.auth.txt ("topic=...\nkey=<hex>\n"), or
-// false when the file does not exist (a CRC frame).
-struct AuthFile {
-  char topic[256];
-  uint8_t key[kFrameKeyLen];
-  FrameAuth auth;
-};
-
-bool load_auth(const char* dir, const char* stem, AuthFile* out) {
-  char text[512] = {};
-  const long n = load(dir, stem, ".auth.txt", reinterpret_cast<uint8_t*>(text), sizeof text - 1);
-  if (n <= 0) return false;
-  const char* topic = strstr(text, "topic=");
-  const char* key = strstr(text, "key=");
-  if (topic == nullptr || key == nullptr) return false;
-  topic += 6;
-  const size_t tl = strcspn(topic, "\n");
-  if (tl == 0 || tl >= sizeof out->topic) return false;
-  memcpy(out->topic, topic, tl);
-  out->topic[tl] = 0;
-  key += 4;
-  for (size_t i = 0; i < kFrameKeyLen; ++i) {
-    unsigned byte = 0;
-    if (sscanf(key + 2 * i, "%2x", &byte) != 1) return false;
-    out->key[i] = static_cast<uint8_t>(byte);
-  }
-  out->auth = FrameAuth{out->key, out->topic, tl};
-  return true;
-}
-
 void tensor_text(Text& t, const char* name, const TensorView& v) {
   t.add("%s.bits=%u\n%s.scale_mode=%u\n%s.rows=%u\n%s.cols=%u\n%s.scales=", name, v.bits, name, v.scale_mode, name,
         v.rows, name, v.cols, name);
@@ -160,6 +130,7 @@ Status decode_any(const uint8_t* buf, size_t len, const FrameAuth* auth, Decoded
     case FrameType::Update: return decode_update(body, d->hdr.body_len, &d->update, masked);
     case FrameType::Unmask: return decode_unmask(body, d->hdr.body_len, &d->unmask);
     case FrameType::Reveal: return decode_reveal(body, d->hdr.body_len, &d->reveal);
+    case FrameType::Label: break;  // testvectors/labels/, test_label: the node only decodes LABEL
   }
   return Status::BadType;
 }
@@ -284,6 +255,7 @@ Status reencode(const Decoded& d, const FrameAuth* auth, uint8_t* out, size_t ca
       *size_only = encoded_size_reveal(f);
       return encode_reveal(f, out, cap, len);
     }
+    case FrameType::Label: break;  // decoded only (decode_any never returns one)
   }
   return Status::BadType;
 }
@@ -308,27 +280,18 @@ TINYFL_TEST(crc32_matches_zlib) {
 }
 
 TINYFL_TEST(golden_frames_decode_reencode) {
-  FileList files;
-  list_files("frames", ".bin", &files);
-  CHECK(files.n >= 12);
   int tagged = 0;
-  for (int i = 0; i < files.n; ++i) {
-    char stem[96];
-    stem_of(files.names[i], stem, sizeof stem);
-    const long n = load("frames", stem, ".bin", g_frame, sizeof g_frame);
-    CHECK(n > 0);
-    if (n <= 0) continue;
-    static AuthFile af;
-    const FrameAuth* auth = load_auth("frames", stem, &af) ? &af.auth : nullptr;
+  const int files = for_each_golden("frames", g_frame, sizeof g_frame, [&](const char* name, const char* stem, size_t n,
+                                                                          const FrameAuth* auth) {
     tagged += auth != nullptr;
     Decoded d{};
     // a receiver with the other kind of authentication refuses it
-    CHECK(decode_any(g_frame, static_cast<size_t>(n), auth == nullptr ? &kOtherAuth : nullptr, &d) ==
+    CHECK(decode_any(g_frame, n, auth == nullptr ? &kOtherAuth : nullptr, &d) ==
           (auth == nullptr ? Status::Unauthenticated : Status::NoKey));
-    const Status s = decode_any(g_frame, static_cast<size_t>(n), auth, &d);
-    if (s != Status::Ok) printf("%s: %s\n", files.names[i], status_name(s));
+    const Status s = decode_any(g_frame, n, auth, &d);
+    if (s != Status::Ok) printf("%s: %s\n", name, status_name(s));
     CHECK(s == Status::Ok);
-    if (s != Status::Ok) continue;
+    if (s != Status::Ok) return;
     g_text.len = 0;
     if (d.hdr.type == 1) hello_text(g_text, d.hello);
     if (d.hdr.type == 2) global_text(g_text, d.global);
@@ -336,20 +299,21 @@ TINYFL_TEST(golden_frames_decode_reencode) {
     if (d.hdr.type == 4) unmask_text(g_text, d.unmask);
     if (d.hdr.type == 5) reveal_text(g_text, d.reveal);
     const long fn = load("frames", stem, ".fields.txt", g_expect, sizeof g_expect);
-    check_text(files.names[i], g_text, g_expect, fn);
+    check_text(name, g_text, g_expect, fn);
 
     size_t len = 0, size_only = 0;
     CHECK(reencode(d, auth, g_out, sizeof g_out, &len, &size_only) == Status::Ok);
     CHECK_EQ(len, n);
     CHECK_EQ(size_only, n);
-    CHECK(memcmp(g_out, g_frame, static_cast<size_t>(n)) == 0);
+    CHECK(memcmp(g_out, g_frame, n) == 0);
     // exactly enough room works, one byte less does not
-    CHECK(reencode(d, auth, g_out, static_cast<size_t>(n), &len, &size_only) == Status::Ok);
-    CHECK(reencode(d, auth, g_out, static_cast<size_t>(n) - 1, &len, &size_only) == Status::BufferFull);
+    CHECK(reencode(d, auth, g_out, n, &len, &size_only) == Status::Ok);
+    CHECK(reencode(d, auth, g_out, n - 1, &len, &size_only) == Status::BufferFull);
     // signing replaces the 4-byte CRC by the 16-byte tag
     CHECK(reencode(d, auth == nullptr ? &kOtherAuth : nullptr, g_out, sizeof g_out, &len, &size_only) == Status::Ok);
     CHECK_EQ(len, auth == nullptr ? n + 12 : n - 12);
-  }
+  });
+  CHECK(files >= 12);
   CHECK(tagged >= 3);
 }
 
@@ -398,45 +362,32 @@ TINYFL_TEST(invalid_frames_rejected_with_their_reason) {
 }
 
 TINYFL_TEST(every_truncation_is_rejected) {
-  FileList files;
-  list_files("frames", ".bin", &files);
-  for (int i = 0; i < files.n; ++i) {
-    char stem[96];
-    stem_of(files.names[i], stem, sizeof stem);
-    const long len = load("frames", stem, ".bin", g_frame, sizeof g_frame);
-    static AuthFile af;
-    const FrameAuth* auth = load_auth("frames", stem, &af) ? &af.auth : nullptr;
-    for (long cut = 0; cut < len; ++cut) {
+  for_each_golden("frames", g_frame, sizeof g_frame, [](const char*, const char*, size_t len, const FrameAuth* auth) {
+    for (size_t cut = 0; cut < len; ++cut) {
       // a copy of exactly `cut` bytes, so reading past it is caught under ASan or valgrind
-      uint8_t* copy = static_cast<uint8_t*>(malloc(cut > 0 ? static_cast<size_t>(cut) : 1));
-      memcpy(copy, g_frame, static_cast<size_t>(cut));
+      uint8_t* copy = static_cast<uint8_t*>(malloc(cut > 0 ? cut : 1));
+      memcpy(copy, g_frame, cut);
       Decoded d{};
       // without a length field, a cut shows as a short header or trailer, or a CRC or tag mismatch
-      const Status s = decode_any(copy, static_cast<size_t>(cut), auth, &d);
+      const Status s = decode_any(copy, cut, auth, &d);
       CHECK(s == Status::Truncated || s == Status::BadCrc || s == Status::BadTag);
       free(copy);
     }
-  }
+  });
 }
 
 TINYFL_TEST(every_bit_flip_is_rejected) {
-  FileList files;
-  list_files("frames", ".bin", &files);
-  for (int i = 0; i < files.n; ++i) {
-    char stem[96];
-    stem_of(files.names[i], stem, sizeof stem);
-    const long len = load("frames", stem, ".bin", g_frame, sizeof g_frame);
-    static AuthFile af;
-    const FrameAuth* auth = load_auth("frames", stem, &af) ? &af.auth : nullptr;
-    for (long bit = 0; bit < len * 8; ++bit) {
+  for_each_golden("frames", g_frame, sizeof g_frame, [](const char* name, const char*, size_t len,
+                                                        const FrameAuth* auth) {
+    for (size_t bit = 0; bit < len * 8; ++bit) {
       g_frame[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
       Decoded d{};
-      const Status s = decode_any(g_frame, static_cast<size_t>(len), auth, &d);
+      const Status s = decode_any(g_frame, len, auth, &d);
       g_frame[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
-      if (s == Status::Ok) printf("%s: flip of bit %ld accepted\n", files.names[i], bit);
+      if (s == Status::Ok) printf("%s: flip of bit %zu accepted\n", name, bit);
       CHECK(s != Status::Ok);
     }
-  }
+  });
 }
 
 TINYFL_TEST(packing_round_trips_every_code) {

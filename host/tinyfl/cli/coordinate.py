@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from tinyfl.cli import Subparsers
-from tinyfl.cli.broker_options import CREDENTIALS_HELP, add_broker_options, broker_from_args
+from tinyfl.cli.broker_options import CREDENTIALS_HELP, broker_from_args
+from tinyfl.cli.fleet_options import add_fleet_options, keys_from_args, prefix_from_args
 from tinyfl.coordinator.checkpoint import load_checkpoint
 from tinyfl.coordinator.config import RESUME_LOCKED, EngineConfig
 from tinyfl.coordinator.metrics import read_metrics
@@ -38,7 +39,7 @@ from tinyfl.coordinator.task import load_task
 from tinyfl.errors import UsageError
 from tinyfl.strategy import Strategy, get_strategy, parse_strategy_spec, strategy_params
 from tinyfl.transport.address import BrokerAddress
-from tinyfl.wire import Keyring, Topics, check_prefix, default_prefix
+from tinyfl.wire import Topics
 
 SUMMARY = "run federated training rounds on a fleet over MQTT"
 DEFAULTS = EngineConfig()
@@ -56,15 +57,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "hello/status topics under tinyfl/<fleet>/. " + CREDENTIALS_HELP
         ),
     )
-    where = parser.add_argument_group("where")
-    add_broker_options(where, default=None, credentials=True)
-    where.add_argument("--fleet", help="fleet name; topics live under tinyfl/<fleet>/")
-    where.add_argument("--prefix", help="topic prefix instead of tinyfl/<fleet>")
-    where.add_argument(
-        "--keys", type=Path, metavar="FILE",
-        help="the fleet's coordinator.json (tinyfl provision; or its folder): sign every GLOBAL "
-        "with the fleet key and count only HELLOs and UPDATEs that verify under their node's "
-        "key. Without it frames carry a CRC and anyone on the broker may speak for a node.",
+    add_fleet_options(
+        parser,
+        keys_help="sign every GLOBAL with the fleet key and count only HELLOs and UPDATEs that "
+        "verify under their node's key. Without it frames carry a CRC and anyone on the broker "
+        "may speak for a node.",
     )
     what = parser.add_argument_group("what")
     what.add_argument(
@@ -247,7 +244,7 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
         args.task = str(args.model)
     if args.resume:
         return _resume_plan(args, broker)
-    topics = Topics(_prefix(args))
+    topics = Topics(prefix_from_args(args))
     out = args.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{_fleet_slug(topics)}"
     if (out / CHECKPOINT_NAME).exists() or (out / CONFIG_NAME).exists():
         raise UsageError(f"{out} already holds a run: add --resume to continue it, or pick --out")
@@ -259,25 +256,7 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
     check_dp(config, strategy)
     task = load_task(args.task)
     task.initial_head(config.initial_head)  # a bad --initial-head fails before connecting
-    return RunPlan(broker, topics, task, args.task, strategy, config, out, None, _keys(args))
-
-
-def _keys(args: argparse.Namespace) -> Keyring | None:
-    if args.keys is None:
-        return None
-    from tinyfl.provision import read_keyring  # cryptography is loaded only when needed
-
-    return read_keyring(args.keys)
-
-
-def _prefix(args: argparse.Namespace) -> str:
-    if args.prefix and args.fleet:
-        raise UsageError("give --fleet or --prefix, not both")
-    if args.prefix:
-        return check_prefix(args.prefix)
-    if not args.fleet:
-        raise UsageError("--fleet NAME is required (topics live under tinyfl/<fleet>/)")
-    return default_prefix(args.fleet)
+    return RunPlan(broker, topics, task, args.task, strategy, config, out, None, keys_from_args(args))
 
 
 def _fleet_slug(topics: Topics) -> str:
@@ -306,7 +285,7 @@ def _resume_plan(args: argparse.Namespace, broker: BrokerAddress) -> RunPlan:
         saved_prefix = str(saved["prefix"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{config_path} is not a run configuration: {exc}") from None
-    topics = Topics(_prefix(args) if args.fleet or args.prefix else saved_prefix)
+    topics = Topics(prefix_from_args(args) if args.fleet or args.prefix else saved_prefix)
     checkpoint = (
         load_checkpoint(out / CHECKPOINT_NAME) if (out / CHECKPOINT_NAME).exists() else None
     )
@@ -333,7 +312,7 @@ def _resume_plan(args: argparse.Namespace, broker: BrokerAddress) -> RunPlan:
         raise UsageError(
             "--resume continues a run with its own settings; these differ: " + "; ".join(conflicts)
         )
-    keys = _keys(args)
+    keys = keys_from_args(args)
     if saved.get("authenticated") and keys is None:
         raise UsageError(f"the run in {out} signs its frames: give --keys (the fleet's "
                          "coordinator.json) to resume it")

@@ -83,6 +83,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     up.add_argument("--sensor-replay", type=int, default=0, metavar="HZ",
                     help="nodes play their data as a live sensor, HZ readings per second, and "
                          "fill their caches while rounds run (default: load it at boot)")
+    up.add_argument("--labels", choices=("blob", "topic"), default="blob",
+                    help="with --sensor-replay: the readings' labels from the "
+                         "data (blob) or from each node's label topic, as `tinyfl label` sends "
+                         "them (topic; none until then). Default: %(default)s")
     up.add_argument("--foreground", action="store_true",
                     help="stay up, supervise the nodes, stop everything on Ctrl-C")
     up.add_argument("--restart", choices=RESTART_POLICIES, default="no",
@@ -123,7 +127,8 @@ def up(args: argparse.Namespace) -> int:
                          data=data, run_dir=run_dir, fleet=args.fleet, broker_url=args.broker,
                          secure=not args.insecure,
                          partition=args.partition, seed=args.seed, max_samples=args.max_samples,
-                         hello_timeout=args.hello_timeout, sensor_replay_hz=args.sensor_replay)
+                         hello_timeout=args.hello_timeout, sensor_replay_hz=args.sensor_replay,
+                         label_topic=args.labels == "topic")
     fleet = Fleet(config)
     ids = fleet.prepare()
     if args.foreground:

@@ -20,6 +20,7 @@ from tinyfl.cli import (
     demo,
     export,
     fleet,
+    label,
     model,
     provision,
     report,
@@ -27,7 +28,7 @@ from tinyfl.cli import (
 from tinyfl.errors import TinyFLError
 
 COMMANDS: tuple[Command, ...] = (
-    bridge, coordinate, data, demo, export, fleet, model, provision, report)
+    bridge, coordinate, data, demo, export, fleet, label, model, provision, report)
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 

@@ -24,6 +24,7 @@ QEMU_MACHINE = "mps2-an386"
 QEMU_BLOB_ADDRESS = 0x21000000
 QEMU_CONFIG_ADDRESS = 0x21F00000
 QEMU_REPLAY_ADDRESS = 0x21F01010  # port_qemu.h kReplayRateAddress: u32 readings per second
+QEMU_LABELS_ADDRESS = 0x21F01014  # port_qemu.h kLabelsFromTopicAddress: 1 = labels from the topic
 # With a state file, this word at this address tells the QEMU image that semihosting is on and its
 # command line names the file (port_qemu.h, kStateMarker).
 QEMU_STATE_MARKER_ADDRESS = 0x21F01000
@@ -132,6 +133,9 @@ class NodeSpec:
     # readings per second to play the blob as a live sensor (the node's sensor path fills its
     # cache while rounds run); 0 loads the whole blob at boot
     replay_hz: int = 0
+    # With replay_hz: the readings' labels come from the operator's LABEL frames on the node's
+    # label topic (`tinyfl label`), not from the blob.
+    label_topic: bool = False
     # The node's persisted state (trained head, last served round, counters): loaded at start,
     # saved after each round it served. None: nothing survives a restart.
     state_file: Path | None = None
@@ -153,6 +157,8 @@ class NodeSpec:
         if self.emulator is Emulator.ESP32_DOUBLE and (self.state_word_us or self.peer_seeds):
             raise UsageError("the esp32dev main takes part in no secure aggregation and its "
                              "NVS has no slow-write emulation")
+        if self.label_topic and self.replay_hz == 0:
+            raise UsageError("labels from the label topic need a sensor replay")
 
 
 class NodeProcess:
@@ -196,6 +202,8 @@ class NodeProcess:
             if s.state_file is not None and s.state_word_us:
                 state += ["--state-word-us", str(s.state_word_us)]
             replay = ["--replay-hz", str(s.replay_hz)] if s.replay_hz else []
+            if s.label_topic:
+                replay += ["--labels", "topic"]
             return [str(self.image), "--config", str(config),
                     "--broker", f"{self.broker_host}:{self.broker_port}", "--data", str(s.blob),
                     *state, *replay]
@@ -211,6 +219,8 @@ class NodeProcess:
             "-device", f"loader,file={s.blob},addr={QEMU_BLOB_ADDRESS:#x},force-raw=on",
             *(["-device", f"loader,addr={QEMU_REPLAY_ADDRESS:#x},data={s.replay_hz},data-len=4"]
               if s.replay_hz else []),
+            *(["-device", f"loader,addr={QEMU_LABELS_ADDRESS:#x},data=1,data-len=4"]
+              if s.label_topic else []),
             *self._qemu_state_options(),
             "-kernel", str(self.image),
         ]

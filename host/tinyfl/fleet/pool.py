@@ -86,6 +86,9 @@ class FleetConfig:
     # > 0: every node plays its blob as a live sensor at this many readings per second
     # (tinyfl/sensor_stream.h) instead of loading it at boot
     sensor_replay_hz: int = 0
+    # With sensor_replay_hz: the readings' labels come from each node's label topic
+    # (`tinyfl label`) instead of the blob
+    label_topic: bool = False
     # The nodes' state files behave like a flash taking this long per word written
     # (NodeSpec.state_word_us), so that a power-cut test can kill a node in the middle of a save.
     state_word_us: int = 0
@@ -101,6 +104,9 @@ class FleetConfig:
         if self.emulator is Emulator.ESP32_DOUBLE and self.sensor_replay_hz == 0:
             raise UsageError("esp32dev-double nodes learn from their sensor only: give a sensor "
                              "replay rate (--sensor-replay HZ, or --stream for tinyfl demo)")
+        if self.label_topic and self.sensor_replay_hz == 0:
+            raise UsageError("--labels topic needs --sensor-replay (nodes loading their data at "
+                             "boot have every label already)")
         Topics.for_fleet(self.fleet)  # validates the fleet name
         if self.broker_url is not None:
             address = parse_broker_url(self.broker_url)
@@ -268,6 +274,7 @@ class Fleet:
                             if account and self.secrets
                             and self.config.emulator is not Emulator.ESP32_DOUBLE else None,
                             replay_hz=self.config.sensor_replay_hz,
+                            label_topic=self.config.label_topic,
                             state_file=(self.node_dir / f"{node_id}.state").absolute(),
                             state_word_us=self.config.state_word_us)
             node = NodeProcess(spec, self.image, address.host, address.port,

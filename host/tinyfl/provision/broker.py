@@ -53,7 +53,9 @@ def acl_text(prefix: str, node_ids: Iterable[str]) -> str:
              f"user {COORDINATOR_USER}",
              *(f"topic read {prefix}/nodes/+/{kind}" for kind in ("hello", "status", "update")),
              f"topic readwrite {prefix}/global",
-             f"topic readwrite {prefix}/coordinator/#", "",
+             f"topic readwrite {prefix}/coordinator/#",
+             # `tinyfl label` signs with the node's frame key, which coordinator.json holds
+             f"topic write {prefix}/nodes/+/label", "",
              # read: to find retained topics of unknown ids; write: an empty retained message
              # deletes one. Not `update` nor `global`: admin never takes part in a round.
              f"user {ADMIN_USER}",
@@ -62,7 +64,8 @@ def acl_text(prefix: str, node_ids: Iterable[str]) -> str:
         lines += [f"user {node}",
                   *(f"topic write {prefix}/nodes/{node}/{kind}"
                     for kind in ("hello", "status", "update")),
-                  f"topic read {prefix}/global", ""]
+                  f"topic read {prefix}/global",
+                  f"topic read {prefix}/nodes/{node}/label", ""]
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@ Byte for byte the same format as the firmware (firmware/lib/tinyfl/include/tinyf
 against the golden vectors in testvectors/.
 
     frame = encode(Hello(...))          # or Global / Update; checked by decoding it back
-    msg = decode(frame)                 # Hello | Global | Update, or WireError(reason)
+    msg = decode(frame)                 # Hello | Global | Update | ... | Label, or WireError(reason)
     frame = encode(msg, key=k, topic=t) # tagged (HMAC-SHA256/128 over topic and frame)
     msg = open_frame(frame, t, k)       # what a receiver does: checks the tag, then decodes
 
@@ -28,6 +28,7 @@ from tinyfl.wire.frames import (
     FrameType,
     Global,
     Hello,
+    Label,
     Message,
     Update,
     decode,
@@ -40,6 +41,7 @@ from tinyfl.wire.frames import (
     verify_frame,
 )
 from tinyfl.wire.keyring import Keyring
+from tinyfl.wire.label import MAX_INTERVALS, NO_LABEL, LabelInterval
 from tinyfl.wire.masked import Masked, Reveal, SecAgg, Unmask, pack_bits, unpack_bits
 from tinyfl.wire.node_config import encode_node_config
 from tinyfl.wire.tensor import (
@@ -59,6 +61,8 @@ __all__ = [
     "AUTH_TAG",
     "FLAG_MASKED",
     "FLOAT_BITS",
+    "MAX_INTERVALS",
+    "NO_LABEL",
     "QUANT_BITS",
     "TAG_LEN",
     "UPLINK_2BIT",
@@ -73,6 +77,8 @@ __all__ = [
     "Global",
     "Hello",
     "Keyring",
+    "Label",
+    "LabelInterval",
     "Masked",
     "Message",
     "Reveal",

@@ -1,7 +1,8 @@
 """The frames (docs/WIRE.md), byte for byte as the firmware codes them: HELLO, GLOBAL and UPDATE,
-and for secure aggregation UNMASK and REVEAL (tinyfl.wire.masked).
+for secure aggregation UNMASK and REVEAL (tinyfl.wire.masked), and an operator's LABEL
+(tinyfl.wire.label).
 
-`decode(data)` returns a `Hello`, `Global`, `Update`, `Unmask` or `Reveal`, or raises `WireError` whose `reason` is the
+`decode(data)` returns a `Hello`, `Global`, `Update`, `Unmask`, `Reveal` or `Label`, or raises `WireError` whose `reason` is the
 firmware's `status_name` for the same bytes ("truncated", "bad_crc", ...). Checks run in the order
 docs/WIRE.md gives, so the first failure is the same on both sides. Any other exception escaping
 `decode` is a bug. `decode` checks a CRC but holds no key: a receiver uses `open_frame(data,
@@ -33,6 +34,7 @@ from tinyfl.wire.fields import (
     read_tensor,
     write_tensor,
 )
+from tinyfl.wire.label import Label, read_label, write_label
 from tinyfl.wire.masked import (
     Masked,
     Reveal,
@@ -59,6 +61,7 @@ __all__ = [
     "FrameType",
     "Global",
     "Hello",
+    "Label",
     "Message",
     "Update",
     "decode",
@@ -88,6 +91,7 @@ class FrameType(IntEnum):
     UPDATE = 3
     UNMASK = 4
     REVEAL = 5
+    LABEL = 6
 
 
 class Board(IntEnum):
@@ -159,7 +163,7 @@ class Update:
     delta: Tensor | Masked  # Masked: a secure-aggregation round's answer (MASKED flag)
 
 
-Message = Hello | Global | Update | Unmask | Reveal
+Message = Hello | Global | Update | Unmask | Reveal | Label
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,7 +292,7 @@ def _split_frame(data: bytes) -> _Frame:
     if flags & ~FLAG_MASKED:
         raise WireError("bad_value", f"unknown flags 0x{flags:02x}")
     if flags & FLAG_MASKED and ftype not in (FrameType.GLOBAL, FrameType.UPDATE):
-        raise WireError("bad_value", "only a GLOBAL or an UPDATE can be MASKED")
+        raise WireError("bad_value", "only a GLOBAL or an UPDATE can be MASKED")  # LABEL neither
     if auth not in (AUTH_CRC, AUTH_TAG):
         raise WireError("bad_value", f"auth {auth}, must be {AUTH_CRC} or {AUTH_TAG}")
     trailer_len = TAG_LEN if auth == AUTH_TAG else CRC_LEN
@@ -312,6 +316,8 @@ def _decode_body(f: _Frame) -> Message:
         return _decode_update(r, f.masked)
     if f.ftype == FrameType.UNMASK:
         return read_unmask(r)
+    if f.ftype == FrameType.LABEL:
+        return read_label(r)
     return read_reveal(r)
 
 
@@ -410,6 +416,9 @@ def _body(msg: Message) -> tuple[FrameType, int, bytes]:
     if isinstance(msg, Reveal):
         write_reveal(w, msg)
         return FrameType.REVEAL, 0, b"".join(w.parts)
+    if isinstance(msg, Label):
+        write_label(w, msg)
+        return FrameType.LABEL, 0, b"".join(w.parts)
     raise TypeError(f"cannot encode {type(msg).__name__}")
 
 

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import numpy.typing as npt
 
-from tinyfl.wire.frames import Global, Hello, Message
+from tinyfl.wire.frames import Global, Hello, Label, Message
 from tinyfl.wire.masked import Masked, Reveal, Unmask
 from tinyfl.wire.tensor import Tensor
 
@@ -91,6 +91,12 @@ def fields_text(msg: Message) -> str:
     elif isinstance(msg, Unmask):
         lines = ["type=unmask", f"round_id={msg.round_id}", f"n_survivors={msg.n_survivors}",
                  f"n_dropped={len(msg.dropped)}", f"dropped={','.join(msg.dropped)}"]
+    elif isinstance(msg, Label):
+        lines = ["type=label", f"round_id={msg.round_id}", f"seq={msg.seq}",
+                 f"n={len(msg.intervals)}",
+                 f"starts={','.join(str(iv.start_ms) for iv in msg.intervals)}",
+                 f"durations={','.join(str(iv.duration_ms) for iv in msg.intervals)}",
+                 f"labels={','.join(str(iv.label) for iv in msg.intervals)}"]
     elif isinstance(msg, Reveal):
         lines = ["type=reveal", f"round_id={msg.round_id}", f"n={len(msg.seeds)}",
                  f"peers={','.join(peer for peer, _ in msg.seeds)}",

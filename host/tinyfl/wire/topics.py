@@ -4,6 +4,7 @@
     <prefix>/nodes/<id>/status   node (and broker, as last will), retained "online" / "offline"
     <prefix>/global              coordinator -> nodes, retained GLOBAL frame
     <prefix>/nodes/<id>/update   node -> coordinator, UPDATE frame
+    <prefix>/nodes/<id>/label    operator -> node, LABEL frame (not retained)
 
 The prefix defaults to `tinyfl/<fleet>`.
 """
@@ -78,6 +79,11 @@ class Topics:
 
     def update(self, node_id: str) -> str:
         return f"{self.prefix}/nodes/{check_node_id(node_id)}/update"
+
+    def label(self, node_id: str) -> str:
+        """The node's label topic: an operator's LABEL frames (docs/WIRE.md, "LABEL"). Not a
+        NodeTopic: nodes never publish there, and the coordinator does not listen."""
+        return f"{self.prefix}/nodes/{check_node_id(node_id)}/label"
 
     def all_nodes(self, kind: NodeTopic) -> str:
         """Subscription filter for one kind of node topic of every node, e.g. `.../nodes/+/update`."""

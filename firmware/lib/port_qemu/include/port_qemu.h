@@ -30,6 +30,9 @@ constexpr uintptr_t kNodeConfigMaxBytes = 0x1000;
 // A u32 the loader may set (`-device loader,addr=...,data=N,data-len=4`): N readings per second
 // to play the data blob as a live sensor; 0 (RAM starts zeroed) loads the blob at boot.
 constexpr uintptr_t kReplayRateAddress = 0x21F01010;
+// A u32 the loader may set to 1 with a replay: the readings' labels come from the node's label
+// topic (the operator's LABEL frames, tinyfl/label.h) instead of the blob.
+constexpr uintptr_t kLabelsFromTopicAddress = 0x21F01014;
 
 // The persisted state (tinyfl/node_state.h) in a host file, as an emulated flash of two 4 KB
 // slots, through semihosting file I/O. Semihosting is a BKPT that faults on a board without a

@@ -84,6 +84,7 @@ Status Node::begin(const NodeConfig& config) {
   if (!join(topic_hello_, sizeof topic_hello_, p, "/nodes/", id, "/hello") ||
       !join(topic_status_, sizeof topic_status_, p, "/nodes/", id, "/status") ||
       !join(topic_update_, sizeof topic_update_, p, "/nodes/", id, "/update") ||
+      !join(topic_label_, sizeof topic_label_, p, "/nodes/", id, "/label") ||
       !join(topic_global_, sizeof topic_global_, p, "/global", ""))
     return Status::TooLarge;
   keyed_ = config.frame_key != nullptr;
@@ -197,6 +198,7 @@ void Node::on_connected() {
   Status s = publish_hello();
   uint16_t pid = 0;
   if (s == Status::Ok) s = mqtt_.subscribe(topic_global_, 1, &pid);
+  if (s == Status::Ok && label_hook_ != nullptr) s = mqtt_.subscribe(topic_label_, 1, &pid);
   if (s != Status::Ok) {
     drop_connection("announce", s);
     return;
@@ -270,6 +272,8 @@ void Node::handle_event(const mqtt::Event& ev) {
       break;
     case mqtt::EventType::Message:
       if (topic_equals(topic_global_, ev.topic, ev.topic_len)) handle_global(ev.payload, ev.payload_len);
+      else if (label_hook_ != nullptr && topic_equals(topic_label_, ev.topic, ev.topic_len))
+        label_hook_(label_context_, ev.payload, ev.payload_len);
       break;
     case mqtt::EventType::OversizedDropped:
       ++counters_.oversized_dropped;
@@ -322,6 +326,7 @@ Status Node::serve_round(const uint8_t* payload, size_t len, uint32_t* round_out
   *round_out = g.round_id;
   if (g.round_id <= last_round_) return Status::StaleRound;
   if (last_round_ != 0 && g.round_id - last_round_ > kRoundIdMargin) return Status::RoundAhead;
+  if (g.round_id > newest_round_) newest_round_ = g.round_id;  // genuine and current, served or not
   if (!g.selects(config_.node_id, strlen(config_.node_id))) {
     last_round_ = g.round_id;  // not ours: nothing to do until the next round
     return Status::NotSelected;

@@ -179,6 +179,8 @@ Status check_frame(const uint8_t* buf, size_t len) {
       RevealView v;
       return decode_reveal(body, hdr.body_len, &v);
     }
+    case FrameType::Label:  // the node never encodes one (the host does): nothing to check here
+      break;
   }
   return Status::BadType;
 }
@@ -333,7 +335,7 @@ Status decode_frame(const uint8_t* buf, size_t len, FrameHeader* hdr, const uint
   if (buf == nullptr || len < kFrameHeaderSize) return Status::Truncated;
   if (buf[0] != 'T' || buf[1] != 'F') return Status::BadMagic;
   if (buf[2] != kWireVersion) return Status::BadVersion;
-  if (buf[3] < static_cast<uint8_t>(FrameType::Hello) || buf[3] > static_cast<uint8_t>(FrameType::Reveal))
+  if (buf[3] < static_cast<uint8_t>(FrameType::Hello) || buf[3] > static_cast<uint8_t>(FrameType::Label))
     return Status::BadType;
   if ((buf[4] & ~kFlagMasked) != 0) return Status::BadValue;
   if ((buf[4] & kFlagMasked) != 0 && buf[3] != static_cast<uint8_t>(FrameType::Global) &&

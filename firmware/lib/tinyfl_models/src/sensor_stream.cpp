@@ -167,7 +167,8 @@ Status BlobReplay::advance(uint32_t now_ms) {
   for (uint32_t fed = 0; s == Status::Ok && next_ < total_ && fed < t; ++fed, ++next_) {
     if (static_cast<int32_t>(now_ms - due_ms(next_)) < 0) break;  // not due yet (wrap-safe)
     const uint32_t w = next_ / t, r = next_ % t;
-    if (r == 0) s = stream_.set_label(blob_.label(w) < blob_.n_classes ? blob_.label(w) : kNoLabel);
+    if (r == 0 && blob_labels_)
+      s = stream_.set_label(blob_.label(w) < blob_.n_classes ? blob_.label(w) : kNoLabel);
     if (s == Status::Ok) s = stream_.add_codes(blob_.sample(w) + static_cast<size_t>(r) * c);
   }
   return s;
@@ -200,13 +201,21 @@ void describe_stream(const SensorStream& stream, const EmbeddingCache& cache, Lo
   line.u32(cache.size()).str(" cached");
 }
 
+void describe_labels(const LabelReceiver& labels, const SensorStream& stream, uint16_t n_classes, LogLine& line) {
+  line.str("labels: ").u32(labels.counters().accepted).str(" accepted, ").u32(labels.counters().refused);
+  line.str(" refused; per class seen ");
+  for (uint16_t c = 0; c < n_classes && c < kMaxClasses; ++c) line.str(c == 0 ? "" : ",").u32(stream.counters().seen[c]);
+}
+
 void run_replay_node(Node& node, Port& port, SensorStream& stream, BlobReplay& replay, const EmbeddingCache& cache,
-                     uint32_t log_every, NodeStateKeeper* keeper) {
+                     uint32_t log_every, NodeStateKeeper* keeper, LabelReceiver* labels) {
   uint32_t logged = 0;
   bool ended = false;
   for (;;) {
     const uint32_t now = port.millis();
-    Status s = replay.advance(now);
+    // the operator's label for the readings due now (the schedule's, at this loop's granularity)
+    Status s = labels != nullptr ? stream.set_label(labels->label_at(now)) : Status::Ok;
+    if (s == Status::Ok) s = replay.advance(now);
     if (s == Status::Ok) s = stream.step();
     if (s != Status::Ok) {
       LogLine line;
@@ -221,6 +230,11 @@ void run_replay_node(Node& node, Port& port, SensorStream& stream, BlobReplay& r
       describe_stream(stream, cache, line);
       if (ended) line.str("; replay done");
       port.log(line.c_str());
+      if (labels != nullptr) {
+        LogLine more;
+        describe_labels(*labels, stream, cache.n_classes(), more);
+        port.log(more.c_str());
+      }
     }
     const uint32_t node_ms = node.poll();
     if (keeper != nullptr) keeper->after_poll(node);

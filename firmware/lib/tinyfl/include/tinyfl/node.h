@@ -10,6 +10,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tinyfl/cache.h"
 #include "tinyfl/config.h"
@@ -76,6 +77,10 @@ inline void apply_config_record(const NodeConfigRecord& record, PeerSeed* peers,
 // follow the coordinator's clock in seconds; 2^22 s is 48.5 days (docs/WIRE.md, "Round ids").
 constexpr uint32_t kRoundIdMargin = 1u << 22;
 
+// Where the node hands the messages of its label topic (docs/WIRE.md, "LABEL"), unchecked:
+// tinyfl/label.h's LabelReceiver checks them, outside the core.
+using MessageHook = void (*)(void* context, const uint8_t* payload, size_t len);
+
 struct NodeCounters {
   uint32_t connects;
   uint32_t rounds_served;
@@ -101,6 +106,10 @@ class Node {
 
   bool online() const { return state_ == State::Online; }
   uint32_t last_round() const { return last_round_; }
+  // The newest round id of a genuine GLOBAL (tag verified, not older than the last served, not
+  // too far ahead) this node has seen, served or not (e.g. refused for an empty cache): what an
+  // operator's LABEL must not be older than (tinyfl/label.h).
+  uint32_t newest_round() const { return newest_round_ > last_round_ ? newest_round_ : last_round_; }
   const NodeCounters& counters() const { return counters_; }
 
   // For the persisted state (node_state.h), which watches the node between polls instead of being
@@ -114,6 +123,18 @@ class Node {
   // only while !update_masked(). Valid from the poll that served the round until the next GLOBAL.
   const float* round_global_head() const { return global_head_; }
   const float* round_delta() const { return head_; }
+  // Before begin(): the node subscribes to `<prefix>/nodes/<id>/label` and hands every message on
+  // it to hook(context, ...) from inside poll(); without a hook it does not subscribe. The
+  // payload lives in the MQTT receive buffer until the hook returns.
+  void set_label_hook(MessageHook hook, void* context) {
+    label_hook_ = hook;
+    label_context_ = context;
+  }
+  // Whether the node holds keys, and what a LABEL on its topic is checked with then: its frame
+  // key over the label topic. Inline, built where used, so the core keeps no copy of it.
+  bool keyed() const { return keyed_; }
+  FrameAuth label_auth() const { return FrameAuth{config_.frame_key, topic_label_, strlen(topic_label_)}; }
+
   // Before the first poll: the last served round id and the counters of a persisted state, so a
   // rebooted node refuses the rounds it served before (StaleRound) and keeps counting.
   void resume(uint32_t last_round, const NodeCounters& counters) {
@@ -149,17 +170,21 @@ class Node {
   uint32_t next_attempt_ms_ = 0;
   uint32_t backoff_ms_ = 0;
   uint32_t last_round_ = 0;
+  uint32_t newest_round_ = 0;
   NodeCounters counters_{};
 
   char topic_hello_[kMaxTopic] = {};
   char topic_status_[kMaxTopic] = {};
   char topic_update_[kMaxTopic] = {};
   char topic_global_[kMaxTopic] = {};
+  char topic_label_[kMaxTopic] = {};
   char client_id_[kMaxNodeId + 10] = {};
   // Who signs what (null when the fleet has no keys): the topics above under the node's keys.
   FrameAuth hello_auth_{};
   FrameAuth update_auth_{};
   FrameAuth global_auth_{};
+  MessageHook label_hook_ = nullptr;
+  void* label_context_ = nullptr;
   bool keyed_ = false;
 
   uint8_t mqtt_rx_[kMqttRxBuffer] = {};

@@ -42,7 +42,8 @@ constexpr size_t kMaxWireNodeId = 32;    // node ids are 1..32 bytes of [A-Za-z0
 constexpr uint16_t kMaxWireEpochs = 64;
 constexpr uint16_t kMaxWireBatch = 1024;
 
-enum class FrameType : uint8_t { Hello = 1, Global = 2, Update = 3, Unmask = 4, Reveal = 5 };
+// LABEL: an operator's label schedule for one node; its codec is tinyfl/label.h, outside the core.
+enum class FrameType : uint8_t { Hello = 1, Global = 2, Update = 3, Unmask = 4, Reveal = 5, Label = 6 };
 
 // HELLO's uplink_bits: the uplink widths a node can send.
 constexpr uint8_t kUplink8Bit = 0x01;

@@ -7,9 +7,10 @@
 // step(), which the main loop calls between polls, so the MQTT keep-alive never waits for more
 // than one window's embedding.
 //
-// Labels: set_label(k) from a button, a machine-state signal or the coordinator's label topic;
-// kNoLabel when unknown. A window is trained on only when one label held for all its readings;
-// windows without one label are counted (unlabelled, mixed) and dropped.
+// Labels: set_label(k) from a button, a machine-state signal or the operator's label topic
+// (tinyfl/label.h's LabelReceiver::label_at); kNoLabel (defined there) when unknown. A window is
+// trained on only when one label held for all its readings; windows without one label are
+// counted (unlabelled, mixed) and dropped.
 //
 // The cache, once full, is a class-balancing reservoir (Chrysakis and Moens, "Online Continual
 // Learning from Imbalanced Data", ICML 2020): a window of a class that is not among the largest in
@@ -22,6 +23,7 @@
 
 #include "tinyfl/blob.h"
 #include "tinyfl/cache.h"
+#include "tinyfl/label.h"
 #include "tinyfl/logline.h"
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
@@ -31,7 +33,6 @@
 
 namespace tinyfl {
 
-constexpr int16_t kNoLabel = -1;
 constexpr uint16_t kSensorMaxChannels = 16;  // values per reading (an IMU: 6 or 9)
 
 struct StreamCounters {
@@ -109,7 +110,9 @@ class SensorStream {
 
 // Plays a raw-window data blob as a live sensor (the emulated nodes' sensor replay): its windows'
 // readings in order, `rate_hz` readings per second of the caller's clock, each window under its
-// label. With the stream's stride equal to the window, the stream cuts exactly the blob's windows.
+// label, or (use_blob_labels(false)) under whatever label the caller sets on the stream, e.g. the
+// operator's label topic. With the stream's stride equal to the window, the stream cuts exactly
+// the blob's windows.
 class BlobReplay {
  public:
   BlobReplay(const BlobView& blob, SensorStream& stream) : blob_(blob), stream_(stream) {}
@@ -117,6 +120,8 @@ class BlobReplay {
   // Starts at now_ms. WrongShape / WrongModel when the blob's windows are not the stream's (kind,
   // length, quantization), BadValue for rate 0.
   [[nodiscard]] Status begin(uint32_t rate_hz, uint32_t now_ms);
+  // False: the replay leaves the stream's label alone (the caller's labels, not the blob's).
+  void use_blob_labels(bool use) { blob_labels_ = use; }
   // Feeds the readings due by now_ms, at most one window's worth per call (the caller polls
   // between calls).
   [[nodiscard]] Status advance(uint32_t now_ms);
@@ -133,6 +138,7 @@ class BlobReplay {
   const BlobView& blob_;
   SensorStream& stream_;
   uint32_t rate_hz_ = 0, start_ms_ = 0, next_ = 0, total_ = 0;
+  bool blob_labels_ = true;
 };
 
 // "stream: 6400 readings, 50 windows, 50 embedded (crc32 1a2b3c4d), 0 unlabelled, 0 mixed,
@@ -149,7 +155,13 @@ void describe_stream(const SensorStream& stream, const EmbeddingCache& cache, Lo
 // A node whose samples come from a replayed blob: runs forever, feeding the stream, embedding a
 // window between polls and logging the stream's counters every `log_every` windows and when the
 // replay ends. `keeper` (nullable) persists the node's state after each poll, as its run() does.
+// `labels` (nullable; attached to the node, the replay told use_blob_labels(false)): the label of
+// every reading comes from the operator's label topic instead of the blob.
 [[noreturn]] void run_replay_node(Node& node, Port& port, SensorStream& stream, BlobReplay& replay,
-                                  const EmbeddingCache& cache, uint32_t log_every, NodeStateKeeper* keeper);
+                                  const EmbeddingCache& cache, uint32_t log_every, NodeStateKeeper* keeper,
+                                  LabelReceiver* labels = nullptr);
+
+// "labels: 3 accepted, 1 refused; per class seen 12,0,7" (after describe_stream, with labels)
+void describe_labels(const LabelReceiver& labels, const SensorStream& stream, uint16_t n_classes, LogLine& line);
 
 }  // namespace tinyfl
