@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import shlex
 import subprocess
 import time
 import zlib
@@ -26,13 +27,14 @@ import pytest
 
 from support.fleets import check_resumed, finish, power_cut_after_saves, start_coordinator
 from support.nodes import wait_until
+from tinyfl.cli.main import main as tinyfl_main
 from tinyfl.coordinator import METRICS_NAME, read_metrics
 from tinyfl.data.packaged import cached
 from tinyfl.errors import UsageError
 from tinyfl.fleet import Emulator, NodeProcess, build_firmware
 from tinyfl.fleet.broker import MosquittoBroker
 from tinyfl.fleet.nodes import NodeSpec
-from tinyfl.fleet.pool import Fleet, FleetConfig
+from tinyfl.fleet.pool import Fleet, FleetConfig, coordinate_command
 from tinyfl.model.artifacts import load_artifacts
 from tinyfl.wire import BlobKind, DataBlob
 from tinyfl.wire.node_config import encode_node_config
@@ -183,3 +185,38 @@ def test_esp32dev_main_rides_out_a_wifi_outage(tmp_path: Path, image: Path,
     pins = re.findall(r"double: pin 2 (high|low)", text[second:])
     assert not pins or pins[-1] == "high", text
     assert int(re.findall(r"^(\d+) online", text, re.MULTILINE)[-1]) >= 5000, text
+
+
+def test_esp32dev_main_takes_its_labels_from_the_operators_topic(tmp_path: Path, image: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """With TINYFL_LABELS_FROM_TOPIC (the double's `--labels topic`), the unchanged main labels its
+    readings with the schedule `tinyfl label` sends: only the schedule's classes are seen, although
+    the replayed data holds all six."""
+    rate = 2560  # 20 windows a second
+    fleet = Fleet(FleetConfig(nodes=1, emulator=Emulator.ESP32_DOUBLE, model="har",
+                              data=cached("har").data, run_dir=tmp_path / "run", fleet="esplabels",
+                              max_samples=240, sensor_replay_hz=rate, label_topic=True),
+                  out=io.StringIO())
+    try:
+        asyncio.run(fleet.up(fleet.prepare(), progress=False))
+        node = fleet.nodes["node01"]
+        assert "labels from the label topic" in node.log_text()
+        connect = shlex.split(coordinate_command(fleet.state()))[2:]  # the coordinator's account
+        assert tinyfl_main(["label", *connect, "--node", "node01", "--schedule",
+                            "1@0+2,none@2+1,4@3+2"]) == 0
+        capsys.readouterr()
+        wait_until(lambda: "labels: seq" in node.log_text(), 10, "the node taking the schedule",
+                   node.log_text)
+
+        def seen() -> list[int]:
+            lines = re.findall(r"labels: 1 accepted, 0 refused; per class seen ([\d,]+)",
+                               node.log_text())
+            return [int(v) for v in lines[-1].split(",")] if lines else [0] * 6
+
+        wait_until(lambda: seen()[4] >= 20, 20, "2 s of class 4", node.log_text)
+        time.sleep(2.5)  # the schedule has ended: nothing more is labelled
+        final = seen()
+    finally:
+        fleet.stop()
+    assert final[1] >= 20 and 20 <= final[4] <= 41, final  # 2 s at 20 windows/s, +1 at an edge
+    assert sum(final) == final[1] + final[4], final  # the recording's own labels were not used

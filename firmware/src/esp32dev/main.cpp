@@ -95,7 +95,10 @@ void setup() {
   // id, prefix, account and keys from the settings header; model, classes, rate and stride
   // from it or their defaults (provisioned_settings.h). A node that cannot run says why.
   const port_arduino::NodeSettings settings = port_arduino::sketch_settings(tinyfl::Board::Esp32Dev);
-  (void)node.begin(settings, imu, &label_pins, state_region.begin(), &led);
+  // labels from the machine-state pins, or from the operator's label topic (`tinyfl label`)
+  port_arduino::LabelSource* labels = &label_pins;
+  if (TINYFL_LABELS_FROM_TOPIC) labels = &node.topic_labels();
+  (void)node.begin(settings, imu, labels, state_region.begin(), &led);
 }
 
 void loop() { node.loop(); }

@@ -196,7 +196,8 @@ class NodeProcess:
             nvs = [] if s.state_file is None else ["--nvs", str(s.state_file)]
             return [str(self.image), "--config", str(config),
                     "--broker", f"{self.broker_host}:{self.broker_port}", "--imu", str(s.blob),
-                    "--sensor-hz", str(s.replay_hz), "--label-pins", ESP32_LABEL_PINS, *nvs]
+                    "--sensor-hz", str(s.replay_hz), "--label-pins", ESP32_LABEL_PINS,
+                    "--labels", "topic" if s.label_topic else "pins", *nvs]
         if s.emulator is Emulator.NATIVE:
             state = [] if s.state_file is None else ["--state", str(s.state_file)]
             if s.state_file is not None and s.state_word_us:

@@ -2,6 +2,7 @@
 // double"), and the world the emulated devices show (the label on the machine-state pins).
 //   program --config node.cfg --broker HOST:PORT --imu BLOB --sensor-hz N [--stride N]
 //           [--model TASK] [--nvs FILE] [--label-pins 25,26,27] [--wifi-outage AT_S:FOR_S]
+//           [--labels pins|topic]
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@ struct Settings {
   const char* model;    // compiled model task
   uint16_t classes;     // of the replayed blob
   const char* nvs_path;  // nullptr: Preferences.begin() fails (no NVS)
+  bool labels_from_topic;  // --labels topic: the sketch takes its labels from the label topic
   uint32_t outage_at_ms;   // the WiFi goes down this long after start, for outage_ms (0: never)
   uint32_t outage_ms;
 };

@@ -19,3 +19,4 @@
 #define TINYFL_CLASSES (arduino_double::settings().classes)
 #define TINYFL_SENSOR_HZ (arduino_double::settings().sensor_hz)
 #define TINYFL_WINDOW_STRIDE (arduino_double::settings().stride)
+#define TINYFL_LABELS_FROM_TOPIC (arduino_double::settings().labels_from_topic)

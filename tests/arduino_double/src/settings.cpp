@@ -22,7 +22,7 @@ char broker_host[256];
   fprintf(stderr,
           "error: %s%s\nusage: esp32dev-double --config node.cfg --broker HOST:PORT --imu BLOB "
           "--sensor-hz N [--stride N] [--model TASK] [--nvs FILE] [--label-pins 25,26,27] "
-          "[--wifi-outage AT_S:FOR_S]\n",
+          "[--wifi-outage AT_S:FOR_S] [--labels pins|topic]\n",
           why, what);
   exit(2);
 }
@@ -87,6 +87,9 @@ void load(int argc, char** argv) {
       memcpy(at, v, static_cast<size_t>(colon - v));
       current.outage_at_ms = number(k, at, 1, 86400) * 1000u;
       current.outage_ms = number(k, colon + 1, 1, 86400) * 1000u;
+    } else if (strcmp(k, "--labels") == 0) {
+      if (strcmp(v, "topic") != 0 && strcmp(v, "pins") != 0) usage("--labels is pins or topic: ", v);
+      current.labels_from_topic = strcmp(v, "topic") == 0;
     } else if (strcmp(k, "--label-pins") == 0) {
       if (!parse_label_pins(v)) usage("--label-pins needs pin numbers like 25,26,27: ", v);
     } else usage("unknown option ", k);

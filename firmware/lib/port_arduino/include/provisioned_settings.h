@@ -22,6 +22,11 @@
 #endif
 // At least this many seconds between two saves of the node's state (0: after every round served);
 // a board whose state flash has no wear levelling sets it (docs/PORTING.md, "Persisted state").
+// 1: the readings' labels come from the operator's label topic (`tinyfl label`) instead of the
+// machine-state pins.
+#ifndef TINYFL_LABELS_FROM_TOPIC
+#define TINYFL_LABELS_FROM_TOPIC 0
+#endif
 #ifndef TINYFL_STATE_SAVE_INTERVAL_S
 #define TINYFL_STATE_SAVE_INTERVAL_S 0
 #endif

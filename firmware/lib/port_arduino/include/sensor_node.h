@@ -14,6 +14,7 @@
 #include <Arduino.h>
 
 #include "port_arduino.h"
+#include "tinyfl/label.h"
 #include "tinyfl/models.h"
 #include "tinyfl/node.h"
 #include "tinyfl/node_state.h"
@@ -102,6 +103,10 @@ class SensorNode {
   // saved when a round was acknowledged, the LED, then sleep until the next reading or event.
   void loop();
 
+  // Labels from the operator's label topic (`tinyfl label`; tinyfl/label.h): pass it to begin()
+  // as the LabelSource and the node subscribes to its label topic.
+  LabelSource& topic_labels() { return topic_labels_; }
+
   tinyfl::Port& port() { return port_; }
   const tinyfl::Node& node() const { return node_; }
   const tinyfl::SensorStream& stream() const { return stream_; }
@@ -114,6 +119,15 @@ class SensorNode {
   void next_reading();
   uint32_t wait_ms(uint32_t now_us) const;
 
+  class TopicLabels final : public LabelSource {
+   public:
+    explicit TopicLabels(SensorNode& owner) : owner_(owner) {}
+    int16_t label() override { return owner_.receiver_.label_at(::millis()); }
+
+   private:
+    SensorNode& owner_;
+  };
+
   ArduinoPort port_;
   tinyfl::CacheStorage<> storage_;
   tinyfl::EmbeddingCache cache_;
@@ -123,6 +137,8 @@ class SensorNode {
   uint8_t record_[tinyfl::kStateRecordMax];
   tinyfl::StateStore store_;
   tinyfl::NodeStateKeeper keeper_;
+  tinyfl::LabelReceiver receiver_;
+  TopicLabels topic_labels_;
   Sensor* sensor_ = nullptr;
   LabelSource* labels_ = nullptr;
   StatusLed* led_ = nullptr;

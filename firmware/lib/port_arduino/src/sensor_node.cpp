@@ -37,7 +37,9 @@ SensorNode::SensorNode(Stream& pipe, PipeOpener& opener, Print& log, tinyfl::Sta
       stream_(work_, cache_, 0),
       node_(port_, cache_),
       store_(state, record_, sizeof record_),
-      keeper_(store_, port_, cache_) {}
+      keeper_(store_, port_, cache_),
+      receiver_(node_, port_, 0),
+      topic_labels_(*this) {}
 
 void SensorNode::fail(const char* what, tinyfl::Status s) {
   tinyfl::LogLine line;
@@ -90,6 +92,10 @@ bool SensorNode::begin(const NodeSettings& settings, Sensor& sensor, LabelSource
   tinyfl::NodeConfig config = settings.node;
   memcpy(config.model_hash, model->hash, sizeof config.model_hash);
   config.announced_samples = cache_.capacity();  // the cache fills as the node runs
+  if (labels == &topic_labels_) {  // the node subscribes to its label topic at connect
+    receiver_.set_classes(settings.classes);
+    receiver_.attach();
+  }
   s = node_.begin(config);
   if (s != tinyfl::Status::Ok) return fail("node config", s), false;
   keeper_.set_min_save_interval(settings.save_interval_s * 1000u);
@@ -98,7 +104,8 @@ bool SensorNode::begin(const NodeSettings& settings, Sensor& sensor, LabelSource
   tinyfl::LogLine line;
   line.str("samples: streaming ").str(sensor.name()).str(" at ").u32(rate_hz_).str(" Hz through the ");
   line.str(model->task).str(" model ").hex(model->hash, 8).str(", windows of ").u32(stream_.window());
-  line.str(labels_ != nullptr ? ", labelled" : ", no label source: nothing to train on");
+  line.str(labels_ == nullptr ? ", no label source: nothing to train on"
+                               : (labels_ == &topic_labels_ ? ", labels from the label topic" : ", labelled"));
   port_.log(line.c_str());
   base_us_ = micros();
   k_ = 0;
@@ -180,6 +187,11 @@ void SensorNode::loop() {
     tinyfl::describe_stream(stream_, cache_, line);
     line.str("; ").u32(counters_.failed).str(" failed, ").u32(counters_.late).str(" late");
     port_.log(line.c_str());
+    if (labels_ == &topic_labels_) {
+      tinyfl::LogLine more;
+      tinyfl::describe_labels(receiver_, stream_, classes_, more);
+      port_.log(more.c_str());
+    }
   }
   const uint32_t node_ms = node_.poll();
   keeper_.after_poll(node_);

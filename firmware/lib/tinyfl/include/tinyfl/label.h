@@ -87,6 +87,8 @@ class LabelReceiver {
   LabelReceiver(Node& node, Port& port, uint16_t n_classes) : node_(node), port_(port), n_classes_(n_classes) {}
 
   void attach() { node_.set_label_hook(&LabelReceiver::on_frame, this); }
+  // The class count labels must stay below, when it is known only after construction.
+  void set_classes(uint16_t n_classes) { n_classes_ = n_classes; }
   // One LABEL frame received at now_ms: Ok when it replaced the schedule, else why not.
   [[nodiscard]] Status accept(const uint8_t* frame, size_t len, uint32_t now_ms);
   // The label for a reading at now_ms (kNoLabel without one); drops a schedule that has ended.
