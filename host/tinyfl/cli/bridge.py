@@ -68,14 +68,25 @@ def config_from_args(args: argparse.Namespace) -> BridgeConfig:
 
 def run(args: argparse.Namespace) -> int:
     bridge = SerialBridge(config_from_args(args))
-    asyncio.run(_run_until_terminated(bridge))
+    if asyncio.run(_run_until_terminated(bridge)) == signal.SIGINT:
+        raise KeyboardInterrupt  # stopped cleanly; reported as any Ctrl-C is (exit 130)
     return 0
 
 
-async def _run_until_terminated(bridge: SerialBridge) -> None:
-    """SIGTERM (systemd, docker stop) ends the bridge as cleanly as Ctrl-C does."""
+async def _run_until_terminated(bridge: SerialBridge) -> int | None:
+    """SIGTERM (systemd, docker stop) and SIGINT (Ctrl-C) both end the bridge through its stop
+    event: a KeyboardInterrupt raised wherever the loop happens to be could leave the serial
+    reader or the broker session half closed. Returns the signal that stopped it."""
     stop = asyncio.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
     await bridge.run(stop)
+    return received[0] if received else None
