@@ -7,28 +7,19 @@ docs/PORTING.md for what has run on boards)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from support.arduino_library import load_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _tool():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("arduino_library", ROOT / "tools" / "arduino_library.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_library_has_the_arduino_layout_and_the_trees_sources(tmp_path: Path) -> None:
-    tool = _tool()
+    tool = load_tool()
     assert tool.main(["--out", str(tmp_path), "--model", "models/har"]) == 0
     lib = tmp_path / "TinyFL"
     assert tool.check(lib) == []
@@ -49,7 +40,7 @@ def test_every_source_without_the_arduino_core_compiles_from_the_library_layout(
     gxx = shutil.which("g++")
     if gxx is None:
         pytest.fail("g++ not found: make setup installs it", pytrace=False)
-    tool = _tool()
+    tool = load_tool()
     lib = tool.build(tmp_path, ["models/har"])
     sources = [p for p in (lib / "src").rglob("*.cpp") if p.parent.name != "port_arduino"]
     assert len(sources) > 20
@@ -61,6 +52,6 @@ def test_every_source_without_the_arduino_core_compiles_from_the_library_layout(
 
 def test_a_model_folder_that_is_not_one_is_refused(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    tool = _tool()
+    tool = load_tool()
     assert tool.main(["--out", str(tmp_path), "--model", str(tmp_path / "nope")]) == 1
     assert "does not exist" in capsys.readouterr().err

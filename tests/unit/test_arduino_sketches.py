@@ -10,33 +10,23 @@ test_esp32_double.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from support.arduino_library import load_tool
 from tinyfl.cli.main import main as tinyfl
 
 ROOT = Path(__file__).resolve().parents[2]
 DOUBLE = ROOT / "tests" / "arduino_double"
 
 
-def _tool():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("arduino_library", ROOT / "tools" / "arduino_library.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tool().build(tmp_path_factory.mktemp("arduino"), ["models/har"])  # type: ignore[no-any-return]
+    return load_tool().build(tmp_path_factory.mktemp("arduino"), ["models/har"])  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="module")

@@ -113,7 +113,7 @@ class SensorNode {
   const SensorCounters& counters() const { return counters_; }
 
  private:
-  void fail(const char* what, tinyfl::Status s);
+  bool fail(const char* what, tinyfl::Status s);  // logs "fatal: ..."; false
   void take_reading();
   uint32_t due_us(uint32_t k) const { return base_us_ + static_cast<uint32_t>(static_cast<uint64_t>(k) * 1000000u / rate_hz_); }
   void next_reading();

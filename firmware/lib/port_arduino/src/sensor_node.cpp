@@ -1,5 +1,6 @@
 #include "sensor_node.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "tinyfl/logline.h"
@@ -41,11 +42,12 @@ SensorNode::SensorNode(Stream& pipe, PipeOpener& opener, Print& log, tinyfl::Sta
       receiver_(node_, port_, 0),
       topic_labels_(*this) {}
 
-void SensorNode::fail(const char* what, tinyfl::Status s) {
+bool SensorNode::fail(const char* what, tinyfl::Status s) {
   tinyfl::LogLine line;
   line.str("fatal: ").str(what).str(": ").str(tinyfl::status_name(s));
   port_.log(line.c_str());
   running_ = false;
+  return false;
 }
 
 namespace {
@@ -75,7 +77,7 @@ bool SensorNode::begin(const NodeSettings& settings, Sensor& sensor, LabelSource
   // A fresh seed per boot: which samples the reservoir keeps need not repeat after a reboot.
   stream_.reseed(port_.entropy());
   tinyfl::Status s = stream_.begin(*model, settings.stride, settings.classes);
-  if (s != tinyfl::Status::Ok) return fail("the model as a sensor stream", s), false;
+  if (s != tinyfl::Status::Ok) return fail("the model as a sensor stream", s);
   if (!sensor.begin()) {
     tinyfl::LogLine line;
     line.str("fatal: the sensor (").str(sensor.name()).str(") does not answer");
@@ -83,7 +85,7 @@ bool SensorNode::begin(const NodeSettings& settings, Sensor& sensor, LabelSource
     return false;
   }
   if (sensor.channels() != stream_.channels() || settings.rate_hz == 0)
-    return fail("sensor channels or rate for the model", tinyfl::Status::WrongShape), false;
+    return fail("sensor channels or rate for the model", tinyfl::Status::WrongShape);
   sensor_ = &sensor;
   labels_ = labels;
   classes_ = settings.classes;
@@ -97,7 +99,7 @@ bool SensorNode::begin(const NodeSettings& settings, Sensor& sensor, LabelSource
     receiver_.attach();
   }
   s = node_.begin(config);
-  if (s != tinyfl::Status::Ok) return fail("node config", s), false;
+  if (s != tinyfl::Status::Ok) return fail("node config", s);
   keeper_.set_min_save_interval(settings.save_interval_s * 1000u);
   (void)keeper_.restore(node_, config.model_hash, state_ok);  // every outcome is logged
 
@@ -123,7 +125,8 @@ void SensorNode::next_reading() {
 
 void SensorNode::take_reading() {
   float values[tinyfl::kSensorMaxChannels];
-  const bool ok = sensor_->read(values);
+  bool ok = sensor_->read(values);
+  for (uint16_t c = 0; ok && c < stream_.channels(); ++c) ok = isfinite(values[c]);  // broken = failed
   // The label that holds now, after the reading: a label change is seen with the first reading
   // taken under the new state.
   int16_t label = labels_ != nullptr ? labels_->label() : tinyfl::kNoLabel;
@@ -136,12 +139,6 @@ void SensorNode::take_reading() {
   }
   tinyfl::Status s = stream_.set_label(label);
   if (s == tinyfl::Status::Ok) s = stream_.add_reading(values);
-  if (s == tinyfl::Status::NonFinite) {  // a broken reading is a failed one
-    ++counters_.failed;
-    memset(values, 0, sizeof values);
-    s = stream_.set_label(tinyfl::kNoLabel);
-    if (s == tinyfl::Status::Ok) s = stream_.add_reading(values);
-  }
   if (s != tinyfl::Status::Ok) {
     tinyfl::LogLine line;
     line.str("stream error: ").str(tinyfl::status_name(s));
